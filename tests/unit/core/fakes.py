@@ -1,0 +1,88 @@
+"""A fake set of nodes answering the agent verbs the ops use, in process."""
+
+import base64
+import copy
+from typing import Any, Dict, List, Optional
+
+from plugins.module_utils.herd.errors import RpcError
+from plugins.module_utils.herd.version import VERSION
+
+
+def fake_host_key(seed: int) -> str:
+    blob = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes([seed % 256]) * 32
+    return base64.b64encode(blob).decode()
+
+
+class FakeNode:
+    def __init__(self, name: str, primary_ip: str, secondary_ip: str, index: int):
+        self.name = name
+        self.addresses = [primary_ip, secondary_ip]
+        self.hostname = name
+        self.host_key = fake_host_key(index)
+        self.ssconf: Optional[Dict[str, Any]] = None
+        self.config: Optional[Dict[str, Any]] = None
+        self.reachable = True
+        self.agent_version = VERSION
+        self.memory_total = 4096
+        self.calls: List[str] = []
+
+
+class FakeRpc:
+    """Implements call/call_many like rpc.Rpc over FakeNodes keyed by primary IP."""
+
+    def __init__(self, nodes: List[FakeNode], local: FakeNode, store: Any):
+        self.by_ip = {n.addresses[0]: n for n in nodes}
+        self.local = local
+        self.store = store  # the master's ConfigStore: the local node's files
+
+    def node_for(self, endpoint: Any) -> FakeNode:
+        node = self.by_ip.get(endpoint.address)
+        if node is None or not node.reachable:
+            raise RpcError(endpoint.name, "connect", f"cannot reach {endpoint.address}:22: No route to host")
+        if endpoint.name != self.local.name and endpoint.host_keys.get("ssh-ed25519") != node.host_key:
+            raise RpcError(endpoint.name, "connect", "host key mismatch")
+        return node
+
+    def call(self, endpoint: Any, verb: str, args: Optional[Dict[str, Any]] = None, timeout: Any = None) -> Dict[str, Any]:
+        node = self.node_for(endpoint)
+        node.calls.append(verb)
+        if node.agent_version != VERSION:
+            raise RpcError(endpoint.name, verb, f"the agent there is version {node.agent_version!r} but this master is {VERSION}")
+        args = args or {}
+        if verb == "node_facts":
+            return {"hostname": node.hostname, "addresses": list(node.addresses), "memory_total": node.memory_total,
+                    "memory_free": 2048, "cpu_count": 2, "qemu_version": "7.2.0", "agent_version": VERSION,
+                    "kvm": {"usable": False, "reason": "test"},
+                    "volume_group": {"name": args.get("vg"), "present": True, "size": 2048, "free": 2048},
+                    "file_storage": [{"path": p, "exists": True, "total": 1000, "free": 1000}
+                                     for p in args.get("file_dirs", [])]}
+        if verb == "cluster_membership":
+            if node is self.local:
+                ssconf = self.store.load_ssconf()
+                serial = self.store.load().serial_no if self.store.exists() else None
+                return {"ssconf": ssconf, "config_serial": serial}
+            return {"ssconf": copy.deepcopy(node.ssconf),
+                    "config_serial": node.config["serial_no"] if node.config else None}
+        if verb == "ssconf_write":
+            node.ssconf = copy.deepcopy(args["ssconf"])
+            return {"changed": True}
+        if verb == "config_write":
+            node.config = copy.deepcopy(args["config"])
+            return {"changed": True, "serial_no": node.config["serial_no"]}
+        if verb == "cluster_leave":
+            node.ssconf = None
+            node.config = None
+            return {"changed": True}
+        raise RpcError(endpoint.name, verb, "unknown verb in fake")
+
+    def call_many(self, calls: List[Any], timeout: Any = None) -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
+        for endpoint, verb, args in calls:
+            try:
+                out[endpoint.name] = self.call(endpoint, verb, args)
+            except RpcError as exc:
+                out[endpoint.name] = exc
+        return out
+
+    def close(self) -> None:
+        pass
