@@ -147,6 +147,7 @@ removed_instances:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import cluster as cluster_op
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import instance as instance_op
 
 PARAMS = ('name', 'force', 'master_node', 'primary_ip', 'secondary_ip') + cluster_op.MODIFIABLE
 
@@ -184,7 +185,7 @@ def main():
     if module.params['state'] == 'present':
         result = run(module, cluster_op.present, spec)
     else:
-        result = run(module, cluster_op.absent, spec, remove_instance=None)
+        result = run(module, cluster_op.absent, spec, remove_instance=instance_op.remove_for_destroy)
     module.exit_json(**result)
 
 

@@ -142,20 +142,36 @@ def newc_archive(root: str) -> bytes:
     return proc.stdout
 
 
+def download(pkg: str) -> str:
+    """The package's .deb, downloaded once into CACHE/debs (owned by _apt, which apt uses)."""
+    debs = os.path.join(CACHE, "debs")
+    os.makedirs(debs, exist_ok=True)
+    found = [f for f in os.listdir(debs) if f.startswith(pkg + "_") and f.endswith(".deb")]
+    if not found:
+        try:
+            shutil.chown(debs, user="_apt")
+        except (LookupError, OSError):
+            pass
+        print(f"build.py: downloading {pkg}", file=sys.stderr)
+        subprocess.run(["apt-get", "download", "-q", pkg], cwd=debs, check=True, stdout=subprocess.DEVNULL)
+        found = [f for f in os.listdir(debs) if f.startswith(pkg + "_") and f.endswith(".deb")]
+        for old in os.listdir(debs):  # keep only the current kernel package
+            if old.endswith(".deb") and old not in found:
+                os.unlink(os.path.join(debs, old))
+    return os.path.join(debs, sorted(found)[-1])
+
+
 def build(pkg: str, stamp: str) -> None:
     os.makedirs(CACHE, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="herd-guest-") as tmp:
-        os.chmod(tmp, 0o755)  # apt-get download drops privileges to _apt
-        print(f"build.py: downloading {pkg}", file=sys.stderr)
-        subprocess.run(["apt-get", "download", "-q", pkg], cwd=tmp, check=True,
-                       stdout=subprocess.DEVNULL)
-        debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
+        deb = download(pkg)
         extract = os.path.join(tmp, "x")
-        run(["dpkg-deb", "-x", os.path.join(tmp, debs[0]), extract])
+        run(["dpkg-deb", "-x", deb, extract])
         boot = os.path.join(extract, "boot")
         vmlinuz = [f for f in os.listdir(boot) if f.startswith("vmlinuz-")][0]
         version = vmlinuz[len("vmlinuz-"):]
         moddir = os.path.join(extract, "lib", "modules", version)
+        run(["depmod", "-b", extract, version])  # the package does not ship modules.dep
 
         root = os.path.join(tmp, "initramfs")
         for d in ("bin", "dev", "proc", "sys", "etc", "tmp", "lib/modules"):

@@ -39,7 +39,7 @@ def add_spec(i, **extra):
 @pytest.fixture
 def cluster(ctx):
     from plugins.module_utils.herd.ops import cluster as cluster_op, node as node_op
-    cluster_op.present(ctx, init_spec())
+    cluster_op.present(ctx, init_spec(enabled_hypervisors=["kvm", "fake"]))
     node_op.present(ctx, add_spec(2))
     node_op.present(ctx, add_spec(3))
     return ctx

@@ -25,6 +25,10 @@ class FakeNode:
         self.agent_version = VERSION
         self.memory_total = 4096
         self.calls: List[str] = []
+        self.disks: Dict[str, int] = {}        # "<instance>/<disk uuid>" -> MiB
+        self.running: Dict[str, Dict[str, Any]] = {}  # instance -> runtime spec
+        self.runtime_files: set = set()
+        self.fail: Dict[str, str] = {}         # verb -> error message to raise
 
 
 class FakeRpc:
@@ -49,6 +53,11 @@ class FakeRpc:
         if node.agent_version != VERSION:
             raise RpcError(endpoint.name, verb, f"the agent there is version {node.agent_version!r} but this master is {VERSION}")
         args = args or {}
+        if verb in node.fail:
+            raise RpcError(endpoint.name, verb, node.fail[verb])
+        instance_answer = self.instance_verb(node, verb, args)
+        if instance_answer is not None:
+            return instance_answer
         if verb == "node_facts":
             return {"hostname": node.hostname, "addresses": list(node.addresses), "memory_total": node.memory_total,
                     "memory_free": 2048, "cpu_count": 2, "qemu_version": "7.2.0", "agent_version": VERSION,
@@ -74,6 +83,41 @@ class FakeRpc:
             node.config = None
             return {"changed": True}
         raise RpcError(endpoint.name, verb, "unknown verb in fake")
+
+    def instance_verb(self, node: FakeNode, verb: str, args: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        if verb.startswith("disk_"):
+            key = f"{args['instance']}/{args['disk']['uuid']}"
+            if verb == "disk_create":
+                node.disks.setdefault(key, args["disk"]["size"])
+                return {"logical_id": {"path": f"/fake/{key}"}, "changed": True}
+            if verb == "disk_remove":
+                node.disks.pop(key, None)
+                return {"changed": True}
+            if verb == "disk_grow":
+                assert args["new_size"] >= node.disks[key]
+                node.disks[key] = args["new_size"]
+                return {"changed": True}
+            if verb == "disk_assemble":
+                assert key in node.disks, f"disk {key} missing on {node.name}"
+                return {"path": f"/fake/{key}"}
+        if verb == "os_install":
+            return {"changed": True}
+        if verb == "instance_start":
+            spec = args["instance"]
+            node.running[spec["name"]] = spec
+            node.runtime_files.add(spec["name"])
+            return {"changed": True}
+        if verb == "instance_stop":
+            node.running.pop(args["name"], None)
+            return {"changed": True}
+        if verb == "instance_cleanup":
+            node.runtime_files.discard(args["name"])
+            return {"changed": True}
+        if verb == "instance_list":
+            return {"instances": {name: {"memory": spec["memory"]} for name, spec in node.running.items()}}
+        if verb == "instance_disk_grown":
+            return {"changed": True}
+        return None
 
     def call_many(self, calls: List[Any], timeout: Any = None) -> Dict[str, Any]:
         out: Dict[str, Any] = {}

@@ -383,7 +383,8 @@ class Cluster:
                      auto_balance: bool = True, forthcoming: bool = False,
                      nics: list[dict[str, Any]] | None = None) -> Instance:
         if name in self.inst_by_name:
-            raise ValueError(f"duplicate instance name {name!r}")
+            # htools tolerates duplicate names (the last one wins in lookups)
+            self.warnings.append(f"duplicate instance name {name!r}")
         if template not in DISK_TEMPLATES:
             raise ValueError(f"instance {name}: unknown disk template {template!r}")
         if status not in INSTANCE_STATUSES:
@@ -398,7 +399,7 @@ class Cluster:
         return inst
 
     def finalize(self, legacy_n1: bool = False, ignore_dynu: bool = False,
-                 static_kvm_mem: int = 0) -> "Cluster":
+                 static_kvm_mem: int = 0, exclusion_tags: Iterable[str] = ()) -> "Cluster":
         """Compute every derived value (htools ``mergeData`` + ``updateMissing``).
 
         ``legacy_n1`` reproduces htools <= 3.0.x where the initial N+1 flag was
@@ -406,7 +407,7 @@ class Cluster:
         """
         self.ignore_dynu = ignore_dynu
         ctags = self.cluster_tags
-        self.ex_tag_prefixes = [t[len(EXTAGS_PREFIX):] for t in ctags
+        self.ex_tag_prefixes = list(exclusion_tags) + [t[len(EXTAGS_PREFIX):] for t in ctags
                                 if t.startswith(EXTAGS_PREFIX) and len(t) > len(EXTAGS_PREFIX)]
         self.dsrd_loc_prefixes = [t[len(DESIRED_LOCATION_PREFIX):] for t in ctags
                                   if t.startswith(DESIRED_LOCATION_PREFIX)
@@ -674,17 +675,12 @@ class Cluster:
             else:
                 n.p_tags.pop(t, None)
         if not inst.forthcoming and n.loc_tags and inst.excl_tags:
-            st, st_all = self.stats[n.group], self.all_stats
-            online = not n.offline
             for key in self._loc_excl_pairs(n, inst):
                 c = n.instance_map.get(key, 0) + sign
                 if c > 0:
                     n.instance_map[key] = c
                 else:
                     n.instance_map.pop(key, None)
-                if online:
-                    st.map_add(key, sign)
-                    st_all.map_add(key, sign)
 
     def add_pri(self, ndx: int, inst: Instance, force: bool = False) -> rules.Reason | None:
         """htools ``addPriEx``: try to add ``inst`` as primary of node ``ndx``.
@@ -693,7 +689,7 @@ class Cluster:
         (node untouched).  ``force`` skips the soft checks.
         """
         n = self.nodes[ndx]
-        fail = rules.pri_failure(n, inst, force)
+        fail = rules.pri_failure(n, inst, force, self.node_name)
         if fail is not None:
             return fail
         self._snap(n)
@@ -796,7 +792,7 @@ class Cluster:
         """htools ``addSecExEx``: try to add ``inst`` as secondary of ``ndx``
         (its primary being ``pdx``)."""
         n = self.nodes[ndx]
-        fail = rules.sec_failure(n, inst, pdx, force, ignore_disks)
+        fail = rules.sec_failure(n, inst, pdx, force, ignore_disks, self.node_name)
         if fail is not None:
             return fail
         self._snap(n)
@@ -865,6 +861,9 @@ class Cluster:
         self._restat(n)
 
     # ---------------------------------------------------------------- helpers
+    def node_name(self, ndx: int) -> str:
+        return self.nodes[ndx].name if 0 <= ndx < len(self.nodes) else "(none)"
+
     def group_nodes(self, gdx: int) -> list[int]:
         return [n.idx for n in self.nodes if n.group == gdx]
 

@@ -244,44 +244,45 @@ def _check_modify(before: Config, after: Config) -> None:
 
 
 def absent(ctx: Context, spec: Dict[str, Any], remove_instance: Any = None) -> Dict[str, Any]:
-    """Destroy the cluster: every node forgets it. Refused while instances exist unless force."""
+    """Destroy the cluster: every node forgets it. Refused while instances exist unless force.
+
+    With force, each instance is removed first through the instance op (which
+    takes its own locks), then the cluster lock is taken for the destroy.
+    """
     name = names.check_hostname(spec.get("name"), "cluster name")
-    locks = ctx.locks(f"cluster destroy {name}")
-    with locks.cluster():
-        if not ctx.store.exists():
-            ssconf = ctx.store.load_ssconf()
-            if ssconf and ssconf.get("cluster_name") == name and ssconf.get("master_node") != ctx.local_node:
-                raise PrerequisiteError(f"run this on the master of {name}, {ssconf.get('master_node')}")
-            return {"changed": False, "cluster": None, "diff": diff_dict(None, None),
-                    "msg": f"no cluster {name} here"}
-        config = ctx.load_master_config()
-        if config.cluster.name != name:
-            raise PrerequisiteError(f"this node is the master of cluster {config.cluster.name!r}, not {name!r}")
-        instances = sorted(config.instances)
-        if instances and not spec.get("force"):
-            raise PrerequisiteError(f"cluster {name} still has instances {instances}; remove them first or "
-                                    "set force: true (which removes them, disks included)")
-        result = {"changed": True, "cluster": None, "diff": diff_dict(cluster_view(config), None),
-                  "removed_instances": instances, "msg": f"cluster {name} would be destroyed"}
-        if ctx.check_mode:
-            return result
-        with ctx.job("cluster_destroy", spec):
-            if instances:
-                if remove_instance is None:
-                    raise PrerequisiteError("instance removal is not available in this build")
-                for inst in instances:
-                    remove_instance(inst)
-                config = ctx.store.load()
-            others = [n for n in config.nodes.values() if n.name != config.cluster.master_node and not n.offline]
-            failures: List[str] = []
-            for node_name, answer in ctx.rpc.call_many(
-                    [(ctx.endpoint(n, config), "cluster_leave", {"cluster_name": name}) for n in others]).items():
-                if isinstance(answer, RpcError):
-                    failures.append(str(answer))
-            for path in (ctx.store.path, ctx.store.ssconf_path):
-                if os.path.exists(path):
-                    os.unlink(path)
-            if failures:
-                ctx.warnings.extend(f"node did not forget the cluster: {f}" for f in failures)
-        result["msg"] = f"cluster {name} destroyed"
+    if not ctx.store.exists():
+        ssconf = ctx.store.load_ssconf()
+        if ssconf and ssconf.get("cluster_name") == name and ssconf.get("master_node") != ctx.local_node:
+            raise PrerequisiteError(f"run this on the master of {name}, {ssconf.get('master_node')}")
+        return {"changed": False, "cluster": None, "diff": diff_dict(None, None), "msg": f"no cluster {name} here"}
+    config = ctx.load_master_config()
+    if config.cluster.name != name:
+        raise PrerequisiteError(f"this node is the master of cluster {config.cluster.name!r}, not {name!r}")
+    instances = sorted(config.instances)
+    if instances and not spec.get("force"):
+        raise PrerequisiteError(f"cluster {name} still has instances {instances}; remove them first or "
+                                "set force: true (which removes them, disks included)")
+    result = {"changed": True, "cluster": None, "diff": diff_dict(cluster_view(config), None),
+              "removed_instances": instances, "msg": f"cluster {name} would be destroyed"}
+    if ctx.check_mode:
         return result
+    for inst in instances:
+        if remove_instance is None:
+            raise PrerequisiteError("instance removal is not available in this build")
+        remove_instance(ctx, inst)
+    locks = ctx.locks(f"cluster destroy {name}")
+    with locks.cluster(), ctx.job("cluster_destroy", spec):
+        config = ctx.load_master_config()
+        if config.instances:
+            raise PrerequisiteError(f"instances {sorted(config.instances)} appeared meanwhile; destroy again")
+        others = [n for n in config.nodes.values() if n.name != config.cluster.master_node and not n.offline]
+        answers = ctx.rpc.call_many([(ctx.endpoint(n, config), "cluster_leave", {"cluster_name": name})
+                                     for n in others])
+        for answer in answers.values():
+            if isinstance(answer, RpcError):
+                ctx.warnings.append(f"node did not forget the cluster: {answer}")
+        for path in (ctx.store.path, ctx.store.ssconf_path):
+            if os.path.exists(path):
+                os.unlink(path)
+    result["msg"] = f"cluster {name} destroyed"
+    return result

@@ -123,3 +123,56 @@ def job_info(ctx: Context, job_id: Optional[int] = None, status: Optional[str] =
         return {"jobs": [ctx.journal.get(job_id)]}
     jobs = ctx.journal.list(status=status, opcode=opcode, limit=limit)
     return {"jobs": jobs, "interrupted": [j["id"] for j in ctx.journal.interrupted()]}
+
+
+def instance_info(ctx: Context, selected: Optional[List[str]] = None, live: bool = True) -> Dict[str, Any]:
+    """gnt-instance list: one row per instance with its real status."""
+    from . import nodecalls
+    from .instance_spec import instance_view
+
+    config = ctx.load_master_config()
+    for name in selected or []:
+        names.check_instance_name(name)
+    wanted = [n for n in sorted(config.instances) if not selected or n in selected]
+    running: Dict[str, Any] = {}
+    if live and wanted:
+        vm_nodes = [n for n in sorted(config.nodes) if config.nodes[n].vm_capable]
+        running = nodecalls.running_on(ctx, config, vm_nodes)
+    rows = []
+    for name in wanted:
+        inst = config.instances[name]
+        view = instance_view(inst)
+        if live:
+            where = [n for n, r in running.items() if not isinstance(r, RpcError) and name in r]
+            view["status"] = status_word(config, inst, where, running)
+            view["running_on"] = where
+        else:
+            view["status"] = None
+        rows.append(view)
+    return {"instances": rows, "table": instance_table(rows)}
+
+
+def instance_table(rows: List[Dict[str, Any]]) -> List[str]:
+    header = ["Instance", "Hypervisor", "OS", "Primary_node", "Status", "Memory", "Template"]
+    body = [[r["name"], r["hypervisor"], r["os"], r["primary_node"], _cell(r["status"]),
+             format_mib_cell(r["memory"]), r["disk_template"]] for r in rows]
+    return format_table(header, body)
+
+
+def format_mib_cell(mib: Any) -> str:
+    from ..units import format_mib
+
+    return "?" if mib is None else format_mib(int(mib))
+
+
+def status_word(config: Config, inst: Any, where: List[str], answers: Dict[str, Any]) -> str:
+    """Ganeti's instance status from where it runs and what it should do."""
+    if config.nodes[inst.primary_node].offline:
+        return "ERROR_nodeoffline"
+    if isinstance(answers.get(inst.primary_node), RpcError):
+        return "ERROR_nodedown"
+    if any(n != inst.primary_node for n in where):
+        return "ERROR_wrongnode"
+    if inst.primary_node in where:
+        return "running" if inst.admin_state == "up" else "ERROR_up"
+    return "ERROR_down" if inst.admin_state == "up" else "ADMIN_down"
