@@ -228,3 +228,344 @@ def split_jobsets(node_sets: list[Iterable[str]]) -> list[list[int]]:
             sets.append([i])
             used = set(ns)
     return sets
+
+
+# --------------------------------------------------------------------------- search
+
+_EPS = 1e-12  # scores closer than this are ties (hbal keeps the earlier candidate)
+
+
+class _Balancer:
+    def __init__(self, c: Cluster, gdx: int, opts: BalanceOptions) -> None:
+        self.c = c
+        self.gdx = gdx
+        self.opts = opts
+        self.force = opts.ignore_soft_errors
+        self.gnodes = [n.idx for n in c.nodes if n.group == gdx]
+        self.online = [i for i in self.gnodes if not c.nodes[i].offline]
+        self.online_set = set(self.online)
+        gset = set(self.gnodes)
+        sel = set(opts.select_instances)
+        exc = set(opts.exclude_instances)
+        offline = {i for i in self.gnodes if c.nodes[i].offline}
+        victims = []
+        for inst in c.instances:
+            if inst.pnode not in gset:
+                continue
+            if not (inst.movable and inst.auto_balance):
+                continue
+            if inst.name in exc or (sel and inst.name not in sel):
+                continue
+            if mirror_type(inst.template) == "none":
+                continue
+            if opts.evac_mode and not ({inst.pnode, inst.snode} & offline):
+                continue
+            victims.append(inst)
+        self.victims = victims
+        self.evals = 0
+        per_step = len(victims) * max(0, len(self.online) - 2) * 4
+        self.exhaustive = per_step <= opts.exhaustive_limit
+        self.prune = (not self.exhaustive) and len(self.online) > 3 * opts.targets
+        self.shape_targets: dict[tuple, list[int]] = {}
+
+    # ---- candidate generation (hbal possibleMoves order)
+    def candidates(self, inst: Instance, targets: Iterable[int]) -> list[Move]:
+        o = self.opts
+        c = self.c
+        mt = mirror_type(inst.template)
+        out: list[Move] = []
+        p, s = inst.pnode, inst.snode
+        if mt == "external":
+            if not o.instance_moves:
+                return out
+            return [("fa", t) for t in targets if t != p and t != s]
+        use_sec = s in self.online_set and o.instance_moves
+        if use_sec:
+            out.append(("f",))
+        if not o.disk_moves:
+            return out
+        p_off = c.nodes[p].offline
+        if not o.instance_moves or (o.restricted_migration and not p_off):
+            kinds: tuple[str, ...] = ("r",)
+        elif use_sec and not o.restricted_migration:
+            kinds = ("r", "rf", "frf", "fr")
+        elif use_sec:
+            kinds = ("r", "rf", "fr")
+        else:
+            kinds = ("r", "rf")
+        for t in targets:
+            if t == p or t == s:
+                continue
+            for k in kinds:
+                out.append((k, t))
+        return out
+
+    def best_for(self, inst: Instance, cur: float, targets: Iterable[int]) -> tuple[float, Move | None]:
+        c = self.c
+        g = self.gdx
+        force = self.force
+        best, best_move = cur, None
+        for mv in self.candidates(inst, targets):
+            mark = c.checkpoint()
+            if _apply(c, inst, mv, force) is None:
+                sc = c.score(g)
+                if sc < best - _EPS:
+                    best, best_move = sc, mv
+            c.rollback(mark)
+            self.evals += 1
+        return best, best_move
+
+    # ---- target pruning: first-order score change per node, per instance shape
+    def _shape(self, inst: Instance) -> tuple:
+        def q(x: float) -> int:
+            return int(round(math.log2(x) * 4)) if x > 0 else -1
+        return (q(inst.mem if inst.uses_memory else 0), q(inst.dsk), inst.vcpus,
+                inst.uses_local_storage, inst.uses_sec_mem, inst.util, inst.spindle_use,
+                mirror_type(inst.template))
+
+    def refresh_targets(self) -> None:
+        if not self.prune:
+            return
+        c = self.c
+        st = c.stats[self.gdx]
+        n = st.n or 1
+        grad = [0.0] * len(WEIGHTS)
+        mean = [0.0] * len(WEIGHTS)
+        for i in CV_IDX:
+            m = st.s[i] / n
+            var = st.q[i] / n - m * m
+            mean[i] = m
+            grad[i] = WEIGHTS[i] / (n * math.sqrt(var)) if var > 1e-18 else 0.0
+        reps: dict[tuple, Instance] = {}
+        for inst in self.victims:
+            reps.setdefault(self._shape(inst), inst)
+        nodes = c.nodes
+        k = self.opts.targets
+        self.shape_targets = {}
+        for key, inst in reps.items():
+            mem = inst.mem if inst.uses_memory else 0
+            dsk = inst.dsk if inst.uses_local_storage else 0
+            u = inst.util
+            sp = float(inst.spindle_use) if inst.uses_local_storage else 0.0
+            smem = inst.mem if inst.uses_sec_mem else 0
+            pri: list[tuple[float, int]] = []
+            sec: list[tuple[float, int]] = []
+            for ndx in self.online:
+                nd = nodes[ndx]
+                v = nd.vec
+                tm = nd.t_mem or 1.0
+                td = nd.t_dsk or 1.0
+                tc = (nd.t_cpu or 1.0) * (nd.cpu_speed or 1.0)
+                hs = nd.hi_spindles or 1.0
+
+                def d(i: int, delta: float) -> float:
+                    return grad[i] * (v[i] - mean[i]) * delta
+                common = (d(1, -dsk / td) + d(14, -dsk / td) + d(9, u[2])
+                          + d(12, sp / hs) + d(16, sp / hs))
+                pc = (common + d(0, -mem / tm) + d(13, -inst.mem / tm) + d(6, inst.vcpus / tc)
+                      + d(15, inst.vcpus / tc) + d(7, u[0]) + d(8, u[1]) + d(10, u[3]))
+                unal = nd.unallocated_mem()
+                if unal - mem <= nd.r_mem:
+                    pc += 1e3   # would fail N+1 / memory
+                new_r = max(nd.r_mem, smem)
+                sc = common + d(3, (new_r - nd.r_mem) / tm) + 0.25 * (new_r - nd.r_mem) / tm
+                if smem >= unal or unal <= new_r:
+                    sc += 1e3
+                pri.append((pc, ndx))
+                sec.append((sc, ndx))
+            pri.sort()
+            sec.sort()
+            tl = [x for _, x in pri[:2 * k]]
+            for _, x in sec[:k]:
+                if x not in tl:
+                    tl.append(x)
+            self.shape_targets[key] = tl
+
+    def targets_for(self, inst: Instance) -> list[int]:
+        if not self.prune:
+            return self.online
+        tl = self.shape_targets.get(self._shape(inst))
+        if tl is None:
+            return self.online
+        if inst.excl_tags and not self.force:
+            nodes = self.c.nodes
+            tags = inst.excl_tags
+            tl = [t for t in tl if not any(x in nodes[t].p_tags for x in tags)]
+        k = self.opts.targets
+        return tl[: 2 * k] if len(tl) > 2 * k else tl
+
+    # ---- acceptance (hbal tryBalance)
+    def acceptable(self, cur: float, new: float) -> bool:
+        o = self.opts
+        return new < cur - _EPS and (cur > o.min_gain_limit or cur - new >= o.min_gain)
+
+
+def _exact_score(c: Cluster, nodes: list[int]) -> float:
+    from .score import score as full_score
+    return full_score(c, nodes)
+
+
+def balance_group(c: Cluster, gdx: int, opts: BalanceOptions | None = None,
+                  progress: Callable[[BalanceMove], None] | None = None) -> BalanceResult:
+    """Balance one node group of ``c`` in place (the model ends in the final state)."""
+    opts = opts or BalanceOptions()
+    t0 = time.monotonic()
+    b = _Balancer(c, gdx, opts)
+    c.commit()
+    nodes = c.nodes
+    ini = _exact_score(c, b.gnodes)
+    opt_score = optimal_score(c, b.gnodes)
+    stop_at = opt_score + opts.min_score
+    moves: list[BalanceMove] = []
+    touched: list[list[str]] = []
+    result = BalanceResult(c.groups[gdx].name if c.groups else "", ini, ini, opt_score, moves,
+                           [], "")
+    if not b.online or not b.victims:
+        result.stop_reason = "nothing to move"
+    elif ini - opt_score < opts.min_score:
+        result.stop_reason = "already well balanced"
+
+    def room() -> bool:
+        if opts.max_moves >= 0 and len(moves) >= opts.max_moves:
+            result.stop_reason = "max moves reached"
+            return False
+        if c.score(gdx) <= stop_at:
+            result.stop_reason = "optimal score reached"
+            return False
+        if opts.time_limit is not None and time.monotonic() - t0 > opts.time_limit:
+            result.stop_reason = "time limit reached"
+            return False
+        return True
+
+    def accept(inst: Instance, mv: Move) -> None:
+        old_p, old_s = inst.pnode, inst.snode
+        c.checkpoint()
+        fail = _apply(c, inst, mv, b.force)
+        c.commit()
+        assert fail is None, f"move {mv} of {inst.name} failed on apply: {fail}"
+        sc = c.score(gdx)
+        ns = [x for x in {old_p, old_s, inst.pnode, inst.snode} if x != NO_NODE]
+        names = [nodes[x].name for x in sorted(ns)]
+        bm = BalanceMove(
+            inst.name, move_label(c, mv), mv[0],
+            nodes[mv[1]].name if len(mv) > 1 else None,
+            nodes[old_p].name, nodes[old_s].name if old_s != NO_NODE else None,
+            nodes[inst.pnode].name,
+            nodes[inst.snode].name if inst.snode != NO_NODE else None,
+            sc, move_commands(c, inst, mv, inst.pnode, inst.snode), names)
+        moves.append(bm)
+        touched.append(names)
+        if progress:
+            progress(bm)
+
+    if not result.stop_reason:
+        if b.exhaustive:
+            _run_exhaustive(b, room, accept, result)
+        else:
+            _run_lazy(b, room, accept, result)
+    fin = _exact_score(c, b.gnodes)
+    result.final_score = fin
+    # report scores exactly (two-pass), not from running sums
+    if moves:
+        moves[-1].score = fin
+    result.jobsets = split_jobsets(touched)
+    result.elapsed = time.monotonic() - t0
+    result.evaluations = b.evals
+    return result
+
+
+def _run_exhaustive(b: _Balancer, room: Callable[[], bool],
+                    accept: Callable[[Instance, Move], None], result: BalanceResult) -> None:
+    """hbal's loop exactly: every step tries every candidate of every instance."""
+    c = b.c
+    while room():
+        cur = c.score(b.gdx)
+        best, best_inst, best_mv = cur, None, None
+        for inst in b.victims:
+            sc, mv = b.best_for(inst, cur, b.online)
+            if mv is not None and sc < best - _EPS:
+                best, best_inst, best_mv = sc, inst, mv
+        if best_inst is None or not b.acceptable(cur, best):
+            result.stop_reason = "no improving move"
+            return
+        accept(best_inst, best_mv)
+
+
+def _run_lazy(b: _Balancer, room: Callable[[], bool],
+              accept: Callable[[Instance, Move], None], result: BalanceResult) -> None:
+    """Lazy greedy: cached per-instance best moves in a heap keyed by gain.
+
+    A popped entry computed before the last accepted move is re-evaluated and
+    pushed back; a fresh entry on top is taken.  When the heap has nothing
+    acceptable, every instance is re-evaluated once more (targets re-ranked)
+    before stopping, so the end state has no acceptable move left among the
+    candidates (as hbal's)."""
+    c = b.c
+    step = 0
+    heap: list[tuple[float, int, int, Move]] = []
+    stamp: dict[int, int] = {}
+
+    def full_scan() -> None:
+        heap.clear()
+        b.refresh_targets()
+        cur = c.score(b.gdx)
+        for inst in b.victims:
+            sc, mv = b.best_for(inst, cur, b.targets_for(inst))
+            stamp[inst.idx] = step
+            if mv is not None:
+                heap.append((sc - cur, inst.idx, step, mv))
+        heapq.heapify(heap)
+
+    full_scan()
+    last_full = step
+    refresh_every = 16
+    while room():
+        cur = c.score(b.gdx)
+        chosen = None
+        while heap:
+            gain, idx, st, mv = heap[0]
+            if stamp.get(idx) != st:
+                heapq.heappop(heap)          # superseded entry
+                continue
+            if st == step:
+                chosen = (gain, idx, mv)
+                break
+            heapq.heappop(heap)
+            inst = c.instances[idx]
+            sc, mv2 = b.best_for(inst, cur, b.targets_for(inst))
+            stamp[idx] = step
+            if mv2 is not None:
+                heapq.heappush(heap, (sc - cur, idx, step, mv2))
+        if chosen is not None and b.acceptable(cur, cur + chosen[0]):
+            gain, idx, mv = chosen
+            heapq.heappop(heap)
+            stamp.pop(idx, None)
+            accept(c.instances[idx], mv)
+            step += 1
+            if b.prune and step % refresh_every == 0:
+                b.refresh_targets()
+            continue
+        if last_full == step:
+            result.stop_reason = "no improving move"
+            return
+        full_scan()
+        last_full = step
+
+
+# --------------------------------------------------------------------------- entry point
+
+def balance(c: Cluster, opts: BalanceOptions | None = None,
+            progress: Callable[[BalanceMove], None] | None = None) -> list[BalanceResult]:
+    """Balance ``opts.group`` (or every group with online nodes, one after the other)."""
+    opts = opts or BalanceOptions()
+    if opts.group is not None:
+        if opts.group not in c.group_by_name:
+            raise ValueError(f"node group {opts.group!r} not found; groups: "
+                             f"{', '.join(g.name for g in c.groups)}")
+        gdxs = [c.group_by_name[opts.group]]
+    else:
+        gdxs = [g.idx for g in c.groups if any(n.group == g.idx for n in c.nodes)]
+    for name in list(opts.select_instances) + list(opts.exclude_instances):
+        if name not in c.inst_by_name:
+            raise ValueError(f"unknown instance {name!r} in select/exclude list")
+    return [balance_group(c, g, opts, progress) for g in gdxs]

@@ -7,6 +7,7 @@ names as the source.
 """
 
 import hashlib
+import json
 import os
 import re
 import socket
@@ -127,8 +128,6 @@ def vlans_of(tap: str) -> List[int]:
                              timeout=10, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return []
-    import json
-
     try:
         data = json.loads(out or "[]")
     except ValueError:
