@@ -68,8 +68,13 @@ moved:
   type: list
   elements: dict
 failed:
+  description: Instances that could not be moved, with the reason (empty when the task succeeds).
+  returned: success
+  type: list
+  elements: dict
+failures:
   description: Instances that could not be moved, with the reason.
-  returned: always
+  returned: failure
   type: list
   elements: dict
 msg:
@@ -96,8 +101,10 @@ def main():
     spec = dict((k, module.params[k]) for k in ('node', 'mode', 'live', 'ignore_consistency', 'max_parallel'))
     result = run(module, migrate.evacuate, spec)
     if result['failed']:
-        module.fail_json(msg=result['msg'] + ': ' + '; '.join('%s: %s' % (f['instance'], f['reason'])
-                                                               for f in result['failed']), **result)
+        # 'failed' is Ansible's own key in a failed result: hand the list over as 'failures'
+        result['failures'] = result.pop('failed')
+        module.fail_json(msg=result.pop('msg') + ': ' + '; '.join('%s: %s' % (f['instance'], f['reason'])
+                                                                  for f in result['failures']), **result)
     module.exit_json(**result)
 
 

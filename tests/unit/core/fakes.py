@@ -29,6 +29,11 @@ class FakeNode:
         self.running: Dict[str, Dict[str, Any]] = {}  # instance -> runtime spec
         self.runtime_files: set = set()
         self.fail: Dict[str, str] = {}         # verb -> error message to raise
+        self.incoming: Dict[str, Any] = {}
+        self.migrating: Dict[str, Any] = {}
+        self.migration_status: Optional[Dict[str, Any]] = None
+        self.aborted: List[str] = []
+        self.drbd_modes: List[Any] = []
 
 
 class FakeRpc:
@@ -38,6 +43,7 @@ class FakeRpc:
         self.by_ip = {n.addresses[0]: n for n in nodes}
         self.local = local
         self.store = store  # the master's ConfigStore: the local node's files
+        self.shared_disks: Dict[str, int] = {}
 
     def node_for(self, endpoint: Any) -> FakeNode:
         node = self.by_ip.get(endpoint.address)
@@ -61,7 +67,7 @@ class FakeRpc:
         if verb == "node_facts":
             return {"hostname": node.hostname, "addresses": list(node.addresses), "memory_total": node.memory_total,
                     "memory_free": 2048, "cpu_count": 2, "qemu_version": "7.2.0", "agent_version": VERSION,
-                    "kvm": {"usable": False, "reason": "test"},
+                    "kvm": {"usable": False, "reason": "test"}, "bridges": ["br0"],
                     "volume_group": {"name": args.get("vg"), "present": True, "size": 2048, "free": 2048},
                     "file_storage": [{"path": p, "exists": True, "total": 1000, "free": 1000}
                                      for p in args.get("file_dirs", [])]}
@@ -87,6 +93,9 @@ class FakeRpc:
     def instance_verb(self, node: FakeNode, verb: str, args: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         if verb.startswith("disk_"):
             key = f"{args['instance']}/{args['disk']['uuid']}"
+            if args["template"] == "sharedfile":  # one directory seen by every node
+                for other in self.by_ip.values():
+                    other.disks = self.shared_disks
             if verb == "disk_create":
                 node.disks.setdefault(key, args["disk"]["size"])
                 return {"logical_id": {"path": f"/fake/{key}"}, "changed": True}
@@ -116,6 +125,34 @@ class FakeRpc:
         if verb == "instance_list":
             return {"instances": {name: {"memory": spec["memory"]} for name, spec in node.running.items()}}
         if verb == "instance_disk_grown":
+            return {"changed": True}
+        if verb == "migration_info":
+            return {"runtime": dict(node.running[args["name"]])}
+        if verb == "migration_accept":
+            node.incoming[args["name"]] = args["runtime"]
+            return {"port": 8102}
+        if verb == "migration_start":
+            node.migrating[args["name"]] = args
+            return {"changed": True}
+        if verb == "migration_status":
+            return node.migration_status or {"status": "completed", "total_time_ms": 700, "downtime_ms": 20,
+                                             "transferred": 1, "total": 1, "remaining": 0}
+        if verb == "migration_finalize":
+            name = args["name"]
+            if args["role"] == "target":
+                spec = node.incoming.pop(name, None)
+                if args["success"] and spec is not None:
+                    node.running[name] = spec
+            else:
+                node.running.pop(name, None)
+                node.migrating.pop(name, None)
+            return {"changed": True}
+        if verb == "migration_abort":
+            node.migrating.pop(args["name"], None)
+            node.aborted.append(args["name"])
+            return {"changed": True}
+        if verb == "drbd_set_mode":
+            node.drbd_modes.append((args["instance"], args["role"], args["dual_primary"]))
             return {"changed": True}
         return None
 

@@ -60,7 +60,8 @@ def can_evacuate_node(c: Cluster, ndx: int) -> Reason | None:
     n = c.nodes[ndx]
     mark = c.checkpoint()
     try:
-        insts = [c.instances[i] for i in sorted(n.plist)]
+        # htools keeps pList newest-first (instances are prepended)
+        insts = [c.instances[i] for i in sorted(n.plist, reverse=True)]
         drbd = [i for i in insts if i.template == "drbd"]
         others = [i for i in insts if i.template != "drbd"]
         shared = [i for i in others if i.template in SHARED_MOVABLE]
@@ -117,10 +118,42 @@ def global_n1(c: Cluster, nodes: Iterable[int]) -> Reason | None:
 
 # ----------------------------------------------------------------- allocate
 
+def is_dedicated(c: Cluster, group: str | None = None) -> bool:
+    """hail ``isDedicated``: every node of the candidate groups uses exclusive
+    storage; hail then ranks by "lost allocations" and skips capacity checks."""
+    if group is not None:
+        gids = {c.group_by_name.get(group, -1)}
+    else:
+        gids = {g.idx for g in c.groups if g.allocable}
+    return all(n.excl_stor or n.group not in gids for n in c.nodes)
+
+
+def _test_instances(c: Cluster, pol: Any) -> list[Instance]:
+    specs = sorted((mn for mn, _ in pol.minmax), key=lambda s: -s.disk_size)
+    out = []
+    for s in specs:
+        i = Instance(-2, "minimalspecinstance", s.memory_size, s.disk_size, s.cpu_count,
+                     "running", NO_NODE, NO_NODE, "plain", [], s.spindle_use, [], False)
+        out.append(i)
+    return out
+
+
+def _alloc_vector(c: Cluster, ndx: int, tests: list[Instance]) -> list[int]:
+    vec = []
+    for t in tests:
+        mark = c.checkpoint()
+        k = 0
+        while k < 100000 and c.add_pri(ndx, t, False) is None:
+            k += 1
+        c.rollback(mark)
+        vec.append(k)
+    return vec
+
+
 @dataclass
 class _GroupSol:
     gdx: int
-    best: tuple[float, int, int] | None   # score, pdx, sdx
+    best: tuple[Any, int, int, float] | None   # sort key, pdx, sdx, score
     successes: int
     failures: Counter
     reasons: dict[int, Reason]
@@ -129,13 +162,34 @@ class _GroupSol:
 
 def _try_group(c: Cluster, inst: Instance, count: int, gdx: int, score_scope: int | None,
                restrict: set[str] | None, ignore_soft: bool, capacity: bool,
-               n1_nodes: list[int], other_ok: Reason | None) -> _GroupSol:
-    """hail ``tryAlloc`` over the online nodes of group ``gdx``."""
+               n1_nodes: list[int], other_ok: Reason | None,
+               dedicated: bool = False) -> _GroupSol:
+    """hail ``tryAlloc`` over the online nodes of group ``gdx``.
+
+    ``dedicated``: rank by hail's lost-allocations metric (exclusive storage
+    clusters) instead of the score."""
     nodes = [n for n in c.nodes if n.group == gdx and not n.offline
              and (restrict is None or n.name in restrict)]
     failures: Counter = Counter()
     reasons: dict[int, Reason] = {}
-    sols: list[tuple[float, int, int]] = []
+    sols: list[tuple[Any, int, int, float]] = []
+    tests = _test_instances(c, c.groups[gdx].ipolicy) if dedicated else []
+    before: dict[int, list[int]] = {}
+
+    if dedicated:
+        for n in nodes:
+            before[n.idx] = _alloc_vector(c, n.idx, tests)
+
+    def key(pdx: int, sdx: int, sc: float) -> Any:
+        if not dedicated:
+            return sc
+        vec = [b - a for b, a in zip(before[pdx], _alloc_vector(c, pdx, tests))]
+        dsk = c.nodes[pdx].f_dsk
+        if sdx != NO_NODE:
+            vec = [v + b - a for v, b, a in zip(vec, before[sdx], _alloc_vector(c, sdx, tests))]
+            dsk += c.nodes[sdx].f_dsk
+        return (vec, dsk)
+
     if not nodes:
         return _GroupSol(gdx, None, 0, failures, reasons,
                          "No online nodes" if count == 1 else "Not enough online nodes")
@@ -148,7 +202,8 @@ def _try_group(c: Cluster, inst: Instance, count: int, gdx: int, score_scope: in
                 c.set_inst_nodes(inst, n.idx, NO_NODE)
                 r = c.add_pri(n.idx, inst, ignore_soft)
                 if r is None:
-                    sols.append((c.score(score_scope), n.idx, NO_NODE))
+                    sc = c.score(score_scope)
+                    sols.append((key(n.idx, NO_NODE, sc), n.idx, NO_NODE, sc))
                 c.rollback(mark)
             if r is not None:
                 failures[r.mode] += 1
@@ -185,7 +240,8 @@ def _try_group(c: Cluster, inst: Instance, count: int, gdx: int, score_scope: in
                     c.set_inst_nodes(inst, p.idx, s.idx)
                 rs = c.add_sec(s.idx, inst, p.idx, False)
                 if rs is None:
-                    sols.append((c.score(score_scope), p.idx, s.idx))
+                    sc = c.score(score_scope)
+                    sols.append((key(p.idx, s.idx, sc), p.idx, s.idx, sc))
                 else:
                     failures[rs.mode] += 1
                     sec_reason.setdefault(s.idx, rs)
@@ -235,7 +291,10 @@ def _describe(c: Cluster, g: _GroupSol) -> str:
             (ft if ft else "unknown reasons")
     names = [c.nodes[g.best[1]].name] + ([c.nodes[g.best[2]].name] if g.best[2] != NO_NODE
                                           else [])
-    return head + (f"score: {g.best[0]:.8f}, successes {g.successes}, failures "
+    k = g.best[0]
+    shown = f"{k:.8f}" if isinstance(k, float) else \
+        f"([{','.join(str(x) for x in k[0])}],{k[1]})"
+    return head + (f"score: {shown}, successes {g.successes}, failures "
                    f"{sum(g.failures.values())} ({_fail_text(g.failures)}) for node(s) "
                    f"{'/'.join(names)}")
 
@@ -255,6 +314,9 @@ def allocate(c: Cluster, inst: Instance, count: int | None = None, group: str | 
     if count not in (1, 2):
         raise AllocError("Unsupported number of nodes, only one or two  supported")
     rset = set(restrict) if restrict is not None else None
+    dedicated = is_dedicated(c, group)
+    if dedicated:
+        capacity = False
     groups_present = sorted({n.group for n in c.nodes})
     msgs: list[str] = []
     sols: list[_GroupSol] = []
@@ -268,7 +330,8 @@ def allocate(c: Cluster, inst: Instance, count: int | None = None, group: str | 
             raise AllocError(f"The group {grp.name} is not connected to a network required "
                              f"by instance {inst.name}")
         n1_nodes = c.group_nodes(gdx)
-        g = _try_group(c, inst, count, gdx, gdx, rset, ignore_soft, capacity, n1_nodes, None)
+        g = _try_group(c, inst, count, gdx, gdx, rset, ignore_soft, capacity, n1_nodes, None,
+                       dedicated)
         sols.append(g)
         msgs.append(_describe(c, g))
         chosen = g if g.best is not None else None
@@ -293,7 +356,7 @@ def allocate(c: Cluster, inst: Instance, count: int | None = None, group: str | 
         for gdx in valid:
             bad_elsewhere = next((r for g2, r in other_bad.items() if g2 != gdx and r), None)
             g = _try_group(c, inst, count, gdx, None, rset, ignore_soft, capacity,
-                           c.group_nodes(gdx), bad_elsewhere)
+                           c.group_nodes(gdx), bad_elsewhere, dedicated)
             sols.append(g)
         msgs.extend(_describe(c, g) for g in sols)
         good = [g for g in sols if g.best is not None and c.groups[g.gdx].allocable]
@@ -334,7 +397,7 @@ def allocate(c: Cluster, inst: Instance, count: int | None = None, group: str | 
             reasons.append(Reason("NotChosen", n.name, f"group {c.groups[n.group].name} "
                                   f"ranks below the selected group"))
         else:
-            best = f"{chosen.best[0]:.8f}" if chosen is not None else "n/a"
+            best = f"{chosen.best[3]:.8f}" if chosen is not None else "n/a"
             reasons.append(Reason("NotChosen", n.name, f"valid, but a better-scoring "
                                   f"placement was chosen (score {best})"))
     if chosen is None:
@@ -344,7 +407,7 @@ def allocate(c: Cluster, inst: Instance, count: int | None = None, group: str | 
     if chosen.best[2] != NO_NODE:
         names.append(c.nodes[chosen.best[2]].name)
     info = ", ".join(prefix + msgs)
-    return AllocResult(True, names, c.groups[chosen.gdx].name, chosen.best[0], info, failures,
+    return AllocResult(True, names, c.groups[chosen.gdx].name, chosen.best[3], info, failures,
                        reasons, chosen.successes)
 
 
