@@ -165,8 +165,8 @@ class BalanceOptions:
     exclude_instances: list[str] = field(default_factory=list)
     group: str | None = None            # -G
     # search tuning (not hbal options)
-    exhaustive_limit: int = 40000       # candidate evaluations/step below which search is exact
-    targets: int = 12                   # pruned target nodes per role and shape
+    exhaustive_limit: int = 4000        # candidate evaluations/step below which search is exact
+    targets: int = 8                    # pruned target nodes per role and shape
     time_limit: float | None = None     # seconds; stop (keeping moves found) after this
 
 
@@ -269,7 +269,11 @@ class _Balancer:
         self.shape_targets: dict[tuple, list[int]] = {}
 
     # ---- candidate generation (hbal possibleMoves order)
-    def candidates(self, inst: Instance, targets: Iterable[int]) -> list[Move]:
+    def candidates(self, inst: Instance, targets: Iterable[int],
+                   sec_targets: Iterable[int] | None = None) -> list[Move]:
+        """Moves to try for ``inst``.  ``targets`` may become the primary (or,
+        when ``sec_targets`` is None, either role); ``sec_targets`` may become
+        the secondary (pruned search ranks the two roles separately)."""
         o = self.opts
         c = self.c
         mt = mirror_type(inst.template)
@@ -293,19 +297,30 @@ class _Balancer:
             kinds = ("r", "rf", "fr")
         else:
             kinds = ("r", "rf")
+        if sec_targets is None:
+            for t in targets:
+                if t == p or t == s:
+                    continue
+                for k in kinds:
+                    out.append((k, t))
+            return out
+        pk = [k for k in kinds if k in ("rf", "frf")]
+        sk = [k for k in kinds if k in ("r", "fr")]
+        for t in sec_targets:
+            if t != p and t != s:
+                out.extend((k, t) for k in sk)
         for t in targets:
-            if t == p or t == s:
-                continue
-            for k in kinds:
-                out.append((k, t))
+            if t != p and t != s:
+                out.extend((k, t) for k in pk)
         return out
 
-    def best_for(self, inst: Instance, cur: float, targets: Iterable[int]) -> tuple[float, Move | None]:
+    def best_for(self, inst: Instance, cur: float, targets: Iterable[int],
+                 sec_targets: Iterable[int] | None = None) -> tuple[float, Move | None]:
         c = self.c
         g = self.gdx
         force = self.force
         best, best_move = cur, None
-        for mv in self.candidates(inst, targets):
+        for mv in self.candidates(inst, targets, sec_targets):
             mark = c.checkpoint()
             if _apply(c, inst, mv, force) is None:
                 sc = c.score(g)
@@ -375,24 +390,22 @@ class _Balancer:
                 sec.append((sc, ndx))
             pri.sort()
             sec.sort()
-            tl = [x for _, x in pri[:2 * k]]
-            for _, x in sec[:k]:
-                if x not in tl:
-                    tl.append(x)
-            self.shape_targets[key] = tl
+            self.shape_targets[key] = ([x for _, x in pri[:2 * k]], [x for _, x in sec[:k]])
 
-    def targets_for(self, inst: Instance) -> list[int]:
+    def targets_for(self, inst: Instance) -> tuple[list[int], list[int] | None]:
+        """(primary-role targets, secondary-role targets or None = same list)."""
         if not self.prune:
-            return self.online
+            return self.online, None
         tl = self.shape_targets.get(self._shape(inst))
         if tl is None:
-            return self.online
+            return self.online, None
+        pri, sec = tl
+        k = self.opts.targets
         if inst.excl_tags and not self.force:
             nodes = self.c.nodes
             tags = inst.excl_tags
-            tl = [t for t in tl if not any(x in nodes[t].p_tags for x in tags)]
-        k = self.opts.targets
-        return tl[: 2 * k] if len(tl) > 2 * k else tl
+            pri = [t for t in pri if not any(x in nodes[t].p_tags for x in tags)]
+        return pri[:k], sec
 
     # ---- acceptance (hbal tryBalance)
     def acceptable(self, cur: float, new: float) -> bool:
@@ -510,7 +523,7 @@ def _run_lazy(b: _Balancer, room: Callable[[], bool],
         b.refresh_targets()
         cur = c.score(b.gdx)
         for inst in b.victims:
-            sc, mv = b.best_for(inst, cur, b.targets_for(inst))
+            sc, mv = b.best_for(inst, cur, *b.targets_for(inst))
             stamp[inst.idx] = step
             if mv is not None:
                 heap.append((sc - cur, inst.idx, step, mv))
@@ -532,7 +545,7 @@ def _run_lazy(b: _Balancer, room: Callable[[], bool],
                 break
             heapq.heappop(heap)
             inst = c.instances[idx]
-            sc, mv2 = b.best_for(inst, cur, b.targets_for(inst))
+            sc, mv2 = b.best_for(inst, cur, *b.targets_for(inst))
             stamp[idx] = step
             if mv2 is not None:
                 heapq.heappush(heap, (sc - cur, idx, step, mv2))

@@ -45,7 +45,7 @@ def _target(ctx: Context, config: Config, inst: Instance, requested: Optional[st
         return requested
     from ..allocator import herdplace
 
-    facts = live_facts(ctx, config)
+    facts = placement.allocator_facts(config, live_facts(ctx, config))
     answer = herdplace.relocate(config.to_dict(), facts, inst.name)
     if not answer["success"]:
         raise PrerequisiteError(f"no node can take {inst.name}: " + "; ".join(answer.get("reasons", [])))
@@ -410,6 +410,6 @@ def _evacuation_targets(ctx: Context, config: Config, node: str, instances: List
     if shared:
         from ..allocator import herdplace
 
-        facts = live_facts(ctx, config)
+        facts = placement.allocator_facts(config, live_facts(ctx, config))
         out.update(herdplace.evacuate(config.to_dict(), facts, node, shared))
     return out
