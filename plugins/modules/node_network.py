@@ -96,6 +96,16 @@ options:
     description: Directory of the ifupdown stanzas.
     type: path
     default: /etc/network/interfaces.d
+  disable_port_stanzas:
+    description:
+      - Comment out (prefix C(#herd# )) the stanzas of the bridge ports and of the secondary interface in
+        I(interfaces_file), which would otherwise give the port its address back at boot. With C(false), only warn.
+    type: bool
+    default: true
+  interfaces_file:
+    description: The main ifupdown file (it must C(source) I(persist_dir)).
+    type: path
+    default: /etc/network/interfaces
 '''
 
 EXAMPLES = r'''
@@ -318,6 +328,39 @@ def stanza_secondary(interface, address):
     return '%sauto %s\niface %s %s static\n    address %s\n' % (HEADER, interface, interface, family, address)
 
 
+STANZA_RE = re.compile(r'^\s*(iface|auto|allow-\S+|mapping|source|source-directory|rename)(\s|$)')
+MARK = '#herd# '
+
+
+def comment_out(text, names):
+    """Comment out the stanzas of names (and drop them from auto/allow- lines); (new text, changed)."""
+    out, in_iface, changed = [], False, False
+    for line in text.splitlines(True):
+        if STANZA_RE.match(line):
+            words = line.split()
+            keyword, rest = words[0], words[1:]
+            in_iface = False
+            if keyword == 'iface' and rest and rest[0] in names:
+                in_iface, changed = True, True
+                out.append(MARK + line)
+                continue
+            if (keyword == 'auto' or keyword.startswith('allow-')) and any(r in names for r in rest):
+                changed = True
+                out.append(MARK + line)
+                keep = [r for r in rest if r not in names]
+                if keep:
+                    out.append('%s %s\n' % (keyword, ' '.join(keep)))
+                continue
+            out.append(line)
+            continue
+        if in_iface and line.strip() and not line.lstrip().startswith('#'):
+            changed = True
+            out.append(MARK + line)
+            continue
+        out.append(line)
+    return ''.join(out), changed
+
+
 def read(path):
     try:
         with open(path) as handle:
@@ -424,6 +467,8 @@ def main():
             )),
             persist=dict(type='bool', default=True),
             persist_dir=dict(type='path', default='/etc/network/interfaces.d'),
+            disable_port_stanzas=dict(type='bool', default=True),
+            interfaces_file=dict(type='path', default='/etc/network/interfaces'),
         ),
         supports_check_mode=True,
     )
@@ -540,8 +585,9 @@ def main():
                 diff_after.append('# %s\n%s' % (path, files[fname]))
 
     warnings = []
+    interfaces = module.params['interfaces_file']
+    new_interfaces = None
     if module.params['persist']:
-        interfaces = os.path.join(os.path.dirname(persist_dir.rstrip('/')), 'interfaces')
         text = read(interfaces)
         if text is None:
             warnings.append('%s does not exist (ifupdown not configured here): the stanzas in %s take effect only '
@@ -550,12 +596,18 @@ def main():
             if 'interfaces.d' not in text:
                 warnings.append('%s does not source %s/*: add "source %s/*" so the bridges come back after a reboot'
                                 % (interfaces, persist_dir, persist_dir))
-            for bridge in bridges:
-                port = bridge.get('port')
-                if port and re.search(r'^\s*iface\s+%s\s' % re.escape(port), text, re.M):
-                    warnings.append('%s still configures %s: remove that stanza (the port is configured by %s/herd-%s '
-                                    'now) or it will take the address back at boot'
-                                    % (interfaces, port, persist_dir, bridge['name']))
+            names = [b['port'] for b in bridges if b.get('port')]
+            if secondary:
+                names.append(secondary['interface'])
+            fixed, touched = comment_out(text, names)
+            if touched and module.params['disable_port_stanzas']:
+                new_interfaces = fixed
+                changed_files.append(interfaces)
+                diff_before.append('# %s\n%s' % (interfaces, text))
+                diff_after.append('# %s\n%s' % (interfaces, fixed))
+            elif touched:
+                warnings.append('%s still configures %s: remove those stanzas (herd configures them in %s now) or '
+                                'they take the addresses back at boot' % (interfaces, ', '.join(names), persist_dir))
 
     if not module.check_mode:
         if ip_batch:
@@ -575,7 +627,7 @@ def main():
             if missing:
                 module.fail_json(msg='bridge %s lacks %s after the change' % (entry['name'], ', '.join(missing)))
         for path in changed_files:
-            write_atomic(path, files[os.path.basename(path)])
+            write_atomic(path, new_interfaces if path == interfaces else files[os.path.basename(path)])
 
     for warning in warnings:
         module.warn(warning)

@@ -366,3 +366,42 @@ def test_check_reports_unusable_kvm(monkeypatch):
     problems = kvm.KVM().check(spec)
     assert any("accel kvm is not usable" in p and "/dev/kvm does not exist" in p and "accel: tcg" in p
                for p in problems)
+
+
+# --- taps ----------------------------------------------------------------------------
+
+def fake_sysnet(tmp_path, vlan_filtering):
+    sysnet = tmp_path / "sys-class-net"
+    os.makedirs(sysnet / "br0" / "bridge")
+    (sysnet / "br0" / "bridge" / "vlan_filtering").write_text(f"{vlan_filtering}\n")
+    (sysnet / "br0" / "bridge" / "default_pvid").write_text("1\n")
+    (sysnet / "br0" / "mtu").write_text("9000\n")
+    return sysnet
+
+
+def test_tap_creation_commands_on_a_vlan_aware_bridge(tmp_path, monkeypatch):
+    monkeypatch.setattr(tap, "SYS_NET", str(fake_sysnet(tmp_path, 1)))
+    commands = []
+    monkeypatch.setattr(tap, "_ip", lambda args, what: commands.append(" ".join(args)))
+    tap.create("hv12345678", "br0", 100, "NIC 0 of web1")
+    assert commands == ["ip tuntap add dev hv12345678 mode tap vnet_hdr",
+                        "ip link set dev hv12345678 mtu 9000",
+                        "ip link set dev hv12345678 master br0",
+                        "bridge vlan del dev hv12345678 vid 1",
+                        "bridge vlan add dev hv12345678 vid 100 pvid untagged",
+                        "ip link set dev hv12345678 up"]
+
+
+def test_tap_without_vlan_gets_no_bridge_vlan_commands(tmp_path, monkeypatch):
+    monkeypatch.setattr(tap, "SYS_NET", str(fake_sysnet(tmp_path, 1)))
+    commands = []
+    monkeypatch.setattr(tap, "_ip", lambda args, what: commands.append(" ".join(args)))
+    tap.create("hv12345678", "br0", None, "NIC 0 of web1")
+    assert not [c for c in commands if c.startswith("bridge")]
+
+
+def test_tap_with_vlan_on_a_plain_bridge_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(tap, "SYS_NET", str(fake_sysnet(tmp_path, 0)))
+    monkeypatch.setattr(tap, "_ip", lambda args, what: pytest.fail(f"ran {args}"))
+    with pytest.raises(base.HypervisorError, match="vlan 100 needs a VLAN-aware bridge"):
+        tap.create("hv12345678", "br0", 100, "NIC 0 of web1")

@@ -168,6 +168,7 @@ class BalanceOptions:
     exhaustive_limit: int = 4000        # candidate evaluations/step below which search is exact
     targets: int = 8                    # pruned target nodes per role and shape
     time_limit: float | None = None     # seconds; stop (keeping moves found) after this
+    revisit: bool = True                # re-evaluate instances on nodes touched by a move
 
 
 @dataclass
@@ -265,7 +266,7 @@ class _Balancer:
         self.evals = 0
         per_step = len(victims) * max(0, len(self.online) - 2) * 4
         self.exhaustive = per_step <= opts.exhaustive_limit
-        self.prune = (not self.exhaustive) and len(self.online) > 3 * opts.targets
+        self.prune = (not self.exhaustive) and len(self.online) > 2 * opts.targets
         self.shape_targets: dict[tuple, list[int]] = {}
 
     # ---- candidate generation (hbal possibleMoves order)
@@ -553,8 +554,23 @@ def _run_lazy(b: _Balancer, room: Callable[[], bool],
             gain, idx, mv = chosen
             heapq.heappop(heap)
             stamp.pop(idx, None)
-            accept(c.instances[idx], mv)
+            inst = c.instances[idx]
+            before = (inst.pnode, inst.snode)
+            accept(inst, mv)
             step += 1
+            if b.opts.revisit:
+                # instances on the nodes just changed are likely to have new
+                # best moves: re-evaluate them now (lazy greedy misses gains
+                # that grew)
+                hit = {x for x in before + (inst.pnode, inst.snode) if x != NO_NODE}
+                cur2 = c.score(b.gdx)
+                for other in b.victims:
+                    if other is inst or not (other.pnode in hit or other.snode in hit):
+                        continue
+                    sc, mv2 = b.best_for(other, cur2, *b.targets_for(other))
+                    stamp[other.idx] = step
+                    if mv2 is not None:
+                        heapq.heappush(heap, (sc - cur2, other.idx, step, mv2))
             if b.prune and step % refresh_every == 0:
                 b.refresh_targets()
             continue
