@@ -20,11 +20,18 @@ if [ ! -x "$venv/bin/ansible-test" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$cor
   done
   echo "$core" > "$stamp"
 fi
-dest="$root/.build/sanity/ansible_collections/herd/cluster"
-rm -rf "$dest"
+# outside the repository: inside it, ansible-test would see .build as git-ignored
+work=$(mktemp -d /tmp/herd-sanity.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+dest="$work/ansible_collections/herd/cluster"
+# ansible-test bootstraps pip in its per-test venvs with a script it downloads
+# from a host we cannot reach; give it ours (see the script's docstring).
+pip_version=$("$venv/bin/python" -c 'from ansible_test._internal.python_requirements import PIP_VERSION; print(PIP_VERSION)' 2>/dev/null || echo 24.2)
+mkdir -p /root/.ansible/test/cache
+cp "$root/scripts/ansible-test-get-pip.py" "/root/.ansible/test/cache/get_pip_${pip_version//./_}.py"
 mkdir -p "$dest"
 (cd "$root" && git ls-files -z | xargs -0 -I{} cp --parents {} "$dest")
 cd "$dest"
 export PATH="$venv/bin:$PATH"
-exec ansible-test sanity --local --python "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
+ansible-test sanity --local --python "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
   --color no "$@"

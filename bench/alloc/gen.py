@@ -25,8 +25,9 @@ INST_SHAPES = (
     (8192, 81920, 4),
     (16384, 102400, 8),
 )
-POLICY = ("|1024,1,10240,1,1,1|128,1,1024,1,1,1;65536,16,1048576,16,8,12|"
-          "diskless,file,sharedfile,plain,blockdev,drbd,rbd,ext|8.0|32.0")
+# std spec 8 GiB / 2 vCPU / 100 GiB; capacity reports allocate "plain" (first template)
+POLICY = ("|8192,2,102400,1,1,1|128,1,1024,1,1,1;65536,16,1048576,16,8,12|"
+          "plain,drbd,diskless,file,sharedfile,blockdev,rbd,ext|8.0|32.0")
 
 
 def generate(nodes: int, instances: int, seed: int = 1, drbd_share: float = 0.7,

@@ -20,16 +20,29 @@ description:
     where TSX or IBRS are not universal); QEMU still checks the full model at start.
 options:
   _input:
-    description: List of dicts with C(name), C(vendor), C(flags) and optional C(models).
+    description:
+      - List of dicts with C(name), C(vendor), C(flags) and optional C(models).
+      - Or, with I(hostvars), a list of host names whose I(key) holds a C(herd.cluster.hypervisor_facts) result.
     type: list
-    elements: dict
+    elements: raw
     required: true
+  hostvars:
+    description: The C(hostvars) to read each host's I(key) from.
+    type: dict
+  key:
+    description: The variable holding each host's C(herd.cluster.hypervisor_facts) result.
+    type: str
+    default: node_hypervisor_facts
 '''
 
 EXAMPLES = r'''
 - name: Fleet CPU type
   ansible.builtin.debug:
     msg: "{{ nodes | herd.cluster.cpu_type }}"
+
+- name: From every host's registered herd.cluster.hypervisor_facts result
+  ansible.builtin.debug:
+    msg: "{{ groups['herd_nodes'] | herd.cluster.cpu_type(hostvars, 'node_hypervisor_facts') }}"
 '''
 
 RETURN = r'''
@@ -94,9 +107,23 @@ def best_model(vendor, flags, models=None):
     return FALLBACK
 
 
-def cpu_type(nodes):
+def _from_hostvars(names, hostvars, key):
+    entries = []
+    for name in names:
+        try:
+            facts = hostvars[name][key]
+            entries.append(dict(name=name, vendor=facts['cpu']['vendor'], flags=facts['cpu']['flags'],
+                                models=(facts.get('qemu') or {}).get('models') or []))
+        except (KeyError, TypeError):
+            raise AnsibleFilterError('cpu_type: %s has no %s (herd.cluster.hypervisor_facts result)' % (name, key))
+    return entries
+
+
+def cpu_type(nodes, hostvars=None, key='node_hypervisor_facts'):
     if not isinstance(nodes, (list, tuple)) or not nodes:
         raise AnsibleFilterError('cpu_type expects a non-empty list of {name, vendor, flags}')
+    if hostvars is not None:
+        nodes = _from_hostvars(nodes, hostvars, key)
     vendors = set()
     per_node = {}
     common = None

@@ -16,7 +16,7 @@ description:
   - With I(state=present) on the master, changes the declared parameters; parameters left out are kept.
     Mapping parameters (I(hvparams), I(beparams), ...) are merged key by key, as C(gnt-cluster modify) does.
   - With I(state=absent), destroys the cluster; refused while instances exist unless I(force=true).
-author: herd contributors
+author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
 attributes:

@@ -13,7 +13,7 @@ short_description: Show the cluster's parameters and members (gnt-cluster info)
 version_added: 0.1.0
 description:
   - Returns the cluster parameters, the config serial number and the names of nodes, groups, instances and networks.
-author: herd contributors
+author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
 attributes:
@@ -22,6 +22,7 @@ attributes:
     description: Read-only.
   diff_mode:
     support: none
+    description: Read-only; nothing to diff.
 options: {}
 '''
 

@@ -15,7 +15,7 @@ description:
   - Checks config consistency, that every online node answers with the master's agent version, that master
     candidates hold the current config serial, that node facts are sane, and reports interrupted jobs.
   - Returns structured findings (severity, Ganeti-style code, object, message).
-author: herd contributors
+author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
 attributes:
@@ -24,6 +24,7 @@ attributes:
     description: Read-only.
   diff_mode:
     support: none
+    description: Read-only; nothing to diff.
 options:
   fail_on_error:
     description: Fail the task when a finding has severity C(error).

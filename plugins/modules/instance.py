@@ -20,7 +20,7 @@ description:
   - Memory, vCPU, NIC and hypervisor changes on a running instance apply at the next restart, unless
     I(restart_on_change=true); the diff and C(actions) say which.
   - Disks only grow. Identifiers (UUID, MACs, VNC port, disk ids) are generated once and kept.
-author: herd contributors
+author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
 attributes:

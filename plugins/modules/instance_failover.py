@@ -17,7 +17,7 @@ description:
     allocator's choice.
   - When the primary is dead, I(ignore_consistency=true) skips the shutdown there (an offline primary is skipped
     always).
-author: herd contributors
+author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
 attributes:

@@ -16,7 +16,7 @@ description:
     there. C(running), C(ADMIN_down), C(ERROR_up) (runs but should not), C(ERROR_down) (should run but does not),
     C(ERROR_wrongnode), C(ERROR_nodedown), C(ERROR_nodeoffline).
   - Also returns C(table), lines like C(gnt-instance list) prints. Returns an empty list when there are none.
-author: herd contributors
+author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
 attributes:
@@ -25,6 +25,7 @@ attributes:
     description: Read-only.
   diff_mode:
     support: none
+    description: Read-only; nothing to diff.
 options:
   names:
     description: Only these instances. An empty list means all.

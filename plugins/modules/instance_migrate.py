@@ -22,7 +22,7 @@ description:
     C(--cleanup)). Any later operation on the instance also detects an interrupted migration.
   - Targets are the secondary for C(drbd), any node (or the allocator's choice) for C(sharedfile) and
     C(diskless).
-author: herd contributors
+author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
 attributes:
@@ -115,8 +115,8 @@ def main():
     )
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    spec = dict((k, module.params[k]) for k in ('name', 'target_node', 'mode', 'cleanup', 'fallback_to_failover',
-                                                 'ignore_consistency', 'timeout'))
+    keys = ('name', 'target_node', 'mode', 'cleanup', 'fallback_to_failover', 'ignore_consistency', 'timeout')
+    spec = dict((k, module.params[k]) for k in keys)
     module.exit_json(**run(module, migrate.migrate, spec))
 
 

@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Every state-changing operation is a job with an id, its opcode and parameters (secrets removed), its steps
     with timestamps and messages, and a status (queued, running, success, error).
-author: herd contributors
+author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
 attributes:
@@ -23,6 +23,7 @@ attributes:
     description: Read-only.
   diff_mode:
     support: none
+    description: Read-only; nothing to diff.
 options:
   id:
     description: Show only this job.

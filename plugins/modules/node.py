@@ -17,7 +17,7 @@ description:
     or given in I(ssh_host_key); it is recorded in the config and is the only key accepted afterwards.
   - With I(state=absent), removes the node; refused for the master and while it holds instances.
   - Draining or taking a node offline demotes it from master candidate unless I(master_candidate) is given.
-author: herd contributors
+author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
 attributes:

@@ -15,7 +15,7 @@ description:
   - Primary instances are live-migrated (or failed over when they are not running, or with I(live=false)) to the
     targets of the allocator's node-evacuate answer; each instance is its own job, at most I(max_parallel) at once.
   - Returns what moved and, for what did not, why.
-author: herd contributors
+author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
 attributes:
@@ -24,6 +24,7 @@ attributes:
     description: Returns the planned moves.
   diff_mode:
     support: none
+    description: Read-only; nothing to diff.
 options:
   node:
     description: Node to evacuate.

@@ -15,7 +15,7 @@ description:
   - Returns one entry per node with its role (M master, C candidate, D drained, O offline, R regular), flags,
     live memory and volume group figures from its agent, and its primary and secondary instances.
   - Also returns C(table), the same as lines like C(gnt-node list) prints.
-author: herd contributors
+author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
 attributes:
@@ -24,6 +24,7 @@ attributes:
     description: Read-only.
   diff_mode:
     support: none
+    description: Read-only; nothing to diff.
 options:
   names:
     description: Only these nodes. An empty list means all nodes.

@@ -120,7 +120,7 @@ class Lvm(object):
         return rc == 0 and out.strip().endswith('=1')
 
     def devices_file_entries(self):
-        rc, out, _err = self.run(['lvmdevices'], check=False)
+        rc, out, _err = self.run(['lvm', 'lvmdevices'], check=False)
         entries = set()
         for token in out.split():
             if token.startswith('DEVNAME='):
@@ -223,7 +223,7 @@ def main():
         listed = lvm.devices_file_entries()
         for device in new:
             if device not in listed:
-                commands.append(['lvmdevices', '--adddev', device])
+                commands.append(['lvm', 'lvmdevices', '--yes', '--adddev', device])
     for device in to_wipe:
         commands.append(['wipefs', '-a', device])
     if new:

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Build the test guest: a Debian kernel and a busybox initramfs (root, Debian packages only).
 
-The guest's /init loads the virtio modules, then every second prints
+The guest's /init loads the virtio modules (and the ACPI power button: an
+ACPI powerdown request powers the guest off), then every second prints
 ``herd-counter N`` on the serial console and writes the same text at offset 0
 of the first virtio disk (/dev/vda), so tests can follow the guest from the
 host: on the serial socket and in the disk file. After a live migration the
@@ -30,7 +31,8 @@ from typing import Dict, List
 
 CACHE = os.environ.get("HERD_GUEST_CACHE", "/var/cache/herd-test/guest")
 BUSYBOX = "/bin/busybox"  # from busybox-static: statically linked
-WANTED_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "virtio_balloon")
+WANTED_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "virtio_balloon",
+                  "button", "evdev")
 
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -49,6 +51,13 @@ done
 if [ -n "$addr" ]; then
   ip link set eth0 up && ip addr add "$addr" dev eth0
 fi
+# ACPI power button (QMP system_powerdown): power off, so a clean stop can be seen
+for dev in /sys/class/input/event*; do
+  if [ "$(cat "$dev/device/name" 2>/dev/null)" = "Power Button" ]; then
+    (dd if="/dev/input/${dev##*/}" of=/dev/null bs=24 count=1 2>/dev/null &&
+     { echo "herd-guest: power button, powering off"; sync; poweroff -f; }) &
+  fi
+done
 echo "herd-guest: init ready"
 n=0
 while true; do

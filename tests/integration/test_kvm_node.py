@@ -269,7 +269,8 @@ def env(guest, tmp_path_factory):
             subprocess.run(["ip", "netns", "del", node.ns], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
         if TIMINGS:
-            print(f"\nKVM node timings (migration link {net}): " + ", ".join(f"{k} {v:.1f} s" for k, v in TIMINGS.items()))
+            print(f"\nKVM node timings (migration link {net}): "
+                  + ", ".join(f"{k} {v:.3g} s" for k, v in TIMINGS.items()))
 
 
 @pytest.fixture(scope="module")
@@ -363,7 +364,8 @@ def test_live_migration_moves_the_running_guest(booted):
     b.ok("migration_finalize", name=NAME, role="target", success=True)
     a.ok("migration_finalize", name=NAME, role="source", success=True)
     state["serial"].close()
-    state.update(where="b", serial=serial_b, pid=accepted["pid"], downtime=status.get("downtime_ms"))
+    state.update(where="b", serial=serial_b, pid=accepted["pid"])
+    TIMINGS["its downtime"] = (status.get("downtime_ms") or 0) / 1000
     after = serial_b.wait_counter(above=before, timeout=30)
     # the guest kept counting: the target continues the source's counter, it never restarted at 1
     assert (min(serial_b.counters()) > 1, after > before) == (True, True)
@@ -392,9 +394,9 @@ def test_killing_the_target_mid_migration_keeps_the_source_running(booted):
     wait_migration(b, check=lambda s: s["status"] == "active" and (s["transferred"] or 0) > 0)
     os.kill(accepted["pid"], signal.SIGKILL)
     failed = wait_migration(b, timeout=60)
-    b.ok("migration_abort", name=NAME, role="source")
+    # rollback in Ganeti's order: the target first, then the source
     a.ok("migration_finalize", name=NAME, role="target", success=False)
-    b.ok("migration_finalize", name=NAME, role="source", success=False)
+    b.ok("migration_abort", name=NAME)
     seen = state["serial"].counters()[-1]
     assert state["serial"].wait_counter(above=seen, timeout=30) > seen
     status = b.ok("instance_status", name=NAME)
@@ -403,19 +405,19 @@ def test_killing_the_target_mid_migration_keeps_the_source_running(booted):
     assert (a.taps(), a.files()) == ([], [])
 
 
-def test_cancelled_migration_kills_the_target_and_keeps_the_source_running(booted):
+def test_cancelled_non_live_migration_resumes_the_paused_source(booted):
     a, b, state = booted["a"], booted["b"], booted["state"]
     assert state["where"] == "b"
     runtime = b.ok("migration_info", name=NAME)["runtime"]
     accepted = a.ok("migration_accept", runtime=runtime, address=a.address, port=None)
-    b.ok("migration_start", name=NAME, address=a.address, port=accepted["port"], bandwidth=1)
-    wait_migration(b, check=lambda s: s["status"] == "active")
+    b.ok("migration_start", name=NAME, address=a.address, port=accepted["port"], bandwidth=1, live=False)
+    paused = wait_migration(b, check=lambda s: s["status"] == "active")["qemu_status"]
+    a.ok("migration_abort", name=NAME, role="target")
     aborted = b.ok("migration_abort", name=NAME, role="source")
-    a.ok("migration_finalize", name=NAME, role="target", success=False)
-    b.ok("migration_finalize", name=NAME, role="source", success=False)
     seen = state["serial"].counters()[-1]
     assert state["serial"].wait_counter(above=seen, timeout=30) > seen
-    assert (aborted["status"], b.ok("instance_status", name=NAME)["qemu_status"]) == ("cancelled", "running")
+    assert (paused, aborted["status"], aborted["resumed"], aborted["qemu_status"]) == \
+        ("paused", "cancelled", True, "running")
     assert (pid_alive(accepted["pid"]), a.taps(), a.files()) == (False, [], [])
 
 
@@ -428,9 +430,8 @@ def test_second_migration_of_the_same_instance_is_refused(booted):
     try:
         second = b.call("migration_start", name=NAME, address=a.address, port=accepted["port"])
     finally:
-        b.ok("migration_abort", name=NAME, role="source")
         a.ok("migration_finalize", name=NAME, role="target", success=False)
-        b.ok("migration_finalize", name=NAME, role="source", success=False)
+        b.ok("migration_abort", name=NAME, role="source")
     assert not second["ok"] and "already in progress" in second["error"]
 
 
@@ -459,17 +460,18 @@ def test_non_live_migration_pauses_copies_and_resumes(booted):
 
 # --- stop ------------------------------------------------------------------------------
 
-def test_stop_removes_process_tap_and_sockets(booted):
+def test_stop_powers_the_guest_off_by_acpi_and_removes_process_tap_and_sockets(booted):
     a, state = booted["a"], booted["state"]
     assert state["where"] == "a"
     pid = state["pid"]
     t0 = time.monotonic()
-    stopped = a.ok("instance_stop", name=NAME, timeout=3)
-    TIMINGS["stop (ACPI ignored by the guest, 3 s, then kill)"] = time.monotonic() - t0
-    state["serial"].close()
+    stopped = a.ok("instance_stop", name=NAME, timeout=60)
+    TIMINGS["stop by ACPI powerdown"] = time.monotonic() - t0
     state["where"] = None
-    assert (stopped["was_running"], pid_alive(pid), a.taps(), a.links_on_bridge(), a.files()) == \
-        (True, False, [], [], [])
+    assert "herd-guest: power button, powering off" in state["serial"].lines
+    state["serial"].close()
+    assert (stopped["was_running"], stopped["method"], pid_alive(pid)) == (True, "acpi", False)
+    assert (a.taps(), a.links_on_bridge(), a.files()) == ([], [], [])
     assert a.ok("instance_status", name=NAME)["status"] == "stopped"
 
 
@@ -514,6 +516,13 @@ def test_hard_reboot_restarts_qemu_from_the_runtime_file(env):
         (False, "running", rebooted["start"]["pid"])
 
 
+def test_stop_kills_a_guest_that_ignores_acpi_after_the_timeout(env):
+    a = env["a"]
+    started = a.ok("instance_start", spec=idle_spec(env, "deaf1"))  # no OS: nobody handles the power button
+    stopped = a.ok("instance_stop", name="deaf1", timeout=1)
+    assert (stopped["method"], pid_alive(started["pid"]), a.taps(), a.files()) == ("kill", False, [], [])
+
+
 def test_dead_qemu_is_an_error_until_cleaned_up(env):
     a = env["a"]
     started = a.ok("instance_start", spec=idle_spec(env, "crash1"))
@@ -526,6 +535,23 @@ def test_dead_qemu_is_an_error_until_cleaned_up(env):
         ("error", True)
     assert (taps.tap_name("crash1", 0) in " ".join(cleaned["cleaned"]),
             a.ok("instance_status", name="crash1")["status"], a.taps()) == (True, "stopped", [])
+
+
+def test_cloud_init_seed_is_attached_as_a_cdrom(env):
+    a = env["a"]
+    seed_dir = os.path.join(env["base"], "seed")
+    os.makedirs(seed_dir)
+    for name, text in (("meta-data", "instance-id: seed1\n"), ("user-data", "#cloud-config\n")):
+        with open(os.path.join(seed_dir, name), "w") as handle:
+            handle.write(text)
+    iso = os.path.join(env["base"], "seed.iso")
+    sh("genisoimage", "-quiet", "-output", iso, "-volid", "cidata", "-joliet", "-rock", seed_dir)
+    started = a.ok("instance_start", spec=idle_spec(env, "seed1", cdrom=iso,
+                                                     hvparams={"accel": "tcg", "machine_type": "q35"}))
+    with QMP(started["qmp"]) as qmp:
+        block = {b["device"]: b for b in qmp.execute("query-block")}
+    a.ok("instance_stop", name="seed1", force=True)
+    assert (block["cdrom0"]["removable"], block["cdrom0"]["inserted"]["file"]) == (True, iso)
 
 
 def test_uefi_instance_gets_its_own_vars_file_kept_after_stop(env):

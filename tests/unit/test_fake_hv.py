@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from plugins.module_utils.herd.agent import main as agent
+from plugins.module_utils.herd.hypervisor import base
 from plugins.module_utils.herd.version import VERSION
 
 
@@ -21,6 +22,7 @@ class Node:
 
     def call(self, verb, **args):
         self.monkeypatch.setenv("HERD_STATE_DIR", self.state_dir)
+        self.monkeypatch.setenv("HERD_RUN_DIR", os.path.join(self.state_dir, "run"))
         args.setdefault("hypervisor", "fake")
         return agent.handle({"version": VERSION, "verb": verb, "args": args})
 
@@ -169,3 +171,77 @@ def test_sixty_instances_on_three_nodes(nodes):
         nodes[i % 3].ok("instance_stop", name=f"inst{i:02d}")
     after = [len(n.ok("instance_list", hypervisors=["fake"])["instances"]) for n in nodes]
     assert (counts, after) == ([20, 20, 20], [10, 10, 10])
+
+
+def test_a_busy_instance_is_refused_with_the_lock_named(nodes, monkeypatch):
+    monkeypatch.setenv("HERD_RUN_DIR", os.path.join(nodes[0].state_dir, "run"))
+    with base.instance_lock("web1", "test"):
+        with pytest.raises(base.HypervisorError, match="instance web1 is busy with another operation"):
+            with base.instance_lock("web1", "instance_stop", timeout=0.2):
+                pass
+
+
+def test_the_lock_leaves_no_file_behind(nodes, monkeypatch):
+    monkeypatch.setenv("HERD_RUN_DIR", os.path.join(nodes[0].state_dir, "run"))
+    with base.instance_lock("web1", "test"):
+        pass
+    assert os.listdir(os.path.join(nodes[0].state_dir, "run", "locks")) == []
+
+
+# --- the request shapes the master's ops send ------------------------------------------
+
+def test_spec_under_instance_with_the_hypervisor_inside_it(nodes):
+    data = dict(spec(), hypervisor="fake", os="noop", storage={"vg": "gnt"},
+                disks=[{"path": "/srv/herd/web1/disk0", "uuid": "d0", "size": 1024, "index": 0}])
+    answer = nodes[0].call("instance_start", instance=data, hypervisor=None)
+    assert answer["ok"], answer
+    assert nodes[0].ok("instance_status", name="web1")["status"] == "running"
+
+
+def test_uefi_vars_default_to_the_node_state_dir(nodes):
+    data = dict(spec(), hvparams={"firmware": "uefi"})
+    nodes[0].ok("instance_start", spec=data)
+    stored = nodes[0].ok("instance_info", name="web1")["runtime"]["spec"]
+    assert stored["uefi_vars"] == os.path.join(nodes[0].state_dir, "uefi", "web1.OVMF_VARS.fd")
+
+
+def test_cleanup_with_purge_removes_the_uefi_vars_file(nodes):
+    vars_file = os.path.join(nodes[0].state_dir, "uefi", "web1.OVMF_VARS.fd")
+    os.makedirs(os.path.dirname(vars_file))
+    open(vars_file, "wb").close()
+    nodes[0].ok("instance_cleanup", name="web1", purge=True)
+    assert not os.path.exists(vars_file)
+
+
+def test_list_leaves_out_instances_in_error_unless_asked(nodes):
+    os.makedirs(os.path.join(nodes[0].state_dir, "fake"))
+    with open(os.path.join(nodes[0].state_dir, "fake", "web1.json"), "w") as handle:
+        handle.write("{not json")
+    assert (nodes[0].ok("instance_list", hypervisors=["fake"])["instances"],
+            list(nodes[0].ok("instance_list", hypervisors=["fake"], all=True)["instances"])) == ({}, ["web1"])
+
+
+def test_accept_takes_the_targets_own_disk_paths(nodes):
+    nodes[0].ok("instance_start", spec=dict(spec(), disks=[{"path": "/dev/drbd0"}]))
+    runtime = nodes[0].ok("migration_info", name="web1")["runtime"]
+    nodes[1].ok("migration_accept", runtime=runtime, address="203.0.113.2", disk_paths=["/dev/drbd7"])
+    assert nodes[1].ok("instance_info", name="web1")["runtime"]["spec"]["disks"][0]["path"] == "/dev/drbd7"
+
+
+def test_abort_without_role_resumes_the_source(nodes, monkeypatch):
+    monkeypatch.setenv("HERD_FAKE_MIGRATION_SECONDS", "3600")
+    nodes[0].ok("instance_start", spec=spec())
+    migrate(nodes[0], nodes[1])
+    nodes[1].ok("migration_abort", name="web1", role="target")
+    aborted = nodes[0].ok("migration_abort", name="web1")
+    assert (aborted["status"], nodes[0].ok("instance_status", name="web1")["qemu_status"]) == \
+        ("cancelled", "running")
+
+
+def test_abort_after_a_completed_migration_does_not_resume_the_source(nodes):
+    nodes[0].ok("instance_start", spec=spec())
+    migrate(nodes[0], nodes[1])
+    nodes[0].ok("migration_status", name="web1")  # completes
+    aborted = nodes[0].ok("migration_abort", name="web1")
+    assert (aborted["resumed"], nodes[0].ok("instance_status", name="web1")["qemu_status"]) == \
+        (False, "postmigrate")

@@ -7,6 +7,7 @@ sleeping with the arguments a real one would have.
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -30,6 +31,12 @@ def fake_qemu(tmp_path):
         proc = subprocess.Popen([binary, "-c", "import time; time.sleep(60)", "-name", name,
                                  "-pidfile", pidfile, "-m", "256", "-smp", "2"])
         procs.append(proc)
+        # right after exec /proc/<pid>/cmdline can still read empty on some kernels
+        for _ in range(200):
+            with open(f"/proc/{proc.pid}/cmdline", "rb") as handle:
+                if b"-pidfile" in handle.read():
+                    break
+            time.sleep(0.01)
         with open(pidfile, "w") as handle:
             handle.write(f"{proc.pid}\n")
         return proc

@@ -138,8 +138,11 @@ class Rpc:
         client = paramiko.SSHClient()
         lookup_name = endpoint.address if endpoint.port == 22 else f"[{endpoint.address}]:{endpoint.port}"
         for keytype, b64 in endpoint.host_keys.items():
-            key = paramiko.PKey.from_type_string(keytype, _b64decode(b64))
-            client.get_host_keys().add(lookup_name, keytype, key)
+            # HostKeyEntry.from_line works with Debian 12's paramiko 2.12 as with 3.x
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(f"{lookup_name} {keytype} {b64}")
+            if entry is None or entry.key is None:
+                raise RpcError(endpoint.name, "connect", f"the recorded {keytype} host key cannot be read")
+            client.get_host_keys().add(lookup_name, keytype, entry.key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             client.connect(endpoint.address, port=endpoint.port, username="root", key_filename=self.key_file,
@@ -203,9 +206,3 @@ class Rpc:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             client.close()
-
-
-def _b64decode(text: str) -> bytes:
-    import base64
-
-    return base64.b64decode(text.encode())

@@ -7,6 +7,7 @@ agent answers ``{"ok": false, "error": ...}`` with QEMU's own message where
 QEMU produced one).
 """
 
+import os
 from typing import Any, Dict
 
 from .. import names
@@ -19,7 +20,29 @@ HYPERVISORS = ("kvm", "fake")
 
 
 def driver(args: Dict[str, Any]) -> base.Hypervisor:
-    return base.get(args.get("hypervisor") or "kvm")
+    spec = args.get("spec") or args.get("instance")
+    inner = spec.get("hypervisor") if isinstance(spec, dict) else None
+    return base.get(args.get("hypervisor") or inner or "kvm")
+
+
+def spec_from_args(args: Dict[str, Any], key: str = "spec") -> InstanceSpec:
+    """The instance spec of a request (under "spec", or "instance" as ops.nodecalls sends it)."""
+    data = args.get(key) if args.get(key) is not None else args.get("instance")
+    if not isinstance(data, dict):
+        raise ValidationError("the request has no instance spec (\"spec\")")
+    return InstanceSpec.from_dict(with_node_defaults(data))
+
+
+def with_node_defaults(data: Dict[str, Any]) -> Dict[str, Any]:
+    """Fill what the node decides when the master did not: the UEFI variables file.
+
+    Default: /var/lib/herd/uefi/<name>.OVMF_VARS.fd (node-local). The master should
+    pass ``uefi_vars`` on shared storage for sharedfile instances that migrate.
+    """
+    hv = data.get("hvparams") or {}
+    if hv.get("firmware") == "uefi" and not data.get("uefi_vars"):
+        data = dict(data, uefi_vars=base.default_uefi_vars(names.check_instance_name(data.get("name"))))
+    return data
 
 
 def _name(args: Dict[str, Any]) -> str:
@@ -35,25 +58,31 @@ def _timeout(args: Dict[str, Any], default: float = 120) -> float:
 
 @verb("instance_start")
 def instance_start(args: Dict[str, Any]) -> Dict[str, Any]:
-    """args: {"hypervisor", "spec": {...}} -> {"name", "changed", "pid", "status", "qmp", "serial", "vnc", ...}"""
-    return driver(args).start(InstanceSpec.from_dict(args.get("spec")))
+    """args: {"hypervisor", "spec": {...}} -> {"name", "changed", "pid", "status", "qmp", "serial", "vnc",
+    "runtime_differs" (when it was already running), ...}"""
+    spec = spec_from_args(args)
+    with base.instance_lock(spec.name, "instance_start"):
+        return driver(args).start(spec)
 
 
 @verb("instance_stop")
 def instance_stop(args: Dict[str, Any]) -> Dict[str, Any]:
     """args: {"hypervisor", "name", "timeout": 120, "force": false}
     -> {"name", "changed", "was_running", "method": "acpi"|"kill"|null, "cleaned": [...]}"""
-    return driver(args).stop(_name(args), timeout=_timeout(args), force=bool(args.get("force")))
+    name = _name(args)
+    with base.instance_lock(name, "instance_stop"):
+        return driver(args).stop(name, timeout=_timeout(args), force=bool(args.get("force")))
 
 
 @verb("instance_reboot")
 def instance_reboot(args: Dict[str, Any]) -> Dict[str, Any]:
     """args: {"hypervisor", "name", "type": "hard"|"reset", "spec": {...} (optional), "timeout"}"""
-    spec = InstanceSpec.from_dict(args["spec"]) if args.get("spec") else None
+    spec = spec_from_args(args) if args.get("spec") or args.get("instance") else None
     name = _name(args)
     if spec is not None and spec.name != name:
         raise ValidationError(f"spec is for {spec.name}, not {name}")
-    return driver(args).reboot(name, spec=spec, timeout=_timeout(args), kind=args.get("type") or "hard")
+    with base.instance_lock(name, "instance_reboot"):
+        return driver(args).reboot(name, spec=spec, timeout=_timeout(args), kind=args.get("type") or "hard")
 
 
 @verb("instance_status")
@@ -65,12 +94,21 @@ def instance_status(args: Dict[str, Any]) -> Dict[str, Any]:
 
 @verb("instance_list")
 def instance_list(args: Dict[str, Any]) -> Dict[str, Any]:
-    """args: {"hypervisors": ["kvm", "fake"]} -> {"instances": {name: {"status", "pid", "qemu_status",
-    "memory", "vcpus", "hypervisor", "detail"?}}}"""
+    """args: {"hypervisors": ["kvm", "fake"], "all": false} -> {"instances": {name: {"status", "pid",
+    "qemu_status", "memory", "vcpus", "hypervisor", "detail"?}}}
+
+    Lists the instances with a live process on this node (as Ganeti's
+    ListInstances); ``all: true`` adds those in "error" (leftover files, dead
+    process) for cluster_verify. A live process is not always the guest:
+    ``qemu_status`` "postmigrate" is a source whose guest moved away,
+    "inmigrate" a target still receiving it.
+    """
     wanted = args.get("hypervisors") or list(HYPERVISORS)
     instances: Dict[str, Any] = {}
     for hv in wanted:
-        instances.update(base.get(hv).list_instances())
+        for name, info in base.get(hv).list_instances().items():
+            if args.get("all") or info["status"] == "running":
+                instances[name] = info
     return {"instances": instances}
 
 
@@ -82,11 +120,31 @@ def instance_info(args: Dict[str, Any]) -> Dict[str, Any]:
 
 @verb("instance_cleanup")
 def instance_cleanup(args: Dict[str, Any]) -> Dict[str, Any]:
-    """args: {"hypervisor", "name"}: remove what a dead instance left (pidfile, sockets, taps, runtime)."""
-    return driver(args).cleanup(_name(args))
+    """args: {"hypervisor", "name", "purge": false, "uefi_vars": path (optional)}
+
+    Removes what a stopped or dead instance left on this node (pidfile,
+    sockets, taps, runtime file). ``purge: true`` (instance removal) also
+    removes its UEFI variables file: ``uefi_vars`` or the node default.
+    Refused while the instance runs here.
+    """
+    name = _name(args)
+    with base.instance_lock(name, "instance_cleanup"):
+        result = driver(args).cleanup(name)
+        if args.get("purge"):
+            path = args.get("uefi_vars") or base.default_uefi_vars(name)
+            names.check_abs_path(path, "uefi_vars")
+            if not path.endswith(".fd"):
+                raise ValidationError(f"uefi_vars {path!r}: refusing to remove a file that is not a .fd")
+            try:
+                os.unlink(path)
+                result["cleaned"].append(path)
+                result["changed"] = True
+            except FileNotFoundError:
+                pass
+        return result
 
 
 @verb("instance_check")
 def instance_check(args: Dict[str, Any]) -> Dict[str, Any]:
     """args: {"hypervisor", "spec"} -> {"problems": [...]}: what would stop the spec starting here."""
-    return {"problems": driver(args).check(InstanceSpec.from_dict(args.get("spec")))}
+    return {"problems": driver(args).check(spec_from_args(args))}

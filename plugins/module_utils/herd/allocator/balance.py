@@ -168,7 +168,9 @@ class BalanceOptions:
     exhaustive_limit: int = 4000        # candidate evaluations/step below which search is exact
     targets: int = 8                    # pruned target nodes per role and shape
     time_limit: float | None = None     # seconds; stop (keeping moves found) after this
-    revisit: bool = True                # re-evaluate instances on nodes touched by a move
+    revisit: bool | None = None         # re-evaluate instances on nodes a move touched;
+    #                                     None = only in groups of <= revisit_nodes online nodes
+    revisit_nodes: int = 64
 
 
 @dataclass
@@ -267,7 +269,9 @@ class _Balancer:
         per_step = len(victims) * max(0, len(self.online) - 2) * 4
         self.exhaustive = per_step <= opts.exhaustive_limit
         self.prune = (not self.exhaustive) and len(self.online) > 2 * opts.targets
-        self.shape_targets: dict[tuple, list[int]] = {}
+        self.shape_targets: dict[tuple, tuple[list[int], list[int]]] = {}
+        self.revisit = (opts.revisit if opts.revisit is not None
+                        else len(self.online) <= opts.revisit_nodes)
 
     # ---- candidate generation (hbal possibleMoves order)
     def candidates(self, inst: Instance, targets: Iterable[int],
@@ -558,7 +562,7 @@ def _run_lazy(b: _Balancer, room: Callable[[], bool],
             before = (inst.pnode, inst.snode)
             accept(inst, mv)
             step += 1
-            if b.opts.revisit:
+            if b.revisit:
                 # instances on the nodes just changed are likely to have new
                 # best moves: re-evaluate them now (lazy greedy misses gains
                 # that grew)

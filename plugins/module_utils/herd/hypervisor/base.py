@@ -17,12 +17,16 @@ Spec (what the master sends, a JSON object)::
 Missing hvparams take ``config.DEFAULT_HVPARAMS``.
 """
 
+import contextlib
 import copy
+import errno
+import fcntl
 import ipaddress
 import os
 import re
+import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from .. import names
 from ..config import DEFAULT_HVPARAMS
@@ -242,7 +246,7 @@ class Hypervisor:
     def migration_status(self, name: str) -> Dict[str, Any]:
         raise NotImplementedError
 
-    def migration_abort(self, name: str, role: str) -> Dict[str, Any]:
+    def migration_abort(self, name: str, role: str, resume_completed: bool = False) -> Dict[str, Any]:
         raise NotImplementedError
 
     def migration_finalize(self, name: str, role: str, success: bool) -> Dict[str, Any]:
@@ -254,8 +258,59 @@ def run_dir() -> str:
     return os.environ.get("HERD_RUN_DIR", "/run/herd")
 
 
+@contextlib.contextmanager
+def instance_lock(name: str, what: str, timeout: float = 180) -> Iterator[None]:
+    """Serialise the verbs that change one instance on this node (flock on /run/herd/locks/<name>.lock).
+
+    The lock file is removed on release, so nothing stays behind; a waiter that
+    locked a file removed meanwhile notices (inode changed) and locks again.
+    """
+    names.check_instance_name(name)
+    directory = os.path.join(run_dir(), "locks")
+    os.makedirs(directory, mode=0o750, exist_ok=True)
+    path = os.path.join(directory, f"{name}.lock")
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() > deadline:
+                        raise HypervisorError(f"{what}: instance {name} is busy with another operation on this "
+                                              f"node (lock {path} held for more than {timeout:g} s)") from None
+                    time.sleep(0.1)
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
 def state_dir() -> str:
     return os.environ.get("HERD_STATE_DIR", "/var/lib/herd")
+
+
+def default_uefi_vars(name: str) -> str:
+    """Where an instance's OVMF variables live when the master names no path (node-local)."""
+    return os.path.join(state_dir(), "uefi", f"{names.check_instance_name(name)}.OVMF_VARS.fd")
 
 
 def get(name: str) -> Hypervisor:

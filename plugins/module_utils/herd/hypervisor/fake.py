@@ -201,7 +201,7 @@ class Fake(Hypervisor):
                 "transferred": done, "total": total, "remaining": total - done, "total_time_ms": None,
                 "downtime_ms": None, "expected_downtime_ms": None, "dirty_sync_count": None, "error": None}
 
-    def migration_abort(self, name: str, role: str) -> Dict[str, Any]:
+    def migration_abort(self, name: str, role: str, resume_completed: bool = False) -> Dict[str, Any]:
         if role == "target":
             removed = _remove(name)
             return {"name": name, "role": role, "changed": removed, "killed": removed}
@@ -212,10 +212,15 @@ class Fake(Hypervisor):
         before = migration.get("status")
         if before == "active":
             migration["status"] = "cancelled"
+        resumed = current.get("status") == "postmigrate" and (migration.get("status") != "completed"
+                                                               or resume_completed)
+        if resumed:
+            current["status"] = "running"
+        if before == "active" or resumed:
             current["migration"] = migration
             _write(name, current)
-        return {"name": name, "role": role, "changed": before == "active",
-                "status": migration.get("status", "none"), "qemu_status": current.get("status")}
+        return {"name": name, "role": role, "changed": before == "active" or resumed,
+                "status": migration.get("status", "none"), "resumed": resumed, "qemu_status": current.get("status")}
 
     def migration_finalize(self, name: str, role: str, success: bool) -> Dict[str, Any]:
         current = _read(name)

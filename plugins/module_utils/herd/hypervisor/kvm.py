@@ -670,7 +670,7 @@ class KVM(Hypervisor):
                 "downtime_ms": info.get("downtime"), "expected_downtime_ms": info.get("expected-downtime"),
                 "dirty_sync_count": ram.get("dirty-sync-count"), "error": info.get("error-desc")}
 
-    def migration_abort(self, name: str, role: str) -> Dict[str, Any]:
+    def migration_abort(self, name: str, role: str, resume_completed: bool = False) -> Dict[str, Any]:
         paths = Paths(name)
         if role == "target":
             pid = find_pid(paths)
@@ -693,8 +693,16 @@ class KVM(Hypervisor):
                     break
                 time.sleep(0.2)
             run_state = qmp.execute("query-status").get("status")
-        return {"name": name, "role": role, "changed": before != status, "status": status,
-                "qemu_status": run_state}
+            resumed = False
+            # a paused source (non-live, or stopped at the switch-over) runs on; after a
+            # completed migration only when the master says the target does not run it
+            if run_state in ("paused", "postmigrate", "finish-migrate") and \
+                    (status != "completed" or resume_completed):
+                qmp.execute("cont")
+                resumed = True
+                run_state = qmp.execute("query-status").get("status")
+        return {"name": name, "role": role, "changed": before != status or resumed, "status": status,
+                "resumed": resumed, "qemu_status": run_state}
 
     def migration_finalize(self, name: str, role: str, success: bool) -> Dict[str, Any]:
         paths = Paths(name)

@@ -2,7 +2,7 @@
 
 import copy
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from .. import names
 from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, Cluster, Config, Node, NodeGroup,
@@ -192,9 +192,9 @@ def _init(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
 
 def _master_facts(ctx: Context, endpoint: Any, cluster: Cluster) -> Dict[str, Any]:
     try:
-        return ctx.rpc.call(endpoint, "node_facts", {"vg": cluster.volume_group,
-                                                      "file_dirs": [cluster.file_storage_dir,
-                                                                    cluster.shared_file_storage_dir]})
+        args = {"vg": cluster.volume_group,
+                "file_dirs": [cluster.file_storage_dir, cluster.shared_file_storage_dir]}
+        return ctx.rpc.call(endpoint, "node_facts", args)
     except RpcError as exc:
         raise PrerequisiteError(str(exc)) from None
 

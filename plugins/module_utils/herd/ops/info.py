@@ -7,6 +7,7 @@ from ..config import Config
 from ..errors import RpcError
 from .cluster import cluster_view
 from .common import Context
+from .node import FLAGS as FLAG_NAMES
 from .node import node_view
 
 
@@ -72,8 +73,7 @@ def node_info(ctx: Context, selected: Optional[List[str]] = None, live: bool = T
             "group": node.group,
             "primary_ip": node.primary_ip,
             "secondary_ip": node.secondary_ip,
-            "flags": {k: getattr(node, k) for k in ("master_candidate", "drained", "offline", "vm_capable",
-                                                      "master_capable")},
+            "flags": {k: getattr(node, k) for k in FLAG_NAMES},
             "memory_total": fact.get("memory_total"),
             "memory_free": fact.get("memory_free"),
             "disk_total": vg.get("size"),

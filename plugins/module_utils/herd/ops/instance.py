@@ -9,7 +9,7 @@ killed run is found and cleaned by the next one.
 """
 
 import copy
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from ..config import Disk, Instance, Nic, new_uuid, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
@@ -337,8 +337,8 @@ def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
     changed = before != after or stop or start
     result: Dict[str, Any] = {"changed": bool(changed), "instance": after, "diff": diff_dict(before, after),
                               "actions": actions, "status": status,
-                              "msg": f"instance {inst.name} " + ("would change: " + ", ".join(actions)
-                                                                if changed else "already matches")}
+                              "msg": f"instance {inst.name} " + (
+                                  "would change: " + ", ".join(actions) if changed else "already matches")}
     if not changed or ctx.check_mode:
         return result
     with ctx.job("instance_modify", spec) as job:
@@ -444,4 +444,3 @@ def remove_for_destroy(ctx: Context, name: str) -> None:
     locks = ctx.locks(f"cluster destroy removes {name}")
     with locks.instance(name):
         remove(ctx, locks, name)
-

@@ -7,7 +7,7 @@ compare only the keys the operator declared.
 """
 
 import random
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from .. import names
 from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, MIRRORED_TEMPLATES, Config, Instance)
@@ -167,7 +167,7 @@ def _osparams(os_type: str, params: Dict[str, Any]) -> Dict[str, Any]:
 def generate_mac(config: Config, taken: Optional[set] = None) -> str:
     used = {nic.mac for inst in config.instances.values() for nic in inst.nics} | (taken or set())
     rng = random.SystemRandom()
-    for _ in range(10000):
+    for _attempt in range(10000):
         mac = f"{config.cluster.mac_prefix}:{rng.randrange(256):02x}:{rng.randrange(256):02x}:{rng.randrange(256):02x}"
         if mac not in used:
             return mac
@@ -208,4 +208,3 @@ def instance_view(inst: Optional[Instance]) -> Optional[Dict[str, Any]]:
 
 def is_mirrored(template: str) -> bool:
     return template in MIRRORED_TEMPLATES
-

@@ -302,8 +302,8 @@ def _failover_locked(ctx: Context, locks: Any, config: Config, inst: Instance, s
         if not source_down:
             with job.step("shut down on source", node=source):
                 try:
-                    nodecalls.instance_stop(ctx, config, inst, node=source, timeout=int(spec.get("shutdown_timeout")
-                                                                                     or 120))
+                    timeout = int(spec.get("shutdown_timeout") or 120)
+                    nodecalls.instance_stop(ctx, config, inst, node=source, timeout=timeout)
                 except RpcError:
                     if not ignore:
                         raise
@@ -365,8 +365,8 @@ def evacuate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
             if name in targets and targets[name].get("target"):
                 plan.append({"instance": name, "from": node, "to": targets[name]["target"], "how": how})
             else:
-                failed.append({"instance": name, "reason": targets.get(name, {}).get("reason",
-                                                                                    "no target found")})
+                reason = targets.get(name, {}).get("reason", "no target found")
+                failed.append({"instance": name, "reason": reason})
     if mode in ("secondary", "all"):
         for name in secondaries:
             failed.append({"instance": name, "reason": "replacing a drbd secondary (instance_replace_disks) is not "

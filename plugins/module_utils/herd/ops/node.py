@@ -240,4 +240,3 @@ def absent(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
                                         f"the cluster: {exc}")
         result["msg"] = f"node {name} removed"
         return result
-
