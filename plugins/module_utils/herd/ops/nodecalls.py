@@ -140,8 +140,8 @@ def instance_cleanup(ctx: Context, config: Config, inst: Instance, node: str) ->
 def running_on(ctx: Context, config: Config, nodes: List[str], hypervisor: Optional[str] = None
                ) -> Dict[str, Any]:
     """{node: {instance: info} or RpcError} for online nodes."""
-    calls = [(ctx.endpoint(config.nodes[n], config), "instance_list", {"hypervisors": sorted(
-        set(config.cluster.enabled_hypervisors)) if hypervisor is None else [hypervisor]})
+    hypervisors = sorted(set(config.cluster.enabled_hypervisors)) if hypervisor is None else [hypervisor]
+    calls = [(ctx.endpoint(config.nodes[n], config), "instance_list", {"hypervisors": hypervisors})
              for n in nodes if not config.nodes[n].offline]
     answers = ctx.rpc.call_many(calls, timeout=60)
     out: Dict[str, Any] = {}
