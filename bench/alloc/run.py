@@ -28,7 +28,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -157,30 +156,29 @@ def run_herd_balance(case: Case) -> dict:
             "time": wall, "nodes": gnodes, "initial": r.initial_score if r else None}
 
 
+MOVE_LINE = re.compile(r"^\s*\d+\.\s+(\S+)\s+(\S+)\s+=>\s+(\S+)\s+[0-9.]+\s+a=", re.M)
+
+
 def run_hbal(case: Case, timeout: float, gnodes: list[str]) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        prefix = os.path.join(tmp, "out")
-        t0 = time.monotonic()
-        try:
-            p = subprocess.run([HBAL] + case.hbal_args() + ["-S", prefix], capture_output=True,
-                               text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            return {"timeout": True, "time": timeout}
-        wall = time.monotonic() - t0
-        if p.returncode != 0:
-            return {"error": f"rc={p.returncode}", "time": wall}
-        m = re.search(r"Solution length=(\d+)", p.stdout)
-        moves = int(m.group(1)) if m else len(re.findall(r"^\s+\d+\. ", p.stdout, re.M))
-        bal = prefix + ".balanced"
-        if not os.path.exists(bal):
-            # "already well balanced" exits before saving: the start is the end
-            with open(case.path, encoding="utf-8") as fh:
-                text = fh.read()
-        else:
-            with open(bal, encoding="utf-8") as fh:
-                text = fh.read()
-        return {"score": replay_score(case, placements_of_text(text), gnodes), "moves": moves,
-                "time": wall}
+    """Run hbal; its final placement is read from the printed move lines
+    (``inst old_p:old_s => new_p:new_s score a=...``)."""
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run([HBAL] + case.hbal_args(), capture_output=True, text=True,
+                           timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"timeout": True, "time": timeout}
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        return {"error": f"rc={p.returncode}", "time": wall}
+    with open(case.path, encoding="utf-8") as fh:
+        placements = placements_of_text(fh.read())
+    moves = 0
+    for inst, _old, new in MOVE_LINE.findall(p.stdout):
+        pn, _, sn = new.partition(":")
+        placements[inst] = (pn, sn)
+        moves += 1
+    return {"score": replay_score(case, placements, gnodes), "moves": moves, "time": wall}
 
 
 def run_herd_capacity(case: Case) -> dict:

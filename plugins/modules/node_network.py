@@ -481,6 +481,17 @@ def main():
         module.fail_json(msg='invalid network settings, nothing was changed: ' + '; '.join(problems),
                          problems=problems)
 
+    # VLAN filtering needs kernel support (CONFIG_BRIDGE_VLAN_FILTERING): find out before changing anything,
+    # with a throw-away bridge, rather than fail half-way through the batch.
+    if any(b['vlan_aware'] and not ((links.get(b['name']) or {}).get('linkinfo') or {}).get('info_data', {})
+           .get('vlan_filtering') for b in bridges):
+        probe = 'herdvf%d' % (os.getpid() % 100000)
+        rc, _out, err = module.run_command(['ip', 'link', 'add', 'name', probe, 'type', 'bridge', 'vlan_filtering', '1'])
+        if rc != 0:
+            module.fail_json(msg='this kernel cannot make VLAN-aware bridges (ip link add type bridge vlan_filtering 1: '
+                                 '%s); nothing was changed' % err.strip())
+        module.run_command(['ip', 'link', 'del', probe])
+
     ip_batch, bridge_batch, files, report = [], [], {}, []
     for bridge in bridges:
         name, port = bridge['name'], bridge.get('port')

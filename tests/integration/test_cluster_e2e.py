@@ -172,4 +172,4 @@ def test_init_on_a_node_of_another_cluster_is_refused(site, inventory, vcluster)
 def test_job_info_lists_the_jobs_with_steps(site, inventory):
     result = ansible_run.module(inventory, "node1", "job_info", {"opcode": "node_add"})
     assert [job["status"] for job in result["jobs"]] == ["success", "success"]
-    assert [s["name"] for s in result["jobs"][0]["steps"]] == ["commit config", "replicate config"]
+    assert [s["name"] for s in result["jobs"][0]["steps"]] == ["commit config"]

@@ -357,10 +357,12 @@ def test_live_migration_moves_the_running_guest(booted):
     accepted = b.ok("migration_accept", runtime=runtime, address=b.address, port=None)
     serial_b = SerialLog(os.path.join(b.kvm_dir, f"{NAME}.serial"))
     before = state["serial"].counters()[-1]
+    incoming = b.ok("instance_status", name=NAME)["status"]
     a.ok("migration_start", name=NAME, address=b.address, port=accepted["port"])
     status = wait_migration(a)
     TIMINGS["live migration 128 MiB"] = time.monotonic() - t0
     assert status["status"] == "completed", status
+    migrated = a.ok("instance_status", name=NAME)["status"]
     b.ok("migration_finalize", name=NAME, role="target", success=True)
     a.ok("migration_finalize", name=NAME, role="source", success=True)
     state["serial"].close()
@@ -369,6 +371,7 @@ def test_live_migration_moves_the_running_guest(booted):
     after = serial_b.wait_counter(above=before, timeout=30)
     # the guest kept counting: the target continues the source's counter, it never restarted at 1
     assert (min(serial_b.counters()) > 1, after > before) == (True, True)
+    assert (incoming, migrated) == ("incoming", "migrated")
     assert (pid_alive(source_pid), a.taps(), a.files()) == (False, [], [])
 
 
@@ -416,8 +419,9 @@ def test_cancelled_non_live_migration_resumes_the_paused_source(booted):
     aborted = b.ok("migration_abort", name=NAME, role="source")
     seen = state["serial"].counters()[-1]
     assert state["serial"].wait_counter(above=seen, timeout=30) > seen
-    assert (paused, aborted["status"], aborted["resumed"], aborted["qemu_status"]) == \
-        ("paused", "cancelled", True, "running")
+    # the killed target fails the migration (or the cancel gets there first)
+    assert aborted["status"] in ("failed", "cancelled")
+    assert (paused, aborted["resumed"], aborted["qemu_status"]) == ("paused", True, "running")
     assert (pid_alive(accepted["pid"]), a.taps(), a.files()) == (False, [], [])
 
 

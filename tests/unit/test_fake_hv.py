@@ -120,10 +120,35 @@ def test_live_migration_moves_the_instance(nodes):
             target.ok("instance_status", name="web1")["status"]) == ("stopped", "running")
 
 
-def test_target_waits_as_incoming_until_finalized(nodes):
+def test_target_is_incoming_until_finalized(nodes):
     nodes[0].ok("instance_start", spec=spec())
     migrate(nodes[0], nodes[1])
-    assert nodes[1].ok("instance_status", name="web1")["qemu_status"] == "inmigrate"
+    status = nodes[1].ok("instance_status", name="web1")
+    assert (status["status"], status["qemu_status"]) == ("incoming", "inmigrate")
+
+
+def test_source_is_migrated_once_the_copy_completed(nodes):
+    nodes[0].ok("instance_start", spec=spec())
+    migrate(nodes[0], nodes[1])
+    nodes[0].ok("migration_status", name="web1")
+    assert nodes[0].ok("instance_status", name="web1")["status"] == "migrated"
+
+
+def test_list_shows_only_where_the_guest_runs_unless_all(nodes):
+    nodes[0].ok("instance_start", spec=spec())
+    migrate(nodes[0], nodes[1])
+    nodes[0].ok("migration_status", name="web1")
+    default = [list(n.ok("instance_list", hypervisors=["fake"])["instances"]) for n in nodes[:2]]
+    full = [{k: v["status"] for k, v in n.ok("instance_list", hypervisors=["fake"], all=True)["instances"].items()}
+            for n in nodes[:2]]
+    assert (default, full) == ([[], []], [{"web1": "migrated"}, {"web1": "incoming"}])
+
+
+def test_start_is_refused_during_a_migration(nodes):
+    nodes[0].ok("instance_start", spec=spec())
+    migrate(nodes[0], nodes[1])
+    answer = nodes[1].call("instance_start", spec=spec())
+    assert not answer["ok"] and "finalize or abort it first" in answer["error"]
 
 
 def test_accept_is_refused_where_the_instance_already_runs(nodes):
@@ -243,5 +268,4 @@ def test_abort_after_a_completed_migration_does_not_resume_the_source(nodes):
     migrate(nodes[0], nodes[1])
     nodes[0].ok("migration_status", name="web1")  # completes
     aborted = nodes[0].ok("migration_abort", name="web1")
-    assert (aborted["resumed"], nodes[0].ok("instance_status", name="web1")["qemu_status"]) == \
-        (False, "postmigrate")
+    assert (aborted["resumed"], nodes[0].ok("instance_status", name="web1")["status"]) == (False, "migrated")

@@ -271,7 +271,6 @@ class Config:
             "master_candidates": self.master_candidates(),
             "node_primary_ips": {n.name: n.primary_ip for n in self.nodes.values()},
             "node_secondary_ips": {n.name: n.secondary_ip for n in self.nodes.values()},
-            "serial_no": self.serial_no,
         }
 
 
@@ -343,16 +342,26 @@ class ConfigStore:
     def load(self) -> Config:
         return Config.from_dict(read_json(self.path, "cluster config"), source=self.path)
 
-    def save(self, config: Config) -> Config:
-        """Bump the serial number and write atomically. Returns the config."""
+    def save(self, config: Config) -> bool:
+        """Bump the serial number and write atomically.
+
+        Returns whether the ssconf changed (node membership, master), which
+        tells the caller whether non-candidate nodes need a new ssconf.
+        """
         stamp = now()
         config.serial_no += 1
         config.mtime = stamp
         if not config.ctime:
             config.ctime = stamp
         write_json_atomic(self.path, config.to_dict())
-        write_json_atomic(self.ssconf_path, config.ssconf())
-        return config
+        ssconf = config.ssconf()
+        try:
+            changed = self.load_ssconf() != ssconf
+        except ConfigError:
+            changed = True
+        if changed:
+            write_json_atomic(self.ssconf_path, ssconf, mode=0o644)
+        return changed
 
     def load_ssconf(self) -> Optional[Dict[str, Any]]:
         if not os.path.exists(self.ssconf_path):

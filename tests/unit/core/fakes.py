@@ -33,6 +33,7 @@ class FakeNode:
         self.migrating: Dict[str, Any] = {}
         self.migration_status: Optional[Dict[str, Any]] = None
         self.aborted: List[str] = []
+        self.migrated: set = set()
         self.drbd_modes: List[Any] = []
 
 
@@ -83,6 +84,8 @@ class FakeRpc:
             return {"changed": True}
         if verb == "config_write":
             node.config = copy.deepcopy(args["config"])
+            from plugins.module_utils.herd.config import Config
+            node.ssconf = Config.from_dict(node.config).ssconf()
             return {"changed": True, "serial_no": node.config["serial_no"]}
         if verb == "cluster_leave":
             node.ssconf = None
@@ -123,7 +126,11 @@ class FakeRpc:
             node.runtime_files.discard(args["name"])
             return {"changed": True}
         if verb == "instance_list":
-            return {"instances": {name: {"memory": spec["memory"]} for name, spec in node.running.items()}}
+            listed = {name: {"memory": spec["memory"], "status": "running"} for name, spec in node.running.items()}
+            if args.get("all"):
+                listed.update({name: {"status": "incoming"} for name in node.incoming})
+                listed.update({name: {"status": "migrated"} for name in node.migrated})
+            return {"instances": listed}
         if verb == "instance_disk_grown":
             return {"changed": True}
         if verb == "migration_info":
@@ -146,6 +153,7 @@ class FakeRpc:
             else:
                 node.running.pop(name, None)
                 node.migrating.pop(name, None)
+                node.migrated.discard(name)
             return {"changed": True}
         if verb == "migration_abort":
             node.migrating.pop(args["name"], None)

@@ -29,7 +29,16 @@ def test_save_writes_ssconf_with_master_and_nodes(tmp_path):
     ssconf = store.load_ssconf()
     assert ssconf["master_node"] == "node1"
     assert ssconf["nodes"] == ["node1"]
-    assert ssconf["serial_no"] == 1
+
+
+def test_save_reports_whether_the_ssconf_changed(tmp_path):
+    store = ConfigStore(str(tmp_path))
+    config = make_config()
+    assert store.save(config) is True
+    config.cluster.tags = ["x"]
+    assert store.save(config) is False
+    config.nodes["node2"] = Node(name="node2", uuid="n2", primary_ip="198.51.100.12", secondary_ip="203.0.113.12")
+    assert store.save(config) is True
 
 
 def test_round_trip_keeps_every_field(tmp_path):

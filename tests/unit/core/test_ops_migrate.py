@@ -88,18 +88,33 @@ def test_failover_from_a_dead_primary_needs_ignore_consistency(web1, nodes, relo
     assert "web2" in nodes[1].running
 
 
-def test_cleanup_after_an_interrupted_migration_finds_the_instance_on_the_target(web1, nodes):
-    # the migration finished but the module died before switching the config
+def test_cleanup_after_a_completed_migration_finalizes_both_and_switches(web1, nodes):
+    # the migration completed but the module died before finalizing and switching the config
     nodes[1].running["web1"] = nodes[0].running.pop("web1")
+    nodes[0].migrated.add("web1")
     result = migrate.migrate(web1, {"name": "web1", "cleanup": True})
     assert result["changed"] and web1.store.load().instances["web1"].primary_node == "node2"
+    assert "web1" not in nodes[0].migrated and "web1" in nodes[1].running
 
 
-def test_cleanup_with_the_instance_on_both_nodes_drops_the_target(web1, nodes):
-    nodes[1].running["web1"] = dict(nodes[0].running["web1"])
-    migrate.migrate(web1, {"name": "web1", "cleanup": True})
+def test_cleanup_of_a_half_done_migration_kills_the_target_and_resumes_the_source(web1, nodes):
+    nodes[1].incoming["web1"] = dict(nodes[0].running["web1"])
+    result = migrate.migrate(web1, {"name": "web1", "cleanup": True})
     assert web1.store.load().instances["web1"].primary_node == "node1"
-    assert nodes[0].aborted == ["web1"]
+    assert nodes[1].incoming == {} and nodes[0].aborted == ["web1"]
+    assert "kill the incoming process on node2" in result["actions"]
+
+
+def test_any_later_migrate_repairs_an_interrupted_one_first(web1, nodes):
+    job = web1.journal.open("instance_migrate", {"name": "web1"})
+    job.start()
+    data = web1.journal.get(job.id)
+    data["pid"] = 2 ** 22 + 4321
+    web1.journal.write(data)
+    nodes[1].incoming["web1"] = dict(nodes[0].running["web1"])
+    result = migrate.migrate(web1, {"name": "web1"})
+    assert result["actions"][0] == "kill the incoming process on node2"
+    assert web1.journal.get(job.id)["status"] == "error"
 
 
 def test_evacuate_moves_every_primary_in_parallel(cluster, nodes, first_fit, relocate_to_node2):  # noqa: F811
@@ -117,3 +132,16 @@ def test_evacuate_reports_what_cannot_move(cluster, first_fit, relocate_to_node2
     result = migrate.evacuate(cluster, {"node": "node1", "mode": "primary"})
     assert result["failed"] == [{"instance": "local1",
                                  "reason": "file disks live on node1 only; it cannot be moved"}]
+
+
+def test_an_instance_operation_repairs_an_interrupted_migration(web1, nodes):
+    job = web1.journal.open("instance_migrate", {"name": "web1"})
+    job.start()
+    data = web1.journal.get(job.id)
+    data["pid"] = 2 ** 22 + 4322
+    web1.journal.write(data)
+    nodes[1].running["web1"] = nodes[0].running.pop("web1")
+    nodes[0].migrated.add("web1")
+    instance_op.ensure(web1, spec(disk_template="sharedfile"))
+    assert web1.store.load().instances["web1"].primary_node == "node2"
+    assert "web1" not in nodes[0].migrated

@@ -8,22 +8,19 @@ from ..errors import ConfigError
 from .verbs import AgentError, verb
 
 
-def state_dir(args: Dict[str, Any]) -> str:
-    return STATE_DIR
-
-
 @verb("config_write")
 def config_write(args: Dict[str, Any]) -> Dict[str, Any]:
     """Store the master's config if it is newer than ours. args: {"config": {...}}"""
     data = args.get("config")
     config = Config.from_dict(data, source="config from master")  # validates before writing
-    path = os.path.join(state_dir(args), CONFIG_NAME)
+    path = os.path.join(STATE_DIR, CONFIG_NAME)
     current = _serial(path)
     if current is not None and current > config.serial_no:
         raise AgentError(f"refusing to replace config serial {current} with older serial {config.serial_no}")
     changed = current != config.serial_no
     if changed:
         write_json_atomic(path, data)
+        _write_ssconf(config.ssconf())  # a candidate's ssconf follows its config copy
     return {"serial_no": config.serial_no, "changed": changed}
 
 
@@ -33,20 +30,24 @@ def ssconf_write(args: Dict[str, Any]) -> Dict[str, Any]:
     data = args.get("ssconf")
     if not isinstance(data, dict) or "cluster_name" not in data or "master_node" not in data:
         raise AgentError("ssconf must be an object with cluster_name and master_node")
-    path = os.path.join(state_dir(args), SSCONF_NAME)
+    return {"changed": _write_ssconf(data)}
+
+
+def _write_ssconf(data: Dict[str, Any]) -> bool:
+    path = os.path.join(STATE_DIR, SSCONF_NAME)
     try:
         changed = read_json(path, "ssconf") != data
     except ConfigError:
         changed = True
     if changed:
         write_json_atomic(path, data, mode=0o644)
-    return {"changed": changed}
+    return changed
 
 
 @verb("cluster_membership")
 def cluster_membership(args: Dict[str, Any]) -> Dict[str, Any]:
     """What this node believes about its cluster: ssconf and config serial."""
-    directory = state_dir(args)
+    directory = STATE_DIR
     ssconf_path = os.path.join(directory, SSCONF_NAME)
     ssconf = None
     if os.path.exists(ssconf_path):
@@ -60,7 +61,7 @@ def cluster_membership(args: Dict[str, Any]) -> Dict[str, Any]:
 @verb("cluster_leave")
 def cluster_leave(args: Dict[str, Any]) -> Dict[str, Any]:
     """Forget the cluster: remove config copy and ssconf. args: {"cluster_name": ...}"""
-    directory = state_dir(args)
+    directory = STATE_DIR
     ssconf_path = os.path.join(directory, SSCONF_NAME)
     if os.path.exists(ssconf_path):
         try:

@@ -97,11 +97,12 @@ def instance_list(args: Dict[str, Any]) -> Dict[str, Any]:
     """args: {"hypervisors": ["kvm", "fake"], "all": false} -> {"instances": {name: {"status", "pid",
     "qemu_status", "memory", "vcpus", "hypervisor", "detail"?}}}
 
-    Lists the instances with a live process on this node (as Ganeti's
-    ListInstances); ``all: true`` adds those in "error" (leftover files, dead
-    process) for cluster_verify. A live process is not always the guest:
-    ``qemu_status`` "postmigrate" is a source whose guest moved away,
-    "inmigrate" a target still receiving it.
+    Lists the instances whose guest runs on this node (status "running", as
+    Ganeti's ListInstances). ``all: true`` adds every other state a node can
+    hold, for cleanup and cluster_verify: "incoming" (a migration target still
+    receiving the guest), "migrated" (a source whose guest moved away, QEMU
+    still alive until migration_finalize) and "error" (dead process, files or
+    taps left behind).
     """
     wanted = args.get("hypervisors") or list(HYPERVISORS)
     instances: Dict[str, Any] = {}

@@ -107,11 +107,21 @@ def can_evacuate_node(c: Cluster, ndx: int) -> Reason | None:
         c.rollback(mark)
 
 
-def global_n1(c: Cluster, nodes: Iterable[int]) -> Reason | None:
-    """hail's capacity check (``redundant``): first node that cannot be evacuated."""
-    for ndx in nodes:
+def global_n1(c: Cluster, nodes: Iterable[int], hint: list[int] | None = None
+              ) -> Reason | None:
+    """hail's capacity check (``redundant``): the reason the first node that cannot
+    be evacuated fails, or None.  ``hint`` (a one-element list, updated in place)
+    remembers the last failing node, which is checked first next time: when the
+    cluster is not redundant anyway, each candidate then fails after one node."""
+    order = list(nodes)
+    if hint and hint[0] in order:
+        order.remove(hint[0])
+        order.insert(0, hint[0])
+    for ndx in order:
         r = can_evacuate_node(c, ndx)
         if r is not None:
+            if hint is not None:
+                hint[:] = [ndx]
             return r
     return None
 
@@ -255,6 +265,7 @@ def _try_group(c: Cluster, inst: Instance, count: int, gdx: int, score_scope: in
     order = sorted(range(len(sols)), key=lambda k: (sols[k][0], -k))
     best = None
     dropped = 0
+    hint: list[int] = []
     for k in order:
         sol = sols[k]
         if capacity:
@@ -266,7 +277,7 @@ def _try_group(c: Cluster, inst: Instance, count: int, gdx: int, score_scope: in
                 c.add_pri(sol[1], inst, True)
                 if sol[2] != NO_NODE:
                     c.add_sec(sol[2], inst, sol[1], True)
-                rr = global_n1(c, n1_nodes)
+                rr = global_n1(c, n1_nodes, hint)
                 c.rollback(mark)
             if rr is not None:
                 dropped += 1

@@ -265,6 +265,7 @@ class _Balancer:
                 continue
             victims.append(inst)
         self.victims = victims
+        self.offline_set = offline
         self.evals = 0
         per_step = len(victims) * max(0, len(self.online) - 2) * 4
         self.exhaustive = per_step <= opts.exhaustive_limit
@@ -272,6 +273,13 @@ class _Balancer:
         self.shape_targets: dict[tuple, tuple[list[int], list[int]]] = {}
         self.revisit = (opts.revisit if opts.revisit is not None
                         else len(self.online) <= opts.revisit_nodes)
+
+    def eligible(self, inst: Instance) -> bool:
+        """In evacuation mode only instances still on an offline node move
+        (hbal recomputes this every step)."""
+        if not self.opts.evac_mode:
+            return True
+        return inst.pnode in self.offline_set or inst.snode in self.offline_set
 
     # ---- candidate generation (hbal possibleMoves order)
     def candidates(self, inst: Instance, targets: Iterable[int],
@@ -500,6 +508,8 @@ def _run_exhaustive(b: _Balancer, room: Callable[[], bool],
         cur = c.score(b.gdx)
         best, best_inst, best_mv = cur, None, None
         for inst in b.victims:
+            if not b.eligible(inst):
+                continue
             sc, mv = b.best_for(inst, cur, b.online)
             if mv is not None and sc < best - _EPS:
                 best, best_inst, best_mv = sc, inst, mv
@@ -528,6 +538,8 @@ def _run_lazy(b: _Balancer, room: Callable[[], bool],
         b.refresh_targets()
         cur = c.score(b.gdx)
         for inst in b.victims:
+            if not b.eligible(inst):
+                continue
             sc, mv = b.best_for(inst, cur, *b.targets_for(inst))
             stamp[inst.idx] = step
             if mv is not None:
@@ -550,6 +562,9 @@ def _run_lazy(b: _Balancer, room: Callable[[], bool],
                 break
             heapq.heappop(heap)
             inst = c.instances[idx]
+            if not b.eligible(inst):
+                stamp.pop(idx, None)
+                continue
             sc, mv2 = b.best_for(inst, cur, *b.targets_for(inst))
             stamp[idx] = step
             if mv2 is not None:
@@ -570,6 +585,8 @@ def _run_lazy(b: _Balancer, room: Callable[[], bool],
                 cur2 = c.score(b.gdx)
                 for other in b.victims:
                     if other is inst or not (other.pnode in hit or other.snode in hit):
+                        continue
+                    if not b.eligible(other):
                         continue
                     sc, mv2 = b.best_for(other, cur2, *b.targets_for(other))
                     stamp[other.idx] = step

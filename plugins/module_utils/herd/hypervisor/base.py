@@ -212,6 +212,10 @@ class Hypervisor:
         raise NotImplementedError
 
     def status(self, name: str) -> Dict[str, Any]:
+        """{"name", "status", "pid", "qemu_status", "detail"?}; status is one of
+        running (the guest runs here; paused included), incoming (a migration target
+        still receiving it), migrated (a source whose guest moved away, process still
+        alive), error (a dead process left files or taps behind), stopped."""
         raise NotImplementedError
 
     def list_instances(self) -> Dict[str, Dict[str, Any]]:
@@ -313,12 +317,17 @@ def default_uefi_vars(name: str) -> str:
     return os.path.join(state_dir(), "uefi", f"{names.check_instance_name(name)}.OVMF_VARS.fd")
 
 
-def get(name: str) -> Hypervisor:
-    """The driver registered under ``name`` (kvm, fake)."""
+def registry() -> Dict[str, type]:
+    """{"kvm": KVM, "fake": Fake} (imported here: the drivers import this module)."""
     from .fake import Fake
     from .kvm import KVM
 
-    registry = {"kvm": KVM, "fake": Fake}
-    if name not in registry:
-        raise ValidationError(f"unknown hypervisor {name!r}; this node knows {sorted(registry)}")
-    return registry[name]()
+    return {"kvm": KVM, "fake": Fake}
+
+
+def get(name: str) -> Hypervisor:
+    """A driver instance for ``name`` (kvm, fake)."""
+    drivers = registry()
+    if name not in drivers:
+        raise ValidationError(f"unknown hypervisor {name!r}; this node knows {sorted(drivers)}")
+    return drivers[name]()

@@ -73,6 +73,9 @@ class Fake(Hypervisor):
 
     def start(self, spec: InstanceSpec) -> Dict[str, Any]:
         current = _read(spec.name)
+        if current and current.get("status") in ("incoming", "postmigrate"):
+            raise HypervisorError(f"fake instance {spec.name} is in a migration here ({current['status']}); "
+                                  "finalize or abort it first")
         if current and current.get("status") == "running":
             return {"name": spec.name, "changed": False, "status": "running", "pid": None,
                     "runtime_differs": current.get("spec") != spec.to_dict()}
@@ -104,10 +107,12 @@ class Fake(Hypervisor):
             return {"name": name, "status": "stopped", "pid": None, "qemu_status": None}
         state = current.get("status")
         if state in ("running", "incoming", "postmigrate"):
-            result = {"name": name, "status": "running", "pid": None,
-                      "qemu_status": {"incoming": "inmigrate"}.get(state, state)}
+            result = {"name": name, "status": {"incoming": "incoming", "postmigrate": "migrated"}.get(state, state),
+                      "pid": None, "qemu_status": {"incoming": "inmigrate"}.get(state, state)}
             if state == "incoming":
                 result["detail"] = "waiting for an incoming migration"
+            elif state == "postmigrate":
+                result["detail"] = "the guest migrated away; waiting for migration_finalize"
             return result
         return {"name": name, "status": "error", "pid": None, "qemu_status": None,
                 "detail": current.get("detail") or f"state {state!r}"}

@@ -37,10 +37,8 @@ OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS_TEMPLATE = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 START_TIMEOUT = 120
 KILL_WAIT = 10
-# QEMU run states in which the guest is not running on this node any more
-# (or not yet): the master reads them from status/qemu_status.
-MIGRATION_DONE = ("completed",)
-MIGRATION_FAILED = ("failed", "cancelled")
+# A live QEMU process whose guest does not run here (any other QEMU state counts as running).
+STATUS_BY_QEMU = {"postmigrate": "migrated", "inmigrate": "incoming"}
 
 
 def kvm_dir() -> str:
@@ -433,6 +431,10 @@ class KVM(Hypervisor):
         paths = Paths(spec.name)
         pid = find_pid(paths)
         if pid:
+            state = _qmp_status(paths)
+            if state in STATUS_BY_QEMU:
+                raise HypervisorError(f"instance {spec.name} has a QEMU on node {node_name()} that is "
+                                      f"{STATUS_BY_QEMU[state]} ({state}); finalize or abort that migration first")
             runtime = read_runtime(paths) or {}
             stored = dict(runtime.get("spec") or {})
             stored.pop("machine", None)
@@ -459,7 +461,8 @@ class KVM(Hypervisor):
         method = None
         if pid:
             method = "kill"
-            if not force:
+            # a QEMU whose guest is elsewhere (migrated / incoming) has nobody to press the button
+            if not force and _qmp_status(paths) not in STATUS_BY_QEMU:
                 try:
                     with QMP(paths.qmp, timeout=5) as qmp:
                         qmp.execute("system_powerdown")
@@ -502,12 +505,15 @@ class KVM(Hypervisor):
         pid = find_pid(paths)
         runtime = read_runtime(paths)
         if pid:
-            result: Dict[str, Any] = {"name": name, "status": "running", "pid": pid,
-                                      "qemu_status": _qmp_status(paths)}
-            if runtime is None:
-                result["detail"] = "running without a runtime file"
-            elif runtime.get("incoming"):
+            qemu_status = _qmp_status(paths)
+            result: Dict[str, Any] = {"name": name, "status": STATUS_BY_QEMU.get(qemu_status, "running"),
+                                      "pid": pid, "qemu_status": qemu_status}
+            if result["status"] == "migrated":
+                result["detail"] = "the guest migrated away; this QEMU waits for migration_finalize"
+            elif result["status"] == "incoming":
                 result["detail"] = "waiting for an incoming migration"
+            elif runtime is None:
+                result["detail"] = "running without a runtime file"
             return result
         leftovers = [os.path.basename(p) for p in paths.leftovers()] + taps.instance_taps(name)
         if leftovers:

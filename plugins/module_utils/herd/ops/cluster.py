@@ -221,8 +221,7 @@ def _modify(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         return result
     with ctx.job("cluster_modify", spec):
         after_config.cluster.mtime = now()
-        ctx.store.save(after_config)
-        ctx.replicate(after_config)
+        ctx.commit(after_config)
     result["msg"] = f"cluster {config.cluster.name} modified"
     return result
 

@@ -89,34 +89,34 @@ class Context:
         if job.data["status"] == "running":
             job.finish()
 
-    def replicate(self, config: Config, extra_nodes: Tuple[str, ...] = ()) -> Dict[str, str]:
-        """Push the config to every master candidate and ssconf to every online node.
+    def replicate(self, config: Config, ssconf_changed: bool = True) -> Dict[str, str]:
+        """Push the config to every master candidate (their ssconf follows it) and, when
+        the ssconf changed, the ssconf to every other online node. One parallel round.
 
         Returns {node: error} for the nodes that could not be updated; those
         show in cluster_verify until the next successful push.
         """
         failures: Dict[str, str] = {}
+        candidates = set(config.master_candidates())
         calls = []
-        ssconf = config.ssconf()
         data = config.to_dict()
+        ssconf = config.ssconf()
         for node in sorted(config.nodes.values(), key=lambda n: n.name):
             if node.offline or node.name == config.cluster.master_node:
                 continue  # the master wrote its own files in ConfigStore.save
-            endpoint = self.endpoint(node, config)
-            calls.append((endpoint, "ssconf_write", {"ssconf": ssconf}))
-        results = self.rpc.call_many(calls)
-        for name, result in results.items():
-            if isinstance(result, RpcError):
-                failures[name] = str(result)
-        calls = [(self.endpoint(config.nodes[name], config), "config_write", {"config": data})
-                 for name in config.master_candidates()
-                 if name != config.cluster.master_node and name not in failures]
+            if node.name in candidates:
+                calls.append((self.endpoint(node, config), "config_write", {"config": data}))
+            elif ssconf_changed:
+                calls.append((self.endpoint(node, config), "ssconf_write", {"ssconf": ssconf}))
         for name, result in self.rpc.call_many(calls).items():
             if isinstance(result, RpcError):
                 failures[name] = str(result)
-        for name, error in failures.items():
-            self.warnings.append(f"could not update {name}: {error}")
+                self.warnings.append(f"could not update {name}: {result}")
         return failures
+
+    def commit(self, config: Config) -> None:
+        """Save (serial+1) and replicate: call with the cluster lock held."""
+        self.replicate(config, self.store.save(config))
 
 
 def diff_dict(before: Any, after: Any) -> Dict[str, Any]:

@@ -27,7 +27,8 @@ def ensure(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     locks = ctx.locks(f"instance op on {name}")
     with locks.instance(name):
         config = ctx.load_master_config()
-        recover_interrupted(ctx, name)
+        if recover_interrupted(ctx, name, locks, config):
+            config = ctx.load_master_config()
         inst = config.instances.get(name)
         if spec["state"] == "absent":
             return remove(ctx, locks, name)
@@ -36,14 +37,29 @@ def ensure(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         return modify(ctx, locks, spec)
 
 
-def recover_interrupted(ctx: Context, name: str) -> None:
-    """A job on this instance whose process died: report and close it (its undo ran or the config shows truth)."""
+def recover_interrupted(ctx: Context, name: str, locks: Any = None, config: Any = None) -> List[str]:
+    """Jobs on this instance whose process died: close them and repair what they left.
+
+    An interrupted migration is repaired by the migration cleanup (the
+    instance may run on the target, or on both nodes); other interrupted jobs
+    left nothing running that the config does not know about, since their
+    undo steps could not run either: the current state is taken as it is and
+    this run converges from it.
+    """
+    actions: List[str] = []
     for job in ctx.journal.interrupted():
-        if job.get("params", {}).get("name") == name and job.get("opcode", "").startswith("instance_"):
-            ctx.journal.mark_recovered(job["id"], "found by a later operation on the same instance")
-            ctx.warnings.append(f"job {job['id']} ({job['opcode']}) on {name} had been interrupted during "
-                                f"{job.get('last_message')!r}; it is closed, and this run converges from the "
-                                "current state")
+        if job.get("params", {}).get("name") != name or not job.get("opcode", "").startswith("instance_"):
+            continue
+        ctx.journal.mark_recovered(job["id"], "found by a later operation on the same instance")
+        ctx.warnings.append(f"job {job['id']} ({job['opcode']}) on {name} had been interrupted during "
+                            f"{job.get('last_message')!r}; it is closed, and this run repairs and converges "
+                            "from the current state")
+        if job["opcode"] == "instance_migrate" and locks is not None and config is not None \
+                and name in config.instances and not ctx.check_mode:
+            from .migrate import cleanup
+
+            actions += cleanup(ctx, locks, config, config.instances[name])["actions"]
+    return actions
 
 
 # --------------------------------------------------------------------------- create
@@ -132,8 +148,7 @@ def create(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
                     raise PrerequisiteError(f"instance {inst.name} was created meanwhile by another job")
                 _recheck_unique(fresh, inst)
                 fresh.instances[inst.name] = inst
-                ctx.store.save(fresh)
-                ctx.replicate(fresh)
+                ctx.commit(fresh)
                 config = fresh
         job.on_undo("remove the instance from the config", _undo_config(ctx, locks, inst.name))
         job.on_undo("remove runtime files", lambda: nodecalls.instance_cleanup(ctx, config, inst, inst.primary_node))
@@ -198,8 +213,7 @@ def _undo_config(ctx: Context, locks: Any, name: str) -> Any:
             fresh = ctx.store.load()
             if name in fresh.instances:
                 del fresh.instances[name]
-                ctx.store.save(fresh)
-                ctx.replicate(fresh)
+                ctx.commit(fresh)
     return undo
 
 
@@ -211,8 +225,7 @@ def _set_admin_state(ctx: Context, locks: Any, name: str, state: str, **changes:
         for key, value in changes.items():
             setattr(inst, key, value)
         inst.mtime = now()
-        ctx.store.save(fresh)
-        ctx.replicate(fresh)
+        ctx.commit(fresh)
 
 
 # --------------------------------------------------------------------------- modify
@@ -361,8 +374,7 @@ def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
                 target.network_port = stored.network_port
                 target.mtime = now()
                 fresh.instances[inst.name] = target
-                ctx.store.save(fresh)
-                ctx.replicate(fresh)
+                ctx.commit(fresh)
                 config = fresh
         if start:
             with job.step("start instance"):
@@ -421,7 +433,7 @@ def remove(ctx: Context, locks: Any, name: str) -> Dict[str, Any]:
                 if config.nodes[node].offline:
                     continue
                 try:
-                    nodecalls.instance_cleanup(ctx, config, inst, node)
+                    nodecalls.instance_cleanup(ctx, config, inst, node, purge=True)
                 except (RpcError, HerdError) as exc:
                     problems.append(str(exc))
         with job.step("commit config"):
@@ -432,8 +444,7 @@ def remove(ctx: Context, locks: Any, name: str) -> Dict[str, Any]:
                     for ip, owner in list(network.allocated.items()):
                         if owner == name:
                             del network.allocated[ip]
-                ctx.store.save(fresh)
-                ctx.replicate(fresh)
+                ctx.commit(fresh)
         ctx.warnings.extend(problems)
     result["msg"] = f"instance {name} removed"
     return result

@@ -90,8 +90,7 @@ def _switch_primary(ctx: Context, locks: Any, name: str, target: str) -> Config:
         if inst.disk_template == "drbd":
             inst.secondary_node = old
         inst.mtime = now()
-        ctx.store.save(fresh)
-        ctx.replicate(fresh)
+        ctx.commit(fresh)
         return fresh
 
 
@@ -159,11 +158,13 @@ def _live_migrate(ctx: Context, job: Any, config: Config, inst: Instance, target
                                   {"name": inst.name, "hypervisor": inst.hypervisor, "runtime": info["runtime"],
                                    "address": address, "disk_paths": nodecalls.disk_paths(ctx, config, inst, target)
                                    if drbd else None})
+    # Undo runs in reverse: the target's process dies first, then the source resumes
+    # (resuming first could run the guest twice), as Ganeti's _AbortMigration.
+    job.on_undo("resume the source", lambda: nodecalls.call(
+        ctx, config, source, "migration_abort", {"name": inst.name, "hypervisor": inst.hypervisor}))
     job.on_undo("kill the incoming process on the target", lambda: nodecalls.call(
         ctx, config, target, "migration_finalize",
         {"name": inst.name, "hypervisor": inst.hypervisor, "role": "target", "success": False}))
-    job.on_undo("resume the source", lambda: nodecalls.call(
-        ctx, config, source, "migration_abort", {"name": inst.name, "hypervisor": inst.hypervisor}))
     with job.step("migrate", target=target, mode=mode):
         nodecalls.call(ctx, config, source, "migration_start",
                        {"name": inst.name, "hypervisor": inst.hypervisor, "address": address,
@@ -224,44 +225,69 @@ def _drbd_mode(ctx: Context, config: Config, inst: Instance, dual: bool, primary
 
 
 def cleanup(ctx: Context, locks: Any, config: Config, inst: Instance) -> Dict[str, Any]:
-    """Ganeti's migrate --cleanup: find where the instance really runs and make the config say so."""
-    status = instance_status(ctx, config, inst)
-    where = status["running_on"]
+    """Ganeti's migrate --cleanup: find where the instance really runs and make the config say so.
+
+    From every node's view of the instance (``running``, ``incoming`` on a
+    target still receiving, ``migrated`` on a source whose guest left):
+    target running + source migrated: the migration completed, finalize both
+    and switch the primary; source running + target incoming: it stopped
+    half-way, kill the target and resume the source; running elsewhere only:
+    switch the primary; running on the primary only: resume it if paused.
+    """
+    nodes = [n for n in sorted(config.nodes) if config.nodes[n].vm_capable]
+    answers = nodecalls.running_on(ctx, config, nodes, inst.hypervisor, every_state=True)
+    state = {n: a[inst.name].get("status") for n, a in answers.items()
+             if not isinstance(a, RpcError) and inst.name in a}
+    primary = inst.primary_node
+    running = [n for n, s in state.items() if s == "running"]
+    incoming = [n for n, s in state.items() if s == "incoming"]
     before = instance_view(inst)
     actions: List[str] = []
-    new_primary = inst.primary_node
-    if len(where) > 1:
-        # Both sides: a migration stopped half-way. The source still has the guest; drop the target.
-        others = [n for n in where if n != inst.primary_node]
-        for node in others:
-            actions.append(f"kill the stale incoming process on {node}")
+    new_primary = primary
+    args = {"name": inst.name, "hypervisor": inst.hypervisor}
+
+    def finalize(node: str, role: str, success: bool) -> None:
         if not ctx.check_mode:
+            nodecalls.call(ctx, config, node, "migration_finalize", dict(args, role=role, success=success))
+
+    if state.get(primary) == "migrated" and running and running[0] != primary:
+        new_primary = running[0]
+        actions += [f"the migration to {new_primary} had completed: finalize both sides",
+                    f"make {new_primary} the primary"]
+        finalize(new_primary, "target", True)
+        finalize(primary, "source", True)
+    elif state.get(primary) == "migrated":
+        actions.append(f"the guest left {primary} but runs nowhere else: resume it on {primary}")
+        if not ctx.check_mode:
+            nodecalls.call(ctx, config, primary, "migration_abort", dict(args, resume_completed=True))
+    else:
+        for node in incoming:
+            actions.append(f"kill the incoming process on {node}")
+            finalize(node, "target", False)
+        others = [n for n in running if n != primary]
+        if primary in running:
+            if incoming or others:
+                actions.append(f"resume the guest on {primary} if a migration left it paused")
+                if not ctx.check_mode:
+                    nodecalls.call(ctx, config, primary, "migration_abort", args)
             for node in others:
-                nodecalls.call(ctx, config, node, "migration_finalize",
-                               {"name": inst.name, "hypervisor": inst.hypervisor, "role": "target",
-                                "success": False})
-            nodecalls.call(ctx, config, inst.primary_node, "migration_abort",
-                           {"name": inst.name, "hypervisor": inst.hypervisor})
-    elif where and where[0] != inst.primary_node:
-        new_primary = where[0]
-        actions.append(f"the instance runs on {new_primary}: make it the primary")
-        if not ctx.check_mode:
-            nodecalls.call(ctx, config, new_primary, "migration_finalize",
-                           {"name": inst.name, "hypervisor": inst.hypervisor, "role": "target", "success": True})
+                actions.append(f"stop the second copy on {node}")
+                if not ctx.check_mode:
+                    nodecalls.instance_stop(ctx, config, inst, node=node, force=True)
+        elif others:
+            new_primary = others[0]
+            actions.append(f"the instance runs on {new_primary}: make it the primary")
+    if new_primary != primary and not ctx.check_mode:
+        with ctx.job("instance_migrate_cleanup", {"name": inst.name, "primary": new_primary}):
             _switch_primary(ctx, locks, inst.name, new_primary)
-    elif where:
-        actions.append("resume the source if a migration left it paused")
-        if not ctx.check_mode:
-            nodecalls.call(ctx, config, inst.primary_node, "migration_abort",
-                           {"name": inst.name, "hypervisor": inst.hypervisor})
-    if inst.disk_template == "drbd" and not ctx.check_mode:
+    if inst.disk_template == "drbd" and actions and not ctx.check_mode:
         fresh = ctx.store.load().instances[inst.name]
         _drbd_mode(ctx, config, fresh, dual=False, primary=fresh.primary_node)
         actions.append("drbd back to single-primary")
     after = dict(before, primary_node=new_primary)
-    changed = bool(actions) and actions != ["resume the source if a migration left it paused"]
-    return {"changed": changed, "actions": actions, "source": inst.primary_node, "target": new_primary,
-            "diff": diff_dict(before, after), "msg": f"cleanup of {inst.name}: " + ("; ".join(actions) or "nothing to do")}
+    return {"changed": bool(actions), "actions": actions, "source": primary, "target": new_primary,
+            "node_states": state, "diff": diff_dict(before, after),
+            "msg": f"cleanup of {inst.name}: " + ("; ".join(actions) or "nothing to do")}
 
 
 # --------------------------------------------------------------------------- failover
@@ -273,7 +299,8 @@ def failover(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         config = ctx.load_master_config()
         if name not in config.instances:
             raise PrerequisiteError(f"instance {name} does not exist")
-        recover_interrupted(ctx, name)
+        if recover_interrupted(ctx, name, locks, config):
+            config = ctx.load_master_config()
         return _failover_locked(ctx, locks, config, config.instances[name], spec)
 
 

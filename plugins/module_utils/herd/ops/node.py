@@ -124,9 +124,7 @@ def _add(ctx: Context, locks: Any, config: Config, spec: Dict[str, Any]) -> Dict
                 config.nodegroups[group] = NodeGroup(name=group, uuid=new_uuid())
             config.nodes[name] = node
             with job.step("commit config"):
-                ctx.store.save(config)
-            with job.step("replicate config"):
-                ctx.replicate(config)
+                ctx.commit(config)
     result["msg"] = f"node {name} added"
     return result
 
@@ -201,9 +199,7 @@ def _modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
             if group and group not in config.nodegroups:
                 config.nodegroups[group] = NodeGroup(name=group, uuid=new_uuid())
             with job.step("commit config"):
-                ctx.store.save(config)
-            with job.step("replicate config"):
-                ctx.replicate(config)
+                ctx.commit(config)
         result["msg"] = f"node {name} modified"
         return result
 
@@ -229,9 +225,7 @@ def absent(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         with ctx.job("node_remove", spec) as job:
             del config.nodes[name]
             with job.step("commit config"):
-                ctx.store.save(config)
-            with job.step("replicate config"):
-                ctx.replicate(config)
+                ctx.commit(config)
             if not node.offline:
                 try:
                     ctx.rpc.call(ctx.endpoint(node, config), "cluster_leave", {"cluster_name": config.cluster.name})

@@ -106,14 +106,38 @@ def runtime_spec(config: Config, inst: Instance, disk_paths_on_node: List[str]) 
         "memory": inst.beparams.get("maxmem", config.cluster.beparams.get("maxmem", 128)),
         "vcpus": inst.beparams.get("vcpus", config.cluster.beparams.get("vcpus", 1)),
         "hvparams": hvparams,
-        "disks": [{"path": path, "uuid": d.uuid, "size": d.size, "index": i}
+        "disks": [{"path": path, "format": "raw", "uuid": d.uuid, "size": d.size, "index": i}
                   for i, (d, path) in enumerate(zip(inst.disks, disk_paths_on_node))],
         "nics": [{"mac": n.mac, "link": n.link, "vlan": n.vlan, "index": i} for i, n in enumerate(inst.nics)],
         "network_port": inst.network_port,
         "os": inst.os,
         "cloud_init": inst.os == "cloud_init",
         "storage": storage_context(config),
+        "uefi_vars": uefi_vars_path(config, inst),
+        "cdrom": seed_path(config, inst),
     }
+
+
+def instance_dir(config: Config, inst: Instance) -> str:
+    """Where an instance's own files (seed ISO, UEFI variables) live: shared storage when its
+    disks are shared, so any node that runs it sees them."""
+    base = config.cluster.shared_file_storage_dir if inst.disk_template in ("sharedfile", "diskless") \
+        else config.cluster.file_storage_dir
+    return f"{base}/{inst.name}"
+
+
+def seed_path(config: Config, inst: Instance) -> Optional[str]:
+    return f"{instance_dir(config, inst)}/cloud-init-seed.iso" if inst.os == "cloud_init" else None
+
+
+def uefi_vars_path(config: Config, inst: Instance) -> Optional[str]:
+    """The instance's own OVMF variables: on shared storage for sharedfile (so a migration
+    target opens the same file), node-local (the agent's default) otherwise."""
+    if effective_hvparams(config, inst).get("firmware") != "uefi":
+        return None
+    if inst.disk_template == "sharedfile":
+        return f"{config.cluster.shared_file_storage_dir}/{inst.name}/OVMF_VARS.fd"
+    return None
 
 
 def instance_start(ctx: Context, config: Config, inst: Instance, node: Optional[str] = None,
@@ -131,17 +155,25 @@ def instance_stop(ctx: Context, config: Config, inst: Instance, node: Optional[s
                 timeout=timeout + 60)
 
 
-def instance_cleanup(ctx: Context, config: Config, inst: Instance, node: str) -> Dict[str, Any]:
-    """Remove runtime files (runtime spec, sockets, UEFI vars, seed) of an instance on a node."""
+def instance_cleanup(ctx: Context, config: Config, inst: Instance, node: str, purge: bool = False) -> Dict[str, Any]:
+    """Remove runtime files (runtime spec, sockets) of a stopped instance on a node; with ``purge``
+    (instance removal) also what is kept with the instance (the UEFI variables)."""
     return call(ctx, config, node, "instance_cleanup",
-                {"name": inst.name, "hypervisor": inst.hypervisor, "storage": storage_context(config)})
+                {"name": inst.name, "hypervisor": inst.hypervisor, "purge": purge,
+                 "uefi_vars": uefi_vars_path(config, inst)})
 
 
-def running_on(ctx: Context, config: Config, nodes: List[str], hypervisor: Optional[str] = None
-               ) -> Dict[str, Any]:
-    """{node: {instance: info} or RpcError} for online nodes."""
+def running_on(ctx: Context, config: Config, nodes: List[str], hypervisor: Optional[str] = None,
+               every_state: bool = False) -> Dict[str, Any]:
+    """{node: {instance: info} or RpcError} for online nodes.
+
+    By default only running (or paused) instances, as Ganeti lists them; with
+    ``every_state`` also ``incoming`` (a migration target) and ``migrated`` (a
+    source whose guest moved) processes, which a migration cleanup needs.
+    """
     hypervisors = sorted(set(config.cluster.enabled_hypervisors)) if hypervisor is None else [hypervisor]
-    calls = [(ctx.endpoint(config.nodes[n], config), "instance_list", {"hypervisors": hypervisors})
+    calls = [(ctx.endpoint(config.nodes[n], config), "instance_list",
+              {"hypervisors": hypervisors, "all": every_state})
              for n in nodes if not config.nodes[n].offline]
     answers = ctx.rpc.call_many(calls, timeout=60)
     out: Dict[str, Any] = {}
