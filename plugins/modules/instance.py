@@ -38,9 +38,10 @@ options:
   state:
     description:
       - C(present) defined with disks, not necessarily running; C(running); C(stopped); C(absent) removed.
+      - C(restarted) stops and starts it (always a change, like gnt-instance reboot), applying pending changes.
       - C(present) leaves the running state of an existing instance as it is.
     type: str
-    choices: [present, running, stopped, absent]
+    choices: [present, running, stopped, restarted, absent]
     default: present
   disk_template:
     description: C(diskless), C(file), C(sharedfile), C(plain) or C(drbd). Required to create; immutable after.
@@ -162,7 +163,7 @@ PARAMS = ('name', 'state', 'disk_template', 'hypervisor', 'disks', 'nics', 'memo
 def main():
     argument_spec = dict(
         name=dict(type='str', required=True),
-        state=dict(type='str', default='present', choices=['present', 'running', 'stopped', 'absent']),
+        state=dict(type='str', default='present', choices=['present', 'running', 'stopped', 'restarted', 'absent']),
         disk_template=dict(type='str', choices=['diskless', 'file', 'sharedfile', 'plain', 'drbd']),
         hypervisor=dict(type='str', choices=['kvm', 'fake']),
         disks=dict(type='list', elements='raw'),

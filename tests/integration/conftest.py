@@ -79,3 +79,19 @@ def vcluster() -> Iterator[VCluster]:
     finally:
         if not keep:
             cluster.down()
+
+
+@pytest.fixture(scope="session")
+def inventory(vcluster: VCluster) -> Path:
+    return vcluster.inventory
+
+
+@pytest.fixture(scope="session")
+def site(vcluster: VCluster, inventory: Path):
+    """playbooks/site.yml run once on the session's cluster: nodes bootstrapped, cluster
+    initialised, nodes added. Tests that change the cluster put it back as they found it."""
+    import ansible_run
+
+    run = ansible_run.playbook(inventory, REPO / "playbooks" / "site.yml")
+    assert run.rc == 0, run
+    return run

@@ -9,22 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from . import ansible_run
+import ansible_run
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def inventory(vcluster, tmp_path_factory):
-    return ansible_run.inventory_dir(vcluster, tmp_path_factory.mktemp("inv"))
-
-
-@pytest.fixture(scope="module")
-def site(vcluster, inventory):
-    """site.yml once: bootstrap, init, node add, node table."""
-    run = ansible_run.playbook(inventory, REPO / "playbooks" / "site.yml")
-    assert run.rc == 0, run
-    return run
 
 
 def read_config(vcluster, node="node1"):

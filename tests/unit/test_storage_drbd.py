@@ -498,3 +498,23 @@ def test_promoting_an_outdated_disk_needs_force(tmp_path):
         node.drbd.set_mode(node.req(primary="node2"), role="primary", dual_primary=False)
     node.drbd.set_mode(node.req(primary="node2"), role="primary", dual_primary=False, force=True)
     assert node.drbdadm_calls()[-1] == ["primary", "--force", RESOURCE]
+
+
+def test_assemble_of_a_running_resource_with_unchanged_file_runs_no_drbdadm(tmp_path):
+    node = Node(tmp_path, proc="").with_lvs()
+    node.drbd.write_config(DrbdDisk.from_request(node.req()))
+    node.proc.write_text(PROC_HEAD + proc_line(0, ro="Primary/Secondary"))
+    result = node.drbd.assemble(node.req())
+    assert node.drbdadm_calls() == []
+    assert result["changed"] is False
+
+
+def test_assemble_applies_a_changed_peer_with_adjust(tmp_path):
+    node = Node(tmp_path, proc="").with_lvs()
+    node.drbd.write_config(DrbdDisk.from_request(node.req()))
+    node.proc.write_text(PROC_HEAD + proc_line(0, ro="Primary/Secondary"))
+    moved = node.req(nodes={"node1": {"address": "203.0.113.1", "minor": 0},
+                            "node3": {"address": "203.0.113.3", "minor": 5}})
+    node.drbd.assemble(moved)
+    assert node.drbdadm_calls() == [["adjust", RESOURCE]]
+    assert "on node3 {" in (node.confdir / f"{RESOURCE}.res").read_text()

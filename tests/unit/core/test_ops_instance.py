@@ -167,3 +167,13 @@ def test_drained_node_is_refused_as_explicit_target(cluster, first_fit):
     node_op.present(cluster, {"name": "node2", "drained": True})
     with pytest.raises(PrerequisiteError, match="node node2 is drained"):
         instance_op.ensure(cluster, spec(primary_node="node2"))
+
+
+def test_restarted_always_restarts_and_applies_pending_changes(cluster, nodes, first_fit):
+    instance_op.ensure(cluster, spec())
+    instance_op.ensure(cluster, spec(memory="512M"))
+    assert nodes[0].running["web1"]["memory"] == 256
+    result = instance_op.ensure(cluster, spec(memory="512M", state="restarted"))
+    assert result["actions"] == ["stop", "start"]
+    assert nodes[0].running["web1"]["memory"] == 512
+    assert cluster.store.load().instances["web1"].pending_restart is False

@@ -20,6 +20,11 @@ from .model import NO_NODE, SHARED_MOVABLE, Cluster, Instance, mirror_type
 from .moves import apply_move, move_opcodes
 from .rules import Reason
 
+# In groups larger than this, the global N+1 check picks re-creation targets by
+# free memory instead of by score (hail's way costs O(nodes) score evaluations
+# per instance of every node).
+EXACT_RECREATE_NODES = 24
+
 POLICY_ORDER = {"preferred": 0, "last_resort": 1, "unallocable": 2}
 
 
@@ -73,6 +78,14 @@ def can_evacuate_node(c: Cluster, ndx: int) -> Reason | None:
         escape = [m.idx for m in c.nodes if m.group == n.group and m.idx != ndx]
         for inst in shared:
             best = None
+            if len(escape) >= EXACT_RECREATE_NODES:
+                for t in sorted(escape, key=lambda x: -c.nodes[x].unallocated_mem()):
+                    if apply_move(c, inst, ("fa", t), True) is None:
+                        best = (0.0, t)
+                        break
+                if best is None:
+                    return rules.n1_reason(n.name, n.name, f"no node can take {inst.name}")
+                continue
             for t in escape:
                 m2 = c.checkpoint()
                 if apply_move(c, inst, ("fa", t), True) is None:
@@ -84,19 +97,33 @@ def can_evacuate_node(c: Cluster, ndx: int) -> Reason | None:
                 return rules.n1_reason(n.name, n.name, f"no node can take {inst.name}")
             apply_move(c, inst, ("fa", best[1]), True)
         nonmove.sort(key=lambda i: -i.mem)
+        # hail re-creates each instance on the best-scoring node that passes the hard
+        # checks.  That is O(nodes) score evaluations per instance; on big groups we
+        # take the node with the most unallocated memory that passes instead (a
+        # feasibility question; documented deviation).
+        exact = len(escape) < EXACT_RECREATE_NODES
         for inst in nonmove:
             best = None
             old_p = inst.pnode
-            for t in escape:
-                m2 = c.checkpoint()
-                if rules.policy_failure(c.nodes[t], inst, c.node_policy(c.nodes[t])) is None:
-                    c.remove_pri(old_p, inst)
-                    c.set_inst_nodes(inst, t, NO_NODE)
-                    if c.add_pri(t, inst, True) is None:
-                        s = c.score(n.group)
-                        if best is None or not best[0] < s:
-                            best = (s, t)
-                c.rollback(m2)
+            if exact:
+                for t in escape:
+                    m2 = c.checkpoint()
+                    if rules.policy_failure(c.nodes[t], inst,
+                                            c.node_policy(c.nodes[t])) is None:
+                        c.remove_pri(old_p, inst)
+                        c.set_inst_nodes(inst, t, NO_NODE)
+                        if c.add_pri(t, inst, True) is None:
+                            s = c.score(n.group)
+                            if best is None or not best[0] < s:
+                                best = (s, t)
+                    c.rollback(m2)
+            else:
+                for t in sorted(escape, key=lambda x: -c.nodes[x].unallocated_mem()):
+                    tn = c.nodes[t]
+                    if rules.policy_failure(tn, inst, c.node_policy(tn)) is None and \
+                            rules.pri_failure(tn, inst, True) is None:
+                        best = (0.0, t)
+                        break
             if best is None:
                 return rules.n1_reason(n.name, n.name, f"no node can re-create {inst.name}")
             c.remove_pri(old_p, inst)
@@ -266,6 +293,13 @@ def _try_group(c: Cluster, inst: Instance, count: int, gdx: int, score_scope: in
     best = None
     dropped = 0
     hint: list[int] = []
+    if capacity and other_ok is None and sols:
+        # Adding an instance only consumes resources, so a group that cannot be
+        # evacuated without it cannot be evacuated with it either: check once.
+        base = global_n1(c, n1_nodes, hint)
+        if base is not None:
+            other_ok = Reason(base.mode, base.node, "the cluster is already not N+1 "
+                              f"redundant: {base.text}")
     for k in order:
         sol = sols[k]
         if capacity:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import allocate as al
-from .model import NO_NODE, Cluster, Instance, IPolicy, INSTANCE_STATUSES, DISK_TEMPLATES
+from .model import DISK_TEMPLATES, NO_NODE, Cluster, Instance, IPolicy
 from .text import TextFormatError, parse_text
 
 
@@ -163,7 +163,7 @@ def build_cluster(data: dict[str, Any], static_kvm_mem: int = 4096,
                        lv("free_disk", int, 0), lv("total_cpus", float, 0.0),
                        lv("reserved_cpus", int, 0), (not live) or drained,
                        c.group_by_uuid[guuid], sptotal, spfree, excl, 1.0, tags,
-                       bool(nd.get("master_candidate", False)) and False, reason)
+                       False, reason)
         if hvs:
             n.hypervisor = hvs[0]
     insts = _get(data, "instances", ctx, dict)

@@ -115,10 +115,10 @@ def parse_text(text: str) -> Cluster:
         if name in c.node_by_name:
             raise TextFormatError(f"line {lineno}: duplicate node {name!r}")
         if "?" in (tm, nm, fm, td, fd, tc):
-            n = c.add_node(name, 0, 0, 0, 0, 0, 0, 0, True, gdx, 0, 0, False,
+            c.add_node(name, 0, 0, 0, 0, 0, 0, 0, True, gdx, 0, 0, False,
                            offline_reason="resources unknown ('?' in the text data)")
             continue
-        n = c.add_node(
+        c.add_node(
             name, _float(tm, lineno, f"node {name} t_mem"), _int(nm, lineno, f"node {name} n_mem"),
             _int(fm, lineno, f"node {name} f_mem"), _float(td, lineno, f"node {name} t_disk"),
             _int(fd, lineno, f"node {name} f_disk"), _float(tc, lineno, f"node {name} t_cpu"),

@@ -111,6 +111,13 @@ def build_instance(ctx: Context, config: Any, spec: Dict[str, Any]) -> Instance:
 
 
 def create(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
+    # Placement through commit holds the allocation lock: two creates at once
+    # would otherwise both see the same free memory (Ganeti's node-allocation lock).
+    with locks.lock("allocation", timeout=max(ctx.lock_timeout, 300)):
+        return _create_locked(ctx, locks, spec)
+
+
+def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
     config = ctx.load_master_config()
     inst = build_instance(ctx, config, spec)
     mirrored = is_mirrored(inst.disk_template)
@@ -123,7 +130,7 @@ def create(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
     inst.secondary_node = answer.get("secondary") if mirrored else None
     if inst.disk_template == "drbd":
         allocate_drbd(config, inst)
-    want_running = spec["state"] == "running"
+    want_running = spec["state"] in ("running", "restarted")
     after = instance_view(inst)
     after["admin_state"] = "up" if want_running else "down"
     result: Dict[str, Any] = {"changed": True, "instance": after, "diff": diff_dict(None, after),
@@ -330,9 +337,10 @@ def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
         raise PrerequisiteError("adding disks to a drbd instance is not supported yet")
     status = instance_status(ctx, config, inst)
     running = status["running"]
-    want = {"running": "up", "stopped": "down"}.get(spec["state"], inst.admin_state)
-    restart_needed = running and any(k in changes for k in NEEDS_RESTART)
-    restart_now = restart_needed and spec["restart_on_change"] and want == "up"
+    want = {"running": "up", "restarted": "up", "stopped": "down"}.get(spec["state"], inst.admin_state)
+    restart_needed = running and (any(k in changes for k in NEEDS_RESTART) or inst.pending_restart)
+    restart_now = running and want == "up" and (spec["state"] == "restarted"
+                                                or restart_needed and spec["restart_on_change"])
     target.admin_state = want
     target.pending_restart = bool(inst.pending_restart or restart_needed) and not restart_now and want == "up"
     if want == "down" or (running and restart_now) or (not running and want == "up"):

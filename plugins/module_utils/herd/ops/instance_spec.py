@@ -14,7 +14,7 @@ from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, MIRRORED_TE
 from ..errors import PrerequisiteError, ValidationError
 from ..units import parse_size_mib
 
-STATES = ("present", "running", "stopped", "absent")
+STATES = ("present", "running", "stopped", "restarted", "absent")
 OS_TYPES = ("noop", "image", "cloud_init")
 KVM_CHOICES = {
     "machine_type": ("pc", "q35"),

@@ -567,11 +567,11 @@ class Drbd(Template):
             if self.lvm.find(vg, lv) is None:
                 raise StorageError(f"disk {req.index} of {req.instance}: {vg}/{lv} does not exist on this node")
             changed = self.lvm.activate(vg, lv)["changed"] or changed
-        dual = self.current_dual(disk)
-        changed = self.write_config(disk, dual) or changed
+        rewritten = self.write_config(disk, self.current_dual(disk))
         self._need_module()
         status = self.status(disk)
-        if status is None:
+        if status is None or rewritten:
+            # not up (after a reboot), or the peers changed (replace-disks): apply the file
             self._adm(cmds, cmds.adjust(), "adjust (attach and connect)")
             changed = True
             status = self.status(disk)
