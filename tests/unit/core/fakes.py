@@ -112,7 +112,7 @@ class FakeRpc:
             if verb == "disk_assemble":
                 assert key in node.disks, f"disk {key} missing on {node.name}"
                 return {"path": f"/fake/{key}"}
-        if verb == "os_install":
+        if verb in ("os_install", "cloud_init_seed_create", "cloud_init_seed_remove"):
             return {"changed": True}
         if verb == "instance_start":
             spec = args["instance"]

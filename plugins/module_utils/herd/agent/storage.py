@@ -47,9 +47,11 @@ def _drbd(args: Dict[str, Any]) -> Tuple[Drbd, DiskRequest]:
     req = _request(args)
     if req.template != "drbd":
         raise ValidationError(f"disk {req.index} of {req.instance} is {req.template}, not drbd")
-    driver = template_for(args, "drbd")
-    assert isinstance(driver, Drbd)
-    return driver, req
+    return _drbd_driver(args), req
+
+
+def _drbd_driver(args: Dict[str, Any]) -> Drbd:
+    return Drbd(Runner(), settings(args))
 
 
 @verb("disk_create")
@@ -137,8 +139,7 @@ def storage_list(args: Dict[str, Any]) -> Dict[str, Any]:
             out["lvs"] += plain.list(StorageContext(vg=names.check_vg(vg)))
         except base.StorageError as exc:
             out["errors"].append(str(exc))
-    drbd = template_for(args, "drbd")
-    assert isinstance(drbd, Drbd)
+    drbd = _drbd_driver(args)
     out["drbd"]["configs"] = drbd.list(ctx)
     out["drbd"]["proc"] = drbd.proc()
     for directory in (ctx.file_storage_dir, ctx.shared_file_storage_dir):

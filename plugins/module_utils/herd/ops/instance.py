@@ -147,6 +147,7 @@ def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, 
                 job.on_undo(f"remove disk {index}", _undo_disk(ctx, config, inst, index))
                 nodecalls.disk_create(ctx, config, inst, index)
         with job.step("install OS", os=inst.os):
+            job.on_undo("remove OS provider files", lambda: nodecalls.os_remove(ctx, config, inst))
             nodecalls.os_install(ctx, config, inst)
         with job.step("commit config"):
             with locks.cluster():
@@ -436,6 +437,8 @@ def remove(ctx: Context, locks: Any, name: str) -> Dict[str, Any]:
         with job.step("remove disks"):
             for index in range(len(inst.disks)):
                 problems += nodecalls.disk_remove(ctx, config, inst, index, ignore_offline=True)
+        with job.step("remove OS provider files"):
+            problems += nodecalls.os_remove(ctx, config, inst)
         with job.step("remove runtime files"):
             for node in inst.nodes():
                 if config.nodes[node].offline:

@@ -89,13 +89,32 @@ def disk_paths(ctx: Context, config: Config, inst: Instance, node: str) -> List[
 
 
 def os_install(ctx: Context, config: Config, inst: Instance) -> None:
-    if inst.os == "noop" or not inst.disks and inst.os != "cloud_init":
+    """Run the OS provider on the primary; a cloud-init seed also goes to the drbd secondary,
+    which must be able to start the instance after a failover."""
+    if inst.os == "noop":
         return
     node = inst.primary_node
-    args = {"instance": inst.name, "os": inst.os, "osparams": dict(inst.osparams),
+    args = {"instance": inst.name, "uuid": inst.uuid, "os": inst.os, "osparams": dict(inst.osparams),
             "disk_path": disk_paths(ctx, config, inst, node)[0] if inst.disks else None,
             "storage": storage_context(config), "template": inst.disk_template}
     call(ctx, config, node, "os_install", args, timeout=1800)
+    if inst.os == "cloud_init" and inst.disk_template == "drbd" and inst.secondary_node:
+        call(ctx, config, inst.secondary_node, "cloud_init_seed_create", args)
+
+
+def os_remove(ctx: Context, config: Config, inst: Instance) -> List[str]:
+    """Remove what the OS provider kept with the instance (the cloud-init seed)."""
+    problems = []
+    if inst.os != "cloud_init":
+        return problems
+    nodes = inst.nodes() if inst.disk_template != "sharedfile" else [inst.primary_node]
+    for node in nodes:
+        if config.nodes[node].offline:
+            problems.append(f"{node} is offline: the cloud-init seed of {inst.name} is left there")
+            continue
+        call(ctx, config, node, "cloud_init_seed_remove",
+             {"instance": inst.name, "storage": storage_context(config), "template": inst.disk_template})
+    return problems
 
 
 def runtime_spec(config: Config, inst: Instance, disk_paths_on_node: List[str]) -> Dict[str, Any]:
@@ -118,16 +137,14 @@ def runtime_spec(config: Config, inst: Instance, disk_paths_on_node: List[str]) 
     }
 
 
-def instance_dir(config: Config, inst: Instance) -> str:
-    """Where an instance's own files (seed ISO, UEFI variables) live: shared storage when its
-    disks are shared, so any node that runs it sees them."""
-    base = config.cluster.shared_file_storage_dir if inst.disk_template in ("sharedfile", "diskless") \
-        else config.cluster.file_storage_dir
-    return f"{base}/{inst.name}"
-
-
 def seed_path(config: Config, inst: Instance) -> Optional[str]:
-    return f"{instance_dir(config, inst)}/cloud-init-seed.iso" if inst.os == "cloud_init" else None
+    """The NoCloud seed ISO the node agent writes (one rule, in storage/osprov.py)."""
+    if inst.os != "cloud_init":
+        return None
+    from ..storage.base import StorageContext
+    from ..storage.osprov import seed_path as agent_seed_path
+
+    return agent_seed_path(StorageContext.from_dict(storage_context(config)), inst.name, inst.disk_template)
 
 
 def uefi_vars_path(config: Config, inst: Instance) -> Optional[str]:

@@ -187,4 +187,3 @@ class SharedFile(FileBase):
 
     def base_dir(self, ctx: StorageContext) -> str:
         return ctx.shared_file_storage_dir or ""
-
