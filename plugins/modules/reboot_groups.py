@@ -135,9 +135,9 @@ msg:
   type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run
-from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import reboot
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import reboot  # noqa: E402
 
 
 def main():

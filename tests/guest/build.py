@@ -10,6 +10,8 @@ counter continues; after a restart it starts again at 1.
 
 Kernel arguments understood by /init:
   herd.ip=198.51.100.10/24   configure eth0 with this address (optional)
+  herd.dirty=N               fill N MiB of memory with random data before counting
+                             (the migration benchmark's dirty memory)
 
 Idempotent: the result is cached under /var/cache/herd-test/guest/ (override
 with HERD_GUEST_CACHE) and reused while the kernel package and this script are
@@ -46,10 +48,16 @@ ip link set lo up
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     herd.ip=*) addr="${arg#herd.ip=}" ;;
+    herd.dirty=*) dirty="${arg#herd.dirty=}" ;;
   esac
 done
 if [ -n "$addr" ]; then
   ip link set eth0 up && ip addr add "$addr" dev eth0
+fi
+# herd.dirty=N: fill N MiB of guest memory with random data (migration benchmarks)
+if [ -n "$dirty" ]; then
+  dd if=/dev/urandom of=/herd-dirty bs=1M count="$dirty" 2>/dev/null
+  echo "herd-guest: dirtied $dirty MiB"
 fi
 # ACPI power button (QMP system_powerdown): power off, so a clean stop can be seen
 for dev in /sys/class/input/event*; do

@@ -187,3 +187,12 @@ def test_seed_remove_deletes_iso_and_stamp(tmp_path):
     assert result["changed"] is True
     assert not directory.exists()
     assert osprov.remove_seed(str(directory / osprov.SEED_NAME))["changed"] is False
+
+
+@needs_qemu_img
+def test_an_image_with_a_backing_file_is_refused(tmp_path):
+    base = qcow2_from(raw_with_mbr(tmp_path / "base.raw"), tmp_path / "base.qcow2")
+    overlay = tmp_path / "overlay.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, str(overlay)], check=True)
+    with pytest.raises(StorageError, match=f"has a backing file \\({base}\\)"):
+        osprov.check_image(Runner(), str(overlay))

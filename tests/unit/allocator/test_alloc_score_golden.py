@@ -43,7 +43,7 @@ def test_incremental_score_equals_the_exact_score(case):
 def test_terms_and_weights_are_hbals():
     with open(os.path.join(GOLDEN, "hbal__n1-failure__g1.stdout"), encoding="utf-8") as fh:
         out = fh.read()
-    table = re.findall(r"^\s+(\w+)\s+([0-9.]+) x\s*([0-9.]+)$", out, re.M)
+    table = re.findall(r"^\s+(\w+)\s+([0-9.]+)\s+x([0-9.]+)$", out, re.M)
     assert [(name, float(w)) for name, _, w in table] == \
         [(name, w) for w, name, _ in score.TERMS]
 
@@ -53,7 +53,7 @@ def test_breakdown_matches_hbals_verbose_table():
     with open(os.path.join(GOLDEN, "hbal__n1-failure__g1.stdout"), encoding="utf-8") as fh:
         out = fh.read()
     table = {name: float(v) for name, v, _ in
-             re.findall(r"^\s+(\w+)\s+([0-9.]+) x\s*([0-9.]+)$", out, re.M)}
+             re.findall(r"^\s+(\w+)\s+([0-9.]+)\s+x([0-9.]+)$", out, re.M)}
     c, gdx = load_case(case)
     for name, _, value in score.breakdown(c, c.group_nodes(gdx)):
         assert value == pytest.approx(table[name], abs=1e-8), name

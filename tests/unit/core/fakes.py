@@ -111,7 +111,7 @@ class FakeRpc:
                 return {"changed": True}
             if verb == "disk_assemble":
                 assert key in node.disks, f"disk {key} missing on {node.name}"
-                return {"path": f"/fake/{key}"}
+                return {"path": f"/fake/{key}", "format": "raw"}
         if verb in ("os_install", "cloud_init_seed_create", "cloud_init_seed_remove"):
             return {"changed": True}
         if verb == "instance_start":

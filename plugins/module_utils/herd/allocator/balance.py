@@ -171,6 +171,7 @@ class BalanceOptions:
     revisit: bool | None = None         # re-evaluate instances on nodes a move touched;
     #                                     None = only in groups of <= revisit_nodes online nodes
     revisit_nodes: int = 64
+    stale_window: int = 64              # steps a cached move stays usable if its nodes are unchanged
 
 
 @dataclass
@@ -549,6 +550,18 @@ def _run_lazy(b: _Balancer, room: Callable[[], bool],
     full_scan()
     last_full = step
     refresh_every = 16
+    window = b.opts.stale_window
+    touched_at = [-1] * len(c.nodes)       # step at which a node last changed
+
+    def untouched_since(inst: Instance, mv: Move, st: int) -> bool:
+        if step - st > window:
+            return False
+        if touched_at[inst.pnode] >= st:
+            return False
+        if inst.snode != NO_NODE and touched_at[inst.snode] >= st:
+            return False
+        return len(mv) == 1 or touched_at[mv[1]] < st
+
     while room():
         cur = c.score(b.gdx)
         chosen = None
@@ -557,11 +570,23 @@ def _run_lazy(b: _Balancer, room: Callable[[], bool],
             if stamp.get(idx) != st:
                 heapq.heappop(heap)          # superseded entry
                 continue
+            inst = c.instances[idx]
             if st == step:
                 chosen = (gain, idx, mv)
                 break
+            if untouched_since(inst, mv, st) and b.eligible(inst):
+                # nothing this move involves changed since it was scored: only
+                # the group means drifted; re-score just this move
+                mark = c.checkpoint()
+                ok = _apply(c, inst, mv, b.force) is None
+                sc = c.score(b.gdx) if ok else cur
+                c.rollback(mark)
+                b.evals += 1
+                if ok and sc < cur - _EPS:
+                    heapq.heapreplace(heap, (sc - cur, idx, step, mv))
+                    stamp[idx] = step
+                    continue
             heapq.heappop(heap)
-            inst = c.instances[idx]
             if not b.eligible(inst):
                 stamp.pop(idx, None)
                 continue
@@ -577,11 +602,13 @@ def _run_lazy(b: _Balancer, room: Callable[[], bool],
             before = (inst.pnode, inst.snode)
             accept(inst, mv)
             step += 1
+            hit = {x for x in before + (inst.pnode, inst.snode) if x != NO_NODE}
+            for x in hit:
+                touched_at[x] = step - 1
             if b.revisit:
                 # instances on the nodes just changed are likely to have new
                 # best moves: re-evaluate them now (lazy greedy misses gains
                 # that grew)
-                hit = {x for x in before + (inst.pnode, inst.snode) if x != NO_NODE}
                 cur2 = c.score(b.gdx)
                 for other in b.victims:
                     if other is inst or not (other.pnode in hit or other.snode in hit):

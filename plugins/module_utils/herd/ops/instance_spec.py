@@ -151,9 +151,9 @@ def _hvparams(params: Dict[str, Any], hypervisor: str) -> Dict[str, Any]:
 
 
 def _osparams(os_type: str, params: Dict[str, Any]) -> Dict[str, Any]:
-    allowed = {"noop": set(), "image": {"image"},
+    allowed = {"noop": set(), "image": {"image", "image_format"},
                "cloud_init": {"hostname", "ssh_authorized_keys", "user_data", "network_config", "password",
-                              "image"}}[os_type]
+                              "image", "image_format"}}[os_type]
     bad = sorted(set(params) - allowed)
     if bad:
         raise ValidationError(f"osparams: unknown parameters {bad} for os {os_type}; valid: {sorted(allowed)}")

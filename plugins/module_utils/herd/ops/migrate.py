@@ -149,6 +149,8 @@ def _live_migrate(ctx: Context, job: Any, config: Config, inst: Instance, target
             _drbd_mode(ctx, config, inst, dual=True)
             job.on_undo("drbd: back to single-primary on the source", lambda: _drbd_mode(
                 ctx, config, inst, dual=False, primary=source))
+    with job.step("cloud-init seed on target"):
+        nodecalls.seed_to(ctx, config, inst, target)
     with job.step("read runtime on source"):
         info = nodecalls.call(ctx, config, source, "migration_info",
                               {"name": inst.name, "hypervisor": inst.hypervisor})
@@ -345,6 +347,7 @@ def _failover_locked(ctx: Context, locks: Any, config: Config, inst: Instance, s
         with job.step("commit config: switch primary"):
             config = _switch_primary(ctx, locks, inst.name, target)
         moved = config.instances[inst.name]
+        nodecalls.seed_to(ctx, config, moved, target)
         if moved.admin_state == "up":
             if inst.disk_template == "drbd":
                 with job.step("drbd: promote target"):

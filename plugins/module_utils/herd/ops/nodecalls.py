@@ -30,7 +30,7 @@ def drbd_peers(config: Config, inst: Instance, disk: Disk, node: str) -> Dict[st
     return {"local": node, "nodes": {n: {"address": config.nodes[n].secondary_ip,
                                          "minor": disk.logical_id.get("minors", {}).get(n)} for n in nodes if n},
             "port": disk.logical_id.get("port"), "secret": disk.logical_id.get("secret"),
-            "primary": inst.primary_node}
+            "primary": inst.primary_node, "params": dict(config.cluster.diskparams.get("drbd", {}))}
 
 
 def call(ctx: Context, config: Config, node: str, verb: str, args: Dict[str, Any],
@@ -79,13 +79,17 @@ def disk_grow(ctx: Context, config: Config, inst: Instance, index: int, new_size
         call(ctx, config, node, "disk_grow", args)
 
 
-def disk_paths(ctx: Context, config: Config, inst: Instance, node: str) -> List[str]:
-    """Assemble the disks on ``node`` and return the paths the hypervisor opens."""
-    paths = []
+def assemble(ctx: Context, config: Config, inst: Instance, node: str) -> List[Dict[str, Any]]:
+    """Assemble the disks on ``node``: [{"path", "format"}] as the hypervisor opens them."""
+    disks = []
     for index, disk in enumerate(inst.disks):
         result = call(ctx, config, node, "disk_assemble", disk_args(config, inst, disk, index, node))
-        paths.append(result["path"])
-    return paths
+        disks.append({"path": result["path"], "format": result.get("format") or "raw"})
+    return disks
+
+
+def disk_paths(ctx: Context, config: Config, inst: Instance, node: str) -> List[str]:
+    return [d["path"] for d in assemble(ctx, config, inst, node)]
 
 
 def os_install(ctx: Context, config: Config, inst: Instance) -> None:
@@ -99,7 +103,17 @@ def os_install(ctx: Context, config: Config, inst: Instance) -> None:
             "storage": storage_context(config), "template": inst.disk_template}
     call(ctx, config, node, "os_install", args, timeout=1800)
     if inst.os == "cloud_init" and inst.disk_template == "drbd" and inst.secondary_node:
-        call(ctx, config, inst.secondary_node, "cloud_init_seed_create", args)
+        seed_to(ctx, config, inst, inst.secondary_node)
+
+
+def seed_to(ctx: Context, config: Config, inst: Instance, node: str) -> None:
+    """Make sure ``node`` has the instance's cloud-init seed (it is node-local unless the
+    instance's disks are sharedfile); idempotent on the agent's side."""
+    if inst.os != "cloud_init" or inst.disk_template == "sharedfile":
+        return
+    call(ctx, config, node, "cloud_init_seed_create",
+         {"instance": inst.name, "uuid": inst.uuid, "osparams": dict(inst.osparams),
+          "storage": storage_context(config), "template": inst.disk_template})
 
 
 def os_remove(ctx: Context, config: Config, inst: Instance) -> List[str]:
@@ -117,7 +131,7 @@ def os_remove(ctx: Context, config: Config, inst: Instance) -> List[str]:
     return problems
 
 
-def runtime_spec(config: Config, inst: Instance, disk_paths_on_node: List[str]) -> Dict[str, Any]:
+def runtime_spec(config: Config, inst: Instance, assembled: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Everything the hypervisor needs to build the machine, from the config."""
     hvparams = effective_hvparams(config, inst)
     return {
@@ -125,8 +139,8 @@ def runtime_spec(config: Config, inst: Instance, disk_paths_on_node: List[str]) 
         "memory": inst.beparams.get("maxmem", config.cluster.beparams.get("maxmem", 128)),
         "vcpus": inst.beparams.get("vcpus", config.cluster.beparams.get("vcpus", 1)),
         "hvparams": hvparams,
-        "disks": [{"path": path, "format": "raw", "uuid": d.uuid, "size": d.size, "index": i}
-                  for i, (d, path) in enumerate(zip(inst.disks, disk_paths_on_node))],
+        "disks": [{"path": a["path"], "format": a["format"], "uuid": d.uuid, "size": d.size, "index": i}
+                  for i, (d, a) in enumerate(zip(inst.disks, assembled))],
         "nics": [{"mac": n.mac, "link": n.link, "vlan": n.vlan, "index": i} for i, n in enumerate(inst.nics)],
         "network_port": inst.network_port,
         "os": inst.os,
@@ -160,7 +174,7 @@ def uefi_vars_path(config: Config, inst: Instance) -> Optional[str]:
 def instance_start(ctx: Context, config: Config, inst: Instance, node: Optional[str] = None,
                    timeout: float = 300) -> Dict[str, Any]:
     node = node or inst.primary_node
-    spec = runtime_spec(config, inst, disk_paths(ctx, config, inst, node))
+    spec = runtime_spec(config, inst, assemble(ctx, config, inst, node))
     return call(ctx, config, node, "instance_start", {"instance": spec}, timeout=timeout)
 
 

@@ -60,7 +60,7 @@ class FileBase(Template):
         except FileNotFoundError:
             return None
         if fmt == "qcow2":
-            result = self.runner.run(["qemu-img", "info", "--output=json", "-f", "qcow2", path])
+            result = self.runner.run(["qemu-img", "info", "-U", "--output=json", "-f", "qcow2", path])
             size = int(json.loads(result.stdout)["virtual-size"])
         else:
             size = st.st_size

@@ -30,6 +30,7 @@ from ..errors import ValidationError
 from .base import Runner, StorageContext, StorageError
 
 OS_TYPES = ("noop", "image", "cloud_init")
+IMAGE_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhdx", "vpc", "qed")
 SEED_NAME = "cloud-init-seed.iso"
 MIB = 1024 * 1024
 
@@ -64,6 +65,18 @@ def image_info(runner: Runner, path: str) -> Dict[str, Any]:
         size = int(info["virtual-size"])
     except (ValueError, KeyError, TypeError):
         raise StorageError(f"image {path}: cannot understand qemu-img info output: {result.stdout[:300]!r}") from None
+    if fmt not in IMAGE_FORMATS:
+        raise StorageError(f"image {path} is {fmt}, not one of the image formats herd installs "
+                           f"({', '.join(IMAGE_FORMATS)})")
+    # an image that pulls in other files (a backing file, vmdk extents) could copy any file
+    # of the node into the guest's disk: refuse it
+    if info.get("backing-filename"):
+        raise StorageError(f"image {path} has a backing file ({info['backing-filename']}): flatten it first "
+                           "with qemu-img convert")
+    extents = ((info.get("format-specific") or {}).get("data") or {}).get("extents") or []
+    foreign = [e.get("filename") for e in extents if isinstance(e, dict) and e.get("filename") not in (None, path)]
+    if foreign:
+        raise StorageError(f"image {path} refers to other files {foreign}: convert it to one file first")
     return {"format": fmt, "virtual_size": size, "signature": raw_signature(path) if fmt == "raw" else None}
 
 
@@ -113,7 +126,7 @@ def install_image(runner: Runner, image: str, target: str, target_format: str = 
     if not os.path.exists(target):
         raise StorageError(f"disk 0 ({target}) does not exist on this node: create and assemble it first")
     if target_format == "qcow2":
-        result = runner.run(["qemu-img", "info", "--output=json", "-f", "qcow2", target])
+        result = runner.run(["qemu-img", "info", "-U", "--output=json", "-f", "qcow2", target])
         capacity = int(json.loads(result.stdout)["virtual-size"])
     else:
         capacity = device_size(target)

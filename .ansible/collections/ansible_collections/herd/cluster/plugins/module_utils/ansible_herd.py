@@ -1,0 +1,45 @@
+# -*- coding: utf-8 -*-
+# Copyright: herd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The glue every herd.cluster module shares: options common to all, and
+running an engine op with herd's errors turned into fail_json."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import traceback
+
+from ansible_collections.herd.cluster.plugins.module_utils.herd.errors import HerdError
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops.common import Context
+
+COMMON_ARGS = dict(
+    lock_timeout=dict(type='float', default=60.0),
+    rpc_timeout=dict(type='float', default=120.0),
+)
+
+
+def context(module):
+    return Context.on_this_node(check_mode=module.check_mode, lock_timeout=module.params['lock_timeout'],
+                                rpc_timeout=module.params['rpc_timeout'])
+
+
+def run(module, func, *args, **kwargs):
+    """Run ``func(ctx, ...)``; exit with its result or fail with herd's message."""
+    ctx = None
+    try:
+        ctx = context(module)
+        result = func(ctx, *args, **kwargs)
+    except HerdError as exc:
+        module.fail_json(msg=str(exc), warnings=ctx.warnings if ctx else [])
+    except Exception as exc:  # an engine bug: say so, with the trace for the report
+        module.fail_json(msg="herd internal error: %s: %s" % (type(exc).__name__, exc),
+                         exception=traceback.format_exc())
+    finally:
+        if ctx is not None:
+            ctx.rpc.close()
+    if not module._diff:
+        result.pop('diff', None)
+    for warning in ctx.warnings:
+        module.warn(warning)
+    return result

@@ -1,0 +1,151 @@
+"""Hypervisor verbs of the node agent: start, stop, reboot, status, list, info, cleanup, check.
+
+Every verb takes ``hypervisor`` ("kvm", the default, or "fake"). Instance
+specs are described in ``hypervisor/base.py``; names are validated before
+use. Failures the operator should read raise HerdError subclasses (the
+agent answers ``{"ok": false, "error": ...}`` with QEMU's own message where
+QEMU produced one).
+"""
+
+import os
+from typing import Any, Dict
+
+from .. import names
+from ..errors import ValidationError
+from ..hypervisor import base
+from ..hypervisor.base import InstanceSpec
+from .verbs import verb
+
+HYPERVISORS = ("kvm", "fake")
+
+
+def driver(args: Dict[str, Any]) -> base.Hypervisor:
+    spec = args.get("spec") or args.get("instance")
+    inner = spec.get("hypervisor") if isinstance(spec, dict) else None
+    return base.get(args.get("hypervisor") or inner or "kvm")
+
+
+def spec_from_args(args: Dict[str, Any], key: str = "spec") -> InstanceSpec:
+    """The instance spec of a request (under "spec", or "instance" as ops.nodecalls sends it)."""
+    data = args.get(key) if args.get(key) is not None else args.get("instance")
+    if not isinstance(data, dict):
+        raise ValidationError("the request has no instance spec (\"spec\")")
+    return InstanceSpec.from_dict(with_node_defaults(data))
+
+
+def with_node_defaults(data: Dict[str, Any]) -> Dict[str, Any]:
+    """Fill what the node decides when the master did not: the UEFI variables file.
+
+    Default: /var/lib/herd/uefi/<name>.OVMF_VARS.fd (node-local). The master should
+    pass ``uefi_vars`` on shared storage for sharedfile instances that migrate.
+    """
+    hv = data.get("hvparams") or {}
+    if hv.get("firmware") == "uefi" and not data.get("uefi_vars"):
+        data = dict(data, uefi_vars=base.default_uefi_vars(names.check_instance_name(data.get("name"))))
+    return data
+
+
+def _name(args: Dict[str, Any]) -> str:
+    return names.check_instance_name(args.get("name"))
+
+
+def _timeout(args: Dict[str, Any], default: float = 120) -> float:
+    value = args.get("timeout", default)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 3600:
+        raise ValidationError(f"timeout {value!r} must be a number of seconds from 0 to 3600")
+    return float(value)
+
+
+@verb("instance_start")
+def instance_start(args: Dict[str, Any]) -> Dict[str, Any]:
+    """args: {"hypervisor", "spec": {...}} -> {"name", "changed", "pid", "status", "qmp", "serial", "vnc",
+    "runtime_differs" (when it was already running), ...}"""
+    spec = spec_from_args(args)
+    with base.instance_lock(spec.name, "instance_start"):
+        return driver(args).start(spec)
+
+
+@verb("instance_stop")
+def instance_stop(args: Dict[str, Any]) -> Dict[str, Any]:
+    """args: {"hypervisor", "name", "timeout": 120, "force": false}
+    -> {"name", "changed", "was_running", "method": "acpi"|"kill"|null, "cleaned": [...]}"""
+    name = _name(args)
+    with base.instance_lock(name, "instance_stop"):
+        return driver(args).stop(name, timeout=_timeout(args), force=bool(args.get("force")))
+
+
+@verb("instance_reboot")
+def instance_reboot(args: Dict[str, Any]) -> Dict[str, Any]:
+    """args: {"hypervisor", "name", "type": "hard"|"reset", "spec": {...} (optional), "timeout"}"""
+    spec = spec_from_args(args) if args.get("spec") or args.get("instance") else None
+    name = _name(args)
+    if spec is not None and spec.name != name:
+        raise ValidationError(f"spec is for {spec.name}, not {name}")
+    with base.instance_lock(name, "instance_reboot"):
+        return driver(args).reboot(name, spec=spec, timeout=_timeout(args), kind=args.get("type") or "hard")
+
+
+@verb("instance_status")
+def instance_status(args: Dict[str, Any]) -> Dict[str, Any]:
+    """args: {"hypervisor", "name"} -> {"name", "status": "running"|"stopped"|"error", "pid", "qemu_status",
+    "detail"?}"""
+    return driver(args).status(_name(args))
+
+
+@verb("instance_list")
+def instance_list(args: Dict[str, Any]) -> Dict[str, Any]:
+    """args: {"hypervisors": ["kvm", "fake"], "all": false} -> {"instances": {name: {"status", "pid",
+    "qemu_status", "memory", "vcpus", "hypervisor", "detail"?}}}
+
+    Lists the instances whose guest runs on this node (status "running", as
+    Ganeti's ListInstances). ``all: true`` adds every other state a node can
+    hold, for cleanup and cluster_verify: "incoming" (a migration target still
+    receiving the guest), "migrated" (a source whose guest moved away, QEMU
+    still alive until migration_finalize) and "error" (dead process, files or
+    taps left behind).
+    """
+    wanted = args.get("hypervisors") or list(HYPERVISORS)
+    instances: Dict[str, Any] = {}
+    for hv in wanted:
+        for name, info in base.get(hv).list_instances().items():
+            if args.get("all") or info["status"] == "running":
+                instances[name] = info
+    return {"instances": instances}
+
+
+@verb("instance_info")
+def instance_info(args: Dict[str, Any]) -> Dict[str, Any]:
+    """args: {"hypervisor", "name"} -> status plus runtime (spec, argv), taps, paths, live memory"""
+    return driver(args).info(_name(args))
+
+
+@verb("instance_cleanup")
+def instance_cleanup(args: Dict[str, Any]) -> Dict[str, Any]:
+    """args: {"hypervisor", "name", "purge": false, "uefi_vars": path (optional)}
+
+    Removes what a stopped or dead instance left on this node (pidfile,
+    sockets, taps, runtime file). ``purge: true`` (instance removal) also
+    removes its UEFI variables file: ``uefi_vars`` or the node default.
+    Refused while the instance runs here.
+    """
+    name = _name(args)
+    with base.instance_lock(name, "instance_cleanup"):
+        result = driver(args).cleanup(name)
+        if args.get("purge"):
+            path = args.get("uefi_vars") or base.default_uefi_vars(name)
+            names.check_abs_path(path, "uefi_vars")
+            if not path.endswith(".fd"):
+                raise ValidationError(f"uefi_vars {path!r}: refusing to remove a file that is not a .fd")
+            try:
+                os.unlink(path)
+                result["cleaned"].append(path)
+                result["changed"] = True
+            except FileNotFoundError:
+                pass
+        return result
+
+
+@verb("instance_check")
+def instance_check(args: Dict[str, Any]) -> Dict[str, Any]:
+    """args: {"hypervisor", "spec"} -> {"problems": [...]}: what would stop the spec starting here."""
+    return {"problems": driver(args).check(spec_from_args(args))}

@@ -1,0 +1,324 @@
+"""hspace-class capacity planning: standard and tiered allocation reports.
+
+Same semantics as Ganeti's hspace (``Program/Hspace.hs``, ``Cluster.hs``
+iterateAlloc/tieredAlloc):
+
+* the disk template is the first of the cluster policy's templates (or the
+  one given); the standard spec is the policy's ``std``, the tiered specs are
+  the ``max`` of every min/max pair;
+* **standard**: allocate the std instance again and again (hail's best
+  placement each time) until an allocation fails; report the count and the
+  failure reasons of the last attempt;
+* **tiered**: allocate the biggest spec until it fails, then shrink the spec
+  on the most frequent failure resource (memory by 64 MiB, disk by 256 MiB,
+  vCPUs by 1) and continue; if shrinking that resource alone does not help,
+  shrink the other failing resources (hspace's "big steps"); report each spec
+  with the number of instances placed at that size;
+* if the cluster is not N+1 healthy at the start (and ``accept_existing`` is
+  false) nothing is allocated and the reason is ``FailN1``, as hspace.
+
+The cluster passed in is not modified (work happens on a clone).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .allocate import allocate, place
+from .model import Cluster, Instance, ISpec
+from .rules import FAIL_MODES
+
+UNIT_MEM = 64
+UNIT_DSK = 256
+UNIT_CPU = 1
+
+
+@dataclass(frozen=True)
+class Spec:
+    mem: int
+    dsk: int
+    cpu: int
+    spn: int = 1
+
+    def as_dict(self) -> dict[str, int]:
+        return {"memory": self.mem, "disk": self.dsk, "vcpus": self.cpu, "spindles": self.spn}
+
+    def hts(self) -> str:
+        return f"{self.mem},{self.dsk},{self.cpu},{self.spn}"
+
+
+@dataclass
+class AllocReport:
+    mode: str                              # "standard" | "tiered"
+    disk_template: str
+    count: int
+    specs: list[tuple[Spec, int]]          # spec -> instances allocated at that spec
+    fail_reason: str                       # most frequent failure mode of the last attempt
+    failures: Counter = field(default_factory=Counter)
+    reasons: list[str] = field(default_factory=list)   # per-node lines of the last failure
+    final_score: float = 0.0
+    elapsed: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "disk_template": self.disk_template,
+            "count": self.count,
+            "specs": [dict(s.as_dict(), count=n) for s, n in self.specs],
+            "fail_reason": self.fail_reason,
+            "failures": dict(self.failures),
+            "reasons": list(self.reasons),
+            "final_score": self.final_score,
+            "elapsed": self.elapsed,
+        }
+
+
+@dataclass
+class CapacityReport:
+    initial_score: float
+    standard: AllocReport
+    tiered: AllocReport
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"initial_score": self.initial_score, "standard": self.standard.as_dict(),
+                "tiered": self.tiered.as_dict()}
+
+
+def _spec_of(s: ISpec) -> Spec:
+    return Spec(s.memory_size, s.disk_size, s.cpu_count, s.spindle_use)
+
+
+def _new_inst(c: Cluster, name: str, spec: Spec, template: str, su: int) -> Instance:
+    dsk = 0 if template == "diskless" else spec.dsk
+    return c.new_instance(name, spec.mem, [(spec.dsk, spec.spn)], spec.cpu, template,
+                          spindle_use=su, dsk=dsk)
+
+
+def _shrink(spec: Spec, mode: str) -> Spec | None:
+    """htools ``shrinkByType`` (one disk)."""
+    if mode == "FailMem":
+        v = spec.mem - UNIT_MEM
+        return None if v < UNIT_MEM else Spec(v, spec.dsk, spec.cpu, spec.spn)
+    if mode == "FailDisk":
+        v = spec.dsk - UNIT_DSK
+        return None if v < UNIT_DSK else Spec(spec.mem, v, spec.cpu, spec.spn)
+    if mode == "FailCPU":
+        v = spec.cpu - UNIT_CPU
+        return None if v < UNIT_CPU else Spec(spec.mem, spec.dsk, v, spec.spn)
+    if mode == "FailSpindles":
+        v = spec.spn - 1
+        return None if v < 1 else Spec(spec.mem, spec.dsk, spec.cpu, v)
+    return None
+
+
+class _Run:
+    def __init__(self, c: Cluster, template: str, su: int, capacity: bool,
+                 ignore_soft: bool, limit: int | None) -> None:
+        self.c = c
+        self.template = template
+        self.su = su
+        self.capacity = capacity
+        self.ignore_soft = ignore_soft
+        self.limit = limit
+        self.count = 0
+        self.seq = 0
+
+    def try_one(self, spec: Spec, commit: bool) -> tuple[bool, Counter, list[str]]:
+        c = self.c
+        self.seq += 1
+        inst = _new_inst(c, f"new-{self.seq}", spec, self.template, self.su)
+        res = allocate(c, inst, capacity=self.capacity, ignore_soft=self.ignore_soft)
+        if res.success and commit:
+            place(c, inst, res.nodes, force=True)
+            c.commit()
+            return True, res.failures, []
+        c.drop_last_instance(inst)
+        self.seq -= 1
+        return res.success, res.failures, ([] if res.success else
+                                          [str(r) for r in res.reasons])
+
+    def iterate(self, spec: Spec) -> tuple[int, Counter, list[str]]:
+        """Allocate ``spec`` until failure (hspace iterateAlloc)."""
+        n = 0
+        while self.limit is None or self.count < self.limit:
+            ok, fails, reasons = self.try_one(spec, True)
+            if not ok:
+                return n, fails, reasons
+            n += 1
+            self.count += 1
+        return n, Counter(), []
+
+
+def _fail_mode(fails: Counter) -> str:
+    if not fails:
+        return ""
+    return max(fails.items(), key=lambda kv: kv[1])[0]
+
+
+def _sorted_errs(fails: Counter) -> list[str]:
+    """htools: failure modes in enum order, stably sorted by count (ascending)."""
+    order = {m: i for i, m in enumerate(FAIL_MODES)}
+    modes = sorted((m for m, n in fails.items() if n > 0), key=lambda m: order.get(m, 99))
+    return sorted(modes, key=lambda m: fails[m])
+
+
+def _start(c: Cluster, accept_existing: bool) -> str | None:
+    if accept_existing:
+        return None
+    bad = [n.name for n in c.nodes if not n.offline and n.fail_n1 and (n.plist or n.slist)]
+    return "FailN1" if bad else None
+
+
+def standard_alloc(c: Cluster, template: str | None = None, spec: Spec | None = None,
+                   capacity: bool = True, ignore_soft: bool = False,
+                   accept_existing: bool = False, limit: int | None = None) -> AllocReport:
+    """hspace's standard allocation on a clone of ``c``."""
+    t0 = time.monotonic()
+    w = c.clone()
+    tmpl = template or w.ipolicy.disk_templates[0]
+    sp = spec or _spec_of(w.ipolicy.std)
+    su = w.ipolicy.std.spindle_use
+    blocked = _start(w, accept_existing)
+    if blocked:
+        return AllocReport("standard", tmpl, 0, [(sp, 0)], blocked, Counter({blocked: 1}),
+                           ["cluster is not N+1 redundant at the start"],
+                           w.score(), time.monotonic() - t0)
+    run = _Run(w, tmpl, su, capacity, ignore_soft, limit)
+    n, fails, reasons = run.iterate(sp)
+    return AllocReport("standard", tmpl, n, [(sp, n)], _fail_mode(fails), fails, reasons,
+                       w.score(), time.monotonic() - t0)
+
+
+def tiered_alloc(c: Cluster, template: str | None = None, specs: list[Spec] | None = None,
+                 capacity: bool = True, ignore_soft: bool = False,
+                 accept_existing: bool = False, limit: int | None = None) -> AllocReport:
+    """hspace's tiered allocation on a clone of ``c``."""
+    t0 = time.monotonic()
+    w = c.clone()
+    tmpl = template or w.ipolicy.disk_templates[0]
+    specs = specs or [_spec_of(mx) for _, mx in w.ipolicy.minmax]
+    su = w.ipolicy.std.spindle_use
+    blocked = _start(w, accept_existing)
+    if blocked:
+        return AllocReport("tiered", tmpl, 0, [], blocked, Counter({blocked: 1}),
+                           ["cluster is not N+1 redundant at the start"], w.score(),
+                           time.monotonic() - t0)
+    run = _Run(w, tmpl, su, capacity, ignore_soft, limit)
+    placed: dict[Spec, int] = {}
+    order: list[Spec] = []
+    last: dict[str, Any] = {"fails": Counter(), "reasons": []}
+
+    dead: set[tuple[int, Spec]] = set()   # (allocation count, spec) known to add nothing
+    tried: dict[tuple[int, Spec], tuple[bool, Counter]] = {}
+
+    def probe(spec: Spec) -> tuple[bool, Counter]:
+        key = (run.count, spec)
+        if key not in tried:
+            ok, f2, _ = run.try_one(spec, False)
+            tried[key] = (ok, f2)
+        return tried[key]
+
+    def level(spec: Spec) -> bool:
+        """One level of htools' recursive tieredAlloc; True if anything was
+        allocated in it or below.  Results are memoised per cluster state (the
+        state only changes when something is allocated), which keeps the
+        search linear where a naive recursion is quadratic."""
+        if (run.count, spec) in dead:
+            return False
+        start = run.count
+        res = _level(spec)
+        if not res:
+            dead.add((start, spec))
+        return res
+
+    def _level(spec: Spec) -> bool:
+        key = (run.count, spec)
+        if key in tried and not tried[key][0]:
+            n, fails, reasons = 0, tried[key][1], last["reasons"]
+        else:
+            n, fails, reasons = run.iterate(spec)
+        last["fails"], last["reasons"] = fails, reasons
+        if n:
+            if spec not in placed:
+                order.append(spec)
+            placed[spec] = placed.get(spec, 0) + n
+        if limit is not None and run.count >= limit:
+            return n > 0
+        errs = _sorted_errs(fails)
+        if not errs:
+            return n > 0
+        nxt = _shrink(spec, errs[-1])
+        if nxt is not None and level(nxt):
+            return True
+        for fm in reversed(errs):          # hspace's "big steps" (sufficesShrinking)
+            found = suffices(spec, fm)
+            if found is not None:
+                return level(found) or n > 0
+        return n > 0
+
+    chains: dict[tuple[int, Spec, str], Spec | None] = {}
+
+    def suffices(spec: Spec, fm: str) -> Spec | None:
+        """First spec on the ``fm`` shrink path below ``spec`` that allocates,
+        while ``fm`` stays among the failures (memoised per state)."""
+        walked: list[Spec] = []
+        cand = _shrink(spec, fm)
+        result: Spec | None = None
+        while cand is not None:
+            key = (run.count, cand, fm)
+            if key in chains:
+                result = chains[key]
+                break
+            ok, f2 = probe(cand)
+            if ok:
+                result = cand
+                break
+            walked.append(cand)
+            if fm not in f2:
+                break
+            cand = _shrink(cand, fm)
+        for w in walked:
+            # the answer from w's own position is the same unless w itself allocates
+            chains[(run.count, w, fm)] = result
+        return result
+
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old_limit, 100000))
+    try:
+        for spec in specs:
+            level(spec)
+    finally:
+        sys.setrecursionlimit(old_limit)
+    fails, reasons = last["fails"], last["reasons"]
+    specs_out = [(sp, placed[sp]) for sp in order]
+    return AllocReport("tiered", tmpl, run.count, specs_out, _fail_mode(fails), fails, reasons,
+                       w.score(), time.monotonic() - t0)
+
+
+def capacity(c: Cluster, template: str | None = None, std_spec: Spec | None = None,
+             tiered_specs: list[Spec] | None = None, capacity_checks: bool = True,
+             ignore_soft: bool = False, accept_existing: bool = False,
+             limit: int | None = None) -> CapacityReport:
+    """Both hspace reports for cluster ``c`` (left unchanged)."""
+    return CapacityReport(
+        c.score(),
+        standard_alloc(c, template, std_spec, capacity_checks, ignore_soft, accept_existing,
+                       limit),
+        tiered_alloc(c, template, tiered_specs, capacity_checks, ignore_soft, accept_existing,
+                     limit))
+
+
+def hts_lines(rep: CapacityReport) -> list[str]:
+    """A few of hspace's ``--machine-readable`` keys, for side-by-side comparison."""
+    t = rep.tiered
+    return [
+        f"HTS_INI_SCORE={rep.initial_score:.8f}",
+        f"HTS_TSPEC='{' '.join(f'{s.hts()}={n}' for s, n in t.specs)}'",
+        f"HTS_TRL_INST_CNT={t.count}",
+        f"HTS_ALLOC_INSTANCES={rep.standard.count}",
+        f"HTS_ALLOC_FAIL_REASON={rep.standard.fail_reason.upper()}",
+    ]

@@ -1,0 +1,71 @@
+"""The allocator's answers for herd's own operations, from herd's config plus
+live node facts: placing a new instance, relocating one, evacuating a node.
+
+Every answer is a plain dict. On failure it carries one line per node that was
+rejected, saying why (e.g. ``node3: FailMem needs 8192 MiB, has 5120 free``),
+which is what hail does not tell its users.
+"""
+
+from typing import Any, Dict, List, Optional
+
+from . import allocate as alloc
+from .herdconfig import from_herd_config
+
+
+def _unreachable(facts: Dict[str, Any]) -> List[str]:
+    return [f"{name}: not considered, its agent did not answer ({fact['error']})"
+            for name, fact in sorted(facts.items()) if isinstance(fact, dict) and fact.get("error")]
+
+
+def place(config: Dict[str, Any], facts: Dict[str, Any], request: Dict[str, Any],
+          primary: Optional[str] = None, secondary: Optional[str] = None) -> Dict[str, Any]:
+    """Nodes for a new instance: {"success", "primary", "secondary", "reasons", "score", "info"}."""
+    model = from_herd_config(config, facts)
+    inst = model.new_instance(
+        request["name"], request["memory"], [(d["size"], d.get("spindles")) for d in request["disks"]],
+        request["vcpus"], request["disk_template"], tags=request.get("tags", []),
+        spindle_use=request.get("spindle_use", 1), nics=[{} for _ in range(request.get("nics", 1))])
+    restrict = [n for n in (primary, secondary) if n] or None
+    try:
+        result = alloc.allocate(model, inst, count=request["required_nodes"], restrict=restrict)
+    except alloc.AllocError as exc:
+        return {"success": False, "reasons": _unreachable(facts), "info": str(exc)}
+    reasons = result.reason_lines() + _unreachable(facts)
+    if not result.success:
+        return {"success": False, "reasons": reasons, "info": result.info}
+    nodes = list(result.nodes)
+    if primary and nodes[0] != primary:
+        if len(nodes) == 2 and nodes[1] == primary:
+            nodes.reverse()  # the pair fits; the operator chose which end is primary
+        else:
+            return {"success": False, "reasons": reasons, "info": f"{primary} cannot be the primary"}
+    return {"success": True, "primary": nodes[0], "secondary": nodes[1] if len(nodes) > 1 else None,
+            "reasons": reasons, "score": result.score, "info": result.info}
+
+
+def relocate(config: Dict[str, Any], facts: Dict[str, Any], name: str) -> Dict[str, Any]:
+    """A new primary for a shared-storage instance (hail relocate): {"success", "primary", "reasons"}."""
+    model = from_herd_config(config, facts)
+    current = config["instances"][name]["primary_node"]
+    try:
+        nodes, reasons = alloc.relocate(model, name, [current])
+    except alloc.AllocError as exc:
+        return {"success": False, "reasons": [str(exc)] + _unreachable(facts)}
+    return {"success": True, "primary": nodes[0], "reasons": list(reasons)}
+
+
+def evacuate(config: Dict[str, Any], facts: Dict[str, Any], node: str, names: List[str]
+             ) -> Dict[str, Dict[str, Any]]:
+    """Targets for moving ``names`` (primaries of ``node``) away: {name: {"target"} or {"reason"}}."""
+    model = from_herd_config(config, facts)
+    try:
+        result = alloc.node_evacuate(model, names, "primary-only")
+    except alloc.AllocError as exc:
+        return {name: {"reason": str(exc)} for name in names}
+    out: Dict[str, Dict[str, Any]] = {}
+    for name, _group, nodes in result.moved:
+        out[name] = {"target": nodes[0]}
+    for name, why in result.failed:
+        detail = "; ".join(result.reasons.get(name, []))
+        out[name] = {"reason": why + (f" ({detail})" if detail else "")}
+    return out

@@ -1,0 +1,259 @@
+"""The htools cluster score (``Cluster/Metrics.hs``), exact and incremental.
+
+score = sum(weight_i * value_i) over the 20 terms of ``TERMS``.  "cv" terms are
+population standard deviations over the *online* nodes of a per-node value;
+"cnt"/"score" terms are sums (``offline_*`` over offline nodes only);
+``location_exclusion_score`` is, over the union of the online nodes'
+(location tag, exclusion tag) counts, sum(count) - number of distinct pairs.
+
+Two ways to compute it:
+
+* ``score(cluster, nodes=None)`` / ``breakdown(...)``: from scratch, two-pass
+  (exactly what hbal prints as "Initial score");
+* ``Stats``: running sums and sums of squares per term for a set of nodes,
+  updated by removing a node's old vector and adding its new one (O(1) per
+  node change).  ``Cluster`` keeps one ``Stats`` per group and one for all
+  nodes, so ``cluster.score(gdx)`` is O(1).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import Cluster, Node
+
+# (weight, name, kind) -- kind: "cv" (stddev over online nodes), "sum" (sum over
+# online nodes), "off" (sum over offline nodes), "map" (location/exclusion map)
+TERMS: tuple[tuple[float, str, str], ...] = (
+    (0.5, "free_mem_cv", "cv"),
+    (0.5, "free_disk_cv", "cv"),
+    (1.0, "n1_cnt", "sum"),
+    (1.0, "reserved_mem_cv", "cv"),
+    (4.0, "offline_all_cnt", "off"),
+    (16.0, "offline_pri_cnt", "off"),
+    (0.5, "vcpu_ratio_cv", "cv"),
+    (1.0, "cpu_load_cv", "cv"),
+    (1.0, "mem_load_cv", "cv"),
+    (1.0, "disk_load_cv", "cv"),
+    (1.0, "net_load_cv", "cv"),
+    (2.0, "pri_tags_score", "sum"),
+    (0.5, "spindles_cv", "cv"),
+    (0.5, "free_mem_cv_forth", "cv"),
+    (0.5, "free_disk_cv_forth", "cv"),
+    (0.5, "vcpu_ratio_cv_forth", "cv"),
+    (0.5, "spindles_cv_forth", "cv"),
+    (1.0, "location_score", "sum"),
+    (1.0, "location_exclusion_score", "map"),
+    (0.25, "reserved_mem_rtotal", "sum"),
+)
+TERM_NAMES = tuple(t[1] for t in TERMS)
+WEIGHTS = tuple(t[0] for t in TERMS)
+CV_IDX = tuple(i for i, t in enumerate(TERMS) if t[2] == "cv")
+SUM_IDX = tuple(i for i, t in enumerate(TERMS) if t[2] == "sum")
+OFF_IDX = tuple(i for i, t in enumerate(TERMS) if t[2] == "off")
+MAP_IDX = TERM_NAMES.index("location_exclusion_score")
+NTERMS = len(TERMS)
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+def node_vector(n: "Node") -> tuple[float, ...]:
+    """The per-node values of ``TERMS`` (``compDetailedCVNode``); the map term is 0 here."""
+    t_mem = n.t_mem
+    npri = len(n.plist)
+    nsec = len(n.slist)
+    prem = _div(n.r_mem, t_mem)
+    if n.excl_stor:
+        pdsk = 1.0 if n.t_spindles == 0 else n.f_spindles / n.t_spindles
+        pdsk_f = 1.0 if n.t_spindles == 0 else n.f_sp_forth / n.t_spindles
+    else:
+        pdsk = 1.0 if n.t_dsk == 0 else n.f_dsk / n.t_dsk
+        pdsk_f = 1.0 if n.t_dsk == 0 else n.f_dsk_forth / n.t_dsk
+    speed = n.cpu_speed or 1.0
+    ptags = 0
+    if n.p_tags:
+        ptags = sum(n.p_tags.values()) - len(n.p_tags)
+    return (
+        _div(n.unallocated_mem(), t_mem),
+        pdsk,
+        float(npri + nsec) if n.fail_n1 else 0.0,
+        prem,
+        float(npri + nsec),
+        float(npri),
+        _div(n.u_cpu, n.t_cpu) / speed,
+        n.load_c,
+        n.load_m,
+        n.load_d,
+        n.load_n,
+        float(ptags),
+        _div(n.inst_sp, n.hi_spindles),
+        _div(n.f_mem_forth, t_mem),
+        pdsk_f,
+        _div(n.u_cpu_forth, n.t_cpu) / speed,
+        _div(n.inst_sp_forth, n.hi_spindles),
+        float(n.loc_score),
+        0.0,
+        prem,
+    )
+
+
+class Stats:
+    """Running sums for one set of nodes (a group, or the whole cluster)."""
+
+    __slots__ = ("n", "s", "q", "k", "off", "map_counts", "map_total")
+
+    def __init__(self) -> None:
+        self.n = 0
+        # cv terms are accumulated as deviations from a shift ``k`` (the first
+        # node's value) so that equal values give exactly zero variance and
+        # rounding is relative to the spread, not to the values themselves.
+        self.k = [0.0] * NTERMS
+        self.s = [0.0] * NTERMS
+        self.q = [0.0] * NTERMS
+        self.off = [0.0] * NTERMS
+        self.map_counts: dict[tuple[str, str], int] = {}
+        self.map_total = 0
+
+    def add(self, node: "Node") -> None:
+        v = node.vec
+        if node.offline:
+            off = self.off
+            for i in OFF_IDX:
+                off[i] += v[i]
+            return
+        s, q, k = self.s, self.q, self.k
+        if self.n == 0:
+            for i in CV_IDX:
+                k[i] = v[i]
+                s[i] = q[i] = 0.0
+        self.n += 1
+        for i in CV_IDX:
+            x = v[i] - k[i]
+            s[i] += x
+            q[i] += x * x
+        for i in SUM_IDX:
+            s[i] += v[i]
+        if node.instance_map:
+            mc = self.map_counts
+            for k, c in node.instance_map.items():
+                mc[k] = mc.get(k, 0) + c
+                self.map_total += c
+
+    def remove(self, node: "Node") -> None:
+        v = node.vec
+        if node.offline:
+            off = self.off
+            for i in OFF_IDX:
+                off[i] -= v[i]
+            return
+        self.n -= 1
+        s, q, k = self.s, self.q, self.k
+        for i in CV_IDX:
+            x = v[i] - k[i]
+            s[i] -= x
+            q[i] -= x * x
+        for i in SUM_IDX:
+            s[i] -= v[i]
+        if node.instance_map:
+            mc = self.map_counts
+            for k, c in node.instance_map.items():
+                r = mc[k] - c
+                if r:
+                    mc[k] = r
+                else:
+                    del mc[k]
+                self.map_total -= c
+
+    def values(self) -> list[float]:
+        out = [0.0] * NTERMS
+        n = self.n
+        for i in CV_IDX:
+            if n:
+                mean = self.s[i] / n
+                var = self.q[i] / n - mean * mean
+                out[i] = math.sqrt(var) if var > 0 else 0.0
+        for i in SUM_IDX:
+            out[i] = self.s[i]
+        for i in OFF_IDX:
+            out[i] = self.off[i]
+        out[MAP_IDX] = float(self.map_total - len(self.map_counts))
+        return out
+
+    def value(self) -> float:
+        n = self.n
+        s, q = self.s, self.q
+        total = 0.0
+        if n:
+            for i in CV_IDX:
+                mean = s[i] / n
+                var = q[i] / n - mean * mean
+                if var > 0:
+                    total += WEIGHTS[i] * math.sqrt(var)
+        for i in SUM_IDX:
+            total += WEIGHTS[i] * s[i]
+        for i in OFF_IDX:
+            total += WEIGHTS[i] * self.off[i]
+        total += WEIGHTS[MAP_IDX] * (self.map_total - len(self.map_counts))
+        return total
+
+
+def breakdown(cluster: "Cluster", nodes: Iterable[int] | None = None) -> list[tuple[str, float, float]]:
+    """Exact (two-pass) per-term values: ``[(name, weight, value), ...]``.
+
+    ``nodes`` restricts the computation to those node indices (hbal scores the
+    selected group only); default: every node.
+    """
+    sel = [cluster.nodes[i] for i in nodes] if nodes is not None else list(cluster.nodes)
+    from .score import node_vector as nv  # local alias for speed
+    online = [nv(n) for n in sel if not n.offline]
+    offline = [nv(n) for n in sel if n.offline]
+    vals = [0.0] * NTERMS
+    cnt = len(online)
+    for i in CV_IDX:
+        if cnt:
+            mean = sum(v[i] for v in online) / cnt
+            vals[i] = math.sqrt(sum((v[i] - mean) ** 2 for v in online) / cnt)
+        else:
+            vals[i] = float("nan")
+    for i in SUM_IDX:
+        vals[i] = sum(v[i] for v in online)
+    for i in OFF_IDX:
+        vals[i] = sum(v[i] for v in offline)
+    counts: dict[tuple[str, str], int] = {}
+    for n in sel:
+        if not n.offline:
+            for k, c in n.instance_map.items():
+                counts[k] = counts.get(k, 0) + c
+    vals[MAP_IDX] = float(sum(counts.values()) - len(counts))
+    return [(name, w, v) for (w, name, _), v in zip(TERMS, vals)]
+
+
+def score(cluster: "Cluster", nodes: Iterable[int] | None = None) -> float:
+    """The htools cluster score, computed from scratch (``compCV``)."""
+    return sum(w * v for _, w, v in breakdown(cluster, nodes) if not math.isnan(v))
+
+
+def optimal_score(cluster: "Cluster", nodes: Iterable[int] | None = None) -> float:
+    """htools ``optimalCVScore``: lower bound of the reachable score."""
+    sel = [cluster.nodes[i] for i in nodes] if nodes is not None else list(cluster.nodes)
+    if len(sel) <= 1:
+        return 0.0
+    mems = [n.t_mem for n in sel]
+    total = sum(mems)
+    less = total - max(mems)
+    if less <= 0:
+        return 0.0
+    drbd = float(sum(sum(n.peers.values()) for n in sel))
+    return 0.25 * (drbd / less - drbd / total)
+
+
+def format_breakdown(rows: list[tuple[str, float, float]]) -> str:
+    """Render like ``hbal -v -v -v`` ("Field Value Weight" table)."""
+    lines = [f"   {'Field':<24} {'Value':>12} {'Weight':>6}"]
+    for name, w, v in rows:
+        lines.append(f"   {name:<24} {v:12.8f} x{w:.2f}")
+    return "\n".join(lines)

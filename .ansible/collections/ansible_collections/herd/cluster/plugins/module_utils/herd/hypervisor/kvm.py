@@ -1,0 +1,771 @@
+"""The KVM/QEMU driver (node side, standard library only).
+
+Per instance, under ``/run/herd/kvm/`` (``$HERD_RUN_DIR/kvm``):
+
+- ``<name>.runtime.json``: the spec (with the resolved machine type), the
+  command line, QEMU's version, the taps; a migration target builds the
+  identical machine from it (Ganeti keeps ``conf/<name>.runtime`` the same way);
+- ``<name>.pid`` (QEMU's ``-pidfile``), ``<name>.qmp`` (QMP),
+  ``<name>.serial`` (serial console), ``<name>.log`` (QEMU's stderr at start).
+
+The command line is built by the pure function ``build_command``. QEMU runs
+with ``-daemonize``: the launching process returns only once QEMU has set
+up the machine (or failed), and QEMU's own error message is in the log file.
+A process counts as this instance's QEMU only when the pidfile's pid is
+alive, is in this node's network namespace, and its command line has
+``-name <name>`` and ``-pidfile <our pidfile>``.
+"""
+
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from typing import Any, Dict, List, Optional
+
+from .. import names
+from ..errors import ValidationError
+from . import tap as taps
+from .base import Hypervisor, HypervisorError, InstanceSpec, run_dir
+from .qmp import QMP, QMPError
+
+QEMU = "qemu-system-x86_64"
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS_TEMPLATE = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+START_TIMEOUT = 120
+KILL_WAIT = 10
+# A live QEMU process whose guest does not run here (any other QEMU state counts as running).
+STATUS_BY_QEMU = {"postmigrate": "migrated", "inmigrate": "incoming"}
+
+
+def kvm_dir() -> str:
+    return os.path.join(run_dir(), "kvm")
+
+
+class Paths:
+    """The runtime files of one instance."""
+
+    def __init__(self, name: str, base: Optional[str] = None):
+        names.check_instance_name(name)
+        base = base or kvm_dir()
+        self.name = name
+        self.pid = os.path.join(base, f"{name}.pid")
+        self.qmp = os.path.join(base, f"{name}.qmp")
+        self.serial = os.path.join(base, f"{name}.serial")
+        self.runtime = os.path.join(base, f"{name}.runtime.json")
+        self.log = os.path.join(base, f"{name}.log")
+
+    def leftovers(self) -> List[str]:
+        return [p for p in (self.pid, self.qmp, self.serial, self.runtime, self.log) if os.path.exists(p)]
+
+
+def _escape(value: str) -> str:
+    """QEMU option values double a comma to keep it literal."""
+    return value.replace(",", ",,")
+
+
+def _host_port(address: str, port: int) -> str:
+    ip = ipaddress.ip_address(address)
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def build_command(spec: InstanceSpec, paths: Paths, machine: Optional[str] = None,
+                  incoming: Optional[str] = None, qemu: str = QEMU,
+                  ovmf_code: str = OVMF_CODE) -> List[str]:
+    """The QEMU command line for ``spec``: a pure function of its arguments.
+
+    ``machine`` is the resolved machine type (pc -> pc-i440fx-7.2); without it
+    the spec's ``machine`` or ``machine_type`` is used as it stands.
+    ``incoming`` is a migration URI such as ``tcp:203.0.113.2:8102``.
+    """
+    hv = spec.hvparams
+    cmd = [qemu, "-name", spec.name, "-uuid", spec.uuid, "-nodefaults", "-no-user-config",
+           "-machine", machine or spec.machine or hv["machine_type"], "-accel", hv["accel"]]
+    if hv.get("cpu_type"):
+        cmd += ["-cpu", hv["cpu_type"]]
+    cmd += ["-m", str(spec.memory), "-smp", str(spec.vcpus),
+            "-pidfile", paths.pid, "-daemonize",
+            "-qmp", f"unix:{paths.qmp},server=on,wait=off"]
+    cmd += ["-serial", f"unix:{paths.serial},server=on,wait=off" if hv["serial_console"] else "none"]
+    cmd += ["-display", "none"]
+    display = spec.vnc_display
+    if display is not None:
+        cmd += ["-vga", "std", "-vnc", _host_port(hv["vnc_bind_address"], display)]
+    if hv["firmware"] == "uefi":
+        cmd += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_escape(ovmf_code)}",
+                "-drive", f"if=pflash,format=raw,unit=1,file={_escape(spec.uefi_vars or '')}"]
+    if hv.get("kernel_path"):
+        cmd += ["-kernel", hv["kernel_path"]]
+        if hv.get("initrd_path"):
+            cmd += ["-initrd", hv["initrd_path"]]
+        append = (hv.get("kernel_args") or "").strip()
+        if hv["serial_console"] and "console=" not in append:
+            append = (append + " console=ttyS0").strip()
+        if append:
+            cmd += ["-append", append]
+    else:
+        cmd += ["-boot", "order=c"]
+    cache = "writeback" if hv["disk_cache"] == "default" else hv["disk_cache"]
+    for index, disk in enumerate(spec.disks):
+        cmd += ["-drive", f"file={_escape(disk.path)},format={disk.format},if=none,id=disk{index},"
+                          f"cache={cache},aio={hv['disk_aio']},discard=unmap"]
+        device = f"virtio-blk-pci,drive=disk{index},id=virtio-disk{index}"
+        if index == 0 and not hv.get("kernel_path"):
+            device += ",bootindex=1"
+        cmd += ["-device", device]
+    if spec.cdrom:
+        cmd += ["-drive", f"file={_escape(spec.cdrom)},format=raw,if=none,id=cdrom0,media=cdrom,readonly=on",
+                "-device", "ide-cd,drive=cdrom0,id=ide-cd0"]
+    for index, nic in enumerate(spec.nics):
+        cmd += ["-netdev", f"tap,id=net{index},ifname={taps.tap_name(spec.name, index)},script=no,downscript=no",
+                "-device", f"virtio-net-pci,netdev=net{index},id=virtio-net{index},mac={nic.mac}"]
+    cmd += ["-device", "virtio-balloon-pci,id=balloon0"]
+    if incoming:
+        cmd += ["-incoming", incoming]
+    return cmd
+
+
+# --- node probes -------------------------------------------------------------
+
+_machine_cache: Dict[str, str] = {}
+
+
+def resolve_machine(machine_type: str, qemu: str = QEMU) -> str:
+    """pc -> pc-i440fx-7.2, q35 -> pc-q35-7.2 (from ``qemu -machine help``)."""
+    if machine_type in _machine_cache:
+        return _machine_cache[machine_type]
+    try:
+        out = subprocess.run([qemu, "-machine", "help"], capture_output=True, text=True, timeout=30,
+                             check=False).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise HypervisorError(f"cannot run {qemu}: {exc}") from None
+    resolved = machine_type
+    for line in out.splitlines():
+        fields = line.split()
+        if fields and fields[0] == machine_type and "(alias of " in line:
+            resolved = line.split("(alias of ", 1)[1].split(")", 1)[0].strip()
+    _machine_cache[machine_type] = resolved
+    return resolved
+
+
+def qemu_version(qemu: str = QEMU) -> Optional[str]:
+    try:
+        out = subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    first = out.splitlines()[0] if out else ""
+    return first.split("version", 1)[1].split()[0] if "version" in first else None
+
+
+def kvm_usable() -> Dict[str, Any]:
+    from ..agent.facts import kvm_status
+
+    return kvm_status()
+
+
+def node_name() -> str:
+    return socket.gethostname()
+
+
+def _netns() -> Optional[int]:
+    try:
+        return os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def _cmdline(pid: int) -> List[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return [a.decode("utf-8", "replace") for a in handle.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _arg_after(argv: List[str], flag: str) -> Optional[str]:
+    for i, arg in enumerate(argv[:-1]):
+        if arg == flag:
+            return argv[i + 1]
+    return None
+
+
+def is_our_qemu(pid: int, paths: Paths) -> bool:
+    """``pid`` is alive, in this network namespace, and is QEMU for this instance and pidfile."""
+    if pid <= 1 or not _alive(pid):
+        return False
+    argv = _cmdline(pid)
+    if not argv or "qemu" not in os.path.basename(argv[0]):
+        return False
+    name = (_arg_after(argv, "-name") or "").split(",", 1)[0]
+    if name.startswith("guest="):
+        name = name[len("guest="):]
+    if name != paths.name or _arg_after(argv, "-pidfile") != paths.pid:
+        return False
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == _netns()
+    except OSError:
+        return False
+
+
+def _read_pidfile(path: str) -> Optional[int]:
+    try:
+        with open(path, encoding="ascii") as handle:
+            text = handle.read().strip()
+        return int(text) if text.isdigit() else None
+    except OSError:
+        return None
+
+
+def _scan_qemus(base: str) -> Dict[str, int]:
+    """QEMU processes of this node whose -pidfile lies in ``base``: name -> pid."""
+    found: Dict[str, int] = {}
+    ours = _netns()
+    prefix = base.rstrip("/") + "/"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        argv = _cmdline(int(entry))
+        if not argv or "qemu" not in os.path.basename(argv[0]):
+            continue
+        pidfile = _arg_after(argv, "-pidfile") or ""
+        if not (pidfile.startswith(prefix) and pidfile.endswith(".pid")):
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino != ours:
+                continue
+        except OSError:
+            continue
+        name = pidfile[len(prefix):-len(".pid")]
+        if "/" not in name and _alive(int(entry)):
+            found[name] = int(entry)
+    return found
+
+
+def find_pid(paths: Paths) -> Optional[int]:
+    pid = _read_pidfile(paths.pid)
+    if pid and is_our_qemu(pid, paths):
+        return pid
+    # the pidfile may be gone while the process lives on (deleted by hand, a crash)
+    pid = _scan_qemus(os.path.dirname(paths.pid)).get(paths.name)
+    return pid if pid and is_our_qemu(pid, paths) else None
+
+
+def read_runtime(paths: Paths) -> Optional[Dict[str, Any]]:
+    try:
+        with open(paths.runtime, encoding="utf-8") as handle:
+            data = json.load(handle)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def write_runtime(paths: Paths, data: Dict[str, Any]) -> None:
+    tmp = paths.runtime + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, paths.runtime)
+
+
+def _wait_gone(pid: int, paths: Paths, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_our_qemu(pid, paths):
+            return True
+        time.sleep(0.1)
+    return not is_our_qemu(pid, paths)
+
+
+def _kill(pid: int, paths: Paths) -> None:
+    """SIGTERM (QEMU exits cleanly), then SIGKILL; returns when the process is gone."""
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, KILL_WAIT)):
+        if not is_our_qemu(pid, paths):
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        if _wait_gone(pid, paths, wait):
+            return
+    raise HypervisorError(f"QEMU process {pid} of {paths.name} does not die on SIGKILL")
+
+
+def _qmp_status(paths: Paths, timeout: float = 5) -> Optional[str]:
+    try:
+        with QMP(paths.qmp, timeout=timeout) as qmp:
+            return qmp.execute("query-status").get("status")
+    except QMPError:
+        return None
+
+
+class KVM(Hypervisor):
+    name = "kvm"
+
+    def __init__(self, qemu: str = QEMU):
+        self.qemu = qemu
+
+    # --- checks --------------------------------------------------------------
+
+    def check(self, spec: InstanceSpec) -> List[str]:
+        problems: List[str] = []
+        node = node_name()
+        hv = spec.hvparams
+        if not shutil.which(self.qemu):
+            problems.append(f"{self.qemu} is not installed on node {node} (Debian package qemu-system-x86)")
+        if hv["accel"] == "kvm":
+            status = kvm_usable()
+            if not status.get("usable"):
+                problems.append(f"accel kvm is not usable on node {node}: {status.get('reason')}; "
+                                "set hvparams.accel: tcg to run without hardware acceleration (slow)")
+        for key in ("kernel_path", "initrd_path"):
+            if hv.get(key) and not os.path.isfile(hv[key]):
+                problems.append(f"{key} {hv[key]} does not exist on node {node}")
+        if hv["firmware"] == "uefi":
+            for path in (OVMF_CODE, OVMF_VARS_TEMPLATE):
+                if not os.path.isfile(path):
+                    problems.append(f"firmware uefi needs {path} on node {node} (Debian package ovmf)")
+        for index, disk in enumerate(spec.disks):
+            if not os.path.exists(disk.path):
+                problems.append(f"disk {index} of {spec.name}: {disk.path} does not exist on node {node}")
+        if spec.cdrom and not os.path.exists(spec.cdrom):
+            problems.append(f"cdrom of {spec.name}: {spec.cdrom} does not exist on node {node}")
+        for index, nic in enumerate(spec.nics):
+            problem = taps.check_bridge(nic.link, nic.vlan, f"NIC {index} of {spec.name}")
+            if problem:
+                problems.append(problem)
+        return problems
+
+    # --- start / stop ----------------------------------------------------------
+
+    def _launch(self, spec: InstanceSpec, paths: Paths, incoming: Optional[str]) -> Dict[str, Any]:
+        """Create taps, run QEMU (-daemonize), return the runtime record. Cleans up on failure."""
+        problems = self.check(spec)
+        if problems:
+            raise HypervisorError("; ".join(problems))
+        os.makedirs(os.path.dirname(paths.pid), mode=0o750, exist_ok=True)
+        if spec.hvparams["firmware"] == "uefi" and spec.uefi_vars and not os.path.exists(spec.uefi_vars):
+            # the instance's own variables file: copied once, then kept with the instance
+            os.makedirs(os.path.dirname(spec.uefi_vars), exist_ok=True)
+            shutil.copyfile(OVMF_VARS_TEMPLATE, spec.uefi_vars + ".tmp")
+            os.replace(spec.uefi_vars + ".tmp", spec.uefi_vars)
+        if not spec.machine:
+            spec.machine = resolve_machine(spec.hvparams["machine_type"], self.qemu)
+        argv = build_command(spec, paths, incoming=incoming, qemu=self.qemu)
+        created: List[str] = []
+        try:
+            for index, nic in enumerate(spec.nics):
+                name = taps.tap_name(spec.name, index)
+                taps.create(name, nic.link, nic.vlan, f"NIC {index} of {spec.name}")
+                created.append(name)
+            with open(paths.log, "w", encoding="utf-8") as log:
+                log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n")
+                log.flush()
+                try:
+                    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                          timeout=START_TIMEOUT, check=False, close_fds=True)
+                except subprocess.TimeoutExpired:
+                    raise HypervisorError(f"QEMU did not finish starting {spec.name} within {START_TIMEOUT} s "
+                                          f"on node {node_name()}: {self._log_tail(paths)}") from None
+            if proc.returncode != 0:
+                raise HypervisorError(f"QEMU failed to start {spec.name} on node {node_name()}: "
+                                      f"{self._log_tail(paths) or f'exit status {proc.returncode}'}")
+            pid = _read_pidfile(paths.pid)
+            if not pid or not is_our_qemu(pid, paths):
+                raise HypervisorError(f"QEMU for {spec.name} exited right after starting on node {node_name()}: "
+                                      f"{self._log_tail(paths) or 'no message'}")
+        except BaseException:
+            stray = find_pid(paths)
+            if stray:
+                _kill(stray, paths)
+            self._cleanup_files(paths, created, remove_runtime=False)
+            raise
+        runtime = {"spec": spec.to_dict(), "argv": argv, "pid": pid, "taps": created,
+                   "qemu_version": qemu_version(self.qemu), "node": node_name(),
+                   "started": time.time(), "incoming": incoming}
+        write_runtime(paths, runtime)
+        return runtime
+
+    @staticmethod
+    def _log_tail(paths: Paths) -> str:
+        try:
+            with open(paths.log, encoding="utf-8", errors="replace") as handle:
+                lines = [line.rstrip() for line in handle if line.strip() and not line.startswith("# ")]
+        except OSError:
+            return ""
+        return " / ".join(lines[-10:])[-3000:]
+
+    def _cleanup_files(self, paths: Paths, tap_names: Optional[List[str]] = None, remove_runtime: bool = True,
+                       keep_log: bool = False) -> List[str]:
+        removed: List[str] = []
+        runtime = read_runtime(paths) or {}
+        for name in sorted(set((tap_names or []) + runtime.get("taps", []) + taps.instance_taps(paths.name))):
+            if taps.remove(name):
+                removed.append(f"tap {name}")
+        for path in (paths.pid, paths.qmp, paths.serial, paths.log, paths.runtime):
+            if path == paths.runtime and not remove_runtime:
+                continue
+            if path == paths.log and keep_log:
+                continue
+            try:
+                os.unlink(path)
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+        return removed
+
+    def start(self, spec: InstanceSpec) -> Dict[str, Any]:
+        paths = Paths(spec.name)
+        pid = find_pid(paths)
+        if pid:
+            state = _qmp_status(paths)
+            if state in STATUS_BY_QEMU:
+                raise HypervisorError(f"instance {spec.name} has a QEMU on node {node_name()} that is "
+                                      f"{STATUS_BY_QEMU[state]} ({state}); finalize or abort that migration first")
+            runtime = read_runtime(paths) or {}
+            stored = dict(runtime.get("spec") or {})
+            stored.pop("machine", None)
+            wanted = spec.to_dict()
+            wanted.pop("machine", None)
+            return {"name": spec.name, "changed": False, "pid": pid, "status": "running",
+                    "runtime_differs": stored != wanted, **self._endpoints(spec, paths)}
+        cleaned = self._cleanup_files(paths)
+        runtime = self._launch(spec, paths, incoming=None)
+        return {"name": spec.name, "changed": True, "pid": runtime["pid"], "status": "running",
+                "machine": spec.machine, "taps": runtime["taps"], "cleaned": cleaned,
+                **self._endpoints(spec, paths)}
+
+    @staticmethod
+    def _endpoints(spec: InstanceSpec, paths: Paths) -> Dict[str, Any]:
+        display = spec.vnc_display
+        return {"qmp": paths.qmp, "serial": paths.serial if spec.hvparams["serial_console"] else None,
+                "vnc": (_host_port(spec.hvparams["vnc_bind_address"], spec.network_port)
+                        if display is not None and spec.network_port else None)}
+
+    def stop(self, name: str, timeout: float = 120, force: bool = False) -> Dict[str, Any]:
+        paths = Paths(name)
+        pid = find_pid(paths)
+        method = None
+        if pid:
+            method = "kill"
+            # a QEMU whose guest is elsewhere (migrated / incoming) has nobody to press the button
+            if not force and _qmp_status(paths) not in STATUS_BY_QEMU:
+                try:
+                    with QMP(paths.qmp, timeout=5) as qmp:
+                        qmp.execute("system_powerdown")
+                    if _wait_gone(pid, paths, timeout):
+                        method = "acpi"
+                except QMPError:
+                    pass
+            if method == "kill":
+                _kill(pid, paths)
+        cleaned = self._cleanup_files(paths)
+        return {"name": name, "changed": bool(pid or cleaned), "was_running": bool(pid), "method": method,
+                "cleaned": cleaned}
+
+    def reboot(self, name: str, spec: Optional[InstanceSpec] = None, timeout: float = 120,
+               kind: str = "hard") -> Dict[str, Any]:
+        paths = Paths(name)
+        if kind == "reset":
+            if not find_pid(paths):
+                raise HypervisorError(f"instance {name} is not running on node {node_name()}")
+            with QMP(paths.qmp) as qmp:
+                qmp.execute("system_reset")
+            return {"name": name, "changed": True, "kind": kind}
+        if kind != "hard":
+            raise ValidationError(f"reboot type {kind!r} is not one of ['hard', 'reset']")
+        if spec is None:
+            runtime = read_runtime(paths)
+            if not runtime:
+                raise HypervisorError(f"instance {name} has no runtime file on node {node_name()}; "
+                                      "give the spec to start it")
+            spec = InstanceSpec.from_dict(runtime["spec"])
+            spec.machine = None  # resolve again: the restart may follow a QEMU upgrade
+        stopped = self.stop(name, timeout=timeout)
+        started = self.start(spec)
+        return {"name": name, "changed": True, "kind": kind, "stop": stopped, "start": started}
+
+    # --- status ----------------------------------------------------------------
+
+    def status(self, name: str) -> Dict[str, Any]:
+        paths = Paths(name)
+        pid = find_pid(paths)
+        runtime = read_runtime(paths)
+        if pid:
+            qemu_status = _qmp_status(paths)
+            result: Dict[str, Any] = {"name": name, "status": STATUS_BY_QEMU.get(qemu_status, "running"),
+                                      "pid": pid, "qemu_status": qemu_status}
+            if result["status"] == "migrated":
+                result["detail"] = "the guest migrated away; this QEMU waits for migration_finalize"
+            elif result["status"] == "incoming":
+                result["detail"] = "waiting for an incoming migration"
+            elif runtime is None:
+                result["detail"] = "running without a runtime file"
+            return result
+        leftovers = [os.path.basename(p) for p in paths.leftovers()] + taps.instance_taps(name)
+        if leftovers:
+            stale = _read_pidfile(paths.pid)
+            why = f"QEMU process {stale} from the pidfile is gone" if stale else "no QEMU process"
+            return {"name": name, "status": "error", "pid": None, "qemu_status": None,
+                    "detail": f"{why}; left behind: {', '.join(leftovers)}"}
+        return {"name": name, "status": "stopped", "pid": None, "qemu_status": None}
+
+    def list_instances(self) -> Dict[str, Dict[str, Any]]:
+        base = kvm_dir()
+        candidates = set()
+        try:
+            for entry in os.listdir(base):
+                for suffix in (".pid", ".runtime.json", ".qmp", ".serial"):
+                    if entry.endswith(suffix):
+                        candidates.add(entry[:-len(suffix)])
+        except OSError:
+            pass
+        candidates.update(_scan_qemus(base))
+        result = {}
+        for name in sorted(candidates):
+            try:
+                names.check_instance_name(name)
+            except ValidationError:
+                continue
+            info = self.status(name)
+            runtime = read_runtime(Paths(name)) or {}
+            spec = runtime.get("spec") or {}
+            argv = _cmdline(info["pid"]) if info.get("pid") else []
+            info["memory"] = int(_arg_after(argv, "-m") or spec.get("memory") or 0)
+            info["vcpus"] = int((_arg_after(argv, "-smp") or str(spec.get("vcpus") or 0)).split(",")[0])
+            info["hypervisor"] = "kvm"
+            result[name] = info
+        return result
+
+    def info(self, name: str) -> Dict[str, Any]:
+        paths = Paths(name)
+        result = self.status(name)
+        runtime = read_runtime(paths)
+        result["runtime"] = runtime
+        result["taps"] = [{"name": t, "bridge": taps.master_of(t), "vlans": taps.vlans_of(t)}
+                          for t in taps.instance_taps(name)]
+        result["paths"] = {"pid": paths.pid, "qmp": paths.qmp, "serial": paths.serial,
+                           "runtime": paths.runtime, "log": paths.log}
+        if result.get("pid"):
+            try:
+                with QMP(paths.qmp, timeout=5) as qmp:
+                    result["balloon_mib"] = qmp.execute("query-balloon").get("actual", 0) // 2**20
+                    result["vcpus_online"] = len(qmp.execute("query-cpus-fast"))
+            except QMPError as exc:
+                result["qmp_error"] = str(exc)
+        return result
+
+    def cleanup(self, name: str) -> Dict[str, Any]:
+        paths = Paths(name)
+        if find_pid(paths):
+            raise HypervisorError(f"instance {name} is running on node {node_name()}; stop it instead")
+        cleaned = self._cleanup_files(paths)
+        return {"name": name, "changed": bool(cleaned), "cleaned": cleaned}
+
+    # --- migration (ganeti.md §4b) ---------------------------------------------
+
+    def _running(self, name: str) -> "tuple[Paths, int]":
+        paths = Paths(name)
+        pid = find_pid(paths)
+        if not pid:
+            raise HypervisorError(f"instance {name} is not running on node {node_name()}")
+        return paths, pid
+
+    def migration_info(self, name: str) -> Dict[str, Any]:
+        paths, _pid = self._running(name)
+        runtime = read_runtime(paths)
+        if not runtime:
+            raise HypervisorError(f"instance {name} runs on node {node_name()} without a runtime file")
+        return {"name": name, "runtime": {k: runtime.get(k) for k in ("spec", "argv", "qemu_version", "node")}}
+
+    def migration_accept(self, runtime: Dict[str, Any], address: str, port: Optional[int]) -> Dict[str, Any]:
+        if not isinstance(runtime, dict) or not isinstance(runtime.get("spec"), dict):
+            raise ValidationError("migration_accept needs the source's runtime (migration_info) with its spec")
+        spec = InstanceSpec.from_dict(runtime["spec"])
+        if not spec.machine:
+            raise ValidationError(f"runtime of {spec.name} has no resolved machine type")
+        try:
+            ip = ipaddress.ip_address(str(address))
+        except ValueError:
+            raise ValidationError(f"migration address {address!r} is not an IP address") from None
+        port = 0 if port is None else int(port)
+        if not 0 <= port <= 65535:
+            raise ValidationError(f"migration port {port} is out of range")
+        paths = Paths(spec.name)
+        if find_pid(paths):
+            raise HypervisorError(f"instance {spec.name} already runs on node {node_name()}; "
+                                  "refusing to accept a migration")
+        self._cleanup_files(paths)
+        warnings = []
+        here = qemu_version(self.qemu)
+        if runtime.get("qemu_version") and here != runtime["qemu_version"]:
+            warnings.append(f"QEMU version differs: source {runtime['qemu_version']}, target {here}")
+        record = self._launch(spec, paths, incoming=f"tcp:{_host_port(str(ip), port)}")
+        if port == 0:
+            try:
+                with QMP(paths.qmp) as qmp:
+                    sockets = qmp.execute("query-migrate").get("socket-address") or []
+                port = int(sockets[0]["port"])
+            except (QMPError, LookupError, ValueError) as exc:
+                self.migration_abort(spec.name, "target")
+                raise HypervisorError(f"cannot learn the incoming migration port of {spec.name}: {exc}") from None
+        record["incoming_port"] = port
+        write_runtime(paths, record)
+        return {"name": spec.name, "changed": True, "pid": record["pid"], "address": str(ip), "port": port,
+                "taps": record["taps"], "warnings": warnings}
+
+    def migration_start(self, name: str, address: str, port: int, live: bool = True,
+                        bandwidth: Optional[int] = None, downtime: Optional[int] = None) -> Dict[str, Any]:
+        paths, _pid = self._running(name)
+        runtime = read_runtime(paths) or {}
+        hv = (runtime.get("spec") or {}).get("hvparams") or {}
+        bandwidth = int(bandwidth or hv.get("migration_bandwidth") or 32)
+        downtime = int(downtime or hv.get("migration_downtime") or 30)
+        try:
+            ip = ipaddress.ip_address(str(address))
+        except ValueError:
+            raise ValidationError(f"migration address {address!r} is not an IP address") from None
+        if not 1 <= int(port) <= 65535:
+            raise ValidationError(f"migration port {port} is out of range")
+        with QMP(paths.qmp, timeout=30) as qmp:
+            current = qmp.execute("query-migrate").get("status")
+            if current in ("setup", "active", "pre-switchover", "device", "cancelling", "postcopy-active"):
+                raise HypervisorError(f"a migration of {name} is already in progress ({current})")
+            if not live:
+                qmp.execute("stop")
+            qmp.execute("migrate-set-parameters", {"max-bandwidth": bandwidth * 2**20, "downtime-limit": downtime})
+            try:
+                qmp.execute("migrate", {"uri": f"tcp:{_host_port(str(ip), int(port))}"})
+            except QMPError:
+                if not live:
+                    qmp.execute("cont")
+                raise
+            status = qmp.execute("query-migrate").get("status")
+        return {"name": name, "changed": True, "status": status, "live": live, "bandwidth": bandwidth,
+                "downtime": downtime}
+
+    def migration_status(self, name: str) -> Dict[str, Any]:
+        paths = Paths(name)
+        pid = find_pid(paths)
+        if not pid:
+            return {"name": name, "status": "failed", "error": f"QEMU of {name} is not running on node "
+                                                              f"{node_name()}", "process": False}
+        try:
+            with QMP(paths.qmp) as qmp:
+                info = qmp.execute("query-migrate")
+                run_state = qmp.execute("query-status").get("status")
+        except QMPError as exc:
+            return {"name": name, "status": "unknown", "error": str(exc), "process": True}
+        ram = info.get("ram") or {}
+        return {"name": name, "status": info.get("status", "none"), "process": True, "qemu_status": run_state,
+                "transferred": ram.get("transferred"), "total": ram.get("total"),
+                "remaining": ram.get("remaining"), "total_time_ms": info.get("total-time"),
+                "downtime_ms": info.get("downtime"), "expected_downtime_ms": info.get("expected-downtime"),
+                "dirty_sync_count": ram.get("dirty-sync-count"), "error": info.get("error-desc")}
+
+    def migration_abort(self, name: str, role: str, resume_completed: bool = False) -> Dict[str, Any]:
+        paths = Paths(name)
+        if role == "target":
+            pid = find_pid(paths)
+            if pid:
+                _kill(pid, paths)
+            cleaned = self._cleanup_files(paths)
+            return {"name": name, "role": role, "changed": bool(pid or cleaned), "killed": bool(pid)}
+        if role != "source":
+            raise ValidationError(f"role {role!r} is not one of ['source', 'target']")
+        _paths, _pid = self._running(name)
+        with QMP(paths.qmp, timeout=30) as qmp:
+            before = qmp.execute("query-migrate").get("status")
+            if before not in ("completed", "failed", "cancelled", "none", None):
+                qmp.execute("migrate_cancel")
+            deadline = time.monotonic() + 30
+            status = before
+            while time.monotonic() < deadline:
+                status = qmp.execute("query-migrate").get("status")
+                if status not in ("cancelling", "active", "setup", "device", "pre-switchover"):
+                    break
+                time.sleep(0.2)
+            run_state = qmp.execute("query-status").get("status")
+            resumed = False
+            # a paused source (non-live, or stopped at the switch-over) runs on; after a
+            # completed migration only when the master says the target does not run it
+            if run_state in ("paused", "postmigrate", "finish-migrate") and \
+                    (status != "completed" or resume_completed):
+                qmp.execute("cont")
+                resumed = True
+                run_state = qmp.execute("query-status").get("status")
+        return {"name": name, "role": role, "changed": before != status or resumed, "status": status,
+                "resumed": resumed, "qemu_status": run_state}
+
+    def migration_finalize(self, name: str, role: str, success: bool) -> Dict[str, Any]:
+        paths = Paths(name)
+        if role == "target":
+            if not success:
+                return self.migration_abort(name, "target")
+            pid = find_pid(paths)
+            if not pid:
+                raise HypervisorError(f"migrated instance {name} is not running on target node {node_name()}: "
+                                      f"{self._log_tail(paths) or 'QEMU is gone'}")
+            run_state = self._wait_state(paths, ("running", "paused"), 60)
+            if run_state == "paused":  # non-live: the source was stopped before the copy
+                with QMP(paths.qmp) as qmp:
+                    qmp.execute("cont")
+                run_state = _qmp_status(paths)
+            if run_state != "running":
+                raise HypervisorError(f"migrated instance {name} on node {node_name()} is {run_state}, not running")
+            runtime = read_runtime(paths) or {}
+            runtime.update({"incoming": None, "migrated": time.time()})
+            runtime.pop("incoming_port", None)
+            write_runtime(paths, runtime)
+            return {"name": name, "role": role, "changed": True, "pid": pid, "qemu_status": run_state}
+        if role != "source":
+            raise ValidationError(f"role {role!r} is not one of ['source', 'target']")
+        pid = find_pid(paths)
+        if success:
+            if pid:
+                with QMP(paths.qmp) as qmp:
+                    migrated = qmp.execute("query-migrate").get("status")
+                    run_state = qmp.execute("query-status").get("status")
+                if migrated != "completed" and run_state != "postmigrate":
+                    raise HypervisorError(f"refusing to kill {name} on node {node_name()}: its migration is "
+                                          f"{migrated} and QEMU is {run_state}")
+                _kill(pid, paths)
+            cleaned = self._cleanup_files(paths)
+            return {"name": name, "role": role, "changed": bool(pid or cleaned), "killed": bool(pid)}
+        # failure: the instance stays here; resume it if the migration left it paused
+        if not pid:
+            cleaned = self._cleanup_files(paths)
+            return {"name": name, "role": role, "changed": bool(cleaned), "resumed": False,
+                    "status": "error", "detail": "the source QEMU is gone too", "cleaned": cleaned}
+        resumed = False
+        with QMP(paths.qmp) as qmp:
+            run_state = qmp.execute("query-status").get("status")
+            if run_state in ("paused", "postmigrate", "finish-migrate"):
+                qmp.execute("cont")
+                resumed = True
+                run_state = qmp.execute("query-status").get("status")
+        return {"name": name, "role": role, "changed": resumed, "resumed": resumed, "qemu_status": run_state}
+
+    @staticmethod
+    def _wait_state(paths: Paths, wanted: "tuple[str, ...]", timeout: float) -> Optional[str]:
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            state = _qmp_status(paths)
+            if state in wanted:
+                return state
+            time.sleep(0.2)
+        return state

@@ -1,0 +1,80 @@
+"""Strict patterns for every name that reaches a command line or a path.
+
+One place for the rule: callers use ``check_*`` before the value is used.
+"""
+
+import re
+
+from .errors import ValidationError
+
+# RFC 1123 host name, possibly a FQDN; lowercase letters, digits, '-' and '.'.
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+# LVM: letters, digits and + _ . - ; may not start with '-'; not '.' or '..'.
+_VG = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$")
+# Linux interface names: at most 15 bytes, no '/', whitespace or ':'.
+_IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
+# Tags: as Ganeti, printable without whitespace; we also forbid '/' and leading '-'.
+_TAG = re.compile(r"^[A-Za-z0-9_.:+=@][A-Za-z0-9_.:+=@-]{0,127}$")
+# Disk names, OS names, network names, group names.
+_SIMPLE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
+_MAC_PREFIX = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _check(kind: str, value: object, pattern: "re.Pattern[str]", valid: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value) or value in (".", ".."):
+        raise ValidationError(f"invalid {kind} {value!r}: {valid}")
+    return value
+
+
+def check_hostname(value: object, kind: str = "node name") -> str:
+    return _check(kind, value, _HOSTNAME,
+                  "expected a lowercase host name (letters, digits, '-', dots between labels)")
+
+
+def check_instance_name(value: object) -> str:
+    return check_hostname(value, "instance name")
+
+
+def check_vg(value: object) -> str:
+    return _check("volume group", value, _VG, "expected letters, digits and '+_.-', not starting with '-'")
+
+
+def check_ifname(value: object, kind: str = "interface") -> str:
+    return _check(kind, value, _IFNAME, "expected at most 15 of letters, digits and '_.-'")
+
+
+def check_bridge(value: object) -> str:
+    return check_ifname(value, "bridge")
+
+
+def check_tag(value: object) -> str:
+    return _check("tag", value, _TAG, "expected up to 128 of letters, digits and '_.:+=@-', not starting with '-'")
+
+
+def check_simple(value: object, kind: str) -> str:
+    return _check(kind, value, _SIMPLE, "expected up to 64 of letters, digits and '_.-', not starting with '.' or '-'")
+
+
+def check_mac(value: object) -> str:
+    if isinstance(value, str):
+        value = value.lower()
+    return _check("MAC address", value, _MAC, "expected six lowercase hex pairs like aa:00:00:12:34:56")
+
+
+def check_mac_prefix(value: object) -> str:
+    if isinstance(value, str):
+        value = value.lower()
+    return _check("MAC prefix", value, _MAC_PREFIX, "expected three hex pairs like aa:00:00")
+
+
+def check_uuid(value: object) -> str:
+    return _check("UUID", value, _UUID, "expected a lowercase RFC 4122 UUID")
+
+
+def check_abs_path(value: object, kind: str = "path") -> str:
+    if (not isinstance(value, str) or not value.startswith("/") or "\x00" in value
+            or any(part in ("..",) for part in value.split("/"))):
+        raise ValidationError(f"invalid {kind} {value!r}: expected an absolute path without '..'")
+    return value

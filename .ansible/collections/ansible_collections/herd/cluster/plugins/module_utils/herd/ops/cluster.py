@@ -1,0 +1,287 @@
+"""gnt-cluster init / modify / destroy as one declarative op."""
+
+import copy
+import os
+from typing import Any, Dict, Optional
+
+from .. import names
+from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, Cluster, Config, Node, NodeGroup,
+                      new_uuid, now)
+from ..errors import PrerequisiteError, RpcError, ValidationError
+from .common import Context, diff_dict, require
+
+# Parameters an operator may declare; None means "not declared, keep".
+MODIFIABLE = ("master_ip", "master_netdev", "enabled_hypervisors", "enabled_disk_templates", "volume_group",
+              "file_storage_dir", "shared_file_storage_dir", "mac_prefix", "hvparams", "beparams", "nicparams",
+              "diskparams", "ndparams", "ipolicy", "candidate_pool_size", "default_iallocator", "tags",
+              "ssh_key_file")
+DICT_PARAMS = ("hvparams", "beparams", "nicparams", "diskparams", "ndparams", "ipolicy")
+
+BEPARAM_KEYS = {"maxmem", "minmem", "vcpus", "auto_balance", "spindle_use"}
+NICPARAM_KEYS = {"mode", "link", "vlan"}
+NDPARAM_KEYS = {"spindle_count", "exclusive_storage", "ssh_port"}
+IPOLICY_KEYS = {"minmax", "std", "disk-templates", "vcpu-ratio", "spindle-ratio"}
+ISPEC_KEYS = {"memory-size", "cpu-count", "disk-count", "disk-size", "nic-count", "spindle-use"}
+
+
+def validate_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """Check every declared parameter; return the normalised spec. Touches nothing."""
+    out = dict(spec)
+    names.check_hostname(spec.get("name"), "cluster name")
+    if spec.get("master_ip") is not None:
+        out["master_ip"] = _ip(spec["master_ip"], "master_ip")
+    if spec.get("master_netdev") is not None:
+        names.check_ifname(spec["master_netdev"], "master_netdev")
+    for key, allowed in (("enabled_hypervisors", HYPERVISORS), ("enabled_disk_templates", DISK_TEMPLATES)):
+        if spec.get(key) is not None:
+            values = spec[key]
+            if not isinstance(values, list) or not values:
+                raise ValidationError(f"{key} must be a non-empty list, one or more of {list(allowed)}")
+            bad = [v for v in values if v not in allowed]
+            if bad:
+                raise ValidationError(f"{key}: {bad} not supported; valid: {list(allowed)}")
+            out[key] = list(dict.fromkeys(values))  # keep order (first = default), drop repeats
+    if spec.get("volume_group") is not None:
+        names.check_vg(spec["volume_group"])
+    for key in ("file_storage_dir", "shared_file_storage_dir", "ssh_key_file"):
+        if spec.get(key) is not None:
+            names.check_abs_path(spec[key], key)
+    if spec.get("mac_prefix") is not None:
+        out["mac_prefix"] = names.check_mac_prefix(spec["mac_prefix"])
+    if spec.get("candidate_pool_size") is not None:
+        if not isinstance(spec["candidate_pool_size"], int) or spec["candidate_pool_size"] < 1:
+            raise ValidationError(f"candidate_pool_size {spec['candidate_pool_size']!r} must be an integer >= 1")
+    if spec.get("default_iallocator") is not None:
+        names.check_simple(spec["default_iallocator"], "default_iallocator")
+    if spec.get("tags") is not None:
+        out["tags"] = sorted(set(names.check_tag(t) for t in spec["tags"]))
+    if spec.get("hvparams") is not None:
+        hvparams = spec["hvparams"]
+        if not isinstance(hvparams, dict):
+            raise ValidationError("hvparams must be a mapping of hypervisor name to parameters")
+        for hv, params in hvparams.items():
+            if hv not in HYPERVISORS:
+                raise ValidationError(f"hvparams: unknown hypervisor {hv!r}; valid: {list(HYPERVISORS)}")
+            _keys(f"hvparams.{hv}", params, set(DEFAULT_HVPARAMS[hv]))
+    for key, allowed in (("beparams", BEPARAM_KEYS), ("nicparams", NICPARAM_KEYS), ("ndparams", NDPARAM_KEYS)):
+        if spec.get(key) is not None:
+            _keys(key, spec[key], allowed)
+    if spec.get("diskparams") is not None:
+        if not isinstance(spec["diskparams"], dict) or any(t not in DISK_TEMPLATES for t in spec["diskparams"]):
+            raise ValidationError(f"diskparams must be keyed by disk template, one of {list(DISK_TEMPLATES)}")
+    if spec.get("ipolicy") is not None:
+        _check_ipolicy(spec["ipolicy"])
+    return out
+
+
+def _ip(value: Any, key: str) -> str:
+    import netaddr
+
+    try:
+        return str(netaddr.IPAddress(str(value), flags=netaddr.INET_PTON))
+    except (netaddr.AddrFormatError, ValueError):
+        raise ValidationError(f"{key} {value!r} is not an IP address") from None
+
+
+def _keys(where: str, params: Any, allowed: set) -> None:
+    if not isinstance(params, dict):
+        raise ValidationError(f"{where} must be a mapping")
+    bad = sorted(set(params) - allowed)
+    if bad:
+        raise ValidationError(f"{where}: unknown parameters {bad}; valid: {sorted(allowed)}")
+
+
+def _check_ipolicy(ipolicy: Any) -> None:
+    _keys("ipolicy", ipolicy, IPOLICY_KEYS)
+    for i, pair in enumerate(ipolicy.get("minmax", [])):
+        _keys(f"ipolicy.minmax[{i}]", pair, {"min", "max"})
+        for bound in ("min", "max"):
+            _keys(f"ipolicy.minmax[{i}].{bound}", pair.get(bound, {}), ISPEC_KEYS)
+        for key in ISPEC_KEYS:
+            low, high = pair.get("min", {}).get(key), pair.get("max", {}).get(key)
+            if low is not None and high is not None and low > high:
+                raise ValidationError(f"ipolicy.minmax[{i}]: min {key} {low} is above max {high}")
+    if "std" in ipolicy:
+        _keys("ipolicy.std", ipolicy["std"], ISPEC_KEYS)
+    if "disk-templates" in ipolicy:
+        bad = [t for t in ipolicy["disk-templates"] if t not in DISK_TEMPLATES]
+        if bad:
+            raise ValidationError(f"ipolicy.disk-templates: {bad} unknown; valid: {list(DISK_TEMPLATES)}")
+
+
+def cluster_view(config: Optional[Config]) -> Optional[Dict[str, Any]]:
+    """The cluster parameters as the module returns and diffs them."""
+    if config is None:
+        return None
+    view = copy.deepcopy(config.to_dict()["cluster"])
+    for key in ("uuid", "ctime", "mtime"):
+        view.pop(key, None)
+    return view
+
+
+def merge_declared(cluster: Cluster, spec: Dict[str, Any]) -> None:
+    """Apply declared parameters; dict parameters merge key by key (as gnt-cluster modify)."""
+    for key in MODIFIABLE:
+        value = spec.get(key)
+        if value is None:
+            continue
+        if key in DICT_PARAMS:
+            current = getattr(cluster, key)
+            if key == "hvparams":
+                for hv, params in value.items():
+                    current.setdefault(hv, {}).update(params)
+            elif key == "diskparams":
+                for template, params in value.items():
+                    current.setdefault(template, {}).update(params)
+            else:
+                current.update(value)
+        else:
+            setattr(cluster, key, value)
+
+
+def present(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    spec = validate_spec(spec)
+    locks = ctx.locks(f"cluster op on {spec['name']}")
+    with locks.cluster():
+        if ctx.store.exists():
+            return _modify(ctx, spec)
+        return _init(ctx, spec)
+
+
+def _init(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    master = spec.get("master_node") or ctx.local_node
+    require(master == ctx.local_node,
+            f"master_node {master!r} must be the node this runs on ({ctx.local_node}): "
+            "delegate the task to the intended master")
+    ssconf = ctx.store.load_ssconf()
+    if ssconf:
+        raise PrerequisiteError(
+            f"{ctx.local_node} already belongs to cluster {ssconf.get('cluster_name')!r} "
+            f"(master {ssconf.get('master_node')}); remove it from that cluster first")
+    primary_ip = spec.get("primary_ip")
+    require(bool(primary_ip), "primary_ip of the master node is required to initialise a cluster")
+    primary_ip = _ip(primary_ip, "primary_ip")
+    secondary_ip = _ip(spec.get("secondary_ip") or primary_ip, "secondary_ip")
+    stamp = now()
+    cluster = Cluster(name=spec["name"], uuid=new_uuid(), master_node=master, ctime=stamp, mtime=stamp)
+    merge_declared(cluster, spec)
+    require(cluster.default_iallocator == "herd" or bool(cluster.default_iallocator), "default_iallocator is empty")
+    node = Node(name=master, uuid=new_uuid(), primary_ip=primary_ip, secondary_ip=secondary_ip,
+                master_candidate=True, ctime=stamp, mtime=stamp)
+    config = Config(cluster=cluster, nodes={master: node},
+                    nodegroups={"default": NodeGroup(name="default", uuid=new_uuid())})
+    endpoint = ctx.endpoint(node, config)
+    # The master's own agent must answer (version check) and own the addresses.
+    facts = _master_facts(ctx, endpoint, cluster)
+    for label, ip in (("primary_ip", primary_ip), ("secondary_ip", secondary_ip)):
+        require(ip in facts.get("addresses", []),
+                f"{label} {ip} is not configured on {master} (it has {facts.get('addresses', [])})")
+    if "kvm" in cluster.enabled_hypervisors and not facts.get("qemu_version"):
+        ctx.warnings.append(f"{master}: kvm is enabled but qemu-system-x86_64 is not installed there")
+    result = {"changed": True, "cluster": cluster_view(config), "diff": diff_dict(None, cluster_view(config)),
+              "msg": f"cluster {cluster.name} would be initialised with master {master}"}
+    if ctx.check_mode:
+        return result
+    with ctx.job("cluster_init", spec):
+        ctx.store.save(config)
+    result["cluster"] = cluster_view(config)
+    result["diff"]["after"] = result["cluster"]
+    result["msg"] = f"cluster {cluster.name} initialised with master {master}"
+    return result
+
+
+def _master_facts(ctx: Context, endpoint: Any, cluster: Cluster) -> Dict[str, Any]:
+    try:
+        args = {"vg": cluster.volume_group,
+                "file_dirs": [cluster.file_storage_dir, cluster.shared_file_storage_dir]}
+        return ctx.rpc.call(endpoint, "node_facts", args)
+    except RpcError as exc:
+        raise PrerequisiteError(str(exc)) from None
+
+
+def _modify(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    config = ctx.load_master_config()
+    if config.cluster.name != spec["name"]:
+        raise PrerequisiteError(f"this node is the master of cluster {config.cluster.name!r}, not "
+                                f"{spec['name']!r}; renaming a cluster is not supported")
+    if spec.get("master_node") and spec["master_node"] != config.cluster.master_node:
+        raise PrerequisiteError(f"the master is {config.cluster.master_node}; use herd.cluster.master_failover "
+                                f"to move it to {spec['master_node']}")
+    before = cluster_view(config)
+    after_config = config.copy()
+    merge_declared(after_config.cluster, spec)
+    _check_modify(config, after_config)
+    after = cluster_view(after_config)
+    if before == after:
+        return {"changed": False, "cluster": before, "diff": diff_dict(before, after),
+                "msg": f"cluster {config.cluster.name} already matches"}
+    result = {"changed": True, "cluster": after, "diff": diff_dict(before, after),
+              "msg": f"cluster {config.cluster.name} would be modified"}
+    if ctx.check_mode:
+        return result
+    with ctx.job("cluster_modify", spec):
+        after_config.cluster.mtime = now()
+        ctx.commit(after_config)
+    result["msg"] = f"cluster {config.cluster.name} modified"
+    return result
+
+
+def _check_modify(before: Config, after: Config) -> None:
+    used_templates = {i.disk_template for i in before.instances.values()}
+    dropped = used_templates - set(after.cluster.enabled_disk_templates)
+    if dropped:
+        users = {t: sorted(i.name for i in before.instances.values() if i.disk_template == t) for t in dropped}
+        raise PrerequisiteError(f"cannot disable disk templates still in use: {users}")
+    used_hvs = {i.hypervisor for i in before.instances.values()}
+    dropped = used_hvs - set(after.cluster.enabled_hypervisors)
+    if dropped:
+        raise PrerequisiteError(f"cannot disable hypervisors still in use: {sorted(dropped)}")
+    if before.cluster.volume_group != after.cluster.volume_group and any(
+            i.disk_template in ("plain", "drbd") for i in before.instances.values()):
+        raise PrerequisiteError("cannot change volume_group while instances have LVM disks in "
+                                f"{before.cluster.volume_group}")
+
+
+def absent(ctx: Context, spec: Dict[str, Any], remove_instance: Any = None) -> Dict[str, Any]:
+    """Destroy the cluster: every node forgets it. Refused while instances exist unless force.
+
+    With force, each instance is removed first through the instance op (which
+    takes its own locks), then the cluster lock is taken for the destroy.
+    """
+    name = names.check_hostname(spec.get("name"), "cluster name")
+    if not ctx.store.exists():
+        ssconf = ctx.store.load_ssconf()
+        if ssconf and ssconf.get("cluster_name") == name and ssconf.get("master_node") != ctx.local_node:
+            raise PrerequisiteError(f"run this on the master of {name}, {ssconf.get('master_node')}")
+        return {"changed": False, "cluster": None, "diff": diff_dict(None, None), "msg": f"no cluster {name} here"}
+    config = ctx.load_master_config()
+    if config.cluster.name != name:
+        raise PrerequisiteError(f"this node is the master of cluster {config.cluster.name!r}, not {name!r}")
+    instances = sorted(config.instances)
+    if instances and not spec.get("force"):
+        raise PrerequisiteError(f"cluster {name} still has instances {instances}; remove them first or "
+                                "set force: true (which removes them, disks included)")
+    result = {"changed": True, "cluster": None, "diff": diff_dict(cluster_view(config), None),
+              "removed_instances": instances, "msg": f"cluster {name} would be destroyed"}
+    if ctx.check_mode:
+        return result
+    for inst in instances:
+        if remove_instance is None:
+            raise PrerequisiteError("instance removal is not available in this build")
+        remove_instance(ctx, inst)
+    locks = ctx.locks(f"cluster destroy {name}")
+    with locks.cluster(), ctx.job("cluster_destroy", spec):
+        config = ctx.load_master_config()
+        if config.instances:
+            raise PrerequisiteError(f"instances {sorted(config.instances)} appeared meanwhile; destroy again")
+        others = [n for n in config.nodes.values() if n.name != config.cluster.master_node and not n.offline]
+        answers = ctx.rpc.call_many([(ctx.endpoint(n, config), "cluster_leave", {"cluster_name": name})
+                                     for n in others])
+        for answer in answers.values():
+            if isinstance(answer, RpcError):
+                ctx.warnings.append(f"node did not forget the cluster: {answer}")
+        for path in (ctx.store.path, ctx.store.ssconf_path):
+            if os.path.exists(path):
+                os.unlink(path)
+    result["msg"] = f"cluster {name} destroyed"
+    return result

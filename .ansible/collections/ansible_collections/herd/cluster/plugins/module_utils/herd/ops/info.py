@@ -1,0 +1,178 @@
+"""Read-only views: cluster_info, node_info (gnt-node list), job_info."""
+
+from typing import Any, Dict, List, Optional
+
+from .. import names
+from ..config import Config
+from ..errors import RpcError
+from .cluster import cluster_view
+from .common import Context
+from .node import FLAGS as FLAG_NAMES
+from .node import node_view
+
+
+def cluster_info(ctx: Context) -> Dict[str, Any]:
+    config = ctx.load_master_config()
+    return {
+        "cluster": cluster_view(config),
+        "serial_no": config.serial_no,
+        "nodes": sorted(config.nodes),
+        "master_candidates": config.master_candidates(),
+        "nodegroups": sorted(config.nodegroups),
+        "instances": sorted(config.instances),
+        "networks": sorted(config.networks),
+    }
+
+
+def live_facts(ctx: Context, config: Config, nodes: Optional[List[str]] = None) -> Dict[str, Any]:
+    """node_facts from every online node, in parallel: {node: facts or {"error": ...}}."""
+    selected = [config.nodes[n] for n in (nodes or sorted(config.nodes))]
+    calls = [(ctx.endpoint(n, config), "node_facts",
+              {"vg": config.cluster.volume_group,
+               "file_dirs": [config.cluster.file_storage_dir, config.cluster.shared_file_storage_dir]})
+             for n in selected if not n.offline]
+    answers = ctx.rpc.call_many(calls, timeout=30)
+    out: Dict[str, Any] = {}
+    for node in selected:
+        if node.offline:
+            out[node.name] = {"error": "offline"}
+            continue
+        answer = answers.get(node.name)
+        out[node.name] = {"error": str(answer)} if isinstance(answer, RpcError) else answer
+    return out
+
+
+def node_role(config: Config, name: str) -> str:
+    """Ganeti's one-letter roles: M master, C candidate, D drained, O offline, R regular."""
+    node = config.nodes[name]
+    if name == config.cluster.master_node:
+        return "M"
+    if node.offline:
+        return "O"
+    if node.drained:
+        return "D"
+    if node.master_candidate:
+        return "C"
+    return "R"
+
+
+def node_info(ctx: Context, selected: Optional[List[str]] = None, live: bool = True) -> Dict[str, Any]:
+    config = ctx.load_master_config()
+    for name in selected or []:
+        names.check_hostname(name)
+    wanted = [n for n in sorted(config.nodes) if not selected or n in selected]
+    facts = live_facts(ctx, config, wanted) if live else {}
+    rows = []
+    for name in wanted:
+        node = config.nodes[name]
+        fact = facts.get(name, {})
+        vg = fact.get("volume_group") or {}
+        row = {
+            "name": name,
+            "role": node_role(config, name),
+            "group": node.group,
+            "primary_ip": node.primary_ip,
+            "secondary_ip": node.secondary_ip,
+            "flags": {k: getattr(node, k) for k in FLAG_NAMES},
+            "memory_total": fact.get("memory_total"),
+            "memory_free": fact.get("memory_free"),
+            "disk_total": vg.get("size"),
+            "disk_free": vg.get("free"),
+            "cpu_count": fact.get("cpu_count"),
+            "kvm_usable": (fact.get("kvm") or {}).get("usable"),
+            "agent_version": fact.get("agent_version"),
+            "primary_instances": sorted(i.name for i in config.instances.values() if i.primary_node == name),
+            "secondary_instances": sorted(i.name for i in config.instances.values() if i.secondary_node == name),
+            "error": fact.get("error"),
+            "config": node_view(node),
+        }
+        rows.append(row)
+    return {"nodes": rows, "table": node_table(rows)}
+
+
+def _cell(value: Any) -> str:
+    return "?" if value is None else str(value)
+
+
+def node_table(rows: List[Dict[str, Any]]) -> List[str]:
+    """Lines like `gnt-node list`: Node Role DTotal DFree MTotal MFree CPUs Pinst Sinst."""
+    header = ["Node", "Role", "DTotal", "DFree", "MTotal", "MFree", "CPUs", "Pinst", "Sinst"]
+    body = [[r["name"], r["role"], _cell(r["disk_total"]), _cell(r["disk_free"]), _cell(r["memory_total"]),
+             _cell(r["memory_free"]), _cell(r["cpu_count"]), str(len(r["primary_instances"])),
+             str(len(r["secondary_instances"]))] for r in rows]
+    return format_table(header, body)
+
+
+def format_table(header: List[str], body: List[List[str]]) -> List[str]:
+    widths = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
+    lines = []
+    for row in [header] + body:
+        cells = []
+        for i, value in enumerate(row):
+            text = str(value)
+            cells.append(text.ljust(widths[i]) if i == 0 or not text.replace(".", "").isdigit()
+                         else text.rjust(widths[i]))
+        lines.append(" ".join(cells).rstrip())
+    return lines
+
+
+def job_info(ctx: Context, job_id: Optional[int] = None, status: Optional[str] = None,
+             opcode: Optional[str] = None, limit: Optional[int] = None) -> Dict[str, Any]:
+    ctx.load_master_config()
+    if job_id is not None:
+        return {"jobs": [ctx.journal.get(job_id)]}
+    jobs = ctx.journal.list(status=status, opcode=opcode, limit=limit)
+    return {"jobs": jobs, "interrupted": [j["id"] for j in ctx.journal.interrupted()]}
+
+
+def instance_info(ctx: Context, selected: Optional[List[str]] = None, live: bool = True) -> Dict[str, Any]:
+    """gnt-instance list: one row per instance with its real status."""
+    from . import nodecalls
+    from .instance_spec import instance_view
+
+    config = ctx.load_master_config()
+    for name in selected or []:
+        names.check_instance_name(name)
+    wanted = [n for n in sorted(config.instances) if not selected or n in selected]
+    running: Dict[str, Any] = {}
+    if live and wanted:
+        vm_nodes = [n for n in sorted(config.nodes) if config.nodes[n].vm_capable]
+        running = nodecalls.running_on(ctx, config, vm_nodes)
+    rows = []
+    for name in wanted:
+        inst = config.instances[name]
+        view = instance_view(inst)
+        if live:
+            where = [n for n, r in running.items() if not isinstance(r, RpcError) and name in r]
+            view["status"] = status_word(config, inst, where, running)
+            view["running_on"] = where
+        else:
+            view["status"] = None
+        rows.append(view)
+    return {"instances": rows, "table": instance_table(rows)}
+
+
+def instance_table(rows: List[Dict[str, Any]]) -> List[str]:
+    header = ["Instance", "Hypervisor", "OS", "Primary_node", "Status", "Memory", "Template"]
+    body = [[r["name"], r["hypervisor"], r["os"], r["primary_node"], _cell(r["status"]),
+             format_mib_cell(r["memory"]), r["disk_template"]] for r in rows]
+    return format_table(header, body)
+
+
+def format_mib_cell(mib: Any) -> str:
+    from ..units import format_mib
+
+    return "?" if mib is None else format_mib(int(mib))
+
+
+def status_word(config: Config, inst: Any, where: List[str], answers: Dict[str, Any]) -> str:
+    """Ganeti's instance status from where it runs and what it should do."""
+    if config.nodes[inst.primary_node].offline:
+        return "ERROR_nodeoffline"
+    if isinstance(answers.get(inst.primary_node), RpcError):
+        return "ERROR_nodedown"
+    if any(n != inst.primary_node for n in where):
+        return "ERROR_wrongnode"
+    if inst.primary_node in where:
+        return "running" if inst.admin_state == "up" else "ERROR_up"
+    return "ERROR_down" if inst.admin_state == "up" else "ADMIN_down"

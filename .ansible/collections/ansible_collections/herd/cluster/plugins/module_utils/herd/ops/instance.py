@@ -1,0 +1,468 @@
+"""gnt-instance add / modify / grow-disk / startup / shutdown / reboot / remove
+as one declarative op: ``ensure(ctx, spec)`` makes one instance match its spec.
+
+Create: validate, place (allocator or the operator's nodes, checked the same
+way), allocate UUID, MACs, VNC port and disk ids once, create disks (each
+with an undo step), install the OS, commit the config, start if asked. A
+failure rolls back what was created; the job journal records each step, so a
+killed run is found and cleaned by the next one.
+"""
+
+import copy
+from typing import Any, Dict, List
+
+from ..config import Disk, Instance, Nic, new_uuid, now
+from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
+from . import nodecalls, placement
+from .common import Context, diff_dict
+from .info import status_word
+from .instance_spec import IMMUTABLE, generate_mac, instance_view, is_mirrored, validate
+
+STOP_TIMEOUT = 120
+
+
+def ensure(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    spec = validate(spec)
+    name = spec["name"]
+    locks = ctx.locks(f"instance op on {name}")
+    with locks.instance(name):
+        config = ctx.load_master_config()
+        if recover_interrupted(ctx, name, locks, config):
+            config = ctx.load_master_config()
+        inst = config.instances.get(name)
+        if spec["state"] == "absent":
+            return remove(ctx, locks, name)
+        if inst is None:
+            return create(ctx, locks, spec)
+        return modify(ctx, locks, spec)
+
+
+def recover_interrupted(ctx: Context, name: str, locks: Any = None, config: Any = None) -> List[str]:
+    """Jobs on this instance whose process died: close them and repair what they left.
+
+    An interrupted migration is repaired by the migration cleanup (the
+    instance may run on the target, or on both nodes); other interrupted jobs
+    left nothing running that the config does not know about, since their
+    undo steps could not run either: the current state is taken as it is and
+    this run converges from it.
+    """
+    actions: List[str] = []
+    for job in ctx.journal.interrupted():
+        if job.get("params", {}).get("name") != name or not job.get("opcode", "").startswith("instance_"):
+            continue
+        ctx.journal.mark_recovered(job["id"], "found by a later operation on the same instance")
+        ctx.warnings.append(f"job {job['id']} ({job['opcode']}) on {name} had been interrupted during "
+                            f"{job.get('last_message')!r}; it is closed, and this run repairs and converges "
+                            "from the current state")
+        if job["opcode"] == "instance_migrate" and locks is not None and config is not None \
+                and name in config.instances and not ctx.check_mode:
+            from .migrate import cleanup
+
+            actions += cleanup(ctx, locks, config, config.instances[name])["actions"]
+    return actions
+
+
+# --------------------------------------------------------------------------- create
+
+def build_instance(ctx: Context, config: Any, spec: Dict[str, Any]) -> Instance:
+    cluster = config.cluster
+    template = spec["disk_template"]
+    if template is None:
+        raise ValidationError(f"instance {spec['name']}: disk_template is required to create it")
+    if template not in cluster.enabled_disk_templates:
+        raise PrerequisiteError(f"disk template {template} is not enabled in the cluster "
+                                f"(enabled: {cluster.enabled_disk_templates})")
+    hypervisor = spec["hypervisor"] or cluster.enabled_hypervisors[0]
+    if hypervisor not in cluster.enabled_hypervisors:
+        raise PrerequisiteError(f"hypervisor {hypervisor} is not enabled (enabled: {cluster.enabled_hypervisors})")
+    disks_spec = spec["disks"] or []
+    if template == "diskless" and disks_spec:
+        raise ValidationError("a diskless instance cannot have disks")
+    if template != "diskless" and not disks_spec:
+        raise ValidationError(f"a {template} instance needs at least one disk")
+    beparams = dict(cluster.beparams)
+    if spec["memory"] is not None:
+        beparams["maxmem"] = spec["memory"]
+        beparams["minmem"] = spec["minmem"] if spec["minmem"] is not None else spec["memory"]
+    elif spec["minmem"] is not None:
+        beparams["minmem"] = spec["minmem"]
+    if spec["vcpus"] is not None:
+        beparams["vcpus"] = spec["vcpus"]
+    macs: set = set()
+    nics = []
+    for nic in spec["nics"] if spec["nics"] is not None else [{}]:
+        mac = nic.get("mac") or generate_mac(config, macs)
+        if any(mac == n.mac for i in config.instances.values() for n in i.nics):
+            raise PrerequisiteError(f"MAC {mac} is already used by another instance")
+        macs.add(mac)
+        nics.append(Nic(mac=mac, link=nic.get("link") or cluster.nicparams.get("link", "br0"),
+                        vlan=nic.get("vlan"), ip=nic.get("ip"), network=nic.get("network"), name=nic.get("name")))
+    disks = [Disk(uuid=new_uuid(), size=d["size"], name=d["name"], vg=d["vg"]) for d in disks_spec]
+    stamp = now()
+    inst = Instance(name=spec["name"], uuid=new_uuid(), primary_node=spec["primary_node"] or "",
+                    secondary_node=spec["secondary_node"], hypervisor=hypervisor, disk_template=template,
+                    os=spec["os"] or "noop", osparams=spec["osparams"], admin_state="down", beparams=beparams,
+                    hvparams=spec["hvparams"], nics=nics, disks=disks, tags=spec["tags"] or [],
+                    ctime=stamp, mtime=stamp)
+    if hypervisor == "kvm" and (spec["hvparams"].get("vnc_bind_address", cluster.hvparams.get("kvm", {}).get(
+            "vnc_bind_address", "127.0.0.1")) not in ("", "none")):
+        inst.network_port = config.allocate_port()
+    return inst
+
+
+def create(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
+    # Placement through commit holds the allocation lock: two creates at once
+    # would otherwise both see the same free memory (Ganeti's node-allocation lock).
+    with locks.lock("allocation", timeout=max(ctx.lock_timeout, 300)):
+        return _create_locked(ctx, locks, spec)
+
+
+def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
+    config = ctx.load_master_config()
+    inst = build_instance(ctx, config, spec)
+    mirrored = is_mirrored(inst.disk_template)
+    if spec["secondary_node"] and not mirrored:
+        raise ValidationError(f"secondary_node is only for mirrored templates (drbd), not {inst.disk_template}")
+    given = [n for n in (spec["primary_node"], spec["secondary_node"]) if n]
+    placement.check_nodes_usable(config, given, f"instance {inst.name}")
+    answer = placement.place(ctx, config, inst, spec["primary_node"], spec["secondary_node"])
+    inst.primary_node = answer["primary"]
+    inst.secondary_node = answer.get("secondary") if mirrored else None
+    if inst.disk_template == "drbd":
+        allocate_drbd(config, inst)
+    want_running = spec["state"] in ("running", "restarted")
+    after = instance_view(inst)
+    after["admin_state"] = "up" if want_running else "down"
+    result: Dict[str, Any] = {"changed": True, "instance": after, "diff": diff_dict(None, after),
+                              "placement": {"primary": inst.primary_node, "secondary": inst.secondary_node,
+                                            "reasons": answer.get("reasons", [])},
+                              "msg": f"instance {inst.name} would be created on {inst.primary_node}"}
+    if ctx.check_mode:
+        return result
+    with ctx.job("instance_create", {**spec, "uuid": inst.uuid}) as job:
+        for node in inst.nodes():
+            locks_node_guard(config, node)
+        with job.step("create disks", nodes=inst.nodes()):
+            for index in range(len(inst.disks)):
+                job.on_undo(f"remove disk {index}", _undo_disk(ctx, config, inst, index))
+                nodecalls.disk_create(ctx, config, inst, index)
+        with job.step("install OS", os=inst.os):
+            job.on_undo("remove OS provider files", lambda: nodecalls.os_remove(ctx, config, inst))
+            nodecalls.os_install(ctx, config, inst)
+        with job.step("commit config"):
+            with locks.cluster():
+                fresh = ctx.store.load()
+                if inst.name in fresh.instances:
+                    raise PrerequisiteError(f"instance {inst.name} was created meanwhile by another job")
+                _recheck_unique(fresh, inst)
+                fresh.instances[inst.name] = inst
+                ctx.commit(fresh)
+                config = fresh
+        job.on_undo("remove the instance from the config", _undo_config(ctx, locks, inst.name))
+        job.on_undo("remove runtime files", lambda: nodecalls.instance_cleanup(ctx, config, inst, inst.primary_node))
+        if want_running:
+            with job.step("start instance", node=inst.primary_node):
+                nodecalls.instance_start(ctx, config, inst)
+            job.on_undo("stop instance", lambda: nodecalls.instance_stop(ctx, config, inst, force=True))
+            _set_admin_state(ctx, locks, inst.name, "up")
+        job.finish({"primary": inst.primary_node, "secondary": inst.secondary_node})
+    result["instance"] = instance_view(ctx.store.load().instances[inst.name])
+    result["diff"]["after"] = result["instance"]
+    result["msg"] = f"instance {inst.name} created on {inst.primary_node}"
+    return result
+
+
+def locks_node_guard(config: Any, node: str) -> None:
+    if config.nodes[node].offline:
+        raise PrerequisiteError(f"node {node} went offline")
+
+
+def allocate_drbd(config: Any, inst: Instance) -> None:
+    """Minors per node, one port and a secret per disk, allocated once and kept."""
+    import secrets
+
+    used: Dict[str, set] = {}
+    for other in config.instances.values():
+        for disk in other.disks:
+            for node, minor in disk.logical_id.get("minors", {}).items():
+                used.setdefault(node, set()).add(minor)
+    taken_ports = set(config.used_ports())
+    if inst.network_port:
+        taken_ports.add(inst.network_port)
+    for disk in inst.disks:
+        minors = {}
+        for node in inst.nodes():
+            minor = 0
+            while minor in used.setdefault(node, set()):
+                minor += 1
+            used[node].add(minor)
+            minors[node] = minor
+        port = next(p for p in range(11000, 15000) if p not in taken_ports)
+        taken_ports.add(port)
+        disk.logical_id.update({"minors": minors, "port": port, "secret": secrets.token_hex(16)})
+
+
+def _recheck_unique(config: Any, inst: Instance) -> None:
+    if inst.network_port and inst.network_port in config.used_ports():
+        inst.network_port = config.allocate_port()
+    macs = {n.mac for i in config.instances.values() for n in i.nics}
+    for nic in inst.nics:
+        if nic.mac in macs:
+            raise PrerequisiteError(f"MAC {nic.mac} was taken meanwhile by another instance; run again")
+
+
+def _undo_disk(ctx: Context, config: Any, inst: Instance, index: int) -> Any:
+    return lambda: nodecalls.disk_remove(ctx, config, inst, index)
+
+
+def _undo_config(ctx: Context, locks: Any, name: str) -> Any:
+    def undo() -> None:
+        with locks.cluster():
+            fresh = ctx.store.load()
+            if name in fresh.instances:
+                del fresh.instances[name]
+                ctx.commit(fresh)
+    return undo
+
+
+def _set_admin_state(ctx: Context, locks: Any, name: str, state: str, **changes: Any) -> None:
+    with locks.cluster():
+        fresh = ctx.store.load()
+        inst = fresh.instances[name]
+        inst.admin_state = state
+        for key, value in changes.items():
+            setattr(inst, key, value)
+        inst.mtime = now()
+        ctx.commit(fresh)
+
+
+# --------------------------------------------------------------------------- modify
+
+def plan_modify(config: Any, inst: Instance, spec: Dict[str, Any]) -> Dict[str, Any]:
+    """What differs between the declared spec and the instance: a dict of changes."""
+    changes: Dict[str, Any] = {}
+    for key, why in IMMUTABLE.items():
+        declared = spec.get(key)
+        current = getattr(inst, key)
+        if declared is not None and declared != current:
+            raise PrerequisiteError(f"instance {inst.name}: {key} is {current}, declared {declared}: {why}")
+    if spec["primary_node"] and spec["primary_node"] != inst.primary_node:
+        raise PrerequisiteError(f"instance {inst.name} runs on {inst.primary_node}, declared primary_node "
+                                f"{spec['primary_node']}: move it with herd.cluster.instance_migrate or "
+                                "instance_failover")
+    if spec["secondary_node"] and spec["secondary_node"] != inst.secondary_node:
+        raise PrerequisiteError(f"instance {inst.name} has secondary {inst.secondary_node}, declared "
+                                f"{spec['secondary_node']}: use herd.cluster.instance_replace_disks")
+    be = {}
+    if spec["memory"] is not None and spec["memory"] != inst.beparams.get("maxmem"):
+        be["maxmem"] = spec["memory"]
+    if spec["minmem"] is not None and spec["minmem"] != inst.beparams.get("minmem"):
+        be["minmem"] = spec["minmem"]
+    elif spec["memory"] is not None and spec["minmem"] is None and inst.beparams.get("minmem", 0) > spec["memory"]:
+        be["minmem"] = spec["memory"]
+    if spec["vcpus"] is not None and spec["vcpus"] != inst.beparams.get("vcpus"):
+        be["vcpus"] = spec["vcpus"]
+    if be:
+        changes["beparams"] = be
+    hv = {k: v for k, v in spec["hvparams"].items() if inst.hvparams.get(k) != v}
+    if hv:
+        changes["hvparams"] = hv
+    if spec["disks"] is not None:
+        grow, add = [], []
+        for index, declared in enumerate(spec["disks"]):
+            if index >= len(inst.disks):
+                add.append(declared)
+                continue
+            current = inst.disks[index].size
+            if declared["size"] < current:
+                raise PrerequisiteError(f"instance {inst.name}: disk {index} is {current} MiB, declared "
+                                        f"{declared['size']} MiB: disks never shrink")
+            if declared["size"] > current:
+                grow.append((index, declared["size"]))
+        if len(spec["disks"]) < len(inst.disks):
+            raise PrerequisiteError(f"instance {inst.name} has {len(inst.disks)} disks, {len(spec['disks'])} "
+                                    "declared: removing disks is not done declaratively (nothing is deleted "
+                                    "unless the instance is removed)")
+        if grow:
+            changes["grow"] = grow
+        if add:
+            changes["add_disks"] = add
+    if spec["nics"] is not None:
+        nics = []
+        for index, declared in enumerate(spec["nics"]):
+            current = inst.nics[index] if index < len(inst.nics) else None
+            mac = declared["mac"] or (current.mac if current else None)
+            nics.append({"mac": mac, "link": declared["link"] or (current.link if current else None),
+                         "vlan": declared["vlan"], "ip": declared["ip"], "network": declared["network"],
+                         "name": declared["name"]})
+        now_nics = [{"mac": n.mac, "link": n.link, "vlan": n.vlan, "ip": n.ip, "network": n.network,
+                     "name": n.name} for n in inst.nics]
+        if nics != now_nics:
+            changes["nics"] = nics
+    if spec["tags"] is not None and spec["tags"] != sorted(inst.tags):
+        changes["tags"] = spec["tags"]
+    return changes
+
+
+def apply_changes(config: Any, inst: Instance, changes: Dict[str, Any]) -> None:
+    inst.beparams.update(changes.get("beparams", {}))
+    inst.hvparams.update(changes.get("hvparams", {}))
+    for index, size in changes.get("grow", []):
+        inst.disks[index].size = size
+    if "nics" in changes:
+        taken: set = set()
+        new = []
+        for nic in changes["nics"]:
+            mac = nic["mac"] or generate_mac(config, taken)
+            taken.add(mac)
+            new.append(Nic(mac=mac, link=nic["link"] or config.cluster.nicparams.get("link", "br0"),
+                           vlan=nic["vlan"], ip=nic["ip"], network=nic["network"], name=nic["name"]))
+        inst.nics = new
+    if "tags" in changes:
+        inst.tags = changes["tags"]
+
+
+NEEDS_RESTART = ("beparams", "hvparams", "nics", "add_disks")
+
+
+def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
+    config = ctx.load_master_config()
+    inst = config.instances[spec["name"]]
+    changes = plan_modify(config, inst, spec)
+    before = instance_view(inst)
+    target = copy.deepcopy(inst)
+    apply_changes(config, target, changes)
+    for declared in changes.get("add_disks", []):
+        target.disks.append(Disk(uuid=new_uuid(), size=declared["size"], name=declared["name"], vg=declared["vg"]))
+    if inst.disk_template == "drbd" and changes.get("add_disks"):
+        raise PrerequisiteError("adding disks to a drbd instance is not supported yet")
+    status = instance_status(ctx, config, inst)
+    running = status["running"]
+    want = {"running": "up", "restarted": "up", "stopped": "down"}.get(spec["state"], inst.admin_state)
+    restart_needed = running and (any(k in changes for k in NEEDS_RESTART) or inst.pending_restart)
+    restart_now = running and want == "up" and (spec["state"] == "restarted"
+                                                or restart_needed and spec["restart_on_change"])
+    target.admin_state = want
+    target.pending_restart = bool(inst.pending_restart or restart_needed) and not restart_now and want == "up"
+    if want == "down" or (running and restart_now) or (not running and want == "up"):
+        target.pending_restart = False
+    after = instance_view(target)
+    start = want == "up" and (not running or restart_now)
+    stop = running and (want == "down" or restart_now)
+    if status.get("error") and want == "up" and not running:
+        start = True
+    actions = ([f"grow disk {i} to {s} MiB" for i, s in changes.get("grow", [])]
+               + [f"add disk of {d['size']} MiB" for d in changes.get("add_disks", [])]
+               + (["stop"] if stop else []) + (["start"] if start else []))
+    if restart_needed and not restart_now and want == "up":
+        actions.append("changes apply at the next restart (restart_on_change is false)")
+    changed = before != after or stop or start
+    result: Dict[str, Any] = {"changed": bool(changed), "instance": after, "diff": diff_dict(before, after),
+                              "actions": actions, "status": status,
+                              "msg": f"instance {inst.name} " + (
+                                  "would change: " + ", ".join(actions) if changed else "already matches")}
+    if not changed or ctx.check_mode:
+        return result
+    with ctx.job("instance_modify", spec) as job:
+        for index, size in changes.get("grow", []):
+            with job.step(f"grow disk {index}", size=size):
+                nodecalls.disk_grow(ctx, config, inst, index, size)
+                if running and not stop:
+                    _notify_grow(ctx, config, inst, index, size)
+        for index in range(len(inst.disks), len(target.disks)):
+            with job.step(f"create disk {index}"):
+                nodecalls.disk_create(ctx, config, target, index)
+                job.on_undo(f"remove disk {index}", _undo_disk(ctx, config, target, index))
+        if stop:
+            with job.step("stop instance"):
+                nodecalls.instance_stop(ctx, config, inst, timeout=STOP_TIMEOUT)
+        with job.step("commit config"):
+            with locks.cluster():
+                fresh = ctx.store.load()
+                stored = fresh.instances[inst.name]
+                target.network_port = stored.network_port
+                target.mtime = now()
+                fresh.instances[inst.name] = target
+                ctx.commit(fresh)
+                config = fresh
+        if start:
+            with job.step("start instance"):
+                nodecalls.instance_start(ctx, config, target)
+    result["msg"] = f"instance {inst.name} changed: " + ", ".join(actions) if actions else \
+        f"instance {inst.name} changed"
+    return result
+
+
+def _notify_grow(ctx: Context, config: Any, inst: Instance, index: int, size: int) -> None:
+    try:
+        nodecalls.call(ctx, config, inst.primary_node, "instance_disk_grown",
+                       {"name": inst.name, "hypervisor": inst.hypervisor, "index": index, "size": size})
+    except RpcError as exc:
+        ctx.warnings.append(f"disk {index} of {inst.name} grew, but the running guest was not told: {exc}; "
+                            "it sees the new size after a restart")
+
+
+# --------------------------------------------------------------------------- status
+
+def instance_status(ctx: Context, config: Any, inst: Instance) -> Dict[str, Any]:
+    """Where the instance really runs, and Ganeti's status word."""
+    nodes = [n for n in sorted(config.nodes) if config.nodes[n].vm_capable]
+    answers = nodecalls.running_on(ctx, config, nodes, inst.hypervisor)
+    where = [n for n, running in answers.items() if not isinstance(running, RpcError) and inst.name in running]
+    unreachable = {n: str(a) for n, a in answers.items() if isinstance(a, RpcError)}
+    running = inst.primary_node in where
+    word = status_word(config, inst, where, answers)
+    return {"status": word, "running": running, "running_on": where, "unreachable": unreachable,
+            "error": word.startswith("ERROR")}
+
+
+# --------------------------------------------------------------------------- remove
+
+def remove(ctx: Context, locks: Any, name: str) -> Dict[str, Any]:
+    config = ctx.load_master_config()
+    inst = config.instances.get(name)
+    if inst is None:
+        return {"changed": False, "instance": None, "diff": diff_dict(None, None), "msg": f"instance {name} is absent"}
+    before = instance_view(inst)
+    result = {"changed": True, "instance": None, "diff": diff_dict(before, None),
+              "msg": f"instance {name} would be stopped and removed with its disks"}
+    if ctx.check_mode:
+        return result
+    with ctx.job("instance_remove", {"name": name}) as job:
+        problems: List[str] = []
+        status = instance_status(ctx, config, inst)
+        for node in status["running_on"]:
+            with job.step("stop instance", node=node):
+                nodecalls.instance_stop(ctx, config, inst, node=node, timeout=STOP_TIMEOUT)
+        with job.step("remove disks"):
+            for index in range(len(inst.disks)):
+                problems += nodecalls.disk_remove(ctx, config, inst, index, ignore_offline=True)
+        with job.step("remove OS provider files"):
+            problems += nodecalls.os_remove(ctx, config, inst)
+        with job.step("remove runtime files"):
+            for node in inst.nodes():
+                if config.nodes[node].offline:
+                    continue
+                try:
+                    nodecalls.instance_cleanup(ctx, config, inst, node, purge=True)
+                except (RpcError, HerdError) as exc:
+                    problems.append(str(exc))
+        with job.step("commit config"):
+            with locks.cluster():
+                fresh = ctx.store.load()
+                fresh.instances.pop(name, None)
+                for network in fresh.networks.values():
+                    for ip, owner in list(network.allocated.items()):
+                        if owner == name:
+                            del network.allocated[ip]
+                ctx.commit(fresh)
+        ctx.warnings.extend(problems)
+    result["msg"] = f"instance {name} removed"
+    return result
+
+
+def remove_for_destroy(ctx: Context, name: str) -> None:
+    """Used by cluster destroy with force (the operator asked for every instance's removal)."""
+    locks = ctx.locks(f"cluster destroy removes {name}")
+    with locks.instance(name):
+        remove(ctx, locks, name)

@@ -1,0 +1,210 @@
+"""The declarative instance spec: validation, normalisation and the view we diff.
+
+One place for the rules of what an operator may declare and how a declared
+spec compares with what the config holds, so ``changed`` is honest: "10G" and
+10240 are one size, a NIC without a MAC keeps the MAC it was given, hvparams
+compare only the keys the operator declared.
+"""
+
+import random
+from typing import Any, Dict, Optional
+
+from .. import names
+from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, MIRRORED_TEMPLATES, Config, Instance)
+from ..errors import PrerequisiteError, ValidationError
+from ..units import parse_size_mib
+
+STATES = ("present", "running", "stopped", "restarted", "absent")
+OS_TYPES = ("noop", "image", "cloud_init")
+KVM_CHOICES = {
+    "machine_type": ("pc", "q35"),
+    "firmware": ("bios", "uefi"),
+    "accel": ("kvm", "tcg"),
+    "disk_cache": ("none", "writeback", "writethrough", "directsync", "unsafe"),
+    "disk_aio": ("threads", "native", "io_uring"),
+}
+# Fields fixed at creation: changing them needs another operation.
+IMMUTABLE = {
+    "disk_template": "converting the disk template is not supported; create a new instance",
+    "hypervisor": "changing the hypervisor is not supported; create a new instance",
+    "os": "the OS provider only runs at creation; create a new instance to reinstall",
+}
+
+
+def validate(spec: Dict[str, Any], config: Optional[Config] = None) -> Dict[str, Any]:
+    """Check and normalise a declared instance. Touches nothing."""
+    out: Dict[str, Any] = {"name": names.check_instance_name(spec.get("name"))}
+    state = spec.get("state") or "present"
+    if state not in STATES:
+        raise ValidationError(f"state {state!r} is not one of {list(STATES)}")
+    out["state"] = state
+    for key in ("restart_on_change", "force", "wait"):
+        out[key] = bool(spec.get(key, key == "wait"))
+    if state == "absent":
+        return out
+    template = spec.get("disk_template")
+    if template is not None and template not in DISK_TEMPLATES:
+        raise ValidationError(f"disk_template {template!r} is not one of {list(DISK_TEMPLATES)}")
+    out["disk_template"] = template
+    hypervisor = spec.get("hypervisor")
+    if hypervisor is not None and hypervisor not in HYPERVISORS:
+        raise ValidationError(f"hypervisor {hypervisor!r} is not one of {list(HYPERVISORS)}")
+    out["hypervisor"] = hypervisor
+    for key in ("primary_node", "secondary_node"):
+        out[key] = names.check_hostname(spec[key], key) if spec.get(key) else None
+    if out["primary_node"] and out["primary_node"] == out["secondary_node"]:
+        raise ValidationError(f"primary_node and secondary_node are both {out['primary_node']}")
+    out["memory"] = parse_size_mib(spec["memory"], "memory") if spec.get("memory") is not None else None
+    out["minmem"] = parse_size_mib(spec["minmem"], "minmem") if spec.get("minmem") is not None else None
+    if out["memory"] and out["minmem"] and out["minmem"] > out["memory"]:
+        raise ValidationError(f"minmem {out['minmem']} MiB is above memory {out['memory']} MiB")
+    vcpus = spec.get("vcpus")
+    if vcpus is not None and (not isinstance(vcpus, int) or isinstance(vcpus, bool) or not 1 <= vcpus <= 255):
+        raise ValidationError(f"vcpus {vcpus!r} must be an integer from 1 to 255")
+    out["vcpus"] = vcpus
+    out["disks"] = None if spec.get("disks") is None else [_disk(d, i) for i, d in enumerate(spec["disks"])]
+    out["nics"] = None if spec.get("nics") is None else [_nic(n, i) for i, n in enumerate(spec["nics"])]
+    out["hvparams"] = _hvparams(spec.get("hvparams") or {}, hypervisor or "kvm")
+    os_type = spec.get("os")
+    if os_type is not None and os_type not in OS_TYPES:
+        raise ValidationError(f"os {os_type!r} is not one of {list(OS_TYPES)}")
+    out["os"] = os_type  # None: not declared (noop at creation, unchanged afterwards)
+    out["osparams"] = _osparams(os_type or "noop", spec.get("osparams") or {})
+    out["tags"] = None if spec.get("tags") is None else sorted(set(names.check_tag(t) for t in spec["tags"]))
+    return out
+
+
+def _disk(disk: Any, index: int) -> Dict[str, Any]:
+    if isinstance(disk, (str, int)):
+        disk = {"size": disk}
+    if not isinstance(disk, dict) or "size" not in disk:
+        raise ValidationError(f"disks[{index}] must be a size or a mapping with size, got {disk!r}")
+    bad = sorted(set(disk) - {"size", "name", "vg"})
+    if bad:
+        raise ValidationError(f"disks[{index}]: unknown keys {bad}; valid: ['name', 'size', 'vg']")
+    out = {"size": parse_size_mib(disk["size"], f"disks[{index}] size"), "name": None, "vg": None}
+    if disk.get("name"):
+        out["name"] = names.check_simple(disk["name"], f"disks[{index}] name")
+    if disk.get("vg"):
+        out["vg"] = names.check_vg(disk["vg"])
+    return out
+
+
+def _nic(nic: Any, index: int) -> Dict[str, Any]:
+    if nic is None:
+        nic = {}
+    if not isinstance(nic, dict):
+        raise ValidationError(f"nics[{index}] must be a mapping, got {nic!r}")
+    bad = sorted(set(nic) - {"mac", "link", "vlan", "ip", "network", "name"})
+    if bad:
+        raise ValidationError(f"nics[{index}]: unknown keys {bad}; valid: ['ip', 'link', 'mac', 'name', "
+                              "'network', 'vlan']")
+    out: Dict[str, Any] = {"mac": None, "link": None, "vlan": None, "ip": None, "network": None, "name": None}
+    if nic.get("mac"):
+        out["mac"] = names.check_mac(nic["mac"])
+    if nic.get("link"):
+        out["link"] = names.check_bridge(nic["link"])
+    if nic.get("vlan") is not None:
+        vlan = nic["vlan"]
+        if not isinstance(vlan, int) or isinstance(vlan, bool) or not 1 <= vlan <= 4094:
+            raise ValidationError(f"nics[{index}] vlan {vlan!r} must be an integer from 1 to 4094")
+        out["vlan"] = vlan
+    if nic.get("ip"):
+        import netaddr
+
+        try:
+            out["ip"] = str(netaddr.IPAddress(str(nic["ip"]), flags=netaddr.INET_PTON))
+        except (netaddr.AddrFormatError, ValueError):
+            raise ValidationError(f"nics[{index}] ip {nic['ip']!r} is not an IP address") from None
+    for key in ("network", "name"):
+        if nic.get(key):
+            out[key] = names.check_simple(nic[key], f"nics[{index}] {key}")
+    return out
+
+
+def _hvparams(params: Dict[str, Any], hypervisor: str) -> Dict[str, Any]:
+    if not isinstance(params, dict):
+        raise ValidationError("hvparams must be a mapping")
+    allowed = set(DEFAULT_HVPARAMS[hypervisor])
+    bad = sorted(set(params) - allowed)
+    if bad:
+        raise ValidationError(f"hvparams: unknown parameters {bad} for {hypervisor}; valid: {sorted(allowed)}")
+    out = dict(params)
+    for key, choices in KVM_CHOICES.items():
+        if key in out and out[key] not in choices:
+            raise ValidationError(f"hvparams.{key} {out[key]!r} is not one of {list(choices)}")
+    for key in ("kernel_path", "initrd_path"):
+        if out.get(key):
+            names.check_abs_path(out[key], f"hvparams.{key}")
+    for key in ("migration_bandwidth", "migration_downtime"):
+        if key in out and (not isinstance(out[key], int) or out[key] <= 0):
+            raise ValidationError(f"hvparams.{key} {out[key]!r} must be a positive integer")
+    if "vnc_bind_address" in out and out["vnc_bind_address"] not in ("", "none"):
+        import netaddr
+
+        try:
+            netaddr.IPAddress(str(out["vnc_bind_address"]), flags=netaddr.INET_PTON)
+        except (netaddr.AddrFormatError, ValueError):
+            raise ValidationError(f"hvparams.vnc_bind_address {out['vnc_bind_address']!r} is not an IP address "
+                                  "(or 'none' to disable VNC)") from None
+    return out
+
+
+def _osparams(os_type: str, params: Dict[str, Any]) -> Dict[str, Any]:
+    allowed = {"noop": set(), "image": {"image"},
+               "cloud_init": {"hostname", "ssh_authorized_keys", "user_data", "network_config", "password",
+                              "image"}}[os_type]
+    bad = sorted(set(params) - allowed)
+    if bad:
+        raise ValidationError(f"osparams: unknown parameters {bad} for os {os_type}; valid: {sorted(allowed)}")
+    if os_type == "image" and not params.get("image"):
+        raise ValidationError("os image needs osparams.image, the path of an image file on the node")
+    if params.get("image"):
+        names.check_abs_path(params["image"], "osparams.image")
+    return dict(params)
+
+
+def generate_mac(config: Config, taken: Optional[set] = None) -> str:
+    used = {nic.mac for inst in config.instances.values() for nic in inst.nics} | (taken or set())
+    rng = random.SystemRandom()
+    for _attempt in range(10000):
+        mac = f"{config.cluster.mac_prefix}:{rng.randrange(256):02x}:{rng.randrange(256):02x}:{rng.randrange(256):02x}"
+        if mac not in used:
+            return mac
+    raise PrerequisiteError(f"no free MAC left under prefix {config.cluster.mac_prefix}")
+
+
+def effective_hvparams(config: Config, inst: Instance) -> Dict[str, Any]:
+    merged = dict(config.cluster.hvparams.get(inst.hypervisor, {}))
+    merged.update(inst.hvparams)
+    return merged
+
+
+def instance_view(inst: Optional[Instance]) -> Optional[Dict[str, Any]]:
+    """What the module returns and diffs for an instance."""
+    if inst is None:
+        return None
+    return {
+        "name": inst.name,
+        "admin_state": inst.admin_state,
+        "primary_node": inst.primary_node,
+        "secondary_node": inst.secondary_node,
+        "disk_template": inst.disk_template,
+        "hypervisor": inst.hypervisor,
+        "os": inst.os,
+        "memory": inst.beparams.get("maxmem"),
+        "minmem": inst.beparams.get("minmem"),
+        "vcpus": inst.beparams.get("vcpus"),
+        "disks": [{"name": d.name, "size": d.size, "uuid": d.uuid} for d in inst.disks],
+        "nics": [{"mac": n.mac, "link": n.link, "vlan": n.vlan, "ip": n.ip, "network": n.network}
+                 for n in inst.nics],
+        "hvparams": dict(sorted(inst.hvparams.items())),
+        "tags": list(inst.tags),
+        "network_port": inst.network_port,
+        "uuid": inst.uuid,
+        "pending_restart": inst.pending_restart,
+    }
+
+
+def is_mirrored(template: str) -> bool:
+    return template in MIRRORED_TEMPLATES

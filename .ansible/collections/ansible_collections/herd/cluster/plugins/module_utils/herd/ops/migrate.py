@@ -1,0 +1,442 @@
+"""gnt-instance migrate / failover and gnt-node evacuate.
+
+Live migration follows Ganeti's sequence (reference §4b): check the target,
+(drbd: disconnect, reconnect dual-primary, both primary), start the identical
+QEMU on the target with ``-incoming``, set bandwidth and downtime, migrate,
+poll ``query-migrate`` with progress in the job log, finalize both sides, and
+only then switch the primary in the config (drbd: demote the old primary,
+back to single-primary). Any failure cancels the migration, kills the target
+process, resumes the source, reverts the disks and leaves the config as it
+was, with QEMU's own message in the error.
+"""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List, Optional
+
+from .. import names
+from ..config import Config, Instance, now
+from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
+from . import nodecalls, placement
+from .common import Context, diff_dict
+from .info import live_facts
+from .instance import instance_status, recover_interrupted
+from .instance_spec import effective_hvparams, instance_view
+
+MIGRATABLE = ("drbd", "sharedfile", "diskless")
+POLL_INTERVAL = 0.5
+
+
+def _target(ctx: Context, config: Config, inst: Instance, requested: Optional[str], what: str) -> str:
+    template = inst.disk_template
+    if template not in MIGRATABLE:
+        raise PrerequisiteError(f"instance {inst.name} uses {template} disks, which live on one node only: "
+                                f"it cannot {what}; move it with a new instance or use sharedfile/drbd")
+    if template == "drbd":
+        if requested and requested != inst.secondary_node:
+            raise PrerequisiteError(f"instance {inst.name} is drbd: it can only {what} to its secondary "
+                                    f"{inst.secondary_node}, not {requested} (change the secondary with "
+                                    "instance_replace_disks first)")
+        return inst.secondary_node  # type: ignore[return-value]
+    if requested:
+        names.check_hostname(requested, "target_node")
+        if requested == inst.primary_node:
+            raise PrerequisiteError(f"instance {inst.name} already has {requested} as primary")
+        return requested
+    from ..allocator import herdplace
+
+    facts = placement.allocator_facts(config, live_facts(ctx, config))
+    answer = herdplace.relocate(config.to_dict(), facts, inst.name)
+    if not answer["success"]:
+        raise PrerequisiteError(f"no node can take {inst.name}: " + "; ".join(answer.get("reasons", [])))
+    return answer["primary"]
+
+
+def check_target(ctx: Context, config: Config, inst: Instance, target: str, need_memory: bool) -> Dict[str, Any]:
+    """Memory, bridges, flags, migration tags: every reason the target cannot take the instance."""
+    placement.check_nodes_usable(config, [target], f"instance {inst.name}")
+    facts = nodecalls.call(ctx, config, target, "node_facts", {})
+    problems = []
+    memory = inst.beparams.get("maxmem", 128)
+    committed = sum(i.beparams.get("maxmem", 0) for i in config.instances.values()
+                    if i.primary_node == target and i.admin_state == "up")
+    free = min(facts.get("memory_free", 0), facts.get("memory_total", 0) - committed)
+    if need_memory and free < memory:
+        problems.append(f"{target}: FailMem needs {memory} MiB, has {free} free")
+    missing = sorted({nic.link for nic in inst.nics} - set(facts.get("bridges", [])))
+    if missing:
+        problems.append(f"{target}: bridge(s) {missing} do not exist there")
+    source_tags = _migration_tags(config, inst.primary_node)
+    target_tags = _migration_tags(config, target)
+    if source_tags - target_tags:
+        problems.append(f"{target}: FailMig lacks migration tags {sorted(source_tags - target_tags)} of "
+                        f"{inst.primary_node}")
+    if problems:
+        raise PrerequisiteError(f"cannot move {inst.name} to {target}: " + "; ".join(problems))
+    return facts
+
+
+def _migration_tags(config: Config, node: str) -> set:
+    cluster_prefixes = [t[len("htools:migration:"):] for t in config.cluster.tags if t.startswith("htools:migration:")]
+    return {t for t in config.nodes[node].tags if any(t.startswith(p) for p in cluster_prefixes)}
+
+
+def _switch_primary(ctx: Context, locks: Any, name: str, target: str) -> Config:
+    with locks.cluster():
+        fresh = ctx.store.load()
+        inst = fresh.instances[name]
+        old = inst.primary_node
+        inst.primary_node = target
+        if inst.disk_template == "drbd":
+            inst.secondary_node = old
+        inst.mtime = now()
+        ctx.commit(fresh)
+        return fresh
+
+
+# --------------------------------------------------------------------------- migrate
+
+def migrate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    name = names.check_instance_name(spec.get("name"))
+    mode = spec.get("mode") or "live"
+    if mode not in ("live", "non-live"):
+        raise ValidationError(f"mode {mode!r} is not one of ['live', 'non-live']")
+    timeout = float(spec.get("timeout") or 3600)
+    locks = ctx.locks(f"instance_migrate {name}")
+    with locks.instance(name, timeout=ctx.lock_timeout if spec.get("wait_for_lock", True) else 0):
+        config = ctx.load_master_config()
+        if name not in config.instances:
+            raise PrerequisiteError(f"instance {name} does not exist")
+        inst = config.instances[name]
+        interrupted = [j for j in ctx.journal.interrupted()
+                       if j.get("params", {}).get("name") == name and j["opcode"] == "instance_migrate"]
+        if spec.get("cleanup") or interrupted:
+            recover_interrupted(ctx, name)
+            return cleanup(ctx, locks, config, inst)
+        status = instance_status(ctx, config, inst)
+        if not status["running"]:
+            if spec.get("fallback_to_failover"):
+                return _failover_locked(ctx, locks, config, inst, spec)
+            raise PrerequisiteError(f"instance {name} is not running ({status['status']}); set "
+                                    "fallback_to_failover: true to fail it over instead")
+        target = _target(ctx, config, inst, spec.get("target_node"), "migrate")
+        check_target(ctx, config, inst, target, need_memory=True)
+        before = instance_view(inst)
+        after = dict(before, primary_node=target,
+                     secondary_node=inst.primary_node if inst.disk_template == "drbd" else None)
+        result: Dict[str, Any] = {"changed": True, "source": inst.primary_node, "target": target, "mode": mode,
+                                  "diff": diff_dict(before, after),
+                                  "msg": f"instance {name} would migrate ({mode}) {inst.primary_node} -> {target}"}
+        if ctx.check_mode:
+            return result
+        with ctx.job("instance_migrate", {"name": name, "target": target, "mode": mode}) as job:
+            stats = _live_migrate(ctx, job, config, inst, target, mode, timeout)
+            with job.step("commit config: switch primary"):
+                _switch_primary(ctx, locks, name, target)
+            job.finish(stats)
+        result.update(migration=stats, msg=f"instance {name} migrated ({mode}) {inst.primary_node} -> {target} "
+                      f"in {stats.get('total_time_ms', 0) / 1000:.1f} s")
+        return result
+
+
+def _live_migrate(ctx: Context, job: Any, config: Config, inst: Instance, target: str, mode: str,
+                  timeout: float) -> Dict[str, Any]:
+    source = inst.primary_node
+    hv = effective_hvparams(config, inst)
+    drbd = inst.disk_template == "drbd"
+    if drbd:
+        with job.step("drbd: dual-primary", nodes=[source, target]):
+            _drbd_mode(ctx, config, inst, dual=True)
+            job.on_undo("drbd: back to single-primary on the source", lambda: _drbd_mode(
+                ctx, config, inst, dual=False, primary=source))
+    with job.step("read runtime on source"):
+        info = nodecalls.call(ctx, config, source, "migration_info",
+                              {"name": inst.name, "hypervisor": inst.hypervisor})
+    address = config.nodes[target].secondary_ip
+    with job.step("accept on target", target=target):
+        accepted = nodecalls.call(ctx, config, target, "migration_accept",
+                                  {"name": inst.name, "hypervisor": inst.hypervisor, "runtime": info["runtime"],
+                                   "address": address, "disk_paths": nodecalls.disk_paths(ctx, config, inst, target)
+                                   if drbd else None})
+    # Undo runs in reverse: the target's process dies first, then the source resumes
+    # (resuming first could run the guest twice), as Ganeti's _AbortMigration.
+    job.on_undo("resume the source", lambda: nodecalls.call(
+        ctx, config, source, "migration_abort", {"name": inst.name, "hypervisor": inst.hypervisor}))
+    job.on_undo("kill the incoming process on the target", lambda: nodecalls.call(
+        ctx, config, target, "migration_finalize",
+        {"name": inst.name, "hypervisor": inst.hypervisor, "role": "target", "success": False}))
+    with job.step("migrate", target=target, mode=mode):
+        nodecalls.call(ctx, config, source, "migration_start",
+                       {"name": inst.name, "hypervisor": inst.hypervisor, "address": address,
+                        "port": accepted["port"], "live": mode == "live",
+                        "bandwidth": hv.get("migration_bandwidth", 32),
+                        "downtime": hv.get("migration_downtime", 30)})
+        stats = _poll(ctx, job, config, inst, source, timeout)
+    with job.step("finalize target and source"):
+        nodecalls.call(ctx, config, target, "migration_finalize",
+                       {"name": inst.name, "hypervisor": inst.hypervisor, "role": "target", "success": True})
+        nodecalls.call(ctx, config, source, "migration_finalize",
+                       {"name": inst.name, "hypervisor": inst.hypervisor, "role": "source", "success": True})
+    job._undo.clear()  # past the point of no return: the instance runs on the target
+    if drbd:
+        with job.step("drbd: single-primary on the target"):
+            _drbd_mode(ctx, config, inst, dual=False, primary=target)
+    return stats
+
+
+def _poll(ctx: Context, job: Any, config: Config, inst: Instance, source: str, timeout: float) -> Dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    unknown = 0
+    last: Dict[str, Any] = {}
+    last_log = 0.0
+    while True:
+        try:
+            last = nodecalls.call(ctx, config, source, "migration_status",
+                                  {"name": inst.name, "hypervisor": inst.hypervisor})
+        except RpcError:
+            unknown += 1
+            if unknown >= 5:
+                raise
+            time.sleep(2)
+            continue
+        status = last.get("status")
+        if status == "completed":
+            return last
+        if status in ("failed", "cancelled"):
+            raise HerdError(f"migration of {inst.name} {status}: {last.get('error') or 'QEMU gave no reason'}")
+        if time.monotonic() - last_log > 2:
+            job.log(f"migration {status}: {last.get('transferred', 0) // 2**20} of {last.get('total', 0) // 2**20} MiB "
+                    f"transferred, {last.get('remaining', 0) // 2**20} MiB remaining")
+            last_log = time.monotonic()
+        if time.monotonic() > deadline:
+            raise HerdError(f"migration of {inst.name} did not finish within {timeout:g} s; it was at {status} with "
+                            f"{last.get('transferred', 0) // 2**20} of {last.get('total', 0) // 2**20} MiB "
+                            "transferred; cancelled")
+        time.sleep(POLL_INTERVAL)
+
+
+def _drbd_mode(ctx: Context, config: Config, inst: Instance, dual: bool, primary: Optional[str] = None) -> None:
+    """DRBD network mode for migration: dual-primary on both, or single-primary on ``primary``."""
+    for index, disk in enumerate(inst.disks):
+        for node in inst.nodes():
+            args = nodecalls.disk_args(config, inst, disk, index, node)
+            args.update({"dual_primary": dual, "role": "primary" if dual or node == primary else "secondary"})
+            nodecalls.call(ctx, config, node, "drbd_set_mode", args)
+
+
+def cleanup(ctx: Context, locks: Any, config: Config, inst: Instance) -> Dict[str, Any]:
+    """Ganeti's migrate --cleanup: find where the instance really runs and make the config say so.
+
+    From every node's view of the instance (``running``, ``incoming`` on a
+    target still receiving, ``migrated`` on a source whose guest left):
+    target running + source migrated: the migration completed, finalize both
+    and switch the primary; source running + target incoming: it stopped
+    half-way, kill the target and resume the source; running elsewhere only:
+    switch the primary; running on the primary only: resume it if paused.
+    """
+    nodes = [n for n in sorted(config.nodes) if config.nodes[n].vm_capable]
+    answers = nodecalls.running_on(ctx, config, nodes, inst.hypervisor, every_state=True)
+    state = {n: a[inst.name].get("status") for n, a in answers.items()
+             if not isinstance(a, RpcError) and inst.name in a}
+    primary = inst.primary_node
+    running = [n for n, s in state.items() if s == "running"]
+    incoming = [n for n, s in state.items() if s == "incoming"]
+    before = instance_view(inst)
+    actions: List[str] = []
+    new_primary = primary
+    args = {"name": inst.name, "hypervisor": inst.hypervisor}
+
+    def finalize(node: str, role: str, success: bool) -> None:
+        if not ctx.check_mode:
+            nodecalls.call(ctx, config, node, "migration_finalize", dict(args, role=role, success=success))
+
+    if state.get(primary) == "migrated" and running and running[0] != primary:
+        new_primary = running[0]
+        actions += [f"the migration to {new_primary} had completed: finalize both sides",
+                    f"make {new_primary} the primary"]
+        finalize(new_primary, "target", True)
+        finalize(primary, "source", True)
+    elif state.get(primary) == "migrated":
+        actions.append(f"the guest left {primary} but runs nowhere else: resume it on {primary}")
+        if not ctx.check_mode:
+            nodecalls.call(ctx, config, primary, "migration_abort", dict(args, resume_completed=True))
+    else:
+        for node in incoming:
+            actions.append(f"kill the incoming process on {node}")
+            finalize(node, "target", False)
+        others = [n for n in running if n != primary]
+        if primary in running:
+            if incoming or others:
+                actions.append(f"resume the guest on {primary} if a migration left it paused")
+                if not ctx.check_mode:
+                    nodecalls.call(ctx, config, primary, "migration_abort", args)
+            for node in others:
+                actions.append(f"stop the second copy on {node}")
+                if not ctx.check_mode:
+                    nodecalls.instance_stop(ctx, config, inst, node=node, force=True)
+        elif others:
+            new_primary = others[0]
+            actions.append(f"the instance runs on {new_primary}: make it the primary")
+    if new_primary != primary and not ctx.check_mode:
+        with ctx.job("instance_migrate_cleanup", {"name": inst.name, "primary": new_primary}):
+            _switch_primary(ctx, locks, inst.name, new_primary)
+    if inst.disk_template == "drbd" and actions and not ctx.check_mode:
+        fresh = ctx.store.load().instances[inst.name]
+        _drbd_mode(ctx, config, fresh, dual=False, primary=fresh.primary_node)
+        actions.append("drbd back to single-primary")
+    after = dict(before, primary_node=new_primary)
+    return {"changed": bool(actions), "actions": actions, "source": primary, "target": new_primary,
+            "node_states": state, "diff": diff_dict(before, after),
+            "msg": f"cleanup of {inst.name}: " + ("; ".join(actions) or "nothing to do")}
+
+
+# --------------------------------------------------------------------------- failover
+
+def failover(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    name = names.check_instance_name(spec.get("name"))
+    locks = ctx.locks(f"instance_failover {name}")
+    with locks.instance(name):
+        config = ctx.load_master_config()
+        if name not in config.instances:
+            raise PrerequisiteError(f"instance {name} does not exist")
+        if recover_interrupted(ctx, name, locks, config):
+            config = ctx.load_master_config()
+        return _failover_locked(ctx, locks, config, config.instances[name], spec)
+
+
+def _failover_locked(ctx: Context, locks: Any, config: Config, inst: Instance, spec: Dict[str, Any]) -> Dict[str, Any]:
+    source = inst.primary_node
+    target = _target(ctx, config, inst, spec.get("target_node"), "fail over")
+    ignore = bool(spec.get("ignore_consistency"))
+    source_down = config.nodes[source].offline
+    if not source_down:
+        try:
+            nodecalls.call(ctx, config, source, "node_facts", {}, timeout=20)
+        except RpcError as exc:
+            if not ignore:
+                raise PrerequisiteError(f"primary {source} of {inst.name} does not answer ({exc}); if it is dead, "
+                                        "set ignore_consistency: true (or mark it offline)") from None
+            source_down = True
+    check_target(ctx, config, inst, target, need_memory=inst.admin_state == "up")
+    before = instance_view(inst)
+    after = dict(before, primary_node=target,
+                 secondary_node=source if inst.disk_template == "drbd" else None)
+    result: Dict[str, Any] = {"changed": True, "source": source, "target": target, "diff": diff_dict(before, after),
+                              "msg": f"instance {inst.name} would fail over {source} -> {target}"}
+    if ctx.check_mode:
+        return result
+    with ctx.job("instance_failover", {"name": inst.name, "target": target}) as job:
+        if not source_down:
+            with job.step("shut down on source", node=source):
+                try:
+                    timeout = int(spec.get("shutdown_timeout") or 120)
+                    nodecalls.instance_stop(ctx, config, inst, node=source, timeout=timeout)
+                except RpcError:
+                    if not ignore:
+                        raise
+                    ctx.warnings.append(f"could not shut {inst.name} down on {source}; continuing "
+                                        "(ignore_consistency)")
+            if inst.disk_template == "drbd":
+                with job.step("drbd: demote source"):
+                    _drbd_role(ctx, config, inst, source, "secondary", tolerate=ignore)
+        else:
+            ctx.warnings.append(f"{source} is offline or unreachable: {inst.name} was not shut down there; "
+                                "cluster_verify reports a stale process if it comes back")
+        with job.step("commit config: switch primary"):
+            config = _switch_primary(ctx, locks, inst.name, target)
+        moved = config.instances[inst.name]
+        if moved.admin_state == "up":
+            if inst.disk_template == "drbd":
+                with job.step("drbd: promote target"):
+                    _drbd_role(ctx, config, moved, target, "primary", tolerate=False)
+            with job.step("start on target", node=target):
+                nodecalls.instance_start(ctx, config, moved, node=target)
+    result["msg"] = f"instance {inst.name} failed over {source} -> {target}"
+    return result
+
+
+def _drbd_role(ctx: Context, config: Config, inst: Instance, node: str, role: str, tolerate: bool) -> None:
+    for index, disk in enumerate(inst.disks):
+        args = nodecalls.disk_args(config, inst, disk, index, node)
+        args.update({"role": role, "dual_primary": False, "force": tolerate})
+        try:
+            nodecalls.call(ctx, config, node, "drbd_set_mode", args)
+        except RpcError:
+            if not tolerate:
+                raise
+
+
+# --------------------------------------------------------------------------- evacuate
+
+def evacuate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    node = names.check_hostname(spec.get("node"))
+    mode = spec.get("mode") or "all"
+    if mode not in ("primary", "secondary", "all"):
+        raise ValidationError(f"mode {mode!r} is not one of ['primary', 'secondary', 'all']")
+    live = spec.get("live", True)
+    max_parallel = int(spec.get("max_parallel") or 1)
+    if max_parallel < 1:
+        raise ValidationError(f"max_parallel {max_parallel} must be at least 1")
+    config = ctx.load_master_config()
+    if node not in config.nodes:
+        raise PrerequisiteError(f"node {node} is not in the cluster")
+    primaries = sorted(i.name for i in config.instances.values() if i.primary_node == node)
+    secondaries = sorted(i.name for i in config.instances.values() if i.secondary_node == node)
+    plan: List[Dict[str, Any]] = []
+    failed: List[Dict[str, Any]] = []
+    if mode in ("primary", "all"):
+        targets = _evacuation_targets(ctx, config, node, primaries)
+        for name in primaries:
+            inst = config.instances[name]
+            how = "migrate" if live and inst.admin_state == "up" else "failover"
+            if name in targets and targets[name].get("target"):
+                plan.append({"instance": name, "from": node, "to": targets[name]["target"], "how": how})
+            else:
+                reason = targets.get(name, {}).get("reason", "no target found")
+                failed.append({"instance": name, "reason": reason})
+    if mode in ("secondary", "all"):
+        for name in secondaries:
+            failed.append({"instance": name, "reason": "replacing a drbd secondary (instance_replace_disks) is not "
+                           "available in this build; the secondary stays on " + node})
+    if ctx.check_mode or not plan:
+        return {"changed": bool(plan), "planned": plan, "moved": [], "failed": failed,
+                "msg": f"node {node}: {len(plan)} instance(s) would move, {len(failed)} cannot"}
+
+    def move(item: Dict[str, Any]) -> Dict[str, Any]:
+        base = {"name": item["instance"], "target_node": item["to"],
+                "ignore_consistency": spec.get("ignore_consistency", False)}
+        try:
+            if item["how"] == "migrate":
+                migrate(ctx, dict(base, fallback_to_failover=True))
+            else:
+                failover(ctx, base)
+            return dict(item, ok=True)
+        except HerdError as exc:
+            return dict(item, ok=False, reason=str(exc))
+
+    with ThreadPoolExecutor(max_workers=max_parallel) as pool:
+        outcomes = list(pool.map(move, plan))
+    moved = [{k: v for k, v in o.items() if k != "ok"} for o in outcomes if o["ok"]]
+    failed += [{"instance": o["instance"], "reason": o["reason"]} for o in outcomes if not o["ok"]]
+    return {"changed": bool(moved), "planned": plan, "moved": moved, "failed": failed,
+            "msg": f"node {node}: moved {len(moved)}, failed {len(failed)}"}
+
+
+def _evacuation_targets(ctx: Context, config: Config, node: str, instances: List[str]) -> Dict[str, Dict[str, Any]]:
+    """{instance: {"target": node} or {"reason": why}} from the allocator's node-evacuate answer."""
+    out: Dict[str, Dict[str, Any]] = {}
+    shared = []
+    for name in instances:
+        inst = config.instances[name]
+        if inst.disk_template == "drbd":
+            out[name] = {"target": inst.secondary_node}
+        elif inst.disk_template in MIGRATABLE:
+            shared.append(name)
+        else:
+            out[name] = {"reason": f"{inst.disk_template} disks live on {node} only; it cannot be moved"}
+    if shared:
+        from ..allocator import herdplace
+
+        facts = placement.allocator_facts(config, live_facts(ctx, config))
+        out.update(herdplace.evacuate(config.to_dict(), facts, node, shared))
+    return out

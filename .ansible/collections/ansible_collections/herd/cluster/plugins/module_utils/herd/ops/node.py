@@ -1,0 +1,236 @@
+"""gnt-node add / modify / remove as one declarative op."""
+
+from typing import Any, Dict, Optional
+
+from .. import names
+from ..config import Config, Node, NodeGroup, new_uuid, now
+from ..errors import PrerequisiteError, RpcError, ValidationError
+from ..rpc import Endpoint, known_host_keys
+from .cluster import _ip
+from .common import Context, diff_dict, require
+
+FLAGS = ("master_candidate", "drained", "offline", "vm_capable", "master_capable")
+
+
+def validate_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
+    out = dict(spec)
+    names.check_hostname(spec.get("name"))
+    for key in ("primary_ip", "secondary_ip"):
+        if spec.get(key) is not None:
+            out[key] = _ip(spec[key], key)
+    for key in FLAGS:
+        if spec.get(key) is not None and not isinstance(spec[key], bool):
+            raise ValidationError(f"{key} must be true or false, got {spec[key]!r}")
+    if spec.get("group") is not None:
+        names.check_simple(spec["group"], "node group")
+    if spec.get("tags") is not None:
+        out["tags"] = sorted(set(names.check_tag(t) for t in spec["tags"]))
+    if spec.get("ssh_port") is not None:
+        if not isinstance(spec["ssh_port"], int) or not 0 < spec["ssh_port"] < 65536:
+            raise ValidationError(f"ssh_port {spec['ssh_port']!r} must be a TCP port number")
+    if spec.get("ssh_host_key") is not None:
+        out["ssh_host_keys"] = parse_host_key(spec["ssh_host_key"])
+    return out
+
+
+def parse_host_key(text: Any) -> Dict[str, str]:
+    """'ssh-ed25519 AAAA... [comment]' -> {'ssh-ed25519': 'AAAA...'}"""
+    import base64
+
+    parts = str(text).split()
+    if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-")):
+        raise ValidationError(f"ssh_host_key {text!r} is not a public key line like 'ssh-ed25519 AAAA...'")
+    try:
+        base64.b64decode(parts[1], validate=True)
+    except ValueError:
+        raise ValidationError(f"ssh_host_key: {parts[1][:20]!r}... is not base64") from None
+    return {parts[0]: parts[1]}
+
+
+def node_view(node: Optional[Node]) -> Optional[Dict[str, Any]]:
+    if node is None:
+        return None
+    view = {k: v for k, v in node.__dict__.items() if k not in ("uuid", "ctime", "mtime", "ssh_host_keys")}
+    view["ssh_host_key_types"] = sorted(node.ssh_host_keys)
+    return view
+
+
+def present(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    spec = validate_spec(spec)
+    name = spec["name"]
+    locks = ctx.locks(f"node op on {name}")
+    with locks.node(name):
+        config = ctx.load_master_config()
+        if name in config.nodes:
+            return _modify(ctx, locks, spec)
+        return _add(ctx, locks, config, spec)
+
+
+def _add(ctx: Context, locks: Any, config: Config, spec: Dict[str, Any]) -> Dict[str, Any]:
+    name = spec["name"]
+    primary_ip = spec.get("primary_ip")
+    require(bool(primary_ip), f"node add {name}: primary_ip is required")
+    secondary_ip = spec.get("secondary_ip") or primary_ip
+    for other in config.nodes.values():
+        for label, ip in (("primary_ip", primary_ip), ("secondary_ip", secondary_ip)):
+            if ip in (other.primary_ip, other.secondary_ip):
+                raise PrerequisiteError(f"node add {name}: {label} {ip} is already used by node {other.name}")
+    port = spec.get("ssh_port") or config.cluster.ndparams.get("ssh_port", 22)
+    host_keys = spec.get("ssh_host_keys") or known_host_keys(ctx.known_hosts, [name, primary_ip], port)
+    require(bool(host_keys),
+            f"node add {name}: no SSH host key is known for {name} or {primary_ip} in {ctx.known_hosts}; "
+            "run the herd.cluster.node_base role on all nodes first (it distributes known_hosts) "
+            "or pass ssh_host_key; herd never trusts a host key on first use")
+    group = spec.get("group") or "default"
+    endpoint = Endpoint(name=name, address=primary_ip, port=port, host_keys=host_keys)
+    try:
+        facts = ctx.rpc.call(endpoint, "node_facts", {"vg": config.cluster.volume_group})
+        membership = ctx.rpc.call(endpoint, "cluster_membership", {})
+    except RpcError as exc:
+        raise PrerequisiteError(f"node add {name}: {exc}; the config is unchanged") from None
+    hostname = facts.get("hostname", "")
+    require(hostname == name or hostname.split(".")[0] == name.split(".")[0],
+            f"node add {name}: the host at {primary_ip} calls itself {hostname!r}, not {name!r}")
+    require(secondary_ip in facts.get("addresses", []),
+            f"node add {name}: secondary_ip {secondary_ip} is not configured on it "
+            f"(it has {facts.get('addresses', [])})")
+    theirs = membership.get("ssconf") or {}
+    if theirs.get("cluster_name") and theirs.get("cluster_uuid") != config.cluster.uuid:
+        raise PrerequisiteError(f"node add {name}: it already belongs to cluster {theirs.get('cluster_name')!r} "
+                                f"(master {theirs.get('master_node')}); remove it from that cluster first")
+    stamp = now()
+    flags = {key: spec[key] for key in FLAGS if spec.get(key) is not None}
+    if "master_candidate" not in flags:
+        flags["master_candidate"] = (len(config.master_candidates()) < config.cluster.candidate_pool_size
+                                     and flags.get("master_capable", True)
+                                     and not flags.get("offline") and not flags.get("drained"))
+    node = Node(name=name, uuid=new_uuid(), primary_ip=primary_ip, secondary_ip=secondary_ip, group=group,
+                tags=spec.get("tags") or [], ssh_host_keys=host_keys, ctime=stamp, mtime=stamp, **flags)
+    _check_flags(config, node)
+    if spec.get("ssh_port"):
+        node.ndparams["ssh_port"] = spec["ssh_port"]
+    result = {"changed": True, "node": node_view(node), "diff": diff_dict(None, node_view(node)),
+              "facts": _summary(facts), "msg": f"node {name} would be added"}
+    if ctx.check_mode:
+        return result
+    with ctx.job("node_add", spec) as job:
+        with locks.cluster():
+            config = ctx.store.load()
+            if name in config.nodes:  # someone added it while we talked to it
+                return {"changed": False, "node": node_view(config.nodes[name]),
+                        "diff": diff_dict(node_view(config.nodes[name]), node_view(config.nodes[name])),
+                        "msg": f"node {name} was added meanwhile by another job"}
+            if group not in config.nodegroups:
+                config.nodegroups[group] = NodeGroup(name=group, uuid=new_uuid())
+            config.nodes[name] = node
+            with job.step("commit config"):
+                ctx.commit(config)
+    result["msg"] = f"node {name} added"
+    return result
+
+
+def _summary(facts: Dict[str, Any]) -> Dict[str, Any]:
+    keys = ("hostname", "memory_total", "memory_free", "cpu_count", "kernel", "qemu_version", "kvm", "agent_version")
+    return {k: facts.get(k) for k in keys}
+
+
+def _check_flags(config: Config, node: Node) -> None:
+    is_master = node.name == config.cluster.master_node
+    if is_master:
+        for flag, bad in (("offline", True), ("drained", True), ("master_candidate", False),
+                          ("master_capable", False)):
+            if getattr(node, flag) == bad:
+                raise PrerequisiteError(f"{node.name} is the master: it cannot be {flag}={bad}; "
+                                        "fail the master over to another node first")
+    if node.master_candidate:
+        for flag in ("offline", "drained"):
+            if getattr(node, flag):
+                raise PrerequisiteError(f"{node.name} cannot be a master candidate while {flag}")
+        if not node.master_capable:
+            raise PrerequisiteError(f"{node.name} cannot be a master candidate: it is not master_capable")
+    if node.offline and node.drained:
+        raise PrerequisiteError(f"{node.name}: offline and drained are exclusive (offline already implies no "
+                                "new placements)")
+
+
+def _modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
+    name = spec["name"]
+    with locks.cluster():
+        config = ctx.load_master_config()
+        node = config.nodes[name]
+        before = node_view(node)
+        for key in ("primary_ip", "secondary_ip"):
+            if spec.get(key) is not None and spec[key] != getattr(node, key):
+                raise PrerequisiteError(f"node {name}: changing {key} from {getattr(node, key)} to {spec[key]} "
+                                        "is not supported; remove and re-add the node")
+        changed_node = Node(**{**node.__dict__})
+        changed_node.tags = list(node.tags)
+        declared = {key: spec[key] for key in FLAGS if spec.get(key) is not None}
+        for key, value in declared.items():
+            setattr(changed_node, key, value)
+        # As Ganeti: going offline or drained demotes from candidate unless the operator said otherwise.
+        if (changed_node.offline or changed_node.drained) and "master_candidate" not in declared:
+            changed_node.master_candidate = False
+        if spec.get("tags") is not None:
+            changed_node.tags = spec["tags"]
+        group = spec.get("group")
+        if group and group != node.group:
+            holding = config.instances_on(name)
+            require(not holding, f"node {name} holds instances {holding}; move them before changing its group")
+            changed_node.group = group
+        _check_flags(config, changed_node)
+        after = node_view(changed_node)
+        if before == after:
+            return {"changed": False, "node": before, "diff": diff_dict(before, after),
+                    "msg": f"node {name} already matches"}
+        result = {"changed": True, "node": after, "diff": diff_dict(before, after),
+                  "msg": f"node {name} would be modified"}
+        if node.offline and not changed_node.offline:
+            # Coming back: the node must answer with the right agent before we count on it.
+            try:
+                ctx.rpc.call(ctx.endpoint(changed_node, config), "node_facts", {})
+            except RpcError as exc:
+                raise PrerequisiteError(f"node {name} cannot be brought online: {exc}") from None
+        if ctx.check_mode:
+            return result
+        with ctx.job("node_modify", spec) as job:
+            changed_node.mtime = now()
+            config.nodes[name] = changed_node
+            if group and group not in config.nodegroups:
+                config.nodegroups[group] = NodeGroup(name=group, uuid=new_uuid())
+            with job.step("commit config"):
+                ctx.commit(config)
+        result["msg"] = f"node {name} modified"
+        return result
+
+
+def absent(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    name = names.check_hostname(spec.get("name"))
+    locks = ctx.locks(f"node remove {name}")
+    with locks.node(name), locks.cluster():
+        config = ctx.load_master_config()
+        if name not in config.nodes:
+            return {"changed": False, "node": None, "diff": diff_dict(None, None), "msg": f"node {name} is absent"}
+        require(name != config.cluster.master_node,
+                f"{name} is the master of cluster {config.cluster.name}; it cannot be removed "
+                "(fail the master over first, or destroy the cluster)")
+        holding = config.instances_on(name)
+        require(not holding, f"node {name} still holds instances {holding} (as primary or secondary); "
+                "evacuate it first (herd.cluster.node_evacuate)")
+        node = config.nodes[name]
+        result = {"changed": True, "node": None, "diff": diff_dict(node_view(node), None),
+                  "msg": f"node {name} would be removed"}
+        if ctx.check_mode:
+            return result
+        with ctx.job("node_remove", spec) as job:
+            del config.nodes[name]
+            with job.step("commit config"):
+                ctx.commit(config)
+            if not node.offline:
+                try:
+                    ctx.rpc.call(ctx.endpoint(node, config), "cluster_leave", {"cluster_name": config.cluster.name})
+                except RpcError as exc:
+                    ctx.warnings.append(f"{name} was removed from the config but could not be told to forget "
+                                        f"the cluster: {exc}")
+        result["msg"] = f"node {name} removed"
+        return result

@@ -1,0 +1,709 @@
+"""The drbd template: DRBD 8.4 over two LVs (data + 128 MiB external meta) per node.
+
+Layout as Ganeti (reference/ganeti.md §4a): data LV ``<uuid>.disk<i>_data``
+(the disk's size), meta LV ``<uuid>.disk<i>_meta`` (128 MiB, flexible external
+meta-data), one TCP port and a shared secret per disk, one minor per node,
+endpoints on the nodes' secondary IPs, protocol C,
+``after-sb-0pri discard-zero-changes``, ``after-sb-1pri consensus``,
+``cram-hmac-alg`` + ``shared-secret``.
+
+Unlike Ganeti (which drives ``drbdsetup`` directly) herd writes one resource
+file per disk (``<drbd_config_dir>/herd-<uuid>.res``, 0600 in a 0700
+directory: it holds the secret) and drives ``drbdadm -c FILE``. ``drbdadm``
+matches ``on <host>`` against the herd node name through ``__DRBD_NODE__``,
+so the node's ``uname -n`` does not have to equal its herd name. The
+drbdsetup commands it runs are the ones Ganeti runs (new-resource, new-minor,
+apply-al, attach, connect ...); ``tests/unit/test_storage_drbd.py`` checks
+them with the real ``drbdadm -d``.
+
+The master sends, next to the disk request (storage/base.py)::
+
+    "drbd": {"local": "node1", "primary": "node1",
+             "nodes": {"node1": {"address": "203.0.113.1", "minor": 0},
+                       "node2": {"address": "203.0.113.2", "minor": 3}},
+             "port": 11000, "secret": "<hex>",
+             "params": {"resync-rate": 61440, "dynamic-resync": false, ...}}   # cluster diskparams drbd
+
+Every step is a pure function returning argument lists (unit-tested against
+Ganeti's sequence) plus an executor (``Drbd``) that runs them.
+"""
+
+import ipaddress
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .. import names
+from ..errors import ValidationError
+from .base import DiskRequest, NodeSettings, Runner, StorageContext, StorageError, Template, check_grow, register
+from .lvm import HERD_TAG, LVM, instance_tag
+
+META_SIZE_MIB = 128  # Ganeti's DRBD_META_SIZE
+MAX_MINOR = (1 << 20) - 1
+_SECRET = re.compile(r"^[0-9a-f]{16,64}$")
+DEFAULT_PARAMS: Dict[str, Any] = {
+    # Ganeti's drbd diskparams defaults (constants.DISK_DT_DEFAULTS)
+    "protocol": "C",
+    "cram-hmac-alg": "md5",
+    "resync-rate": 61440,      # KiB/s
+    "dynamic-resync": False,
+    "c-plan-ahead": 20,        # 0.1 s
+    "c-fill-target": 0,        # sectors
+    "c-delay-target": 1,       # 0.1 s
+    "c-max-rate": 61440,       # KiB/s
+    "c-min-rate": 4096,        # KiB/s
+    "metavg": None,
+}
+_INT_PARAMS = ("resync-rate", "c-plan-ahead", "c-fill-target", "c-delay-target", "c-max-rate", "c-min-rate")
+_HMAC_ALGS = ("md5", "sha1", "sha256", "sha512", "crc32c")
+
+
+def check_params(params: Any) -> Dict[str, Any]:
+    """Effective DRBD tuning parameters (Ganeti's diskparams names, with '-' or '_')."""
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise ValidationError("drbd params must be a mapping")
+    out = dict(DEFAULT_PARAMS)
+    for key, value in params.items():
+        key = key.replace("_", "-")
+        if key not in DEFAULT_PARAMS:
+            raise ValidationError(f"unknown drbd parameter {key!r}; valid: {sorted(DEFAULT_PARAMS)}")
+        out[key] = value
+    if out["protocol"] not in ("A", "B", "C"):
+        raise ValidationError(f"drbd protocol {out['protocol']!r} must be A, B or C")
+    if out["cram-hmac-alg"] not in _HMAC_ALGS:
+        raise ValidationError(f"drbd cram-hmac-alg {out['cram-hmac-alg']!r} must be one of {list(_HMAC_ALGS)}")
+    if not isinstance(out["dynamic-resync"], bool):
+        raise ValidationError("drbd dynamic-resync must be true or false")
+    for key in _INT_PARAMS:
+        if not isinstance(out[key], int) or isinstance(out[key], bool) or not 0 <= out[key] <= 4 * 1024 * 1024:
+            raise ValidationError(f"drbd {key} {out[key]!r} must be a non-negative integer")
+    if out["metavg"] is not None:
+        names.check_vg(out["metavg"])
+    return out
+
+
+@dataclass
+class Endpoint:
+    node: str
+    address: str
+    minor: int
+
+    @property
+    def device(self) -> str:
+        return f"/dev/drbd{self.minor}"
+
+    def address_text(self, port: int) -> str:
+        if ipaddress.ip_address(self.address).version == 6:
+            return f"ipv6 [{self.address}]:{port}"
+        return f"ipv4 {self.address}:{port}"
+
+
+@dataclass
+class DrbdDisk:
+    """Everything one node needs to know about one DRBD disk."""
+
+    instance: str
+    uuid: str
+    index: int
+    size: int
+    vg: str
+    meta_vg: str
+    data_lv: str
+    meta_lv: str
+    local: Endpoint
+    peer: Endpoint
+    port: int
+    secret: str
+    primary: str
+    params: Dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
+
+    @property
+    def resource(self) -> str:
+        return f"herd-{self.uuid}"
+
+    @property
+    def device(self) -> str:
+        return self.local.device
+
+    @property
+    def data_path(self) -> str:
+        return f"/dev/{self.vg}/{self.data_lv}"
+
+    @property
+    def meta_path(self) -> str:
+        return f"/dev/{self.meta_vg}/{self.meta_lv}"
+
+    @property
+    def is_primary(self) -> bool:
+        return self.local.node == self.primary
+
+    def logical_id(self) -> Dict[str, Any]:
+        return {"vg": self.vg, "data_lv": self.data_lv, "meta_vg": self.meta_vg, "meta_lv": self.meta_lv,
+                "resource": self.resource}
+
+    @classmethod
+    def from_request(cls, req: DiskRequest) -> "DrbdDisk":
+        spec = req.drbd
+        if not isinstance(spec, dict):
+            raise ValidationError(f"disk {req.index} of {req.instance} is drbd: the request needs a drbd mapping")
+        lid = req.logical_id
+        local = names.check_hostname(spec.get("local") or req.node)
+        nodes = spec.get("nodes")
+        if not isinstance(nodes, dict) or len(nodes) != 2 or local not in nodes:
+            raise ValidationError(f"drbd nodes must name exactly two nodes including this one ({local}), "
+                                  f"got {sorted(nodes) if isinstance(nodes, dict) else nodes!r}")
+        minors = lid.get("minors") or {}
+        endpoints = {}
+        for node, data in nodes.items():
+            names.check_hostname(node)
+            if not isinstance(data, dict):
+                raise ValidationError(f"drbd nodes.{node} must be a mapping with address and minor")
+            try:
+                address = str(ipaddress.ip_address(data.get("address")))
+            except ValueError:
+                raise ValidationError(f"drbd nodes.{node}.address {data.get('address')!r} is not an IP address") \
+                    from None
+            minor = data.get("minor", minors.get(node))
+            if not isinstance(minor, int) or isinstance(minor, bool) or not 0 <= minor <= MAX_MINOR:
+                raise ValidationError(f"drbd minor {minor!r} of {node} must be an integer from 0 to {MAX_MINOR}")
+            endpoints[node] = Endpoint(node, address, minor)
+        peer = next(n for n in endpoints if n != local)
+        if ipaddress.ip_address(endpoints[local].address).version != \
+                ipaddress.ip_address(endpoints[peer].address).version:
+            raise ValidationError("drbd endpoints must both be IPv4 or both IPv6")
+        port = spec.get("port", lid.get("port"))
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise ValidationError(f"drbd port {port!r} must be an integer from 1 to 65535")
+        secret = spec.get("secret", lid.get("secret"))
+        if not isinstance(secret, str) or not _SECRET.match(secret):
+            raise ValidationError("drbd secret must be 16 to 64 lowercase hex characters")
+        primary = names.check_hostname(spec.get("primary") or "")
+        if primary not in endpoints:
+            raise ValidationError(f"drbd primary {primary} is not one of the disk's nodes {sorted(endpoints)}")
+        params = check_params(spec.get("params"))
+        vg = names.check_vg(lid.get("vg") or req.need_vg())
+        meta_vg = names.check_vg(lid.get("meta_vg") or params["metavg"] or vg)
+        base = f"{req.uuid}.disk{req.index}"
+        return cls(instance=req.instance, uuid=req.uuid, index=req.index, size=req.size, vg=vg, meta_vg=meta_vg,
+                   data_lv=names.check_vg(lid.get("data_lv") or f"{base}_data"),
+                   meta_lv=names.check_vg(lid.get("meta_lv") or f"{base}_meta"),
+                   local=endpoints[local], peer=endpoints[peer], port=port, secret=secret, primary=primary,
+                   params=params)
+
+
+# ----------------------------------------------------------------- config (pure)
+
+def render_config(disk: DrbdDisk, dual_primary: bool = False) -> str:
+    """The DRBD 8.4 resource file for ``disk`` (both hosts; drbdadm picks the local one)."""
+    p = disk.params
+    disk_opts = ["on-io-error detach;"]
+    if p["dynamic-resync"]:
+        disk_opts += [f"c-plan-ahead {p['c-plan-ahead']};", f"c-fill-target {p['c-fill-target']}s;",
+                      f"c-delay-target {p['c-delay-target']};", f"c-max-rate {p['c-max-rate']}k;",
+                      f"c-min-rate {p['c-min-rate']}k;", f"resync-rate {p['resync-rate']}k;"]
+    else:
+        # as Ganeti without dynamic resync: a fixed rate, the controller off
+        disk_opts += ["c-plan-ahead 0;", f"resync-rate {p['resync-rate']}k;"]
+    hosts = sorted([disk.local, disk.peer], key=lambda e: e.node)
+    lines = [
+        f"# herd: disk {disk.index} of {disk.instance} (disk {disk.uuid}); written by the herd node agent",
+        f"resource {disk.resource} {{",
+        "    net {",
+        f"        protocol {p['protocol']};",
+        f"        cram-hmac-alg \"{p['cram-hmac-alg']}\";",
+        f"        shared-secret \"{disk.secret}\";",
+        "        after-sb-0pri discard-zero-changes;",
+        "        after-sb-1pri consensus;",
+        "        after-sb-2pri disconnect;",
+        f"        allow-two-primaries {'yes' if dual_primary else 'no'};",
+        "    }",
+        "    disk {",
+        *(f"        {opt}" for opt in disk_opts),
+        "    }",
+    ]
+    for host in hosts:
+        lines += [
+            f"    on {host.node} {{",
+            f"        device {host.device} minor {host.minor};",
+            f"        disk /dev/{disk.vg}/{disk.data_lv};",
+            f"        meta-disk /dev/{disk.meta_vg}/{disk.meta_lv};",
+            f"        address {host.address_text(disk.port)};",
+            "    }",
+        ]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def config_path(settings: NodeSettings, disk: DrbdDisk) -> str:
+    return os.path.join(settings.drbd_config_dir, f"{disk.resource}.res")
+
+
+# ----------------------------------------------------------------- commands (pure)
+
+class Commands:
+    """Argument lists for every DRBD step, for one disk on one node."""
+
+    def __init__(self, disk: DrbdDisk, drbdadm: str, conf: str):
+        self.disk = disk
+        self.drbdadm = drbdadm
+        self.conf = conf
+
+    @property
+    def env(self) -> Dict[str, str]:
+        return {"__DRBD_NODE__": self.disk.local.node}
+
+    def adm(self, command: str, *options: str) -> List[str]:
+        return [self.drbdadm, "-c", self.conf, command, *options, self.disk.resource]
+
+    def wipe_meta(self) -> List[str]:
+        return ["dd", "if=/dev/zero", f"of={self.disk.meta_path}", "bs=1M", f"count={META_SIZE_MIB}",
+                "oflag=direct", "status=none"]
+
+    def create_md(self) -> List[str]:
+        return self.adm("create-md", "--force")
+
+    def up(self) -> List[str]:
+        return self.adm("up")
+
+    def adjust(self) -> List[str]:
+        return self.adm("adjust")
+
+    def down(self) -> List[str]:
+        return self.adm("down")
+
+    def connect(self) -> List[str]:
+        return self.adm("connect")
+
+    def disconnect(self) -> List[str]:
+        return self.adm("disconnect")
+
+    def two_primaries(self, allow: bool) -> List[str]:
+        return self.adm("net-options", f"--allow-two-primaries={'yes' if allow else 'no'}")
+
+    def primary(self, force: bool = False) -> List[str]:
+        return self.adm("primary", "--force") if force else self.adm("primary")
+
+    def secondary(self) -> List[str]:
+        return self.adm("secondary")
+
+    def resize(self) -> List[str]:
+        return self.adm("resize")
+
+
+def create_sequence(disk: DrbdDisk, drbdadm: str, conf: str, lvm: LVM) -> List[Tuple[str, List[str]]]:
+    """The create steps on one node, as Ganeti does them (§4a step 3): data and meta LVs,
+    wipe the meta LV, write the resource file, create-md, up (new-resource, new-minor,
+    apply-al, attach, connect), primary --force on the primary only (starts the initial
+    full sync towards the secondary). ``("config", [path])`` marks writing the file."""
+    cmds = Commands(disk, drbdadm, conf)
+    tags = [HERD_TAG, instance_tag(disk.instance)]
+    steps: List[Tuple[str, List[str]]] = [
+        ("lv", lvm.lvcreate_argv(disk.vg, disk.data_lv, disk.size, tags)),
+        ("lv", lvm.lvcreate_argv(disk.meta_vg, disk.meta_lv, META_SIZE_MIB, tags)),
+    ]
+    if lvm.settings.lvm_driverloaded:
+        steps.append(("wipe", cmds.wipe_meta()))
+    steps += [("config", [conf]), ("drbd", cmds.create_md()), ("drbd", cmds.up())]
+    if disk.is_primary:
+        steps.append(("drbd", cmds.primary(force=True)))
+    return steps
+
+
+def remove_sequence(disk: DrbdDisk, drbdadm: str, conf: str, lvm: LVM) -> List[List[str]]:
+    cmds = Commands(disk, drbdadm, conf)
+    return [cmds.down(), lvm.lvremove_argv(disk.vg, disk.data_lv), lvm.lvremove_argv(disk.meta_vg, disk.meta_lv)]
+
+
+def migration_sequence(disk: DrbdDisk, drbdadm: str, conf: str) -> Dict[str, List[List[str]]]:
+    """The per-node DRBD steps of a live migration (Ganeti §4b steps 5-7 and 13-14), with
+    net-options instead of Ganeti's disconnect/reconnect: DRBD 8.4 changes
+    allow-two-primaries on a live connection and tells the peer."""
+    cmds = Commands(disk, drbdadm, conf)
+    return {
+        "dual": [cmds.two_primaries(True), cmds.primary()],
+        "single_demote": [cmds.secondary(), cmds.two_primaries(False)],
+    }
+
+
+# ----------------------------------------------------------------- /proc/drbd
+
+_PROC_VERSION = re.compile(r"^version:\s*(\S+)\s*\(api:(\S+?)/proto:(\S+?)\)")
+_PROC_MINOR = re.compile(r"^\s*(\d+):\s*cs:(\S+)(?:\s+(?:ro|st):(\S+?)/(\S+))?(?:\s+ds:(\S+?)/(\S+))?"
+                         r"(?:\s+([ABC]))?(?:\s+(\S+))?\s*$")
+_PROC_SYNC = re.compile(r"sync'ed:\s*([\d.]+)%")
+_PROC_FINISH = re.compile(r"finish:\s*(\d+):(\d+):(\d+)")
+_PROC_SPEED = re.compile(r"speed:\s*([\d,]+)")
+_PROC_STAT = re.compile(r"(\w+):(\S+)")
+
+
+def parse_proc_drbd(text: str) -> Dict[str, Any]:
+    """Parse /proc/drbd (8.3 and 8.4 formats) -> {"version", "api", "proto", "minors": {minor: status}}.
+
+    A status has the raw fields (cs, role, peer_role, disk, peer_disk, protocol,
+    flags, counters such as oos in KiB) and Ganeti's derived flags: connected,
+    standalone, wfconnection, primary, peer_primary, disk_uptodate,
+    peer_uptodate, in_resync, sync_percent, eta_seconds, speed_kib,
+    degraded (anything short of Connected with both sides UpToDate)."""
+    out: Dict[str, Any] = {"version": None, "api": None, "proto": None, "minors": {}}
+    current: Optional[Dict[str, Any]] = None
+    for line in text.splitlines():
+        match = _PROC_VERSION.match(line)
+        if match:
+            out["version"], out["api"], out["proto"] = match.groups()
+            continue
+        match = _PROC_MINOR.match(line)
+        if match:
+            minor, cs, role, peer_role, ds, peer_ds, protocol, flags = match.groups()
+            current = {"minor": int(minor), "cs": cs, "role": role, "peer_role": peer_role, "disk": ds,
+                       "peer_disk": peer_ds, "protocol": protocol, "flags": flags, "sync_percent": None,
+                       "eta_seconds": None, "speed_kib": None}
+            out["minors"][int(minor)] = current
+            continue
+        if current is None:
+            continue
+        sync = _PROC_SYNC.search(line)
+        if sync:
+            current["sync_percent"] = float(sync.group(1))
+            continue
+        finish = _PROC_FINISH.search(line)
+        if finish:
+            h, m, s = (int(x) for x in finish.groups())
+            current["eta_seconds"] = h * 3600 + m * 60 + s
+            speed = _PROC_SPEED.search(line)
+            if speed:
+                current["speed_kib"] = int(speed.group(1).replace(",", ""))
+            continue
+        if "ns:" in line:
+            for key, value in _PROC_STAT.findall(line):
+                current[key] = int(value) if value.isdigit() else value
+    for status in out["minors"].values():
+        _derive(status)
+    return out
+
+
+def _derive(s: Dict[str, Any]) -> None:
+    cs = s["cs"]
+    s["unconfigured"] = cs == "Unconfigured"
+    s["connected"] = cs == "Connected"
+    s["standalone"] = cs == "StandAlone"
+    s["wfconnection"] = cs == "WFConnection"
+    s["in_resync"] = cs in ("SyncSource", "SyncTarget", "PausedSyncS", "PausedSyncT", "WFBitMapS", "WFBitMapT",
+                            "WFSyncUUID")
+    s["primary"] = s["role"] == "Primary"
+    s["secondary"] = s["role"] == "Secondary"
+    s["peer_primary"] = s["peer_role"] == "Primary"
+    s["disk_uptodate"] = s["disk"] == "UpToDate"
+    s["diskless"] = s["disk"] == "Diskless"
+    s["peer_uptodate"] = s["peer_disk"] == "UpToDate"
+    s["degraded"] = not (s["connected"] and s["disk_uptodate"] and s["peer_uptodate"])
+
+
+# ----------------------------------------------------------------- executor
+
+@register
+class Drbd(Template):
+    name = "drbd"
+
+    def __init__(self, runner: Runner, settings: NodeSettings,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
+        super().__init__(runner, settings)
+        self.lvm = LVM(runner, settings)
+        self.sleep = sleep
+        self.clock = clock
+
+    # --- helpers
+    def proc(self) -> Optional[Dict[str, Any]]:
+        try:
+            with open(self.settings.proc_drbd, encoding="utf-8") as handle:
+                return parse_proc_drbd(handle.read())
+        except FileNotFoundError:
+            return None
+
+    def drbdadm(self) -> str:
+        if self.settings.drbdadm:
+            return self.settings.drbdadm
+        proc = self.proc()
+        if proc and str(proc.get("version") or "").startswith("9"):
+            return "drbdadm"
+        return "/lib/drbd/drbdadm-84" if os.path.exists("/lib/drbd/drbdadm-84") else "drbdadm"
+
+    def commands(self, disk: DrbdDisk) -> Commands:
+        return Commands(disk, self.drbdadm(), config_path(self.settings, disk))
+
+    def status(self, disk: DrbdDisk) -> Optional[Dict[str, Any]]:
+        """The minor's /proc/drbd status; None when the module is absent or the minor unconfigured."""
+        proc = self.proc()
+        if proc is None:
+            return None
+        status = proc["minors"].get(disk.local.minor)
+        if status is None or status["unconfigured"]:
+            return None
+        return status
+
+    def _need_module(self) -> None:
+        if self.proc() is None:
+            raise StorageError(f"the DRBD kernel module is not loaded on this node ({self.settings.proc_drbd} "
+                               "is missing): load it with 'modprobe drbd' (the storage role does)")
+
+    def _adm(self, cmds: Commands, argv: List[str], what: str) -> None:
+        result = self.runner.run(argv, check=False, env=cmds.env)
+        if result.rc != 0:
+            detail = "\n".join(line for line in (result.stderr or result.stdout).splitlines()
+                               if "__DRBD_NODE__" not in line and "PRETENDING" not in line).strip()
+            raise StorageError(f"drbd {what} of disk {cmds.disk.index} of {cmds.disk.instance} "
+                               f"({cmds.disk.resource}, {cmds.disk.device}) failed (exit {result.rc}): "
+                               f"{detail[-2000:] or 'no output'}")
+
+    def write_config(self, disk: DrbdDisk, dual_primary: bool = False) -> bool:
+        """Write the resource file (0600) when its content differs. -> changed"""
+        path = config_path(self.settings, disk)
+        text = render_config(disk, dual_primary)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                if handle.read() == text:
+                    return False
+        except FileNotFoundError:
+            pass
+        os.makedirs(self.settings.drbd_config_dir, mode=0o700, exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        return True
+
+    def current_dual(self, disk: DrbdDisk) -> bool:
+        try:
+            with open(config_path(self.settings, disk), encoding="utf-8") as handle:
+                return "allow-two-primaries yes;" in handle.read()
+        except FileNotFoundError:
+            return False
+
+    # --- template interface
+    def create(self, req: DiskRequest) -> Dict[str, Any]:
+        disk = DrbdDisk.from_request(req)
+        cmds = self.commands(disk)
+        tags = [HERD_TAG, instance_tag(disk.instance)]
+        data = self.lvm.create(disk.vg, disk.data_lv, disk.size, tags)
+        meta = self.lvm.create(disk.meta_vg, disk.meta_lv, META_SIZE_MIB, tags)
+        changed = data["changed"] or meta["changed"]
+        fresh = meta["changed"]
+        if fresh and self.settings.lvm_driverloaded:
+            self.runner.run(cmds.wipe_meta())
+        changed = self.write_config(disk) or changed
+        if self.status(disk) is None:
+            self._need_module()
+            if fresh:
+                self._adm(cmds, cmds.create_md(), "create-md")
+            self._adm(cmds, cmds.up(), "up")
+            changed = True
+            if fresh and disk.is_primary:
+                # the first primary: its (empty) data is declared good; the secondary syncs from it
+                self._adm(cmds, cmds.primary(force=True), "initial primary --force")
+        return {"changed": changed, "path": disk.device, "logical_id": disk.logical_id(),
+                "resource": disk.resource, "config": config_path(self.settings, disk)}
+
+    def remove(self, req: DiskRequest) -> Dict[str, Any]:
+        disk = DrbdDisk.from_request(req)
+        cmds = self.commands(disk)
+        removed = []
+        conf = config_path(self.settings, disk)
+        if self.status(disk) is not None:
+            self.write_config(disk, self.current_dual(disk))  # drbdadm down needs the file
+            self._adm(cmds, cmds.down(), "down")
+            removed.append(disk.device)
+        if os.path.exists(conf):
+            os.unlink(conf)
+            removed.append(conf)
+        for vg, lv in ((disk.vg, disk.data_lv), (disk.meta_vg, disk.meta_lv)):
+            if self.lvm.remove(vg, lv):
+                removed.append(f"{vg}/{lv}")
+        return {"changed": bool(removed), "removed": removed}
+
+    def grow(self, req: DiskRequest, new_size: int, phase: Optional[str] = None) -> Dict[str, Any]:
+        """Grow in two phases, as Ganeti: ``backing`` (the data LV, on both nodes), then
+        ``resize`` (``drbdadm resize`` on one connected node, after both LVs grew). Without a
+        phase: the backing LV, plus the resize when this node is the secondary (the master
+        calls the primary first, then the secondary)."""
+        disk = DrbdDisk.from_request(req)
+        if phase not in (None, "backing", "resize"):
+            raise ValidationError(f"drbd grow phase {phase!r} must be backing or resize")
+        volume = self.lvm.find(disk.vg, disk.data_lv)
+        if volume is None:
+            raise StorageError(f"disk {req.index} of {req.instance}: {disk.vg}/{disk.data_lv} does not exist on "
+                               "this node")
+        check_grow(req, min(req.size, volume.size), new_size)
+        changed = False
+        if phase in (None, "backing") and volume.size < new_size:
+            self.lvm.extend(disk.vg, disk.data_lv, new_size)
+            changed = True
+        resized = False
+        if phase == "resize" or (phase is None and not disk.is_primary):
+            cmds = self.commands(disk)
+            self._need_module()
+            if self.status(disk) is None:
+                raise StorageError(f"disk {req.index} of {req.instance}: {disk.device} is not configured on this "
+                                   "node; assemble it before resizing")
+            self._adm(cmds, cmds.resize(), "resize")
+            resized = changed = True
+        return {"changed": changed, "old_size": volume.size, "size": max(volume.size, new_size),
+                "path": disk.device, "resized": resized}
+
+    def assemble(self, req: DiskRequest, promote: Optional[bool] = None) -> Dict[str, Any]:
+        """Activate the LVs, bring the resource up (attach + connect) if it is not, and on
+        the instance's primary node make it Primary. -> {"path": "/dev/drbdN", ...}"""
+        disk = DrbdDisk.from_request(req)
+        cmds = self.commands(disk)
+        changed = False
+        for vg, lv in ((disk.vg, disk.data_lv), (disk.meta_vg, disk.meta_lv)):
+            if self.lvm.find(vg, lv) is None:
+                raise StorageError(f"disk {req.index} of {req.instance}: {vg}/{lv} does not exist on this node")
+            changed = self.lvm.activate(vg, lv)["changed"] or changed
+        rewritten = self.write_config(disk, self.current_dual(disk))
+        self._need_module()
+        status = self.status(disk)
+        if status is None or rewritten:
+            # not up (after a reboot), or the peers changed (replace-disks): apply the file
+            self._adm(cmds, cmds.adjust(), "adjust (attach and connect)")
+            changed = True
+            status = self.status(disk)
+        if promote is None:
+            promote = disk.is_primary
+        if promote and not (status or {}).get("primary"):
+            self._adm(cmds, cmds.primary(), "primary")
+            changed = True
+        return {"changed": changed, "path": disk.device, "format": "raw", "status": self.status(disk)}
+
+    def info(self, req: DiskRequest) -> Dict[str, Any]:
+        disk = DrbdDisk.from_request(req)
+        data = self.lvm.find(disk.vg, disk.data_lv)
+        meta = self.lvm.find(disk.meta_vg, disk.meta_lv)
+        return {"exists": data is not None and meta is not None, "path": disk.device,
+                "size": data.size if data else None, "data_lv": data is not None, "meta_lv": meta is not None,
+                "config": os.path.exists(config_path(self.settings, disk)), "status": self.status(disk)}
+
+    def list(self, ctx: StorageContext) -> List[Dict[str, Any]]:
+        """Resource files herd wrote on this node (the LVs are listed by the plain template)."""
+        found = []
+        directory = self.settings.drbd_config_dir
+        if os.path.isdir(directory):
+            for entry in sorted(os.listdir(directory)):
+                match = re.match(r"^herd-([0-9a-f-]{36})\.res$", entry)
+                if match:
+                    found.append({"template": "drbd", "uuid": match.group(1), "config": os.path.join(directory, entry)})
+        return found
+
+    # --- roles and network modes
+    def wait(self, disk: DrbdDisk, condition: Callable[[Dict[str, Any]], bool], what: str, timeout: float
+             ) -> Dict[str, Any]:
+        deadline = self.clock() + timeout
+        while True:
+            status = self.status(disk) or {}
+            if status and condition(status):
+                return status
+            if self.clock() >= deadline:
+                raise StorageError(f"disk {disk.index} of {disk.instance} ({disk.device}) did not reach {what} "
+                                   f"within {timeout:g} s; it is cs:{status.get('cs', 'Unconfigured')} "
+                                   f"ro:{status.get('role')}/{status.get('peer_role')} "
+                                   f"ds:{status.get('disk')}/{status.get('peer_disk')}")
+            self.sleep(0.5)
+
+    def set_mode(self, req: DiskRequest, role: str, dual_primary: bool, force: bool = False,
+                 timeout: float = 60) -> Dict[str, Any]:
+        """Put this node's side into ``role`` with two primaries allowed or not.
+
+        Dual: allow two primaries (net-options on the live connection), then, for
+        role primary, wait until Connected with both disks UpToDate before promoting
+        (never two disconnected primaries: that is a split brain).
+        Single: demote first when role is secondary, then forbid two primaries; a node
+        that stays primary while its peer is still primary leaves that step to the
+        peer's call (DRBD refuses it while both are primary). ``force`` promotes a node
+        whose disk is not UpToDate (failover with ignore_consistency)."""
+        if role not in ("primary", "secondary"):
+            raise ValidationError(f"drbd role {role!r} must be primary or secondary")
+        disk = DrbdDisk.from_request(req)
+        cmds = self.commands(disk)
+        steps: List[str] = []
+        self.write_config(disk, dual_primary)
+        self.assemble(req, promote=False)
+        status = self.status(disk) or {}
+        if role == "secondary" and status.get("primary"):
+            self._adm(cmds, cmds.secondary(), "secondary")
+            steps.append("secondary")
+            status = self.status(disk) or {}
+        if status.get("standalone"):
+            self._adm(cmds, cmds.connect(), "connect")
+            steps.append("connect")
+        elif dual_primary or not (status.get("primary") and status.get("peer_primary")):
+            self._adm(cmds, cmds.two_primaries(dual_primary), "net-options")
+            steps.append(f"allow-two-primaries {'yes' if dual_primary else 'no'}")
+        else:
+            steps.append("allow-two-primaries no: left to the peer, still primary")
+        if role == "primary" and not status.get("primary"):
+            if dual_primary:
+                self.wait(disk, lambda s: s["connected"] and s["disk_uptodate"] and s["peer_uptodate"],
+                          "Connected and UpToDate/UpToDate (needed before a second primary)", timeout)
+                self._adm(cmds, cmds.primary(), "primary")
+            else:
+                needs_force = not (self.status(disk) or {}).get("disk_uptodate")
+                if needs_force and not force:
+                    raise StorageError(f"disk {req.index} of {req.instance} on this node is "
+                                       f"{(self.status(disk) or {}).get('disk')}, not UpToDate: refusing to make it "
+                                       "primary (ignore_consistency forces it and may lose data)")
+                self._adm(cmds, cmds.primary(force=needs_force), "primary")
+            steps.append("primary")
+        return {"changed": bool(steps), "steps": steps, "status": self.status(disk), "path": disk.device}
+
+    def connect(self, req: DiskRequest, dual_primary: bool = False) -> Dict[str, Any]:
+        disk = DrbdDisk.from_request(req)
+        cmds = self.commands(disk)
+        self.write_config(disk, dual_primary)
+        self._need_module()
+        status = self.status(disk)
+        if status is None:
+            raise StorageError(f"disk {req.index} of {req.instance}: {disk.device} is not configured; assemble it")
+        if not status["standalone"]:
+            return {"changed": False, "status": status}
+        self._adm(cmds, cmds.connect(), "connect")
+        return {"changed": True, "status": self.status(disk)}
+
+    def disconnect(self, req: DiskRequest) -> Dict[str, Any]:
+        disk = DrbdDisk.from_request(req)
+        cmds = self.commands(disk)
+        status = self.status(disk)
+        if status is None or status["standalone"]:
+            return {"changed": False, "status": status}
+        self.write_config(disk, self.current_dual(disk))
+        self._adm(cmds, cmds.disconnect(), "disconnect")
+        return {"changed": True, "status": self.status(disk)}
+
+    def role(self, req: DiskRequest, role: str, force: bool = False) -> Dict[str, Any]:
+        disk = DrbdDisk.from_request(req)
+        cmds = self.commands(disk)
+        self._need_module()
+        status = self.status(disk)
+        if status is None:
+            raise StorageError(f"disk {req.index} of {req.instance}: {disk.device} is not configured; assemble it")
+        if status["primary"] == (role == "primary"):
+            return {"changed": False, "status": status}
+        self.write_config(disk, self.current_dual(disk))
+        argv = cmds.primary(force=force) if role == "primary" else cmds.secondary()
+        self._adm(cmds, argv, role)
+        return {"changed": True, "status": self.status(disk)}
+
+    def shutdown(self, req: DiskRequest) -> Dict[str, Any]:
+        disk = DrbdDisk.from_request(req)
+        if self.status(disk) is None:
+            return {"changed": False}
+        cmds = self.commands(disk)
+        self.write_config(disk, self.current_dual(disk))
+        self._adm(cmds, cmds.down(), "down")
+        return {"changed": True}

@@ -1,0 +1,83 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: herd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: cluster_verify
+short_description: Check the cluster's health and consistency (gnt-cluster verify)
+version_added: 0.1.0
+description:
+  - Checks config consistency, that every online node answers with the master's agent version, that master
+    candidates hold the current config serial, that node facts are sane, and reports interrupted jobs.
+  - Returns structured findings (severity, Ganeti-style code, object, message).
+author: herd contributors (@herd-cluster)
+extends_documentation_fragment:
+  - herd.cluster.common
+attributes:
+  check_mode:
+    support: full
+    description: Read-only.
+  diff_mode:
+    support: none
+    description: Read-only; nothing to diff.
+options:
+  fail_on_error:
+    description: Fail the task when a finding has severity C(error).
+    type: bool
+    default: false
+'''
+
+EXAMPLES = r'''
+- name: Verify, failing the play on errors
+  herd.cluster.cluster_verify:
+    fail_on_error: true
+'''
+
+RETURN = r'''
+ok:
+  description: True when no finding is an error.
+  returned: always
+  type: bool
+findings:
+  description: Findings with C(severity), C(code), C(object), C(message).
+  returned: always
+  type: list
+  elements: dict
+lines:
+  description: The findings as text lines.
+  returned: always
+  type: list
+  elements: str
+errors:
+  description: Number of errors.
+  returned: always
+  type: int
+warnings:
+  description: Number of warnings.
+  returned: always
+  type: int
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import verify
+
+
+def main():
+    argument_spec = dict(fail_on_error=dict(type='bool', default=False))
+    argument_spec.update(COMMON_ARGS)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    result = run(module, verify.verify)
+    if module.params['fail_on_error'] and not result['ok']:
+        module.fail_json(msg='cluster verify found %d error(s): %s' % (result['errors'], '; '.join(
+            line for line in result['lines'] if line.startswith('ERROR'))), **result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == '__main__':
+    main()

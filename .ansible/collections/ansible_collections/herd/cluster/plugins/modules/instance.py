@@ -1,0 +1,189 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: herd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: instance
+short_description: Declare an instance (gnt-instance add/modify/grow-disk/startup/shutdown/remove)
+version_added: 0.1.0
+description:
+  - Makes one instance match its declaration. Missing instances are created (disks, OS, config, and started
+    with I(state=running)); existing ones are modified where they differ; I(state=absent) stops the instance
+    and removes it with its disks and runtime files.
+  - Without I(primary_node) the allocator chooses the node(s); when placement fails the error names every node
+    and why it was rejected.
+  - Memory, vCPU, NIC and hypervisor changes on a running instance apply at the next restart, unless
+    I(restart_on_change=true); the diff and C(actions) say which.
+  - Disks only grow. Identifiers (UUID, MACs, VNC port, disk ids) are generated once and kept.
+author: herd contributors (@herd-cluster)
+extends_documentation_fragment:
+  - herd.cluster.common
+attributes:
+  check_mode:
+    support: full
+    description: Returns the plan, including the nodes the allocator would choose; touches no node.
+  diff_mode:
+    support: full
+    description: Before and after of the instance.
+options:
+  name:
+    description: Instance name (a host name).
+    type: str
+    required: true
+  state:
+    description:
+      - C(present) defined with disks, not necessarily running; C(running); C(stopped); C(absent) removed.
+      - C(restarted) stops and starts it (always a change, like gnt-instance reboot), applying pending changes.
+      - C(present) leaves the running state of an existing instance as it is.
+    type: str
+    choices: [present, running, stopped, restarted, absent]
+    default: present
+  disk_template:
+    description: C(diskless), C(file), C(sharedfile), C(plain) or C(drbd). Required to create; immutable after.
+    type: str
+    choices: [diskless, file, sharedfile, plain, drbd]
+  hypervisor:
+    description: C(kvm) or C(fake); defaults to the cluster's first enabled hypervisor.
+    type: str
+    choices: [kvm, fake]
+  disks:
+    description: Disks, each a size (C(10G), C(512M), MiB as a number) or a mapping with C(size), C(name), C(vg).
+    type: list
+    elements: raw
+  nics:
+    description: NICs, each a mapping with C(link) (bridge), C(vlan), C(mac), C(ip), C(network), C(name).
+      A NIC without C(mac) gets one from the cluster prefix, kept forever.
+    type: list
+    elements: dict
+  memory:
+    description: Maximum memory (C(1G), C(512M) or MiB).
+    type: raw
+  minmem:
+    description: Minimum memory; defaults to I(memory).
+    type: raw
+  vcpus:
+    description: Virtual CPUs.
+    type: int
+  hvparams:
+    description:
+      - Hypervisor parameters overriding the cluster defaults, for kvm C(kernel_path), C(initrd_path),
+        C(kernel_args), C(cpu_type), C(machine_type) (C(pc) or C(q35)), C(firmware) (C(bios) or C(uefi)),
+        C(disk_cache), C(disk_aio), C(serial_console), C(vnc_bind_address) (default C(127.0.0.1)), C(accel)
+        (C(kvm) or C(tcg)), C(migration_bandwidth) (MiB/s), C(migration_downtime) (ms).
+    type: dict
+  os:
+    description: OS provider run at creation. C(noop), C(image) (copies I(osparams.image) onto disk 0) or
+      C(cloud_init) (a NoCloud seed attached as a CD).
+    type: str
+    choices: [noop, image, cloud_init]
+  osparams:
+    description: Parameters of the OS provider (C(image); C(hostname), C(ssh_authorized_keys), C(user_data),
+      C(network_config), C(password) for cloud_init).
+    type: dict
+  tags:
+    description: Tags; the list replaces the current tags.
+    type: list
+    elements: str
+  primary_node:
+    description: Node to create the instance on; without it the allocator chooses.
+    type: str
+  secondary_node:
+    description: Secondary node for C(drbd).
+    type: str
+  restart_on_change:
+    description: Restart a running instance to apply changes that need a restart.
+    type: bool
+    default: false
+'''
+
+EXAMPLES = r'''
+- name: A small web server on shared storage, placed by the allocator
+  herd.cluster.instance:
+    name: web1.example.org
+    state: running
+    disk_template: sharedfile
+    disks: [10G]
+    memory: 1G
+    vcpus: 2
+    nics:
+      - link: br0
+    hvparams:
+      machine_type: q35
+      firmware: uefi
+
+- name: Grow its disk and give it more memory at the next restart
+  herd.cluster.instance:
+    name: web1.example.org
+    disks: [20G]
+    memory: 2G
+
+- name: Remove it with its disks
+  herd.cluster.instance:
+    name: web1.example.org
+    state: absent
+'''
+
+RETURN = r'''
+instance:
+  description: The instance after the change (null after removal).
+  returned: always
+  type: dict
+placement:
+  description: Chosen nodes and, for each node not chosen, why.
+  returned: when an instance is created
+  type: dict
+actions:
+  description: What was (or in check mode would be) done to an existing instance.
+  returned: when an existing instance is examined
+  type: list
+  elements: str
+status:
+  description: Where the instance runs and its Ganeti-style status (running, ADMIN_down, ERROR_up, ...).
+  returned: when an existing instance is examined
+  type: dict
+msg:
+  description: What was done.
+  returned: always
+  type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import instance as instance_op
+
+PARAMS = ('name', 'state', 'disk_template', 'hypervisor', 'disks', 'nics', 'memory', 'minmem', 'vcpus', 'hvparams',
+          'os', 'osparams', 'tags', 'primary_node', 'secondary_node', 'restart_on_change')
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type='str', required=True),
+        state=dict(type='str', default='present', choices=['present', 'running', 'stopped', 'restarted', 'absent']),
+        disk_template=dict(type='str', choices=['diskless', 'file', 'sharedfile', 'plain', 'drbd']),
+        hypervisor=dict(type='str', choices=['kvm', 'fake']),
+        disks=dict(type='list', elements='raw'),
+        nics=dict(type='list', elements='dict'),
+        memory=dict(type='raw'),
+        minmem=dict(type='raw'),
+        vcpus=dict(type='int'),
+        hvparams=dict(type='dict'),
+        os=dict(type='str', choices=['noop', 'image', 'cloud_init']),
+        osparams=dict(type='dict', no_log=True),
+        tags=dict(type='list', elements='str'),
+        primary_node=dict(type='str'),
+        secondary_node=dict(type='str'),
+        restart_on_change=dict(type='bool', default=False),
+    )
+    argument_spec.update(COMMON_ARGS)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    spec = dict((key, module.params[key]) for key in PARAMS)
+    module.exit_json(**run(module, instance_op.ensure, spec))
+
+
+if __name__ == '__main__':
+    main()

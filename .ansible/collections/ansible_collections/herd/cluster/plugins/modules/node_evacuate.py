@@ -1,0 +1,113 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: herd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: node_evacuate
+short_description: Move every instance off a node (gnt-node migrate/evacuate/failover)
+version_added: 0.1.0
+description:
+  - Primary instances are live-migrated (or failed over when they are not running, or with I(live=false)) to the
+    targets of the allocator's node-evacuate answer; each instance is its own job, at most I(max_parallel) at once.
+  - Returns what moved and, for what did not, why.
+author: herd contributors (@herd-cluster)
+extends_documentation_fragment:
+  - herd.cluster.common
+attributes:
+  check_mode:
+    support: full
+    description: Returns the planned moves.
+  diff_mode:
+    support: none
+    description: Read-only; nothing to diff.
+options:
+  node:
+    description: Node to evacuate.
+    type: str
+    required: true
+  mode:
+    description: C(primary) instances, C(secondary) instances (drbd), or C(all).
+    type: str
+    choices: [primary, secondary, all]
+    default: all
+  live:
+    description: Migrate running instances live; with C(false) fail them over.
+    type: bool
+    default: true
+  ignore_consistency:
+    description: Fail over even when the node does not answer (a dead node).
+    type: bool
+    default: false
+  max_parallel:
+    description: Moves running at the same time.
+    type: int
+    default: 1
+'''
+
+EXAMPLES = r'''
+- name: Empty node2 before maintenance, three moves at a time
+  herd.cluster.node_evacuate:
+    node: node2
+    mode: primary
+    max_parallel: 3
+'''
+
+RETURN = r'''
+planned:
+  description: Moves planned (instance, from, to, how).
+  returned: always
+  type: list
+  elements: dict
+moved:
+  description: Moves done.
+  returned: always
+  type: list
+  elements: dict
+failed:
+  description: Instances that could not be moved, with the reason (empty when the task succeeds).
+  returned: success
+  type: list
+  elements: dict
+failures:
+  description: Instances that could not be moved, with the reason.
+  returned: failure
+  type: list
+  elements: dict
+msg:
+  description: Summary.
+  returned: always
+  type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import migrate
+
+
+def main():
+    argument_spec = dict(
+        node=dict(type='str', required=True),
+        mode=dict(type='str', default='all', choices=['primary', 'secondary', 'all']),
+        live=dict(type='bool', default=True),
+        ignore_consistency=dict(type='bool', default=False),
+        max_parallel=dict(type='int', default=1),
+    )
+    argument_spec.update(COMMON_ARGS)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    spec = dict((k, module.params[k]) for k in ('node', 'mode', 'live', 'ignore_consistency', 'max_parallel'))
+    result = run(module, migrate.evacuate, spec)
+    if result['failed']:
+        # 'failed' is Ansible's own key in a failed result: hand the list over as 'failures'
+        result['failures'] = result.pop('failed')
+        module.fail_json(msg=result.pop('msg') + ': ' + '; '.join('%s: %s' % (f['instance'], f['reason'])
+                                                                  for f in result['failures']), **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,184 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: rebalance
+short_description: Plan (and later execute) an hbal-style cluster rebalance
+version_added: 0.1.0
+description:
+  - Runs herd's balancer (Ganeti hbal's greedy best-move loop and score) over the cluster and returns the plan
+    with the initial score, every move with the score after it, the final score and the job sets (moves in a
+    set touch disjoint nodes and may run in parallel).
+  - The cluster comes from I(cluster_file) (a Ganeti htools text file) or, on the master, from herd's config.
+  - Executing the plan is not available yet; without check mode and with I(execute=true) the module fails
+    and says so. Use check mode or I(execute=false) to get the plan.
+author: herd contributors
+attributes:
+  check_mode:
+    support: full
+    description: Returns the plan; nothing is changed.
+  diff_mode:
+    support: none
+options:
+  cluster_file:
+    description: Path of a Ganeti htools text file (C(hbal -t)). Without it herd's config is read on the master.
+    type: path
+  group:
+    description: Node group to balance (C(-G)). Default every group, one after the other.
+    type: str
+  max_moves:
+    description: Maximum number of moves (C(-l)); -1 is unlimited.
+    type: int
+    default: -1
+  min_gain:
+    description: Minimum gain per move once the score is below I(min_gain_limit) (C(-g)).
+    type: float
+    default: 0.01
+  min_gain_limit:
+    description: Score above which every improvement is taken (C(--min-gain-limit)).
+    type: float
+    default: 0.1
+  min_score:
+    description: Stop when the score is this close to the theoretical optimum (C(-e)).
+    type: float
+    default: 1.0e-9
+  evac_mode:
+    description: Only move instances off offline nodes (C(--evac-mode)).
+    type: bool
+    default: false
+  no_disk_moves:
+    description: Only failovers, no replace-disks (C(--no-disk-moves)).
+    type: bool
+    default: false
+  no_instance_moves:
+    description: Only secondary changes (C(--no-instance-moves)).
+    type: bool
+    default: false
+  restricted_migration:
+    description: Never migrate onto nodes that are not already secondaries (C(--restricted-migration)).
+    type: bool
+    default: false
+  ignore_soft_errors:
+    description: Ignore soft placement errors (C(--ignore-soft-errors)).
+    type: bool
+    default: false
+  ignore_dynu:
+    description: Ignore dynamic utilisation (C(--ignore-dynu)).
+    type: bool
+    default: false
+  exclusion_tags:
+    description: Instance tag prefixes that must not share a node (C(--exclusion-tags)); adds to cluster tags.
+    type: list
+    elements: str
+    default: []
+  offline_nodes:
+    description: Treat these nodes as offline (C(-O)).
+    type: list
+    elements: str
+    default: []
+  select_instances:
+    description: Only move these instances.
+    type: list
+    elements: str
+    default: []
+  exclude_instances:
+    description: Never move these instances.
+    type: list
+    elements: str
+    default: []
+  time_limit:
+    description: Stop searching after this many seconds and return the moves found so far.
+    type: float
+  execute:
+    description: Execute the job sets. Not available yet (fails clearly).
+    type: bool
+    default: false
+'''
+
+EXAMPLES = r'''
+- name: Show what a rebalance would do
+  herd.cluster.rebalance:
+    max_moves: 20
+  check_mode: true
+  register: plan
+
+- name: Plan from a Ganeti text dump
+  herd.cluster.rebalance:
+    cluster_file: /tmp/cluster.data
+    exclusion_tags: [service]
+'''
+
+RETURN = r'''
+initial_score:
+  description: Score before the first move (sum over the groups balanced).
+  returned: always
+  type: float
+final_score:
+  description: Score after the last move.
+  returned: always
+  type: float
+moves:
+  description: Moves in order; each with instance, move (hbal notation), old and new nodes, score after it,
+    commands and touched nodes.
+  returned: always
+  type: list
+  elements: dict
+jobsets:
+  description: Lists of instance names; the moves of one set touch disjoint nodes.
+  returned: always
+  type: list
+  elements: list
+groups:
+  description: Per group result (initial, final and optimal score, moves, job sets, stop reason).
+  returned: always
+  type: list
+  elements: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.herd.cluster.plugins.module_utils.herd.allocator.modsupport import (
+    PlanError, rebalance_plan)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            cluster_file=dict(type='path'),
+            group=dict(type='str'),
+            max_moves=dict(type='int', default=-1),
+            min_gain=dict(type='float', default=0.01),
+            min_gain_limit=dict(type='float', default=0.1),
+            min_score=dict(type='float', default=1e-9),
+            evac_mode=dict(type='bool', default=False),
+            no_disk_moves=dict(type='bool', default=False),
+            no_instance_moves=dict(type='bool', default=False),
+            restricted_migration=dict(type='bool', default=False),
+            ignore_soft_errors=dict(type='bool', default=False),
+            ignore_dynu=dict(type='bool', default=False),
+            exclusion_tags=dict(type='list', elements='str', default=[]),
+            offline_nodes=dict(type='list', elements='str', default=[]),
+            select_instances=dict(type='list', elements='str', default=[]),
+            exclude_instances=dict(type='list', elements='str', default=[]),
+            time_limit=dict(type='float'),
+            execute=dict(type='bool', default=False),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        plan = rebalance_plan(module.params)
+    except PlanError as exc:
+        module.fail_json(msg=str(exc))
+    if module.params['execute'] and not module.check_mode and plan['moves']:
+        module.fail_json(msg='executing a rebalance is not available yet (the migrate/failover/'
+                             'replace-secondary job sets are not wired); nothing was changed. '
+                             'Run in check mode or with execute=false for the plan.', **plan)
+    module.exit_json(changed=False, **plan)
+
+
+if __name__ == '__main__':
+    main()

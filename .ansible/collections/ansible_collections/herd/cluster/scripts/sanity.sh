@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# ansible-test sanity on the collection. It needs the collection at
+# .../ansible_collections/herd/cluster (a copy of the committed files is made
+# there) and its test requirements: installed, from ansible-core's own pinned
+# sanity requirement files, into a separate venv /opt/herd/sanity-venv
+# (ansible-test's --venv mode would download pip from a host we cannot reach).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv=${HERD_SANITY_VENV:-/opt/herd/sanity-venv}
+core=$(grep '^ansible-core==' "$root/requirements-dev.txt")
+stamp="$venv/.herd-sanity"
+if [ ! -x "$venv/bin/ansible-test" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$core" ]; then
+  echo "sanity: building $venv" >&2
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip >&2
+  "$venv/bin/pip" install -q "$core" >&2
+  reqs=$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.join(os.path.dirname(ansible_test.__file__), "_data", "requirements"))')
+  for f in "$reqs"/sanity.*.txt; do
+    "$venv/bin/pip" install -q -r "$f" >&2
+  done
+  echo "$core" > "$stamp"
+fi
+# outside the repository: inside it, ansible-test would see .build as git-ignored
+work=$(mktemp -d /tmp/herd-sanity.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+dest="$work/ansible_collections/herd/cluster"
+# ansible-test bootstraps pip in its per-test venvs with a script it downloads
+# from a host we cannot reach; give it ours (see the script's docstring).
+pip_version=$("$venv/bin/python" -c 'from ansible_test._internal.python_requirements import PIP_VERSION; print(PIP_VERSION)' 2>/dev/null || echo 24.2)
+mkdir -p /root/.ansible/test/cache
+cp "$root/scripts/ansible-test-get-pip.py" "/root/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+mkdir -p "$dest"
+(cd "$root" && git ls-files -z | xargs -0 -I{} cp --parents {} "$dest")
+cd "$dest"
+export PATH="$venv/bin:$PATH"
+ansible-test sanity --local --python "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
+  --color no "$@"

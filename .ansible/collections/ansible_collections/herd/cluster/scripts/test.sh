@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command: on a fresh Debian 12 machine (as root) install what the
+# tests need, then run, in order: ruff, ansible-lint, ansible-test sanity,
+# the molecule scenarios of the roles, and pytest (unit tests, then the
+# integration tests on a real virtual cluster with real sshd and QEMU).
+# Long fault tests are marked `slow` and run with HERD_SLOW=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+venv=$(scripts/setup.sh | tail -n 1)
+export PATH="$venv/bin:$PATH"
+export ANSIBLE_CONFIG="$root/ansible.cfg"
+scripts/build-collection-link
+export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
+
+stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
+
+stage "ruff"
+ruff check --quiet plugins tests bench scripts/vcluster files
+
+stage "ansible-lint"
+ansible-lint --offline -q roles playbooks
+
+stage "ansible-test sanity"
+scripts/sanity.sh
+
+if [ -x tests/molecule/run.sh ]; then
+  stage "molecule"
+  tests/molecule/run.sh
+fi
+
+stage "pytest: unit and integration"
+marker=()
+[ "${HERD_SLOW:-0}" = 1 ] || marker=(-m "not slow")
+exec python -m pytest -p no:cacheprovider -q "${marker[@]}" tests/unit tests/integration

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Molecule scenarios of the node bootstrap roles (extensions/molecule/*), each
+# on a fresh virtual cluster of its own (scripts/vcluster, name herdmol by
+# default, so it never disturbs the cluster other tests use):
+# check mode, converge, idempotence (second run: changed=0), verify.
+#
+#   tests/molecule/run.sh                 all scenarios
+#   tests/molecule/run.sh node_network    some of them
+#
+# Needs root (namespaces, loop devices) and the venv of scripts/setup.sh.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+venv=${HERD_VENV:-/opt/herd/venv}
+export PATH="$venv/bin:$PATH"
+"$root/scripts/build-collection-link"
+export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
+export NO_COLOR=1 ANSIBLE_NOCOLOR=1 PY_COLORS=0
+name=${HERD_MOLECULE_VCLUSTER:-herdmol}
+export HERD_MOLECULE_INVENTORY="$root/.build/molecule/$name/hosts.yml"
+export HERD_MOLECULE_GROUP_VARS="$root/inventories/vcluster/group_vars"
+# ansible-compat / molecule caches go under .build, not the home directory
+export MOLECULE_EPHEMERAL_DIRECTORY_ROOT="$root/.build/molecule/ephemeral"
+mkdir -p "$(dirname "$HERD_MOLECULE_INVENTORY")"
+
+if [ $# -gt 0 ]; then
+  scenarios=("$@")
+else
+  scenarios=(node_base node_network node_storage node_drbd node_hypervisor node)
+fi
+
+vcluster() { "$root/scripts/vcluster" "$@"; }
+trap 'vcluster down --name "$name" >/dev/null 2>&1 || true' EXIT
+
+failed=()
+summary=()
+for scenario in "${scenarios[@]}"; do
+  [ -f "$root/extensions/molecule/$scenario/molecule.yml" ] || { echo "no scenario $scenario" >&2; exit 2; }
+  vcluster down --name "$name" >/dev/null 2>&1 || true
+  vcluster up --name "$name" --inventory "$HERD_MOLECULE_INVENTORY" >/dev/null
+  start=$(date +%s)
+  if (cd "$root" && molecule test -s "$scenario"); then
+    result=passed
+  else
+    result=FAILED
+    failed+=("$scenario")
+  fi
+  summary+=("molecule $scenario: $result in $(( $(date +%s) - start )) s")
+done
+printf '%s\n' "${summary[@]}"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "molecule: failed: ${failed[*]}" >&2
+  exit 1
+fi

@@ -1,0 +1,49 @@
+import os
+
+import pytest
+
+from plugins.module_utils.herd.config import ConfigStore
+from plugins.module_utils.herd.jobs import Journal
+from plugins.module_utils.herd.ops.common import Context
+
+from .fakes import FakeNode, FakeRpc
+
+
+@pytest.fixture
+def nodes():
+    return [FakeNode(f"node{i}", f"198.51.100.{10 + i}", f"203.0.113.{10 + i}", i) for i in (1, 2, 3, 4)]
+
+
+@pytest.fixture
+def ctx(tmp_path, nodes):
+    store = ConfigStore(str(tmp_path / "state"))
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("".join(f"{n.name},{n.addresses[0]} ssh-ed25519 {n.host_key}\n" for n in nodes[:3]))
+    context = Context(store=store, journal=Journal(store.state_dir), rpc=FakeRpc(nodes, nodes[0], store),
+                      local_node="node1", known_hosts=str(known_hosts), lock_timeout=2)
+    return context
+
+
+def init_spec(**extra):
+    spec = {"name": "cluster.example", "primary_ip": "198.51.100.11", "secondary_ip": "203.0.113.11"}
+    spec.update(extra)
+    return spec
+
+
+def add_spec(i, **extra):
+    spec = {"name": f"node{i}", "primary_ip": f"198.51.100.{10 + i}", "secondary_ip": f"203.0.113.{10 + i}"}
+    spec.update(extra)
+    return spec
+
+
+@pytest.fixture
+def cluster(ctx):
+    from plugins.module_utils.herd.ops import cluster as cluster_op, node as node_op
+    cluster_op.present(ctx, init_spec(enabled_hypervisors=["kvm", "fake"]))
+    node_op.present(ctx, add_spec(2))
+    node_op.present(ctx, add_spec(3))
+    return ctx
+
+
+def state_files(ctx):
+    return sorted(os.listdir(ctx.store.state_dir))

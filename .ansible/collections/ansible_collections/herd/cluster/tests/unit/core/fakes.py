@@ -1,0 +1,177 @@
+"""A fake set of nodes answering the agent verbs the ops use, in process."""
+
+import base64
+import copy
+from typing import Any, Dict, List, Optional
+
+from plugins.module_utils.herd.errors import RpcError
+from plugins.module_utils.herd.version import VERSION
+
+
+def fake_host_key(seed: int) -> str:
+    blob = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes([seed % 256]) * 32
+    return base64.b64encode(blob).decode()
+
+
+class FakeNode:
+    def __init__(self, name: str, primary_ip: str, secondary_ip: str, index: int):
+        self.name = name
+        self.addresses = [primary_ip, secondary_ip]
+        self.hostname = name
+        self.host_key = fake_host_key(index)
+        self.ssconf: Optional[Dict[str, Any]] = None
+        self.config: Optional[Dict[str, Any]] = None
+        self.reachable = True
+        self.agent_version = VERSION
+        self.memory_total = 4096
+        self.calls: List[str] = []
+        self.disks: Dict[str, int] = {}        # "<instance>/<disk uuid>" -> MiB
+        self.running: Dict[str, Dict[str, Any]] = {}  # instance -> runtime spec
+        self.runtime_files: set = set()
+        self.fail: Dict[str, str] = {}         # verb -> error message to raise
+        self.incoming: Dict[str, Any] = {}
+        self.migrating: Dict[str, Any] = {}
+        self.migration_status: Optional[Dict[str, Any]] = None
+        self.aborted: List[str] = []
+        self.migrated: set = set()
+        self.drbd_modes: List[Any] = []
+
+
+class FakeRpc:
+    """Implements call/call_many like rpc.Rpc over FakeNodes keyed by primary IP."""
+
+    def __init__(self, nodes: List[FakeNode], local: FakeNode, store: Any):
+        self.by_ip = {n.addresses[0]: n for n in nodes}
+        self.local = local
+        self.store = store  # the master's ConfigStore: the local node's files
+        self.shared_disks: Dict[str, int] = {}
+
+    def node_for(self, endpoint: Any) -> FakeNode:
+        node = self.by_ip.get(endpoint.address)
+        if node is None or not node.reachable:
+            raise RpcError(endpoint.name, "connect", f"cannot reach {endpoint.address}:22: No route to host")
+        if endpoint.name != self.local.name and endpoint.host_keys.get("ssh-ed25519") != node.host_key:
+            raise RpcError(endpoint.name, "connect", "host key mismatch")
+        return node
+
+    def call(self, endpoint: Any, verb: str, args: Optional[Dict[str, Any]] = None, timeout: Any = None) -> Dict[str, Any]:
+        node = self.node_for(endpoint)
+        node.calls.append(verb)
+        if node.agent_version != VERSION:
+            raise RpcError(endpoint.name, verb, f"the agent there is version {node.agent_version!r} but this master is {VERSION}")
+        args = args or {}
+        if verb in node.fail:
+            raise RpcError(endpoint.name, verb, node.fail[verb])
+        instance_answer = self.instance_verb(node, verb, args)
+        if instance_answer is not None:
+            return instance_answer
+        if verb == "node_facts":
+            return {"hostname": node.hostname, "addresses": list(node.addresses), "memory_total": node.memory_total,
+                    "memory_free": 2048, "cpu_count": 2, "qemu_version": "7.2.0", "agent_version": VERSION,
+                    "kvm": {"usable": False, "reason": "test"}, "bridges": ["br0"],
+                    "volume_group": {"name": args.get("vg"), "present": True, "size": 2048, "free": 2048},
+                    "file_storage": [{"path": p, "exists": True, "total": 1000, "free": 1000}
+                                     for p in args.get("file_dirs", [])]}
+        if verb == "cluster_membership":
+            if node is self.local:
+                ssconf = self.store.load_ssconf()
+                serial = self.store.load().serial_no if self.store.exists() else None
+                return {"ssconf": ssconf, "config_serial": serial}
+            return {"ssconf": copy.deepcopy(node.ssconf),
+                    "config_serial": node.config["serial_no"] if node.config else None}
+        if verb == "ssconf_write":
+            node.ssconf = copy.deepcopy(args["ssconf"])
+            return {"changed": True}
+        if verb == "config_write":
+            node.config = copy.deepcopy(args["config"])
+            from plugins.module_utils.herd.config import Config
+            node.ssconf = Config.from_dict(node.config).ssconf()
+            return {"changed": True, "serial_no": node.config["serial_no"]}
+        if verb == "cluster_leave":
+            node.ssconf = None
+            node.config = None
+            return {"changed": True}
+        raise RpcError(endpoint.name, verb, "unknown verb in fake")
+
+    def instance_verb(self, node: FakeNode, verb: str, args: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        if verb.startswith("disk_"):
+            key = f"{args['instance']}/{args['disk']['uuid']}"
+            if args["template"] == "sharedfile":  # one directory seen by every node
+                for other in self.by_ip.values():
+                    other.disks = self.shared_disks
+            if verb == "disk_create":
+                node.disks.setdefault(key, args["disk"]["size"])
+                return {"logical_id": {"path": f"/fake/{key}"}, "changed": True}
+            if verb == "disk_remove":
+                node.disks.pop(key, None)
+                return {"changed": True}
+            if verb == "disk_grow":
+                assert args["new_size"] >= node.disks[key]
+                node.disks[key] = args["new_size"]
+                return {"changed": True}
+            if verb == "disk_assemble":
+                assert key in node.disks, f"disk {key} missing on {node.name}"
+                return {"path": f"/fake/{key}"}
+        if verb in ("os_install", "cloud_init_seed_create", "cloud_init_seed_remove"):
+            return {"changed": True}
+        if verb == "instance_start":
+            spec = args["instance"]
+            node.running[spec["name"]] = spec
+            node.runtime_files.add(spec["name"])
+            return {"changed": True}
+        if verb == "instance_stop":
+            node.running.pop(args["name"], None)
+            return {"changed": True}
+        if verb == "instance_cleanup":
+            node.runtime_files.discard(args["name"])
+            return {"changed": True}
+        if verb == "instance_list":
+            listed = {name: {"memory": spec["memory"], "status": "running"} for name, spec in node.running.items()}
+            if args.get("all"):
+                listed.update({name: {"status": "incoming"} for name in node.incoming})
+                listed.update({name: {"status": "migrated"} for name in node.migrated})
+            return {"instances": listed}
+        if verb == "instance_disk_grown":
+            return {"changed": True}
+        if verb == "migration_info":
+            return {"runtime": dict(node.running[args["name"]])}
+        if verb == "migration_accept":
+            node.incoming[args["name"]] = args["runtime"]
+            return {"port": 8102}
+        if verb == "migration_start":
+            node.migrating[args["name"]] = args
+            return {"changed": True}
+        if verb == "migration_status":
+            return node.migration_status or {"status": "completed", "total_time_ms": 700, "downtime_ms": 20,
+                                             "transferred": 1, "total": 1, "remaining": 0}
+        if verb == "migration_finalize":
+            name = args["name"]
+            if args["role"] == "target":
+                spec = node.incoming.pop(name, None)
+                if args["success"] and spec is not None:
+                    node.running[name] = spec
+            else:
+                node.running.pop(name, None)
+                node.migrating.pop(name, None)
+                node.migrated.discard(name)
+            return {"changed": True}
+        if verb == "migration_abort":
+            node.migrating.pop(args["name"], None)
+            node.aborted.append(args["name"])
+            return {"changed": True}
+        if verb == "drbd_set_mode":
+            node.drbd_modes.append((args["instance"], args["role"], args["dual_primary"]))
+            return {"changed": True}
+        return None
+
+    def call_many(self, calls: List[Any], timeout: Any = None) -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
+        for endpoint, verb, args in calls:
+            try:
+                out[endpoint.name] = self.call(endpoint, verb, args)
+            except RpcError as exc:
+                out[endpoint.name] = exc
+        return out
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,179 @@
+import pytest
+
+from plugins.module_utils.herd.allocator import herdplace
+from plugins.module_utils.herd.errors import PrerequisiteError, ValidationError
+from plugins.module_utils.herd.ops import instance as instance_op
+from plugins.module_utils.herd.ops import info
+
+
+@pytest.fixture
+def first_fit(monkeypatch):
+    """Placement stand-in for these op tests: the first node(s) by name, or the ones given."""
+    def place(config, facts, request, primary=None, secondary=None):
+        names = sorted(n for n, node in config["nodes"].items() if not node["offline"] and not node["drained"])
+        pri = primary or names[0]
+        sec = secondary or next((n for n in names if n != pri), None)
+        return {"success": True, "primary": pri, "secondary": sec if request["required_nodes"] == 2 else None,
+                "reasons": []}
+    monkeypatch.setattr(herdplace, "place", place)
+
+
+def spec(**extra):
+    base = {"name": "web1", "state": "running", "disk_template": "file", "disks": ["1G"], "memory": "256M",
+            "vcpus": 1, "hypervisor": "fake"}
+    base.update(extra)
+    return base
+
+
+def test_create_running_instance_makes_disks_starts_and_records(cluster, nodes, first_fit):
+    result = instance_op.ensure(cluster, spec())
+    assert result["changed"] is True
+    inst = cluster.store.load().instances["web1"]
+    assert inst.admin_state == "up" and inst.primary_node == "node1"
+    assert nodes[0].disks == {f"web1/{inst.disks[0].uuid}": 1024}
+    assert "web1" in nodes[0].running
+
+
+def test_second_identical_run_changes_nothing(cluster, first_fit):
+    instance_op.ensure(cluster, spec())
+    serial = cluster.store.load().serial_no
+    result = instance_op.ensure(cluster, spec())
+    assert result["changed"] is False, result
+    assert cluster.store.load().serial_no == serial
+
+
+def test_sizes_in_other_units_are_the_same_size(cluster, first_fit):
+    instance_op.ensure(cluster, spec())
+    assert instance_op.ensure(cluster, spec(disks=["1024M"], memory=256))["changed"] is False
+
+
+def test_check_mode_create_reports_placement_and_touches_nothing(cluster, nodes, first_fit):
+    cluster.check_mode = True
+    result = instance_op.ensure(cluster, spec())
+    assert result["placement"]["primary"] == "node1"
+    assert "web1" not in cluster.store.load().instances
+    assert nodes[0].disks == {} and nodes[0].running == {}
+
+
+def test_macs_and_ids_are_generated_once_and_kept(cluster, first_fit):
+    instance_op.ensure(cluster, spec(hypervisor="kvm", nics=[{"link": "br0"}]))
+    first = cluster.store.load().instances["web1"]
+    instance_op.ensure(cluster, spec(hypervisor="kvm", nics=[{"link": "br0"}], memory="512M",
+                                     restart_on_change=True))
+    again = cluster.store.load().instances["web1"]
+    assert first.nics[0].mac == again.nics[0].mac and first.nics[0].mac.startswith("aa:00:00:")
+    assert first.uuid == again.uuid and first.network_port == again.network_port == 11000
+
+
+def test_memory_change_on_running_instance_waits_for_restart(cluster, nodes, first_fit):
+    instance_op.ensure(cluster, spec())
+    result = instance_op.ensure(cluster, spec(memory="512M"))
+    assert result["changed"] is True
+    assert any("next restart" in a for a in result["actions"])
+    inst = cluster.store.load().instances["web1"]
+    assert inst.pending_restart is True and inst.beparams["maxmem"] == 512
+    assert nodes[0].running["web1"]["memory"] == 256
+
+
+def test_memory_change_with_restart_on_change_restarts(cluster, nodes, first_fit):
+    instance_op.ensure(cluster, spec())
+    result = instance_op.ensure(cluster, spec(memory="512M", restart_on_change=True))
+    assert result["actions"] == ["stop", "start"]
+    assert nodes[0].running["web1"]["memory"] == 512
+    assert cluster.store.load().instances["web1"].pending_restart is False
+
+
+def test_disk_grows(cluster, nodes, first_fit):
+    instance_op.ensure(cluster, spec())
+    result = instance_op.ensure(cluster, spec(disks=["2G"]))
+    inst = cluster.store.load().instances["web1"]
+    assert "grow disk 0 to 2048 MiB" in result["actions"]
+    assert nodes[0].disks[f"web1/{inst.disks[0].uuid}"] == 2048
+
+
+def test_shrinking_a_disk_is_refused(cluster, first_fit):
+    instance_op.ensure(cluster, spec(disks=["2G"]))
+    with pytest.raises(PrerequisiteError, match="disk 0 is 2048 MiB, declared 1024 MiB: disks never shrink"):
+        instance_op.ensure(cluster, spec(disks=["1G"]))
+
+
+def test_changing_the_template_is_refused(cluster, first_fit):
+    instance_op.ensure(cluster, spec())
+    with pytest.raises(PrerequisiteError, match="disk_template is file, declared sharedfile"):
+        instance_op.ensure(cluster, spec(disk_template="sharedfile"))
+
+
+def test_stop_and_start(cluster, nodes, first_fit):
+    instance_op.ensure(cluster, spec())
+    assert instance_op.ensure(cluster, spec(state="stopped"))["actions"] == ["stop"]
+    assert "web1" not in nodes[0].running
+    assert cluster.store.load().instances["web1"].admin_state == "down"
+    assert instance_op.ensure(cluster, spec(state="running"))["actions"] == ["start"]
+    assert "web1" in nodes[0].running
+
+
+def test_start_failure_of_a_new_instance_removes_its_disks_and_config(cluster, nodes, first_fit):
+    nodes[0].fail["instance_start"] = "qemu-system-x86_64: -drive file=/x: Could not open '/x'"
+    with pytest.raises(Exception, match="Could not open '/x'"):
+        instance_op.ensure(cluster, spec())
+    assert "web1" not in cluster.store.load().instances
+    assert nodes[0].disks == {}
+    job = cluster.journal.list()[-1]
+    assert job["opcode"] == "instance_create" and job["status"] == "error"
+    assert any(step["name"].startswith("rollback: remove disk 0") for step in job["steps"])
+
+
+def test_remove_stops_and_deletes_disks_and_runtime_files(cluster, nodes, first_fit):
+    instance_op.ensure(cluster, spec())
+    result = instance_op.ensure(cluster, {"name": "web1", "state": "absent"})
+    assert result["changed"] is True
+    assert nodes[0].disks == {} and nodes[0].running == {} and nodes[0].runtime_files == set()
+    assert "web1" not in cluster.store.load().instances
+    assert instance_op.ensure(cluster, {"name": "web1", "state": "absent"})["changed"] is False
+
+
+def test_instance_info_reports_error_states(cluster, nodes, first_fit):
+    instance_op.ensure(cluster, spec())
+    nodes[0].running.pop("web1")
+    rows = info.instance_info(cluster)["instances"]
+    assert rows[0]["status"] == "ERROR_down"
+    assert info.instance_info(cluster)["table"][0].split()[:5] == ["Instance", "Hypervisor", "OS",
+                                                                   "Primary_node", "Status"]
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"disks": ["10X"]}, "invalid disks\\[0\\] size '10X'"),
+    ({"nics": [{"mac": "zz:00:00:00:00:00"}]}, "invalid MAC address"),
+    ({"nics": [{"vlan": 5000}]}, "vlan 5000 must be an integer from 1 to 4094"),
+    ({"name": "Bad_Name"}, "invalid instance name"),
+    ({"hypervisor": "kvm", "hvparams": {"machine_type": "isapc"}}, "hvparams.machine_type 'isapc' is not one of"),
+    ({"hypervisor": "kvm", "hvparams": {"kernel_path": "vmlinuz"}}, "expected an absolute path"),
+    ({"hvparams": {"kernel_path": "/vmlinuz"}}, r"unknown parameters \['kernel_path'\] for fake"),
+])
+def test_bad_input_is_refused_before_anything_is_touched(cluster, nodes, first_fit, bad, message):
+    with pytest.raises(ValidationError, match=message):
+        instance_op.ensure(cluster, spec(**bad))
+    assert nodes[0].calls.count("disk_create") == 0
+
+
+def test_duplicate_mac_is_refused(cluster, first_fit):
+    instance_op.ensure(cluster, spec(nics=[{"mac": "aa:00:00:00:00:01"}]))
+    with pytest.raises(PrerequisiteError, match="MAC aa:00:00:00:00:01 is already used"):
+        instance_op.ensure(cluster, spec(name="web2", nics=[{"mac": "aa:00:00:00:00:01"}]))
+
+
+def test_drained_node_is_refused_as_explicit_target(cluster, first_fit):
+    from plugins.module_utils.herd.ops import node as node_op
+    node_op.present(cluster, {"name": "node2", "drained": True})
+    with pytest.raises(PrerequisiteError, match="node node2 is drained"):
+        instance_op.ensure(cluster, spec(primary_node="node2"))
+
+
+def test_restarted_always_restarts_and_applies_pending_changes(cluster, nodes, first_fit):
+    instance_op.ensure(cluster, spec())
+    instance_op.ensure(cluster, spec(memory="512M"))
+    assert nodes[0].running["web1"]["memory"] == 256
+    result = instance_op.ensure(cluster, spec(memory="512M", state="restarted"))
+    assert result["actions"] == ["stop", "start"]
+    assert nodes[0].running["web1"]["memory"] == 512
+    assert cluster.store.load().instances["web1"].pending_restart is False

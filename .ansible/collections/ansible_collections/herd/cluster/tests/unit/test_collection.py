@@ -1,0 +1,57 @@
+"""The collection as a whole: metadata agrees, it builds and installs, every module is documented."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def modules():
+    return sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
+
+
+def test_galaxy_version_matches_the_engine_and_agent_version():
+    galaxy = yaml.safe_load((REPO / "galaxy.yml").read_text())
+    source = (REPO / "plugins" / "module_utils" / "herd" / "version.py").read_text()
+    assert re.search(r'VERSION = "([^"]+)"', source).group(1) == galaxy["version"]
+    assert (galaxy["namespace"], galaxy["name"]) == ("herd", "cluster")
+
+
+def test_action_group_lists_every_module():
+    runtime = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())
+    assert sorted(runtime["action_groups"]["herd"]) == modules()
+
+
+def test_every_module_has_documentation_examples_and_return():
+    for name in modules():
+        text = (REPO / "plugins" / "modules" / f"{name}.py").read_text()
+        for block in ("DOCUMENTATION", "EXAMPLES", "RETURN"):
+            assert f"\n{block} = r'''" in text, f"{name} lacks {block}"
+
+
+def test_every_role_has_argument_specs():
+    for role in (REPO / "roles").iterdir():
+        assert (role / "meta" / "argument_specs.yml").exists(), f"role {role.name} lacks meta/argument_specs.yml"
+
+
+def test_collection_builds_installs_and_documents_its_modules(tmp_path):
+    subprocess.run([BIN / "ansible-galaxy", "collection", "build", "--output-path", tmp_path, REPO], check=True,
+                   capture_output=True)
+    artifact = next(tmp_path.glob("herd-cluster-*.tar.gz"))
+    target = tmp_path / "collections"
+    subprocess.run([BIN / "ansible-galaxy", "collection", "install", "-p", target, artifact], check=True,
+                   capture_output=True)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(target))
+    listed = subprocess.run([BIN / "ansible-doc", "-l", "herd.cluster"], check=True, capture_output=True, text=True,
+                            env=env).stdout
+    for name in modules():
+        assert f"herd.cluster.{name}" in listed
+    installed = target / "ansible_collections" / "herd" / "cluster"
+    assert (installed / "plugins" / "module_utils" / "herd" / "agent" / "main.py").exists()
+    assert not (installed / "inventories" / "vcluster" / "hosts.yml").exists()
