@@ -20,6 +20,12 @@ PLAYBOOKS = REPO / "playbooks"
 MASTER = "node1"
 
 
+def rebalance_executes() -> bool:
+    """Whether herd.cluster.rebalance carries moves out yet (it planned only at first)."""
+    path = REPO / "plugins" / "modules" / "rebalance.py"
+    return path.exists() and "not available yet" not in path.read_text()
+
+
 def needs(*modules: str) -> None:
     """Skip (with the reason) while a module these workflows call is not written yet."""
     missing = [m for m in modules if not (REPO / "plugins" / "modules" / f"{m}.py").exists()]
@@ -176,7 +182,9 @@ def test_rolling_reboot_reboots_every_node_and_every_instance_ends_running(site,
              instances("wf-roll-3", "node3", "diskless")]
     sshd_before = {n: vcluster.sshd_pid(n) for n in vcluster.node_names}
 
-    run = ansible_run.playbook(inventory, PLAYBOOKS / "rolling_reboot.yml")
+    # Until rebalance executes moves, the roll is tested without its final rebalance.
+    run = ansible_run.playbook(inventory, PLAYBOOKS / "rolling_reboot.yml",
+                              extra_vars={"herd_reboot_rebalance": rebalance_executes()})
     assert run.rc == 0, run
 
     groups = run.result("Plan the reboot groups", MASTER)["groups"]

@@ -268,6 +268,7 @@ class _Balancer:
         self.victims = victims
         self.offline_set = offline
         self.evals = 0
+        self.full_scans = 0
         per_step = len(victims) * max(0, len(self.online) - 2) * 4
         self.exhaustive = per_step <= opts.exhaustive_limit
         self.prune = (not self.exhaustive) and len(self.online) > 2 * opts.targets
@@ -535,6 +536,7 @@ def _run_lazy(b: _Balancer, room: Callable[[], bool],
     stamp: dict[int, int] = {}
 
     def full_scan() -> None:
+        b.full_scans += 1
         heap.clear()
         b.refresh_targets()
         cur = c.score(b.gdx)

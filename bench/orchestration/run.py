@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Orchestration benchmark: herd beside Ganeti, in one run, as ratios.
+
+Run as root from the repository (after scripts/setup.sh):
+
+    /opt/herd/venv/bin/python bench/orchestration/run.py [--reps 5] [--skip-ganeti] [--skip-kvm]
+
+What it measures (issues 4 and 6):
+  * instance create, from task start to a running guest process:
+    herd `instance` with the fake and the kvm hypervisor; Ganeti
+    `gnt-instance add` on its virtual cluster with its fake hypervisor;
+  * `instance_migrate` and `instance_failover` (fake hypervisor) beside
+    `gnt-instance migrate` / `failover` (fake);
+  * live migration of a kvm guest with N MiB of dirty memory against the
+    physical limit N / migration_bandwidth, and the downtime QEMU reports
+    against the requested migration_downtime;
+  * evacuation of a node with 6 kvm guests, max_parallel 1 versus 6.
+
+herd's times are the module task's duration as Ansible records it (task
+start to task end on the master; the task ends once the QEMU process runs
+or the migration is finalized). Ganeti's are the wall time of the gnt-*
+command. Results: a markdown table on stdout and in bench/orchestration/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+import ansible_run  # noqa: E402
+from vcluster import VCluster  # noqa: E402
+
+CLUSTER = "herdbench"
+
+
+def task_seconds(inventory: Path, module: str, args: Dict[str, Any]) -> float:
+    """Run one herd.cluster module on node1; the task's duration in seconds."""
+    result = ansible_run.module(inventory, "node1", module, args)
+    if result.get("failed"):
+        raise RuntimeError(f"{module} {args.get('name', '')} failed: {result.get('msg')}")
+    return result["duration"]["end"] - result["duration"]["start"]
+
+
+def summary(values: List[float]) -> Dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def guest_paths() -> Dict[str, str]:
+    out = subprocess.run(["/usr/bin/python3", str(REPO / "tests" / "guest" / "build.py")], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def kvm_args(guest: Dict[str, str], name: str, memory: str = "128M", kernel_args: str = "", **extra: Any
+             ) -> Dict[str, Any]:
+    args = {"name": name, "state": "running", "hypervisor": "kvm", "disk_template": "sharedfile",
+            "disks": ["64M"], "memory": memory, "vcpus": 1, "nics": [{"link": "br0"}],
+            "hvparams": {"kernel_path": guest["kernel"], "initrd_path": guest["initrd"], "accel": "tcg",
+                         "kernel_args": f"console=ttyS0 quiet {kernel_args}".strip()}}
+    args.update(extra)
+    return args
+
+
+def herd_fake(inventory: Path, reps: int) -> Dict[str, Any]:
+    create, migrate, failover = [], [], []
+    for i in range(reps):
+        name = f"bfake{i}"
+        create.append(task_seconds(inventory, "instance", {"name": name, "state": "running", "hypervisor": "fake",
+                                                           "disk_template": "sharedfile", "disks": ["64M"],
+                                                           "memory": "128M"}))
+        migrate.append(task_seconds(inventory, "instance_migrate", {"name": name}))
+        failover.append(task_seconds(inventory, "instance_failover", {"name": name}))
+    for i in range(reps):
+        ansible_run.module(inventory, "node1", "instance", {"name": f"bfake{i}", "state": "absent"})
+    return {"add": summary(create), "migrate": summary(migrate), "failover": summary(failover)}
+
+
+def herd_kvm_create(inventory: Path, guest: Dict[str, str], reps: int) -> Dict[str, Any]:
+    times = []
+    for i in range(reps):
+        times.append(task_seconds(inventory, "instance", kvm_args(guest, f"bkvm{i}")))
+        ansible_run.module(inventory, "node1", "instance", {"name": f"bkvm{i}", "state": "absent"})
+    return {"add": summary(times)}
+
+
+def wait_dirty(vcluster: VCluster, node: str, name: str, timeout: float = 300) -> None:
+    """Until the guest says it dirtied its memory (serial console log on the node)."""
+    code = ("import socket,sys,time\n"
+            f"s=socket.socket(socket.AF_UNIX); s.connect('/run/herd/kvm/{name}.serial'); s.settimeout(5)\n"
+            "buf=b''\nend=time.time()+%d\n"
+            "while time.time()<end and b'herd-counter' not in buf:\n"
+            "    try: buf+=s.recv(4096)\n"
+            "    except OSError: pass\n"
+            "print('ok' if b'herd-counter' in buf else 'timeout')\n") % int(timeout)
+    out = vcluster.exec(node, ["python3", "-c", code], timeout=timeout + 30).stdout.strip()
+    if out != "ok":
+        raise RuntimeError(f"{name} did not finish dirtying its memory")
+
+
+def herd_kvm_migration(inventory: Path, vcluster: VCluster, guest: Dict[str, str]) -> List[Dict[str, Any]]:
+    rows = []
+    bandwidth = 128  # MiB/s
+    for dirty, downtime in ((0, 30), (128, 30), (384, 30), (384, 300)):
+        name = f"bmig{dirty}-{downtime}"
+        args = kvm_args(guest, name, memory="512M", kernel_args=f"herd.dirty={dirty}" if dirty else "")
+        args["hvparams"].update({"migration_bandwidth": bandwidth, "migration_downtime": downtime})
+        result = ansible_run.module(inventory, "node1", "instance", args)
+        node = result["instance"]["primary_node"]
+        wait_dirty(vcluster, node, name)
+        migrated = ansible_run.module(inventory, "node1", "instance_migrate", {"name": name})
+        stats = migrated.get("migration", {})
+        seconds = migrated["duration"]["end"] - migrated["duration"]["start"]
+        limit = max(dirty, 1) / bandwidth
+        rows.append({"dirty_mib": dirty, "bandwidth": bandwidth, "requested_downtime_ms": downtime,
+                     "task_s": seconds, "qemu_total_ms": stats.get("total_time_ms"),
+                     "downtime_ms": stats.get("downtime_ms"), "transferred_mib": (stats.get("transferred") or 0) / 2**20,
+                     "limit_s": limit})
+        ansible_run.module(inventory, "node1", "instance", {"name": name, "state": "absent"})
+    return rows
+
+
+def herd_evacuation(inventory: Path, guest: Dict[str, str]) -> Dict[str, float]:
+    out = {}
+    for parallel in (1, 6):
+        names = [f"bev{parallel}-{i}" for i in range(6)]
+        for name in names:
+            ansible_run.module(inventory, "node1", "instance", kvm_args(guest, name, primary_node="node2"))
+        out[f"max_parallel={parallel}"] = task_seconds(inventory, "node_evacuate",
+                                                       {"node": "node2", "mode": "primary",
+                                                        "max_parallel": parallel})
+        for name in names:
+            ansible_run.module(inventory, "node1", "instance", {"name": name, "state": "absent"})
+    return out
+
+
+def ganeti(reps: int) -> Dict[str, Any]:
+    sys.path.insert(0, str(REPO / "bench" / "ganeti"))
+    import measure  # bench/ganeti/measure.py
+
+    return measure.measure_ganeti(reps)
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "n/a"
+
+
+def report(results: Dict[str, Any]) -> str:
+    lines = ["# Orchestration benchmark", "", f"Run {time.strftime('%Y-%m-%d %H:%M')} UTC on this machine "
+             "(2 cores; QEMU under TCG; herd through ansible-playbook on its virtual cluster).", ""]
+    g = results.get("ganeti")
+    f = results["herd_fake"]
+    lines += ["## herd (fake hypervisor) beside Ganeti (fake hypervisor), median seconds", "",
+              "| operation | herd | Ganeti | herd/Ganeti |", "|---|---|---|---|"]
+    for op in ("add", "migrate", "failover"):
+        gm = g[op]["median"] if g and op in g else None
+        lines.append(f"| {op} | {f[op]['median']:.2f} | {gm if gm is None else f'{gm:.2f}'} | "
+                     f"{ratio(f[op]['median'], gm) if gm else 'n/a'} |")
+    if "herd_kvm" in results:
+        k = results["herd_kvm"]["add"]["median"]
+        gm = g["add"]["median"] if g else None
+        lines += ["", f"herd `instance` with kvm (task start to a running QEMU): median {k:.2f} s"
+                  + (f", {ratio(k, gm)} x Ganeti's fake-hypervisor add" if gm else "")]
+    if "migration" in results:
+        lines += ["", "## Live migration of a 512 MiB kvm guest with dirty memory", "",
+                  "| dirty MiB | bandwidth MiB/s | limit s | QEMU total s | task s | total/limit | requested downtime ms "
+                  "| downtime ms |", "|---|---|---|---|---|---|---|---|"]
+        for r in results["migration"]:
+            total = (r["qemu_total_ms"] or 0) / 1000
+            lines.append(f"| {r['dirty_mib']} | {r['bandwidth']} | {r['limit_s']:.2f} | {total:.2f} | "
+                         f"{r['task_s']:.2f} | {ratio(total, r['limit_s'])} | {r['requested_downtime_ms']} | "
+                         f"{r['downtime_ms']} |")
+    if "evacuation" in results:
+        e = results["evacuation"]
+        lines += ["", "## Evacuation of a node with 6 kvm guests", "",
+                  f"max_parallel=1: {e['max_parallel=1']:.1f} s; max_parallel=6: {e['max_parallel=6']:.1f} s; "
+                  f"sequential/parallel = {ratio(e['max_parallel=1'], e['max_parallel=6'])}"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--skip-ganeti", action="store_true")
+    parser.add_argument("--skip-kvm", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="leave the benchmark cluster up")
+    options = parser.parse_args()
+    results: Dict[str, Any] = {}
+    if not options.skip_ganeti:
+        results["ganeti"] = ganeti(options.reps)
+    inventory = REPO / "inventories" / "vcluster" / f"hosts-{CLUSTER}.yml"
+    vcluster = VCluster.up(CLUSTER, nodes=3, inventory=inventory)
+    try:
+        site = ansible_run.playbook(inventory, REPO / "playbooks" / "site.yml")
+        if site.rc != 0:
+            raise RuntimeError(f"site.yml failed: {site!r}")
+        steps: List[Callable[[], None]] = [lambda: results.__setitem__("herd_fake", herd_fake(inventory, options.reps))]
+        if not options.skip_kvm:
+            guest = guest_paths()
+            steps += [lambda: results.__setitem__("herd_kvm", herd_kvm_create(inventory, guest, min(options.reps, 3))),
+                      lambda: results.__setitem__("migration", herd_kvm_migration(inventory, vcluster, guest)),
+                      lambda: results.__setitem__("evacuation", herd_evacuation(inventory, guest))]
+        for step in steps:
+            step()
+    finally:
+        if not options.keep:
+            vcluster.down()
+    text = report(results)
+    (REPO / "bench" / "orchestration" / "RESULTS.md").write_text(text)
+    (REPO / "bench" / "orchestration" / "results.json").write_text(json.dumps(results, indent=1))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
