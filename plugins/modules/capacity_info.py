@@ -84,8 +84,8 @@ tiered:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.herd.cluster.plugins.module_utils.herd.allocator.modsupport import (
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.herd.allocator.modsupport import (  # noqa: E402
     PlanError, capacity_report)
 
 

@@ -53,11 +53,11 @@ lines:
   returned: always
   type: list
   elements: str
-errors:
+error_count:
   description: Number of errors.
   returned: always
   type: int
-warnings:
+warning_count:
   description: Number of warnings.
   returned: always
   type: int
@@ -74,7 +74,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     result = run(module, verify.verify)
     if module.params['fail_on_error'] and not result['ok']:
-        module.fail_json(msg='cluster verify found %d error(s): %s' % (result['errors'], '; '.join(
+        module.fail_json(msg='cluster verify found %d error(s): %s' % (result['error_count'], '; '.join(
             line for line in result['lines'] if line.startswith('ERROR'))), **result)
     module.exit_json(changed=False, **result)
 

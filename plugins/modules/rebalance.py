@@ -8,16 +8,22 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: rebalance
-short_description: Plan (and later execute) an hbal-style cluster rebalance
+short_description: Plan and execute an hbal-style cluster rebalance (hbal -L -X)
 version_added: 0.1.0
 description:
   - Runs herd's balancer (Ganeti hbal's greedy best-move loop and score) over the cluster and returns the plan
     with the initial score, every move with the score after it, the final score and the job sets (moves in a
     set touch disjoint nodes and may run in parallel).
   - The cluster comes from I(cluster_file) (a Ganeti htools text file) or, on the master, from herd's config.
-  - Executing the plan is not available yet; without check mode and with I(execute=true) the module fails
-    and says so. Use check mode or I(execute=false) to get the plan.
-author: herd contributors
+  - With I(execute=true) the job sets run in order, the moves of one set in parallel (each an instance
+    migration, or a failover for instances that do not run); the first set with a failed move stops the run.
+    The result has the initial score, each move with the score after it, the predicted final score and the
+    score reached.
+  - Moves that need a new drbd secondary (replace-disks) cannot be executed by this build; plan with
+    I(no_disk_moves=true) on drbd clusters.
+author: herd contributors (@herd-cluster)
+extends_documentation_fragment:
+  - herd.cluster.common
 attributes:
   check_mode:
     support: full
@@ -95,9 +101,13 @@ options:
     description: Stop searching after this many seconds and return the moves found so far.
     type: float
   execute:
-    description: Execute the job sets. Not available yet (fails clearly).
+    description: Execute the job sets (on the master, not with I(cluster_file)). In check mode only the plan.
     type: bool
     default: false
+  max_parallel:
+    description: At most this many moves of one job set at once.
+    type: int
+    default: 8
 '''
 
 EXAMPLES = r'''
@@ -128,6 +138,15 @@ moves:
   returned: always
   type: list
   elements: dict
+executed:
+  description: Moves that were executed.
+  returned: with execute
+  type: list
+  elements: dict
+achieved_score:
+  description: The score of the cluster after the execution.
+  returned: with execute, outside check mode
+  type: float
 jobsets:
   description: Lists of instance names; the moves of one set touch disjoint nodes.
   returned: always
@@ -140,44 +159,47 @@ groups:
   elements: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.herd.cluster.plugins.module_utils.herd.allocator.modsupport import (
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.herd.allocator.modsupport import (  # noqa: E402
     PlanError, rebalance_plan)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            cluster_file=dict(type='path'),
-            group=dict(type='str'),
-            max_moves=dict(type='int', default=-1),
-            min_gain=dict(type='float', default=0.01),
-            min_gain_limit=dict(type='float', default=0.1),
-            min_score=dict(type='float', default=1e-9),
-            evac_mode=dict(type='bool', default=False),
-            no_disk_moves=dict(type='bool', default=False),
-            no_instance_moves=dict(type='bool', default=False),
-            restricted_migration=dict(type='bool', default=False),
-            ignore_soft_errors=dict(type='bool', default=False),
-            ignore_dynu=dict(type='bool', default=False),
-            exclusion_tags=dict(type='list', elements='str', default=[]),
-            offline_nodes=dict(type='list', elements='str', default=[]),
-            select_instances=dict(type='list', elements='str', default=[]),
-            exclude_instances=dict(type='list', elements='str', default=[]),
-            time_limit=dict(type='float'),
-            execute=dict(type='bool', default=False),
-        ),
-        supports_check_mode=True,
+    argument_spec = dict(
+        cluster_file=dict(type='path'),
+        group=dict(type='str'),
+        max_moves=dict(type='int', default=-1),
+        min_gain=dict(type='float', default=0.01),
+        min_gain_limit=dict(type='float', default=0.1),
+        min_score=dict(type='float', default=1e-9),
+        evac_mode=dict(type='bool', default=False),
+        no_disk_moves=dict(type='bool', default=False),
+        no_instance_moves=dict(type='bool', default=False),
+        restricted_migration=dict(type='bool', default=False),
+        ignore_soft_errors=dict(type='bool', default=False),
+        ignore_dynu=dict(type='bool', default=False),
+        exclusion_tags=dict(type='list', elements='str', default=[]),
+        offline_nodes=dict(type='list', elements='str', default=[]),
+        select_instances=dict(type='list', elements='str', default=[]),
+        exclude_instances=dict(type='list', elements='str', default=[]),
+        time_limit=dict(type='float'),
+        execute=dict(type='bool', default=False),
+        max_parallel=dict(type='int', default=8),
     )
-    try:
-        plan = rebalance_plan(module.params)
-    except PlanError as exc:
-        module.fail_json(msg=str(exc))
-    if module.params['execute'] and not module.check_mode and plan['moves']:
-        module.fail_json(msg='executing a rebalance is not available yet (the migrate/failover/'
-                             'replace-secondary job sets are not wired); nothing was changed. '
-                             'Run in check mode or with execute=false for the plan.', **plan)
-    module.exit_json(changed=False, **plan)
+    argument_spec.update(COMMON_ARGS)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = dict(module.params)
+    if params['cluster_file']:
+        if params['execute']:
+            module.fail_json(msg='execute needs the live cluster: run on the master without cluster_file')
+        try:
+            plan = rebalance_plan(params)
+        except PlanError as exc:
+            module.fail_json(msg=str(exc))
+        module.exit_json(changed=False, **plan)
+    if params['execute']:
+        module.exit_json(**run(module, rebalance_op.execute, params))
+    module.exit_json(changed=False, **run(module, rebalance_op.plan, params))
 
 
 if __name__ == '__main__':

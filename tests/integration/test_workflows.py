@@ -97,7 +97,7 @@ def test_verify_playbook_fails_when_a_node_does_not_answer(site, inventory, vclu
     finally:
         vcluster.link_up("node3")
     assert run.rc != 0, run
-    assert run.result("Verify the cluster", MASTER)["errors"] >= 1
+    assert run.result("Verify the cluster", MASTER)["error_count"] >= 1
 
 
 # --------------------------------------------------------------- evacuate_node

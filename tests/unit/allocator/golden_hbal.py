@@ -60,26 +60,25 @@ def hbal_cases() -> list[HbalCase]:
         with open(os.path.join(GOLDEN, base + ".stdout"), encoding="utf-8") as fh:
             so = fh.read()
         case = HbalCase(base[len("hbal__"):], "", argv, rc, None, None, 0)
-        i = 0
-        while i < len(argv):
-            a = argv[i]
-            if a == "-t":
-                case.data = os.path.join(HTOOLS, argv[i + 1]); i += 1
-            elif a == "-G":
-                case.group = argv[i + 1]; i += 1
-            elif a == "-O":
-                case.offline.append(argv[i + 1]); i += 1
-            elif a == "--exclusion-tags":
-                case.exclusion_tags = argv[i + 1].split(","); i += 1
-            elif a == "--ignore-dynu":
-                case.ignore_dynu = True
-            elif a == "--ignore-soft-errors":
-                case.ignore_soft = True
-            elif a == "--evac-mode":
-                case.evac_mode = True
-            elif a == "--restricted-migration":
-                case.restricted = True
-            i += 1
+        takes_value = {"-t": "data", "-G": "group", "-O": "offline",
+                       "--exclusion-tags": "exclusion_tags"}
+        flags = {"--ignore-dynu": "ignore_dynu", "--ignore-soft-errors": "ignore_soft",
+                 "--evac-mode": "evac_mode", "--restricted-migration": "restricted"}
+        it = iter(argv)
+        for a in it:
+            if a in takes_value:
+                val = next(it)
+                key = takes_value[a]
+                if key == "data":
+                    case.data = os.path.join(HTOOLS, val)
+                elif key == "offline":
+                    case.offline.append(val)
+                elif key == "exclusion_tags":
+                    case.exclusion_tags = val.split(",")
+                else:
+                    case.group = val
+            elif a in flags:
+                setattr(case, flags[a], True)
         case.initial = _first(_float(r"Initial score: ([0-9.]+)", so),
                               _float(r"Initial coefficients: overall ([0-9.]+)", so))
         fin = _first(_float(r"Cluster score improved from [0-9.]+ to ([0-9.]+)", so),

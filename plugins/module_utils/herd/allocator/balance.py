@@ -428,6 +428,18 @@ class _Balancer:
         return new < cur - _EPS and (cur > o.min_gain_limit or cur - new >= o.min_gain)
 
 
+class _NoStats:
+    """Stand-in for ``Cluster.all_stats`` while one group is balanced: the
+    whole-cluster running sums are not needed then and cost as much as the
+    group's (see the request in API.md); rebuilt exactly afterwards."""
+
+    def add(self, node: Any) -> None:
+        pass
+
+    def remove(self, node: Any) -> None:
+        pass
+
+
 def _exact_score(c: Cluster, nodes: list[int]) -> float:
     from .score import score as full_score
     return full_score(c, nodes)
@@ -487,10 +499,15 @@ def balance_group(c: Cluster, gdx: int, opts: BalanceOptions | None = None,
             progress(bm)
 
     if not result.stop_reason:
-        if b.exhaustive:
-            _run_exhaustive(b, room, accept, result)
-        else:
-            _run_lazy(b, room, accept, result)
+        c.all_stats = _NoStats()  # type: ignore[assignment]
+        try:
+            if b.exhaustive:
+                _run_exhaustive(b, room, accept, result)
+            else:
+                _run_lazy(b, room, accept, result)
+        finally:
+            c.commit()
+            c.rebuild_stats()
     fin = _exact_score(c, b.gnodes)
     result.final_score = fin
     # report scores exactly (two-pass), not from running sums

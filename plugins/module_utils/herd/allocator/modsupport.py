@@ -5,30 +5,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import HerdError
 from .balance import BalanceOptions, balance
 from .capacity import Spec, capacity
 from .model import Cluster
 from .text import load_file
 
 
-class PlanError(Exception):
+class PlanError(HerdError):
     """A request the planner cannot serve; the message is for the operator."""
 
 
 def load_herd_cluster(params: dict[str, Any]) -> Cluster:
-    """HOOK for the lead: build the model from herd's config + live facts on
-    the master.  Expects ``ops.info.load_allocator_cluster(params) -> Cluster``
-    (not written yet); until it exists this fails with a clear message."""
-    try:
-        from ..ops.info import load_allocator_cluster  # type: ignore[attr-defined]
-    except ImportError:
-        raise PlanError("reading the cluster from herd's config is not wired yet "
-                        "(ops.info.load_allocator_cluster is missing); pass cluster_file "
-                        "(a Ganeti htools text file) instead") from None
+    """The model from herd's config plus live node facts (run on the master)."""
+    from ..ops.info import load_allocator_cluster
+
     return load_allocator_cluster(params)
 
 
 def cluster_from_params(params: dict[str, Any]) -> Cluster:
+    if params.get("_cluster") is not None:  # already loaded by the caller (ops.rebalance on the master)
+        return params["_cluster"]
     path = params.get("cluster_file")
     kw = dict(ignore_dynu=bool(params.get("ignore_dynu", False)),
               offline_nodes=list(params.get("offline_nodes") or []),

@@ -168,6 +168,20 @@ class Stats:
                     del mc[k]
                 self.map_total -= c
 
+    def snapshot(self) -> tuple:
+        return (self.n, self.s[:], self.q[:], self.k[:], self.off[:],
+                dict(self.map_counts) if self.map_counts else None, self.map_total)
+
+    def restore(self, snap: tuple) -> None:
+        n, s, q, k, off, mc, mt = snap
+        self.n = n
+        self.s[:] = s
+        self.q[:] = q
+        self.k[:] = k
+        self.off[:] = off
+        self.map_counts = dict(mc) if mc else {}
+        self.map_total = mt
+
     def values(self) -> list[float]:
         out = [0.0] * NTERMS
         n = self.n

@@ -176,3 +176,15 @@ def status_word(config: Config, inst: Any, where: List[str], answers: Dict[str, 
     if inst.primary_node in where:
         return "running" if inst.admin_state == "up" else "ERROR_up"
     return "ERROR_down" if inst.admin_state == "up" else "ADMIN_down"
+
+
+def load_allocator_cluster(params: Dict[str, Any], ctx: Optional[Context] = None) -> Any:
+    """The allocator's model of this cluster (config plus live facts), for the rebalance and
+    capacity_info modules when they run on the master without a cluster_file."""
+    from ..allocator.herdconfig import from_herd_config
+    from .placement import allocator_facts
+
+    ctx = ctx or Context.on_this_node(check_mode=True)
+    config = ctx.load_master_config()
+    facts = allocator_facts(config, live_facts(ctx, config))
+    return from_herd_config(config.to_dict(), facts, legacy_n1=bool(params.get("legacy_n1", False)))

@@ -166,7 +166,8 @@ def verify(ctx: Context) -> Dict[str, Any]:
         "ok": not errors,
         "findings": [f.__dict__ for f in state.findings],
         "lines": [f.line() for f in state.findings],
-        "errors": len(errors),
-        "warnings": len(state.findings) - len(errors),
+        # not "warnings": Ansible reserves that key for its own warning messages
+        "error_count": len(errors),
+        "warning_count": len(state.findings) - len(errors),
         "serial_no": config.serial_no,
     }
