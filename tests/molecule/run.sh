@@ -31,6 +31,8 @@ fi
 vcluster() { "$root/scripts/vcluster" "$@"; }
 trap 'vcluster down --name "$name" >/dev/null 2>&1 || true' EXIT
 
+logs="$root/.build/molecule/logs"
+mkdir -p "$logs"
 failed=()
 summary=()
 for scenario in "${scenarios[@]}"; do
@@ -38,11 +40,14 @@ for scenario in "${scenarios[@]}"; do
   vcluster down --name "$name" >/dev/null 2>&1 || true
   vcluster up --name "$name" --inventory "$HERD_MOLECULE_INVENTORY" >/dev/null
   start=$(date +%s)
-  if (cd "$root" && molecule test -s "$scenario"); then
+  log="$logs/$scenario.log"
+  echo "molecule $scenario: running (log $log)"
+  if (cd "$root" && molecule test -s "$scenario") >"$log" 2>&1; then
     result=passed
   else
     result=FAILED
     failed+=("$scenario")
+    grep -E 'fatal:|FAILED|Executed: Failed|CHANGED|changed: \[' "$log" | tail -40 >&2 || true
   fi
   summary+=("molecule $scenario: $result in $(( $(date +%s) - start )) s")
 done

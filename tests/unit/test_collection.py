@@ -45,7 +45,7 @@ def test_collection_builds_installs_and_documents_its_modules(tmp_path):
                    capture_output=True)
     artifact = next(tmp_path.glob("herd-cluster-*.tar.gz"))
     target = tmp_path / "collections"
-    subprocess.run([BIN / "ansible-galaxy", "collection", "install", "-p", target, artifact], check=True,
+    subprocess.run([BIN / "ansible-galaxy", "collection", "install", "--force", "-p", target, artifact], check=True,
                    capture_output=True)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(target))
     listed = subprocess.run([BIN / "ansible-doc", "-l", "herd.cluster"], check=True, capture_output=True, text=True,

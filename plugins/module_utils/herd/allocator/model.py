@@ -346,7 +346,6 @@ class Cluster:
         self.stats: dict[int, Stats] = {}
         self.all_stats = Stats()
         self._journal: list[Callable[[], None]] | None = None
-        self._stat_snaps: dict[int, tuple[Any, list[Any]]] = {}
         self._finalized = False
 
     # ---------------------------------------------------------------- building
@@ -587,7 +586,6 @@ class Cluster:
         """Recompute every node vector and the per-group and global statistics."""
         self.stats = {g.idx: Stats() for g in self.groups}
         self.all_stats = Stats()
-        self._stat_snaps = {}
         for n in self.nodes:
             n.vec = node_vector(n)
             self.stats.setdefault(n.group, Stats()).add(n)
@@ -612,32 +610,23 @@ class Cluster:
         """Start (or continue) recording; return a mark for ``rollback``."""
         if self._journal is None:
             self._journal = []
-        mark = len(self._journal)
-        # the running sums are restored bit-exactly on rollback (undoing the node
-        # changes alone would leave rounding residue in the sums)
-        self._stat_snaps[mark] = (self.all_stats.snapshot(),
-                                  [st.snapshot() for st in self.stats.values()])
-        return mark
+        return len(self._journal)
 
     def rollback(self, mark: int) -> None:
-        """Undo every change recorded after ``mark``."""
+        """Undo every change recorded after ``mark``.
+
+        Node and instance state is restored exactly; the running score sums may
+        keep a rounding residue of the order of 1e-16 (``rebuild_stats`` clears it).
+        """
         j = self._journal
         if j is None:
             return
         while len(j) > mark:
             j.pop()()
-        snap = self._stat_snaps.get(mark)
-        if snap is not None:
-            self.all_stats.restore(snap[0])
-            for st, sn in zip(self.stats.values(), snap[1]):
-                st.restore(sn)
-        for k in [k for k in self._stat_snaps if k > mark]:
-            del self._stat_snaps[k]
 
     def commit(self) -> None:
         """Stop recording and forget the journal (changes stay)."""
         self._journal = None
-        self._stat_snaps = {}
 
     def _snap(self, n: Node) -> None:
         if self._journal is None:

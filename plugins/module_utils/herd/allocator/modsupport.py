@@ -17,10 +17,22 @@ class PlanError(HerdError):
 
 
 def load_herd_cluster(params: dict[str, Any]) -> Cluster:
-    """The model from herd's config plus live node facts (run on the master)."""
-    from ..ops.info import load_allocator_cluster
-
-    return load_allocator_cluster(params)
+    """Build the model from herd's config + live facts on the master, through
+    ``ops.info.load_allocator_cluster(params)`` (the lead's hook).  Any herd
+    error (not the master, no cluster, node unreachable) becomes a PlanError
+    with its message."""
+    from ..errors import HerdError
+    try:
+        from ..ops.info import load_allocator_cluster
+    except ImportError:
+        raise PlanError("reading the cluster from herd's config is not available "
+                        "(ops.info.load_allocator_cluster is missing); pass cluster_file "
+                        "(a Ganeti htools text file) instead") from None
+    try:
+        return load_allocator_cluster(params)
+    except HerdError as exc:
+        raise PlanError(f"cannot read the cluster from herd's config: {exc}; run on the "
+                        "master or pass cluster_file") from None
 
 
 def cluster_from_params(params: dict[str, Any]) -> Cluster:
