@@ -237,7 +237,7 @@ class Net(object):
         return json.loads(out or '[]')
 
     def links(self):
-        return dict((l['ifname'], l) for l in self.json(['ip', '-d', '-j', 'link', 'show']))
+        return dict((link['ifname'], link) for link in self.json(['ip', '-d', '-j', 'link', 'show']))
 
     def addresses(self, dev):
         result = []

@@ -71,6 +71,7 @@ commands:
 
 import json
 import os
+import re
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
@@ -155,7 +156,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    import re
     name = module.params['name']
     wipe = module.params['wipe']
     if not re.match(VG_RE, name) or name in ('.', '..'):

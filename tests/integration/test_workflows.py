@@ -33,6 +33,19 @@ def needs(*modules: str) -> None:
         pytest.skip("module(s) not available yet: " + ", ".join(f"herd.cluster.{m}" for m in missing))
 
 
+def failures(run) -> str:
+    """The failed tasks of a run with their messages, for assertion output."""
+    out = []
+    for task in run.tasks():
+        for host, result in task["hosts"].items():
+            items = result.get("results") or [result]
+            for item in items:
+                if item.get("failed"):
+                    out.append(f"{task['task']['name']} on {host}: {item.get('msg')} "
+                               f"{item.get('failures') or item.get('lines') or ''}")
+    return "\n".join(out) or repr(run)
+
+
 def config(vcluster) -> dict:
     return json.loads(vcluster.exec(MASTER, ["cat", "/var/lib/herd/config.json"], check=True).stdout)
 
@@ -85,7 +98,7 @@ def instances(site, inventory, vcluster):
 def test_verify_playbook_passes_on_a_healthy_cluster(site, inventory):
     needs("cluster_verify")
     run = ansible_run.playbook(inventory, PLAYBOOKS / "verify.yml")
-    assert run.rc == 0, run
+    assert run.rc == 0, failures(run)
     assert run.result("Verify the cluster", MASTER)["ok"] is True
 
 
@@ -110,7 +123,7 @@ def test_evacuate_node_empties_a_node_of_three_instances(site, inventory, vclust
 
     run = ansible_run.playbook(inventory, PLAYBOOKS / "evacuate_node.yml",
                               extra_vars={"node": "node2", "herd_evacuate_max_parallel": 3})
-    assert run.rc == 0, run
+    assert run.rc == 0, failures(run)
 
     cfg = config(vcluster)
     assert cfg["nodes"]["node2"]["drained"] is True
@@ -126,7 +139,7 @@ def test_evacuate_node_in_check_mode_moves_nothing(site, inventory, vcluster, in
     name = instances("wf-evac-check", "node2", "diskless")
     serial = config(vcluster)["serial_no"]
     run = ansible_run.playbook(inventory, PLAYBOOKS / "evacuate_node.yml", extra_vars={"node": "node2"}, check=True)
-    assert run.rc == 0, run
+    assert run.rc == 0, failures(run)
     cfg = config(vcluster)
     assert cfg["serial_no"] == serial
     assert cfg["instances"][name]["primary_node"] == "node2"
@@ -149,7 +162,7 @@ def test_node_failover_brings_the_instances_of_a_dead_node_up_elsewhere(site, in
     vcluster.link_down("node3")
 
     run = ansible_run.playbook(inventory, PLAYBOOKS / "node_failover.yml", extra_vars={"node": "node3"})
-    assert run.rc == 0, run
+    assert run.rc == 0, failures(run)
 
     cfg = config(vcluster)
     assert cfg["nodes"]["node3"]["offline"] is True
@@ -185,7 +198,7 @@ def test_rolling_reboot_reboots_every_node_and_every_instance_ends_running(site,
     # Until rebalance executes moves, the roll is tested without its final rebalance.
     run = ansible_run.playbook(inventory, PLAYBOOKS / "rolling_reboot.yml",
                               extra_vars={"herd_reboot_rebalance": rebalance_executes()})
-    assert run.rc == 0, run
+    assert run.rc == 0, failures(run)
 
     groups = run.result("Plan the reboot groups", MASTER)["groups"]
     assert sorted(n for g in groups for n in g) == sorted(vcluster.node_names)
@@ -202,7 +215,7 @@ def test_rolling_reboot_in_check_mode_prints_the_groups_and_reboots_nothing(site
     instances("wf-roll-check", "node2", "diskless")
     sshd_before = {n: vcluster.sshd_pid(n) for n in vcluster.node_names}
     run = ansible_run.playbook(inventory, PLAYBOOKS / "rolling_reboot.yml", check=True)
-    assert run.rc == 0, run
+    assert run.rc == 0, failures(run)
     lines = run.result("Reboot groups (hroller)", MASTER)["msg"]
     assert lines[0] == "'Node Reboot Groups'"
     assert {n: vcluster.sshd_pid(n) for n in vcluster.node_names} == sshd_before
@@ -216,7 +229,7 @@ def test_rebalance_in_check_mode_prints_the_plan_and_changes_nothing(site, inven
         instances(f"wf-bal-{k}", "node2", "diskless")
     serial = config(vcluster)["serial_no"]
     run = ansible_run.playbook(inventory, PLAYBOOKS / "rebalance.yml", extra_vars={"max_moves": 2}, check=True)
-    assert run.rc == 0, run
+    assert run.rc == 0, failures(run)
     plan = run.result("Rebalance", MASTER)
     assert len(plan["moves"]) <= 2
     lines = run.result("Plan", MASTER)["msg"]

@@ -1,0 +1,155 @@
+#!/usr/bin/python3
+"""Time Ganeti's instance operations on its virtual cluster (fake hypervisor).
+
+    measure.py [--reps 5] [--dir DIR] [--keep-up] [--iallocator]
+
+Per repetition, on one fresh instance (diskless, fake hypervisor, noop OS):
+
+* ``add``      gnt-instance add -t diskless --no-install ... -n node1 (returns
+               once the instance runs)
+* ``migrate``  gnt-instance migrate -f [-n node2]   (live, node1 -> node2)
+* ``failover`` gnt-instance failover -f [-n node3]  (node2 -> node3)
+* ``remove``   gnt-instance remove -f
+
+Targets are explicit by default; ``--iallocator`` leaves the choice to the
+cluster's default iallocator (hail) instead.  Prints JSON with median/min/max
+seconds per operation (and every sample).  The cluster is brought up if it
+is not up and, in that case, torn down again unless ``--keep-up``.
+
+Importable: ``measure_ganeti(reps) -> dict`` (same dict as the JSON).
+Run as root (Python 3 standard library only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+OPERATIONS = ("add", "migrate", "failover", "remove")
+INSTANCE = "instance1"  # in the virtual cluster's hosts file
+
+
+def _load_vcluster() -> ModuleType:
+    name = "herd_bench_ganeti_vcluster"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("vcluster.py"))
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+vcluster = _load_vcluster()
+
+
+def _commands(nodes: list[str], use_iallocator: bool) -> dict[str, list[str]]:
+    primary, mig_target, fo_target = (nodes + nodes)[0], (nodes + nodes)[1], (nodes + nodes)[2]
+    add = ["gnt-instance", "add", "-t", "diskless", "--no-install", "-o", "noop+default",
+           "--no-name-check", "--no-ip-check", "-B", "memory=128,vcpus=1",
+           "--net", f"0:link={vcluster.BRIDGE}", "-n", primary, INSTANCE]
+    migrate = ["gnt-instance", "migrate", "-f"]
+    failover = ["gnt-instance", "failover", "-f"]
+    if not use_iallocator:
+        migrate += ["-n", mig_target]
+        failover += ["-n", fo_target]
+    return {
+        "add": add,
+        "migrate": migrate + [INSTANCE],
+        "failover": failover + [INSTANCE],
+        "remove": ["gnt-instance", "remove", "-f", INSTANCE],
+    }
+
+
+def _summary(samples: list[float]) -> dict[str, object]:
+    return {
+        "median": round(statistics.median(samples), 3),
+        "min": round(min(samples), 3),
+        "max": round(max(samples), 3),
+        "samples": [round(s, 3) for s in samples],
+    }
+
+
+def _instance_exists(st: object) -> bool:
+    res = vcluster.run_on(st, ["gnt-instance", "list", "--no-headers", "-o", "name"],
+                          check=False)
+    return INSTANCE in res.stdout.split()
+
+
+def _ganeti_version() -> str:
+    res = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "ganeti"],
+                         capture_output=True, text=True, check=False)
+    return res.stdout.strip() or "unknown"
+
+
+def measure_ganeti(reps: int = 5, vc_dir: Path | None = None, keep_up: bool = False,
+                   use_iallocator: bool = False) -> dict[str, object]:
+    """Time add/migrate/failover/remove ``reps`` times on Ganeti's virtual cluster.
+
+    Returns ``{"tool": "ganeti", ..., "operations": {op: {"median", "min",
+    "max", "samples"}}}`` with seconds of wall time per command.
+    """
+    if reps < 1:
+        raise ValueError("reps must be at least 1")
+    vc_dir = (vc_dir or vcluster.DEFAULT_DIR).resolve()
+    started_here = not vcluster.is_up(vc_dir)
+    st = vcluster.up(vc_dir)
+    try:
+        if len(st.nodes) < 3:
+            raise vcluster.VClusterError("measure needs a cluster of at least 3 nodes")
+        if _instance_exists(st):  # left over from an interrupted run
+            vcluster.run_on(st, ["gnt-instance", "remove", "-f", INSTANCE])
+        cmds = _commands(st.nodes, use_iallocator)
+        samples: dict[str, list[float]] = {op: [] for op in OPERATIONS}
+        for rep in range(reps):
+            for op in OPERATIONS:
+                t0 = time.monotonic()
+                vcluster.run_on(st, cmds[op])
+                samples[op].append(time.monotonic() - t0)
+            vcluster._log(f"rep {rep + 1}/{reps}: " + ", ".join(
+                f"{op} {samples[op][-1]:.2f} s" for op in OPERATIONS))
+        return {
+            "tool": "ganeti",
+            "version": _ganeti_version(),
+            "cluster": {"nodes": len(st.nodes), "hypervisor": "fake",
+                        "disk_template": "diskless", "prefix": f"{st.prefix}.0/24",
+                        "bring_up_seconds": st.timings},
+            "targets": "iallocator" if use_iallocator else "explicit",
+            "reps": reps,
+            "commands": cmds,
+            "operations": {op: _summary(samples[op]) for op in OPERATIONS},
+        }
+    finally:
+        if started_here and not keep_up:
+            vcluster.down(vc_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument("--keep-up", action="store_true",
+                    help="leave a cluster this run brought up running")
+    ap.add_argument("--iallocator", action="store_true",
+                    help="let the default iallocator choose migrate/failover targets")
+    args = ap.parse_args(argv)
+    try:
+        result = measure_ganeti(args.reps, args.dir, args.keep_up, args.iallocator)
+    except (vcluster.VClusterError, ValueError) as exc:
+        print(f"measure: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
