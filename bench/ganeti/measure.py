@@ -87,6 +87,26 @@ def _instance_exists(st: object) -> bool:
     return INSTANCE in res.stdout.split()
 
 
+def _placement(st: object) -> tuple[str, str]:
+    """(primary node, oper_state) of the measured instance."""
+    res = vcluster.run_on(st, ["gnt-instance", "list", "--no-headers", "--separator=|",
+                               "-o", "pnode,oper_state", INSTANCE])
+    pnode, running = res.stdout.strip().split("|")
+    return pnode, running
+
+
+def _check(st: object, op: str, before: str, expected: str | None) -> None:
+    """The operation really happened: the instance runs where it should."""
+    if op not in ("startup", "migrate", "failover"):
+        return
+    pnode, running = _placement(st)
+    if running != "Y":
+        raise vcluster.VClusterError(f"after {op}: {INSTANCE} is not running")
+    if op != "startup" and (pnode == before or (expected and pnode != expected)):
+        raise vcluster.VClusterError(
+            f"after {op}: {INSTANCE} is on {pnode} (was {before}, expected {expected})")
+
+
 def _ganeti_version() -> str:
     res = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "ganeti"],
                          capture_output=True, text=True, check=False)
@@ -111,12 +131,19 @@ def measure_ganeti(reps: int = 5, vc_dir: Path | None = None, keep_up: bool = Fa
         if _instance_exists(st):  # left over from an interrupted run
             vcluster.run_on(st, ["gnt-instance", "remove", "-f", INSTANCE])
         cmds = _commands(st.nodes, use_iallocator)
+        expected = {"add": st.nodes[0], "startup": st.nodes[0],
+                    "migrate": None if use_iallocator else st.nodes[1],
+                    "failover": None if use_iallocator else st.nodes[2]}
+        where = st.nodes[0]
         samples: dict[str, list[float]] = {op: [] for op in OPERATIONS}
         for rep in range(reps):
             for op in OPERATIONS:
                 t0 = time.monotonic()
                 vcluster.run_on(st, cmds[op])
                 samples[op].append(time.monotonic() - t0)
+                _check(st, op, where, expected.get(op))  # not timed
+                if op in ("migrate", "failover"):
+                    where = _placement(st)[0]
             vcluster._log(f"rep {rep + 1}/{reps}: " + ", ".join(
                 f"{op} {samples[op][-1]:.2f} s" for op in OPERATIONS))
         return {

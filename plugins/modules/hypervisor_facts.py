@@ -62,15 +62,14 @@ qemu:
   type: dict
 '''
 
-import fcntl
 import os
 import re
 import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.herd.cluster.plugins.module_utils.herd.agent import facts
 
-KVM_GET_API_VERSION = 0xAE00
 PROBE_EXIT = 0x31  # guest writes it to port 0xf4; isa-debug-exit makes QEMU exit with (0x31 << 1) | 1
 PROBE_RC = (PROBE_EXIT << 1) | 1
 
@@ -83,36 +82,14 @@ def probe_bios():
 
 
 def cpu_info():
-    vendor, model, flags = '', '', []
-    with open('/proc/cpuinfo') as handle:
-        for line in handle:
-            key, _sep, value = line.partition(':')
-            key = key.strip()
-            if key == 'vendor_id' and not vendor:
-                vendor = value.strip()
-            elif key == 'model name' and not model:
-                model = value.strip()
-            elif key == 'flags' and not flags:
-                flags = sorted(set(value.split()))
-    return dict(vendor=vendor, model_name=model, flags=flags)
+    info = facts.cpu_info()
+    return dict(vendor=info['vendor'], model_name=info['model'], flags=info['flags'])
 
 
 def kvm_status(module, qemu, probe, timeout):
-    if not os.path.exists('/dev/kvm'):
-        return dict(usable=False, reason='/dev/kvm does not exist (no hardware virtualisation, or kvm module not '
-                                         'loaded)')
-    try:
-        fd = os.open('/dev/kvm', os.O_RDWR)
-    except OSError as exc:
-        return dict(usable=False, reason='/dev/kvm cannot be opened: %s' % exc.strerror)
-    try:
-        version = fcntl.ioctl(fd, KVM_GET_API_VERSION)
-    except OSError as exc:
-        return dict(usable=False, reason='/dev/kvm does not answer KVM_GET_API_VERSION: %s' % exc.strerror)
-    finally:
-        os.close(fd)
-    if version != 12:
-        return dict(usable=False, reason='unexpected KVM API version %s' % version)
+    status = facts.kvm_device_status()
+    if not status['usable']:
+        return status
     if not probe:
         return dict(usable=True, reason='')
     if not os.access(qemu, os.X_OK):

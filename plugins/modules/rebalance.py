@@ -160,8 +160,10 @@ groups:
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run  # noqa: E402
 from ansible_collections.herd.cluster.plugins.module_utils.herd.allocator.modsupport import (  # noqa: E402
     PlanError, rebalance_plan)
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import rebalance as rebalance_op  # noqa: E402
 
 
 def main():

@@ -4,10 +4,8 @@ bad inputs, each with real sshd nodes, real agents and real ansible-playbook run
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-import pytest
 
 import ansible_run
 

@@ -5,7 +5,6 @@ scale, and the bad inputs."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from pathlib import Path

@@ -1,7 +1,4 @@
-import json
 import multiprocessing
-import os
-import time
 
 import pytest
 

@@ -1,6 +1,5 @@
 import pytest
 
-from plugins.module_utils.herd.errors import HerdError
 from plugins.module_utils.herd.ops import instance as instance_op
 from plugins.module_utils.herd.ops import rebalance
 

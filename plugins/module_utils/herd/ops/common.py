@@ -11,7 +11,7 @@ import os
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional
 
 from ..config import STATE_DIR, Config, ConfigStore, Node
 from ..errors import ConfigError, PrerequisiteError, RpcError

@@ -1,0 +1,126 @@
+"""The pure parts of the node bootstrap roles' plugins: address and VLAN
+validation and ifupdown editing (node_network), the fleet CPU model
+(cpu_type filter), the KVM probe firmware (hypervisor_facts)."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.herd.cluster.plugins.filter.cpu import cpu_type
+from ansible_collections.herd.cluster.plugins.modules.hypervisor_facts import PROBE_RC, probe_bios
+from ansible_collections.herd.cluster.plugins.modules.node_network import (
+    Invalid,
+    check_address,
+    comment_out,
+    parse_vlans,
+    ranges,
+    validate,
+)
+
+LINKS = {
+    "lo": {"ifname": "lo"},
+    "eth0": {"ifname": "eth0", "address": "52:54:00:00:00:01", "flags": ["UP"]},
+    "eth1": {"ifname": "eth1", "flags": ["UP"]},
+}
+
+
+@pytest.mark.parametrize("text", ["198.51.100.11/24", "2001:db8::5/64", "203.0.113.1/31"])
+def test_host_addresses_with_prefix_are_accepted(text: str) -> None:
+    assert check_address(text, "a") == text
+
+
+@pytest.mark.parametrize("text, why", [
+    ("198.51.100.300/24", "is not an address"),
+    ("not-an-address/24", "is not an address"),
+    ("10.1/8", "is not an address"),
+    ("198.51.100.11", "prefix length"),
+    ("198.51.100.11/33", "invalid prefix length"),
+    ("198.51.100.0/24", "network or broadcast"),
+    ("198.51.100.255/24", "network or broadcast"),
+])
+def test_non_addresses_are_refused_with_the_reason(text: str, why: str) -> None:
+    with pytest.raises(Invalid, match=why):
+        check_address(text, "a")
+
+
+def test_vlans_and_ranges_expand_and_compress() -> None:
+    vids = parse_vlans([20, "10", "100-102"], "v")
+    assert vids == {10, 20, 100, 101, 102}
+    assert ranges(vids) == ["10", "20", "100-102"]
+
+
+@pytest.mark.parametrize("vlan", [0, 4095, "4000-4095", "x", "10-5"])
+def test_vlan_ids_outside_1_to_4094_or_malformed_are_refused(vlan: object) -> None:
+    with pytest.raises(Invalid):
+        parse_vlans([vlan], "v")
+
+
+def test_validation_reports_every_problem_at_once() -> None:
+    problems, _bridges, _secondary = validate({
+        "bridges": [{"name": "br0", "port": "eth9"}, {"name": "br1", "port": "eth1", "vlan_aware": True,
+                                                       "vlans": [5000]}],
+        "secondary": {"interface": "eth1", "address": "1.2.3/24"},
+    }, LINKS)
+    assert any("port eth9 does not exist" in p and "eth0, eth1, lo" in p for p in problems)
+    assert any("out of range (1-4094)" in p for p in problems)
+    assert any("secondary address" in p for p in problems)
+
+
+def test_vlans_without_vlan_aware_are_refused() -> None:
+    problems, _b, _s = validate({"bridges": [{"name": "br0", "port": "eth0", "vlans": [10]}], "secondary": None},
+                                LINKS)
+    assert problems == ["bridge br0: vlans are given but vlan_aware is false"]
+
+
+def test_port_stanzas_are_commented_out_and_others_kept() -> None:
+    text = ("source /etc/network/interfaces.d/*\n\nauto lo eth0\niface lo inet loopback\n\n"
+            "iface eth0 inet static\n\taddress 198.51.100.11/24\n\tgateway 198.51.100.1\n\n"
+            "auto eth3\niface eth3 inet dhcp\n")
+    fixed, changed = comment_out(text, ["eth0"])
+    assert changed
+    assert "#herd# iface eth0 inet static\n#herd# \taddress 198.51.100.11/24\n#herd# \tgateway" in fixed
+    assert "#herd# auto lo eth0\nauto lo\n" in fixed
+    assert "iface lo inet loopback\n" in fixed and "\nauto eth3\niface eth3 inet dhcp\n" in fixed
+    assert comment_out(fixed, ["eth0"]) == (fixed, False)
+
+
+INTEL_HASWELL = ("fpu cx8 cmov mmx fxsr sse sse2 lm nx syscall sse4_1 sse4_2 ssse3 popcnt cx16 lahf_lm aes pclmulqdq "
+                 "avx xsave x2apic tsc_deadline_timer f16c rdrand fsgsbase erms smep avx2 bmi1 bmi2 fma movbe "
+                 "invpcid abm pcid").split()
+INTEL_BROADWELL = INTEL_HASWELL + ["adx", "rdseed", "smap", "3dnowprefetch"]
+
+
+def test_the_oldest_cpu_of_the_fleet_decides() -> None:
+    result = cpu_type([{"name": "a", "vendor": "GenuineIntel", "flags": INTEL_BROADWELL},
+                       {"name": "b", "vendor": "GenuineIntel", "flags": INTEL_HASWELL}])
+    assert result["per_node"] == {"a": "Broadwell-noTSX", "b": "Haswell-noTSX"}
+    assert result["cpu_type"] == "Haswell-noTSX"
+    assert result["limited_by"] == ["b"]
+
+
+def test_a_model_this_qemu_does_not_know_is_not_chosen() -> None:
+    result = cpu_type([{"name": "a", "vendor": "GenuineIntel", "flags": INTEL_BROADWELL,
+                        "models": ["Haswell-noTSX", "qemu64"]}])
+    assert result["cpu_type"] == "Haswell-noTSX"
+
+
+def test_mixed_vendors_get_a_vendor_neutral_model() -> None:
+    result = cpu_type([{"name": "a", "vendor": "GenuineIntel", "flags": INTEL_BROADWELL},
+                       {"name": "b", "vendor": "AuthenticAMD", "flags": INTEL_BROADWELL}])
+    assert result["cpu_type"] == "kvm64"
+    assert "mix CPU vendors" in result["reason"]
+
+
+def test_cpu_type_reads_registered_results_from_hostvars() -> None:
+    hostvars = {"a": {"hv": {"cpu": {"vendor": "GenuineIntel", "flags": INTEL_HASWELL}, "qemu": {"models": []}}}}
+    assert cpu_type(["a"], hostvars, "hv")["cpu_type"] == "Haswell-noTSX"
+    with pytest.raises(AnsibleFilterError, match="b has no hv"):
+        cpu_type(["b"], hostvars, "hv")
+
+
+def test_kvm_probe_firmware_exits_through_isa_debug_exit() -> None:
+    image = probe_bios()
+    assert len(image) == 65536  # QEMU wants a multiple of 64 KiB
+    # reset vector: mov al, 0x31; out 0xf4, al; hlt
+    assert image[0xFFF0:0xFFF5] == bytes([0xB0, 0x31, 0xE6, 0xF4, 0xF4])
+    assert PROBE_RC == (0x31 << 1) | 1
