@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
+import signal
 import subprocess
 import sys
 import time
@@ -56,6 +58,8 @@ GENERATED = [
     ("gen-100", 100, 1500, -1),
     ("gen-400", 400, 6000, -1),
 ]
+# capacity (hspace) is compared on these; at 400 nodes neither finishes in a useful time here
+CAPACITY_CASES = {"gen-4", "gen-20", "gen-100"}
 
 
 class Case:
@@ -137,23 +141,51 @@ def placements_of_model(c: object) -> dict[str, tuple[str, str]]:
             for i in c.instances}  # type: ignore[attr-defined]
 
 
-def run_herd_balance(case: Case) -> dict:
+def run_herd_balance(case: Case, time_limit: float | None = None) -> dict:
     with open(case.path, encoding="utf-8") as fh:
         text = fh.read()
     t0 = time.monotonic()
+    c0 = time.process_time()
     c = load_text(text, **case.load_kw())
     opts = BalanceOptions(group=case.group, ignore_soft_errors=case.ignore_soft,
                           evac_mode=case.evac, restricted_migration=case.restricted,
-                          max_moves=case.max_moves)
+                          max_moves=case.max_moves, time_limit=time_limit)
     if case.group is None and len({n.group for n in c.nodes}) > 1:
         return {"error": "several groups"}
     res = balance(c, opts)
     wall = time.monotonic() - t0
+    cpu = time.process_time() - c0
     r = res[0] if res else None
     gnodes = [n.name for n in c.nodes if r and c.groups[n.group].name == r.group]
     return {"score": replay_score(case, placements_of_model(c), gnodes),
+            "stop": r.stop_reason if r else "",
             "moves": len(r.moves) if r else 0,
-            "time": wall, "nodes": gnodes, "initial": r.initial_score if r else None}
+            "time": cpu, "wall": wall, "nodes": gnodes, "initial": r.initial_score if r else None}
+
+
+def run_tool(argv: list[str], cpu_limit: float) -> tuple[subprocess.CompletedProcess | None, float,
+                                                         float]:
+    """Run an htools binary with ``cpu_limit`` CPU seconds (RLIMIT_CPU; a wall
+    limit of 10x guards against a stalled child).  Returns (process or None on
+    timeout, wall seconds, CPU seconds).  CPU time is what the table compares:
+    the benchmark host may be shared, and CPU seconds do not depend on load."""
+    lim = max(1, int(cpu_limit))
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (lim, lim + 5))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=cpu_limit * 10,
+                           check=False, preexec_fn=limit)
+    except subprocess.TimeoutExpired:
+        p = None
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if p is not None and p.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        p = None
+    return p, wall, cpu
 
 
 MOVE_LINE = re.compile(r"^\s*\d+\.\s+(\S+)\s+(\S+)\s+=>\s+(\S+)\s+[0-9.]+\s+a=", re.M)
@@ -162,15 +194,11 @@ MOVE_LINE = re.compile(r"^\s*\d+\.\s+(\S+)\s+(\S+)\s+=>\s+(\S+)\s+[0-9.]+\s+a=",
 def run_hbal(case: Case, timeout: float, gnodes: list[str]) -> dict:
     """Run hbal; its final placement is read from the printed move lines
     (``inst old_p:old_s => new_p:new_s score a=...``)."""
-    t0 = time.monotonic()
-    try:
-        p = subprocess.run([HBAL] + case.hbal_args(), capture_output=True, text=True,
-                           timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {"timeout": True, "time": timeout}
-    wall = time.monotonic() - t0
+    p, wall, cpu = run_tool([HBAL] + case.hbal_args(), timeout)
+    if p is None:
+        return {"timeout": True, "time": cpu, "wall": wall}
     if p.returncode != 0:
-        return {"error": f"rc={p.returncode}", "time": wall}
+        return {"error": f"rc={p.returncode}", "time": cpu, "wall": wall}
     with open(case.path, encoding="utf-8") as fh:
         placements = placements_of_text(fh.read())
     moves = 0
@@ -185,28 +213,26 @@ def run_herd_capacity(case: Case) -> dict:
     with open(case.path, encoding="utf-8") as fh:
         text = fh.read()
     t0 = time.monotonic()
+    c0 = time.process_time()
     c = load_text(text, **case.load_kw())
     rep = capacity(c, capacity_checks=False, accept_existing=case.accept_existing)
     return {"std": rep.standard.count, "tiered": rep.tiered.count,
-            "time": time.monotonic() - t0}
+            "time": time.process_time() - c0, "wall": time.monotonic() - t0}
 
 
 def run_hspace(case: Case, timeout: float) -> dict:
     args = [HSPACE, "-t", case.path, "--machine-readable", "--no-capacity-checks"]
     if case.accept_existing:
         args.append("--accept-existing")
-    t0 = time.monotonic()
-    try:
-        p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {"timeout": True, "time": timeout}
-    wall = time.monotonic() - t0
+    p, wall, cpu = run_tool(args, timeout)
+    if p is None:
+        return {"timeout": True, "time": cpu, "wall": wall}
     if p.returncode != 0:
-        return {"error": f"rc={p.returncode}", "time": wall}
+        return {"error": f"rc={p.returncode}", "time": cpu, "wall": wall}
     std = re.search(r"HTS_ALLOC_INSTANCES=(\d+)", p.stdout)
     ts = re.search(r"HTS_TSPEC='([^']*)'", p.stdout)
     tiered = sum(int(x.split("=")[1]) for x in ts.group(1).split()) if ts else 0
-    return {"std": int(std.group(1)) if std else 0, "tiered": tiered, "time": wall}
+    return {"std": int(std.group(1)) if std else 0, "tiered": tiered, "time": cpu, "wall": wall}
 
 
 def cases(workdir: str) -> list[Case]:
@@ -216,7 +242,7 @@ def cases(workdir: str) -> list[Case]:
         if not os.path.exists(path):
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(generate(nodes, insts))
-        out.append(Case(name, path, "generated", max_moves=lim, hspace=(lim < 0),
+        out.append(Case(name, path, "generated", max_moves=lim, hspace=name in CAPACITY_CASES,
                         accept_existing=True))
     for k in hbal_cases():
         if k.rc != 0 or k.final is None or not k.data:
@@ -250,8 +276,13 @@ def ratio(a: float | None, b: float | None) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--timeout", type=float, default=120.0, help="seconds per htools run")
-    ap.add_argument("--only", default="", help="comma-separated case names (prefix match)")
+    ap.add_argument("--timeout", type=float, default=120.0,
+                    help="CPU seconds per htools run (default 120)")
+    ap.add_argument("--only", default="",
+                    help="comma-separated case names; a trailing * matches a prefix")
+    ap.add_argument("--herd-time-limit", type=float, default=300.0,
+                    help="wall seconds for one herd rebalance (it stops and reports the moves "
+                         "found; default 300)")
     ap.add_argument("--workdir", default=os.path.join(HERE, "data"))
     ap.add_argument("--out", default=os.path.join(HERE, "results.md"))
     args = ap.parse_args()
@@ -259,17 +290,18 @@ def main() -> int:
     only = [x for x in args.only.split(",") if x]
     rows = []
     head = ("| case | herd score | hbal score | score ratio | herd moves | hbal moves | "
-            "herd s | hbal s | herd std/tiered | hspace std/tiered | capacity ratio | "
-            "herd cap s | hspace s |")
+            "herd cpu s | hbal cpu s | herd std/tiered | hspace std/tiered | capacity ratio | "
+            "herd cap cpu s | hspace cpu s |")
     sep = "|" + "---|" * 13
     print(head)
     print(sep, flush=True)
     for case in cases(args.workdir):
-        if only and not any(case.name.startswith(o) for o in only):
+        if only and not any(case.name == o or (o.endswith("*") and case.name.startswith(o[:-1]))
+                            for o in only):
             continue
         hb = hh = hc = hs = None
         if case.hbal:
-            hb = run_herd_balance(case)
+            hb = run_herd_balance(case, args.herd_time_limit)
             if "error" not in hb:
                 hh = run_hbal(case, args.timeout, hb["nodes"])
         if case.hspace:
@@ -302,8 +334,11 @@ def main() -> int:
                 tot_s = hs["std"] + hs["tiered"]
                 cap_cells[2] = ratio(float(tot_h), float(tot_s))
             cap_cells[4] = "timeout" if hs.get("timeout") else fmt(hs["time"], 2)
+        herd_moves = cell(hb, "moves")
+        if hb and hb.get("stop") == "time limit reached":
+            herd_moves += " (time limit)"
         row = (f"| {case.name} | {cell(hb, 'score')} | {cell(hh, 'score')} | {score_ratio} | "
-               f"{cell(hb, 'moves')} | {cell(hh, 'moves')} | {cell(hb, 'time', 2)} | "
+               f"{herd_moves} | {cell(hh, 'moves')} | {cell(hb, 'time', 2)} | "
                f"{cell(hh, 'time', 2)} | {cap_cells[0]} | {cap_cells[1]} | {cap_cells[2]} | "
                f"{cap_cells[3]} | {cap_cells[4]} |")
         rows.append(row)
@@ -313,7 +348,10 @@ def main() -> int:
         fh.write(f"Command: `/opt/herd/venv/bin/python bench/alloc/run.py --timeout "
                  f"{args.timeout:g}`  \n")
         fh.write(f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
-                 f"{os.cpu_count()} CPUs.  Scores: both final states re-scored by herd's "
+                 f"{os.cpu_count()} CPUs (load average at the end: "
+                 f"{os.getloadavg()[0]:.1f}).  Times are CPU seconds of the one process "
+                 "(herd in-process, htools via getrusage of the child); htools gets "
+                 "`--timeout` CPU seconds (RLIMIT_CPU).  Scores: both final states re-scored by herd's "
                  "score function; ratio = herd/htools (<= 1 is herd as good or better).  "
                  "Capacity: standard/tiered instance counts (`--no-capacity-checks`; generated "
                  "clusters also `--accept-existing`); ratio = herd/hspace of the sum "

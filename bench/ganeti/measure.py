@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -54,7 +55,7 @@ vcluster = _load_vcluster()
 
 
 def _commands(nodes: list[str], use_iallocator: bool) -> dict[str, list[str]]:
-    primary, mig_target, fo_target = (nodes + nodes)[0], (nodes + nodes)[1], (nodes + nodes)[2]
+    primary, mig_target, fo_target = nodes[0], nodes[1], nodes[2]
     add = ["gnt-instance", "add", "-t", "diskless", "--no-install", "-o", "noop+default",
            "--no-name-check", "--no-ip-check", "-B", "memory=128,vcpus=1",
            "--net", f"0:link={vcluster.BRIDGE}", "-n", primary, INSTANCE]
@@ -136,6 +137,7 @@ def measure_ganeti(reps: int = 5, vc_dir: Path | None = None, keep_up: bool = Fa
                     "failover": None if use_iallocator else st.nodes[2]}
         where = st.nodes[0]
         samples: dict[str, list[float]] = {op: [] for op in OPERATIONS}
+        load_before = os.getloadavg()
         for rep in range(reps):
             for op in OPERATIONS:
                 t0 = time.monotonic()
@@ -154,6 +156,9 @@ def measure_ganeti(reps: int = 5, vc_dir: Path | None = None, keep_up: bool = Fa
                         "bring_up_seconds": st.timings},
             "targets": "iallocator" if use_iallocator else "explicit",
             "reps": reps,
+            "load_average_1m": {"before": round(load_before[0], 2),
+                                "after": round(os.getloadavg()[0], 2),
+                                "cpus": os.cpu_count()},
             "commands": cmds,
             "operations": {op: _summary(samples[op]) for op in OPERATIONS}
             | {"add_to_running": _summary([a + s for a, s in

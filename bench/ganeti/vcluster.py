@@ -49,7 +49,6 @@ NETNS = "herd-gntvc"
 BRIDGE = "xen-br0"
 CLUSTER_NAME = "cluster"
 VCLUSTER_SETUP = "/usr/lib/ganeti/tools/vcluster-setup"
-DAEMON_UTIL = "/usr/lib/ganeti/daemon-util"
 SSHD = "/usr/sbin/sshd"
 OS_NAME = "noop"
 # /24 prefixes tried in order; the first that overlaps nothing on this machine
@@ -481,18 +480,13 @@ def down(vc_dir: Path = DEFAULT_DIR, keep_dir: bool = False) -> None:
         _log(f"nothing to tear down in {vc_dir}")
         return
     ns_ok = _netns_exists(st.netns)
-    if ns_ok and _pid_alive(st.holder_pid) and _in_netns(st.holder_pid, st.netns):
-        for node in reversed(st.nodes):  # orderly stop first; errors do not matter
-            if Path(st.dir, node).is_dir():
-                try:
-                    run_on(st, [DAEMON_UTIL, "stop-all"], node=node, check=False, timeout=60)
-                except subprocess.TimeoutExpired:
-                    pass
     if ns_ok:
         # Everything in this namespace was started by this cluster (the
-        # namespace is created by up() and nothing else enters it).
+        # namespace is created by up() and nothing else enters it).  SIGTERM
+        # is what daemon-util stop sends Ganeti's daemons; all at once is
+        # faster than daemon-util stop-all node by node (~20 s under load).
         pids = [p for p in _netns_pids(st.netns) if p != st.holder_pid]
-        _kill_pids(pids)
+        _kill_pids(pids, grace=10.0)
         _kill_pids([st.holder_pid])
         _reap_zombies()
         left = _netns_pids(st.netns)

@@ -576,7 +576,7 @@ def main():
             have = net.addresses(iface)
             if secondary['address'] not in have:
                 ip_batch.append('address add %s%s dev %s' % (secondary['address'],
-                                                              '' if ':' in secondary['address'] else ' brd +', iface))
+                                                             '' if ':' in secondary['address'] else ' brd +', iface))
             if 'UP' not in links[iface].get('flags', []):
                 ip_batch.append('link set dev %s up' % iface)
         else:  # a bridge created in this very run

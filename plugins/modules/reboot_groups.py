@@ -101,8 +101,8 @@ downtime:
   returned: always
   type: list
   elements: dict
-warnings:
-  description: Nodes whose instances do not fit elsewhere even when the node reboots alone.
+cannot_empty:
+  description: Nodes whose running instances do not fit elsewhere even when the node reboots alone, with why.
   returned: always
   type: list
   elements: str
@@ -152,7 +152,7 @@ def main():
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     spec = dict((k, module.params[k]) for k in ('node_group', 'node_tags', 'skip_non_redundant',
-                                                 'offline_maintenance', 'max_group_size', 'use_memory'))
+                                                'offline_maintenance', 'max_group_size', 'use_memory'))
     result = run(module, reboot.plan_reboot_groups, spec)
     result['changed'] = False
     module.exit_json(**result)

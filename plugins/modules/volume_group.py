@@ -187,7 +187,7 @@ def main():
                 msg='volume group %s already exists on %s, not on the requested %s; herd never recreates a volume '
                     'group (it holds %d logical volume(s)). Fix the device list in the inventory, or remove the '
                     'volume group by hand if it really must go' % (name, ', '.join(have), ', '.join(wanted),
-                                                                    current['lv_count']),
+                                                                   current['lv_count']),
                 vg=current)
         module.fail_json(
             msg='volume group %s holds physical volume(s) %s that are not in the requested device list %s; herd '

@@ -65,7 +65,7 @@ def test_node_add_of_an_unreachable_host_names_it_and_changes_nothing(site, inve
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBuuE1bBgMnqwNmJAYhX1VEtfu0mJmgfd+0xGxWt3kDV"
     address = vcluster.primary_ip("node1").rsplit(".", 1)[0] + ".99"
     result = ansible_run.module(inventory, "node1", "node", {"name": "node9", "primary_ip": address,
-                                                              "ssh_host_key": key, "rpc_timeout": 10})
+                                                             "ssh_host_key": key, "rpc_timeout": 10})
     assert result.get("failed"), result
     assert "node add node9" in result["msg"] and address in result["msg"] and "config is unchanged" in result["msg"]
     assert read_config(vcluster) == before
@@ -137,7 +137,7 @@ def test_agent_of_another_version_is_refused_and_named(site, inventory, vcluster
     version_file = "/usr/local/lib/herd/herd/version.py"
     original = vcluster.exec("node3", ["cat", version_file], check=True).stdout
     vcluster.exec("node3", ["python3", "-c", f"open({version_file!r}, 'w').write('VERSION = \"0.0.1\"\\n"
-                                            "AGENT_REINSTALL_HINT = \"x\"\\n')"], check=True)
+                            "AGENT_REINSTALL_HINT = \"x\"\\n')"], check=True)
     try:
         result = ansible_run.module(inventory, "node1", "cluster_verify", {})
         bad = [f for f in result["findings"] if f["object"] == "node3"]
@@ -149,7 +149,7 @@ def test_agent_of_another_version_is_refused_and_named(site, inventory, vcluster
 
 def test_init_on_a_node_of_another_cluster_is_refused(site, inventory, vcluster):
     result = ansible_run.module(inventory, "node3", "cluster", {"name": "other-cluster",
-                                                                 "primary_ip": vcluster.primary_ip("node3")})
+                                                                "primary_ip": vcluster.primary_ip("node3")})
     assert result.get("failed"), result
     assert "node3 already belongs to cluster 'herd-vcluster' (master node1)" in result["msg"]
 

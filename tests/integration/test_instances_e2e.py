@@ -192,7 +192,7 @@ def assert_nothing_created(vcluster, name):
     assert name not in config(vcluster)["instances"]
     for node in vcluster.node_names:
         found = vcluster.exec(node, ["sh", "-c", f"find /srv/herd /srv/herd-shared /run/herd -name '*{name}*' "
-                                                  "2>/dev/null"]).stdout.strip()
+                                     "2>/dev/null"]).stdout.strip()
         assert found == "", f"{node} has leftovers of {name}: {found}"
 
 

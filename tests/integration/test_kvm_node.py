@@ -324,7 +324,7 @@ def test_tap_is_up_on_the_bridge(booted):
 def test_qemu_runs_with_the_specs_memory_and_cpus(booted):
     listing = booted["a"].ok("instance_list")["instances"]
     assert {k: listing[NAME][k] for k in ("status", "memory", "vcpus")} == {"status": "running", "memory": 128,
-                                                                             "vcpus": 1}
+                                                                            "vcpus": 1}
 
 
 def test_status_is_running_with_qemu_status(booted):
@@ -551,7 +551,7 @@ def test_cloud_init_seed_is_attached_as_a_cdrom(env):
     iso = os.path.join(env["base"], "seed.iso")
     sh("genisoimage", "-quiet", "-output", iso, "-volid", "cidata", "-joliet", "-rock", seed_dir)
     started = a.ok("instance_start", spec=idle_spec(env, "seed1", cdrom=iso,
-                                                     hvparams={"accel": "tcg", "machine_type": "q35"}))
+                                                    hvparams={"accel": "tcg", "machine_type": "q35"}))
     with QMP(started["qmp"]) as qmp:
         block = {b["device"]: b for b in qmp.execute("query-block")}
     a.ok("instance_stop", name="seed1", force=True)

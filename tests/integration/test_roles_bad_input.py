@@ -117,7 +117,7 @@ def test_vlan_id_out_of_range_is_refused_before_any_change(cluster: VCluster, vl
 @pytest.mark.parametrize("address", ["203.0.113.300/24", "not-an-address/24", "10.1/8", "203.0.113.11",
                                      "203.0.113.11/33"])
 def test_secondary_address_that_is_not_an_address_is_refused_before_any_change(cluster: VCluster,
-                                                                                 address: str) -> None:
+                                                                               address: str) -> None:
     before = network_state(cluster)
     run = apply_role(cluster, "node_network", node_network_bridges=[{"name": "br0", "port": "eth0"}],
                      node_network_secondary={"interface": "eth1", "address": address})

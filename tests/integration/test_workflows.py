@@ -62,10 +62,10 @@ def statuses(inventory, names):
 def create(inventory, name, node, template):
     spec = {"name": name, "state": "running", "hypervisor": "fake", "disk_template": template,
             "memory": "128M", "primary_node": node}
-    if template == "sharedfile":
-        spec["disks"] = ["16M"]
+    if template in ("sharedfile", "file"):
+        spec["disks"] = ["1G"]  # the default instance policy's smallest disk
     result = module(inventory, "instance", spec)
-    assert not result.get("failed"), result
+    assert not result.get("failed"), result.get("msg")
     return name
 
 
@@ -122,7 +122,7 @@ def test_evacuate_node_empties_a_node_of_three_instances(site, inventory, vclust
     assert all(config(vcluster)["instances"][n]["primary_node"] == "node2" for n in names)
 
     run = ansible_run.playbook(inventory, PLAYBOOKS / "evacuate_node.yml",
-                              extra_vars={"node": "node2", "herd_evacuate_max_parallel": 3})
+                               extra_vars={"node": "node2", "herd_evacuate_max_parallel": 3})
     assert run.rc == 0, failures(run)
 
     cfg = config(vcluster)
@@ -197,7 +197,7 @@ def test_rolling_reboot_reboots_every_node_and_every_instance_ends_running(site,
 
     # Until rebalance executes moves, the roll is tested without its final rebalance.
     run = ansible_run.playbook(inventory, PLAYBOOKS / "rolling_reboot.yml",
-                              extra_vars={"herd_reboot_rebalance": rebalance_executes()})
+                               extra_vars={"herd_reboot_rebalance": rebalance_executes()})
     assert run.rc == 0, failures(run)
 
     groups = run.result("Plan the reboot groups", MASTER)["groups"]

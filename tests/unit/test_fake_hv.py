@@ -75,7 +75,7 @@ def test_list_reports_memory_per_instance(nodes):
     nodes[0].ok("instance_start", spec=spec("b", 512))
     listing = nodes[0].ok("instance_list", hypervisors=["fake"])["instances"]
     assert {n: (i["status"], i["memory"]) for n, i in listing.items()} == {"a": ("running", 128),
-                                                                          "b": ("running", 512)}
+                                                                           "b": ("running", 512)}
 
 
 def test_reboot_keeps_it_running(nodes):

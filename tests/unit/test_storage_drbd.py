@@ -443,7 +443,7 @@ def test_assemble_on_the_primary_brings_up_and_promotes(tmp_path):
     calls = len(node.runner.calls)
     result = node.drbd.assemble(node.req())
     assert [c[3:] for c in node.runner.calls[calls:] if c[0] == DRBDADM84] == [["adjust", RESOURCE],
-                                                                                 ["primary", RESOURCE]]
+                                                                               ["primary", RESOURCE]]
     assert result["path"] == "/dev/drbd0"
 
 
@@ -464,7 +464,7 @@ def test_set_mode_dual_on_the_target_promotes_once_connected_and_uptodate(tmp_pa
 
 def test_set_mode_dual_refuses_a_second_primary_while_not_connected(tmp_path):
     node = Node(tmp_path, local="node2", proc=proc_line(3, cs="WFConnection", ro="Secondary/Unknown",
-                                                          ds="UpToDate/DUnknown")).with_lvs()
+                                                        ds="UpToDate/DUnknown")).with_lvs()
     with pytest.raises(StorageError, match="did not reach Connected and UpToDate/UpToDate .* cs:WFConnection"):
         node.drbd.set_mode(node.req(), role="primary", dual_primary=True, timeout=5)
     assert ["primary", RESOURCE] not in node.drbdadm_calls()
@@ -493,7 +493,7 @@ def test_set_mode_single_on_the_node_staying_primary_leaves_the_option_to_its_pe
 
 def test_promoting_an_outdated_disk_needs_force(tmp_path):
     node = Node(tmp_path, local="node2", proc=proc_line(3, cs="StandAlone", ro="Secondary/Unknown",
-                                                          ds="Outdated/DUnknown")).with_lvs()
+                                                        ds="Outdated/DUnknown")).with_lvs()
     with pytest.raises(StorageError, match="Outdated, not UpToDate: refusing"):
         node.drbd.set_mode(node.req(primary="node2"), role="primary", dual_primary=False)
     node.drbd.set_mode(node.req(primary="node2"), role="primary", dual_primary=False, force=True)

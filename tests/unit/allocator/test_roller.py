@@ -324,7 +324,7 @@ def test_property_a_group_of_several_nodes_leaves_its_shared_instances_a_target(
             continue
         for name, i in cfg["instances"].items():
             if i["admin_state"] == "up" and i["primary_node"] in group and i["disk_template"] in ("sharedfile",
-                                                                                                 "diskless"):
+                                                                                                  "diskless"):
                 home = cfg["nodes"][i["primary_node"]]["group"]
                 assert any(n not in group and not info["offline"] and not info["drained"]
                            and info["group"] == home for n, info in cfg["nodes"].items()), (name, group)

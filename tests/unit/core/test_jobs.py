@@ -72,7 +72,7 @@ def test_failed_step_marks_error_with_its_message(tmp_path):
         with job.step("boom"):
             raise RuntimeError("disk full")
     assert journal.get(job.id)["steps"][0] == {**journal.get(job.id)["steps"][0], "status": "error",
-                                              "message": "disk full"}
+                                               "message": "disk full"}
 
 
 def test_rollback_runs_undo_actions_in_reverse(tmp_path):

@@ -231,3 +231,13 @@ def test_verify_reports_instances_on_unknown_nodes(cluster):
     cluster.store.save(config)
     result = verify_op.verify(cluster)
     assert "ERROR: ECLUSTERCFG: web1: primary node ghost does not exist" in result["lines"]
+
+
+def test_init_on_a_candidate_of_a_cluster_names_that_cluster(cluster, nodes):
+    from plugins.module_utils.herd.config import write_json_atomic
+    write_json_atomic(cluster.store.path, nodes[1].config)  # node1 now holds a candidate's copy...
+    config = cluster.store.load()
+    config.cluster.master_node = "node2"                   # ...of a cluster whose master is node2
+    write_json_atomic(cluster.store.path, config.to_dict())
+    with pytest.raises(PrerequisiteError, match="node1 already belongs to cluster 'cluster.example' \\(master node2\\)"):
+        cluster_op.present(cluster, init_spec(name="other.example"))

@@ -58,7 +58,7 @@ def test_vlan_ids_outside_1_to_4094_or_malformed_are_refused(vlan: object) -> No
 def test_validation_reports_every_problem_at_once() -> None:
     problems, _bridges, _secondary = validate({
         "bridges": [{"name": "br0", "port": "eth9"}, {"name": "br1", "port": "eth1", "vlan_aware": True,
-                                                       "vlans": [5000]}],
+                                                      "vlans": [5000]}],
         "secondary": {"interface": "eth1", "address": "1.2.3/24"},
     }, LINKS)
     assert any("port eth9 does not exist" in p and "eth0, eth1, lo" in p for p in problems)

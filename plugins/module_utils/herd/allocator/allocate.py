@@ -335,7 +335,7 @@ def _describe(c: Cluster, g: _GroupSol) -> str:
         return head + "No valid allocation solutions, failure reasons: " + \
             (ft if ft else "unknown reasons")
     names = [c.nodes[g.best[1]].name] + ([c.nodes[g.best[2]].name] if g.best[2] != NO_NODE
-                                          else [])
+                                         else [])
     k = g.best[0]
     shown = f"{k:.8f}" if isinstance(k, float) else \
         f"([{','.join(str(x) for x in k[0])}],{k[1]})"

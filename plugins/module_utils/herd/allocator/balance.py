@@ -482,7 +482,8 @@ def balance_group(c: Cluster, gdx: int, opts: BalanceOptions | None = None,
         c.checkpoint()
         fail = _apply(c, inst, mv, b.force)
         c.commit()
-        assert fail is None, f"move {mv} of {inst.name} failed on apply: {fail}"
+        if fail is not None:
+            raise RuntimeError(f"internal error: move {mv} of {inst.name} failed on apply: {fail}")
         sc = c.score(gdx)
         ns = [x for x in {old_p, old_s, inst.pnode, inst.snode} if x != NO_NODE]
         names = [nodes[x].name for x in sorted(ns)]

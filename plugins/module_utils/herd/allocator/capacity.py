@@ -139,7 +139,7 @@ class _Run:
         c.drop_last_instance(inst)
         self.seq -= 1
         return res.success, res.failures, ([] if res.success else
-                                          [str(r) for r in res.reasons])
+                                           [str(r) for r in res.reasons])
 
     def iterate(self, spec: Spec) -> tuple[int, Counter, list[str]]:
         """Allocate ``spec`` until failure (hspace iterateAlloc)."""

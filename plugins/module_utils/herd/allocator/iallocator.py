@@ -288,7 +288,8 @@ def run(r: Request, ignore_soft: bool = False, capacity: bool = True,
     try:
         if r.type == "allocate":
             rs = r.restrict if r.restrict is not None else restrict
-            assert r.instance is not None
+            if r.instance is None:
+                raise RequestError("allocate request without an instance")
             res = al.allocate(c, r.instance, r.required_nodes, r.group_name, rs, ignore_soft,
                               capacity)
             if why is not None:
@@ -296,7 +297,7 @@ def run(r: Request, ignore_soft: bool = False, capacity: bool = True,
             return response(res.success, res.info, res.nodes, why)
         if r.type == "multi-allocate":
             ok, failed, results = al.multi_allocate(c, r.multi, ignore_soft, capacity,
-                                                   restrict)
+                                                    restrict)
             if why is not None:
                 for (inst, _, _), res in zip(r.multi, results):
                     why.extend(f"{inst.name}: {line}" for line in res.reason_lines())

@@ -408,7 +408,7 @@ class Cluster:
         self.ignore_dynu = ignore_dynu
         ctags = self.cluster_tags
         self.ex_tag_prefixes = list(exclusion_tags) + [t[len(EXTAGS_PREFIX):] for t in ctags
-                                if t.startswith(EXTAGS_PREFIX) and len(t) > len(EXTAGS_PREFIX)]
+                                                       if t.startswith(EXTAGS_PREFIX) and len(t) > len(EXTAGS_PREFIX)]
         self.dsrd_loc_prefixes = [t[len(DESIRED_LOCATION_PREFIX):] for t in ctags
                                   if t.startswith(DESIRED_LOCATION_PREFIX)
                                   and len(t) > len(DESIRED_LOCATION_PREFIX)]
@@ -493,7 +493,7 @@ class Cluster:
 
     def _refresh_instance_tags(self, inst: Instance) -> None:
         inst.excl_tags = [t for t in inst.tags if any(t.startswith(p) for p in
-                                                     self.ex_tag_prefixes)]
+                                                      self.ex_tag_prefixes)]
         inst.dsrd_loc_tags = frozenset(t for t in inst.tags if any(
             t.startswith(p) for p in self.dsrd_loc_prefixes))
 
@@ -894,7 +894,8 @@ class Cluster:
 
     def drop_last_instance(self, inst: Instance) -> None:
         """Forget an unplaced instance created by ``new_instance``."""
-        assert inst.pnode == NO_NODE and self.instances[-1] is inst
+        if inst.pnode != NO_NODE or not self.instances or self.instances[-1] is not inst:
+            raise ValueError(f"instance {inst.name} is not the last unplaced instance of the cluster")
         self.instances.pop()
         del self.inst_by_name[inst.name]
 

@@ -74,7 +74,8 @@ class RebootPlan:
             "offline": list(self.offline),
             "skipped": [dict(s) for s in self.skipped],
             "downtime": [dict(d) for d in self.downtime],
-            "warnings": list(self.warnings),
+            # not "warnings": Ansible takes that key of a module result for itself
+            "cannot_empty": list(self.warnings),
             "algorithm": self.algorithm,
             "edges": [list(e) for e in self.edges],
             "lines": self.lines(),
@@ -344,7 +345,8 @@ def reboot_groups(config: Mapping[str, Any], node_memory: Optional[Mapping[str, 
         groups, lonely = _colour(selected, adj, capacity, pick, opts.max_group_size)
         if best is None or len(groups) < len(best[1]):
             best = (algo, groups, lonely)
-    assert best is not None
+    if best is None:
+        raise RollerError("no grouping algorithm is defined")
     algo, groups, lonely = best
     return RebootPlan(groups=_order_output(groups, c.master), master=c.master, offline=offline,
                       skipped=skipped, downtime=downtime, warnings=sorted(lonely), algorithm=algo,

@@ -116,7 +116,7 @@ def parse_text(text: str) -> Cluster:
             raise TextFormatError(f"line {lineno}: duplicate node {name!r}")
         if "?" in (tm, nm, fm, td, fd, tc):
             c.add_node(name, 0, 0, 0, 0, 0, 0, 0, True, gdx, 0, 0, False,
-                           offline_reason="resources unknown ('?' in the text data)")
+                       offline_reason="resources unknown ('?' in the text data)")
             continue
         c.add_node(
             name, _float(tm, lineno, f"node {name} t_mem"), _int(nm, lineno, f"node {name} n_mem"),
@@ -124,7 +124,7 @@ def parse_text(text: str) -> Cluster:
             _int(fd, lineno, f"node {name} f_disk"), _float(tc, lineno, f"node {name} t_cpu"),
             _int(ncpu, lineno, f"node {name} nos_cpu"), role == "Y", gdx,
             _int(spindles, lineno, f"node {name} spindles"), _int(fsp, lineno,
-                                                                 f"node {name} free_spindles"),
+                                                                  f"node {name} free_spindles"),
             _yn(excl, lineno, f"node {name} exclusive_storage"),
             _float(speed, lineno, f"node {name} cpu_speed"), _list(tags), role == "M",
             offline_reason="marked offline" if role == "Y" else "")

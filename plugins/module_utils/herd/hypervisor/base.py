@@ -143,7 +143,7 @@ class InstanceSpec:
         if machine is not None and (not isinstance(machine, str) or not _MACHINE.match(machine)):
             raise ValidationError(f"machine {machine!r} is not a QEMU machine type name")
         for what, path in [("cdrom", cdrom), ("uefi_vars", uefi_vars)] + [(f"disks[{i}]", d.path)
-                                                                         for i, d in enumerate(disks)]:
+                                                                          for i, d in enumerate(disks)]:
             if path and "," in path:
                 raise ValidationError(f"{what} path {path!r} must not contain ','")
         return cls(name=name, uuid=uuid, memory=memory, vcpus=vcpus, hvparams=hv, network_port=port,

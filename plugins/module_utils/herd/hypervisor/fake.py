@@ -218,7 +218,7 @@ class Fake(Hypervisor):
         if before == "active":
             migration["status"] = "cancelled"
         resumed = current.get("status") == "postmigrate" and (migration.get("status") != "completed"
-                                                               or resume_completed)
+                                                              or resume_completed)
         if resumed:
             current["status"] = "running"
         if before == "active" or resumed:

@@ -661,8 +661,8 @@ class KVM(Hypervisor):
         paths = Paths(name)
         pid = find_pid(paths)
         if not pid:
-            return {"name": name, "status": "failed", "error": f"QEMU of {name} is not running on node "
-                                                              f"{node_name()}", "process": False}
+            return {"name": name, "status": "failed",
+                    "error": f"QEMU of {name} is not running on node {node_name()}", "process": False}
         try:
             with QMP(paths.qmp) as qmp:
                 info = qmp.execute("query-migrate")

@@ -144,6 +144,12 @@ def present(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     locks = ctx.locks(f"cluster op on {spec['name']}")
     with locks.cluster():
         if ctx.store.exists():
+            held = ctx.store.load()
+            if held.cluster.master_node != ctx.local_node:
+                raise PrerequisiteError(
+                    f"{ctx.local_node} already belongs to cluster {held.cluster.name!r} (master "
+                    f"{held.cluster.master_node}): modify that cluster on its master, or remove this node from "
+                    "it before initialising another cluster")
             return _modify(ctx, spec)
         return _init(ctx, spec)
 

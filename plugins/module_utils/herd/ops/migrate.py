@@ -135,7 +135,7 @@ def migrate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
                 _switch_primary(ctx, locks, name, target)
             job.finish(stats)
         result.update(migration=stats, msg=f"instance {name} migrated ({mode}) {inst.primary_node} -> {target} "
-                      f"in {stats.get('total_time_ms', 0) / 1000:.1f} s")
+                      f"in {(stats.get('total_time_ms') or 0) / 1000:.1f} s")
         return result
 
 
