@@ -48,7 +48,7 @@ def generate(nodes: int, instances: int, seed: int = 1, drbd_share: float = 0.7,
         mem, dsk, vcpus = rnd.choice(INST_SHAPES)
         drbd = rnd.random() < drbd_share and nodes > 1
         placed = None
-        for _ in range(50):
+        for _attempt in range(50):
             p = rnd.choices(range(nodes), weights)[0]
             pn = n_rows[p]
             if pn["t_mem"] - pn["n_mem"] - pn["used_mem"] - mem < 4096:

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Side-by-side benchmark: herd's allocator vs Ganeti htools (hbal, hspace).
 
 One run, every case:
@@ -113,7 +113,7 @@ def replay_score(case: Case, placements: dict[str, tuple[str, str]],
         sdx = c.node_by_name[s] if s else NO_NODE
         if (pdx, sdx) != (inst.pnode, inst.snode):
             moved.append((inst, pdx, sdx))
-    for inst, _, _ in moved:
+    for inst, _new_p, _new_s in moved:
         if inst.snode != NO_NODE:
             c.remove_sec(inst.snode, inst)
         c.remove_pri(inst.pnode, inst)
@@ -203,7 +203,7 @@ def run_hbal(case: Case, timeout: float, gnodes: list[str]) -> dict:
         placements = placements_of_text(fh.read())
     moves = 0
     for inst, _old, new in MOVE_LINE.findall(p.stdout):
-        pn, _, sn = new.partition(":")
+        pn, _sep, sn = new.partition(":")
         placements[inst] = (pn, sn)
         moves += 1
     return {"score": replay_score(case, placements, gnodes), "moves": moves, "time": wall}
@@ -275,7 +275,7 @@ def ratio(a: float | None, b: float | None) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="CPU seconds per htools run (default 120)")
     ap.add_argument("--only", default="",

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Install Debian's ganeti (the reference for herd's benchmarks), idempotent.
 # Daemons must not start at install time: a temporary policy-rc.d forbids it
 # (only when none exists; an existing one is left as it is).

@@ -103,7 +103,7 @@ def _log(msg: str) -> None:
 
 def _run(argv: list[str], check: bool = True, env: dict[str, str] | None = None,
          timeout: float | None = 600, capture: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(argv, env=env, timeout=timeout, text=True,
+    proc = subprocess.run(argv, env=env, timeout=timeout, text=True, check=False,
                           stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE if capture else None,
                           stderr=subprocess.PIPE if capture else None)

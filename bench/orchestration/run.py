@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Orchestration benchmark: herd beside Ganeti, in one run, as ratios.
 
 Run as root from the repository (after scripts/setup.sh):

@@ -1,10 +1,13 @@
+# -*- coding: utf-8 -*-
+# Copyright: herd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Lookup plugin herd.cluster.placement: what-if placement questions."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: placement
-author: herd developers
+author: herd contributors (@herd-cluster)
 version_added: "0.1.0"
 short_description: Ask herd's allocator where an instance would go, and why not elsewhere
 description:

@@ -19,7 +19,7 @@ description:
     files, and synced in one module run; files that are no longer part of the package are removed from the
     node, so the agent is always exactly the collection's version.
   - Files get mode 0644, directories and C(herd-node) 0755, owner root.
-author: herd contributors
+author: herd contributors (@herd-cluster)
 attributes:
   check_mode:
     support: full
@@ -90,7 +90,7 @@ import sys
 sys.path.insert(0, {dest!r})
 from {package}.agent.main import main  # noqa: E402
 
-sys.exit(main())
+raise SystemExit(main())
 '''
 SKIP_DIRS = ('__pycache__',)
 

@@ -15,13 +15,14 @@ description:
     separately allocates the biggest allowed spec, shrinking it on the failing resource (tiered), exactly as
     Ganeti's C(hspace). Returns the counts, the specs and why the last allocation failed. Changes nothing.
   - The cluster comes from I(cluster_file) (a Ganeti htools text file) or, on the master, from herd's config.
-author: herd contributors
+author: herd contributors (@herd-cluster)
 attributes:
   check_mode:
     support: full
     description: Read only; the same in check mode.
   diff_mode:
     support: none
+    description: Reports capacity only; there is nothing to diff.
 options:
   cluster_file:
     description: Path of a Ganeti htools text file. Without it herd's config is read on the master.

@@ -12,19 +12,20 @@ module: hypervisor_facts
 short_description: Whether KVM is usable on a node, its CPU flags and QEMU's CPU models
 version_added: 0.1.0
 description:
-  - Decides whether C(/dev/kvm) is usable - not only present - by opening it, asking C(KVM_GET_API_VERSION) and
+  - "Decides whether C(/dev/kvm) is usable - not only present - by opening it, asking C(KVM_GET_API_VERSION) and
     then starting QEMU with C(-accel kvm -cpu host) on a 16-byte firmware that writes to the C(isa-debug-exit) port:
     KVM is usable only when that guest runs to its exit. (On nested or broken hosts C(/dev/kvm) exists but QEMU
-    asserts on MSRs or the guest hangs.)
+    asserts on MSRs or the guest hangs.)"
   - Reads the CPU vendor, model and flags from C(/proc/cpuinfo) and the CPU models this QEMU knows
     (C(-cpu help)), for choosing a C(cpu_type) every node supports (filter C(herd.cluster.cpu_type)).
-author: herd contributors
+author: herd contributors (@herd-cluster)
 attributes:
   check_mode:
     support: full
     description: Read-only (the probe guest changes nothing).
   diff_mode:
     support: none
+    description: Reports facts only; there is nothing to diff.
 options:
   qemu:
     description: The QEMU system emulator.

@@ -17,13 +17,14 @@ description:
     module keeps its parameters until it is unloaded, which herd never does behind the operator's back).
   - Where the module cannot be loaded (no such module for this kernel), fails with a clear message; with
     I(allow_missing=true) (test machines) it warns instead and returns C(loaded=false).
-author: herd contributors
+author: herd contributors (@herd-cluster)
 attributes:
   check_mode:
     support: full
     description: Uses C(modprobe --dry-run) to tell whether the module would load.
   diff_mode:
     support: none
+    description: No diff is returned.
 options:
   name:
     description: Module name, for example C(drbd).

@@ -12,20 +12,20 @@ module: node_network
 short_description: Bridges for instances, moving a port's address onto its bridge, and the secondary network
 version_added: 0.1.0
 description:
-  - Creates each bridge in I(bridges) with its physical port; by default the port's global addresses and its
+  - "Creates each bridge in I(bridges) with its physical port; by default the port's global addresses and its
     routes (the default route included) move onto the bridge. All live changes of one run go to the kernel in one
     C(ip -batch) (and one C(bridge -batch) for VLANs), so the management connection over that port survives: the
     bridge takes the port's MAC address, gets the address before the port loses it, and the routes are replaced,
-    not deleted and re-added.
+    not deleted and re-added."
   - C(vlan_aware) bridges get C(vlan_filtering 1) and exactly the allowed VLANs (I(vlans)) tagged on the port;
     untagged traffic stays on the port's PVID (VLAN 1).
   - An instance-only bridge (I(instance_only)) carries no host address; its port must not carry one either.
   - The secondary network (replication and migration) is an address on a dedicated interface.
   - Persists everything as Debian ifupdown stanzas in I(persist_dir) (one C(herd-<name>) file per bridge or
     interface).
-  - Validates everything before changing anything - interface names, that every port exists, addresses (netaddr,
-    strict: a host address with a prefix length), VLAN ids (1-4094) - and fails with the list of problems.
-author: herd contributors
+  - "Validates everything before changing anything - interface names, that every port exists, addresses (netaddr,
+    strict: a host address with a prefix length), VLAN ids (1-4094) - and fails with the list of problems."
+author: herd contributors (@herd-cluster)
 requirements:
   - iproute2 (C(ip), C(bridge)) and python3-netaddr on the node
 attributes:

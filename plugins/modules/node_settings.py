@@ -17,7 +17,7 @@ description:
   - Each role owns its own keys; this module replaces only the top-level keys it is given and keeps the others,
     so roles never overwrite each other's settings.
   - The file is written atomically (temporary file, fsync, rename) with mode 0644, and only when a value changes.
-author: herd contributors
+author: herd contributors (@herd-cluster)
 attributes:
   check_mode:
     support: full

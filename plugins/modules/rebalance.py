@@ -30,6 +30,7 @@ attributes:
     description: Returns the plan; nothing is changed.
   diff_mode:
     support: none
+    description: The plan (moves and scores) is the result; no diff is returned.
 options:
   cluster_file:
     description: Path of a Ganeti htools text file (C(hbal -t)). Without it herd's config is read on the master.

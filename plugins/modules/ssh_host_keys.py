@@ -18,15 +18,17 @@ description:
     the already authenticated connection, never learnt from the network (no C(ssh-keyscan)).
   - When no sshd is found among the ancestors (local connection), the default C(sshd -T) configuration is used,
     and failing that the keys Ansible's own facts found (C(/etc/ssh/ssh_host_*_key.pub)).
-author: herd contributors
+author: herd contributors (@herd-cluster)
 attributes:
   check_mode:
     support: full
     description: Read-only.
   diff_mode:
     support: none
+    description: Reports facts only; there is nothing to diff.
   facts:
     support: full
+    description: Sets C(herd_ssh_host_keys), C(herd_ssh_host_keys_source) and C(herd_ssh_served_by_sshd).
 options: {}
 '''
 

@@ -12,18 +12,18 @@ module: volume_group
 short_description: Physical volumes to an LVM volume group, refusing anything destructive
 version_added: 0.1.0
 description:
-  - Makes the devices in I(pvs) the physical volumes of the volume group I(name): creates the volume group when it
-    does not exist, extends it with devices that are not yet in it.
-  - Checks every device before changing anything. Refuses a device that does not exist or is not a block device,
+  - "Makes the devices in I(pvs) the physical volumes of the volume group I(name): creates the volume group when it
+    does not exist, extends it with devices that are not yet in it."
+  - "Checks every device before changing anything. Refuses a device that does not exist or is not a block device,
     that holds a filesystem or another signature (C(blkid -p)) unless I(wipe=true), or that is a physical volume
-    of another volume group (even with I(wipe): remove that volume group first).
+    of another volume group (even with I(wipe): remove that volume group first)."
   - Never recreates, reduces or removes a volume group. If the volume group already exists with physical volumes
     that are not in I(pvs) (another device list, or the same name on other disks), it fails and says which
     devices it holds, because dropping them would shrink it or lose its logical volumes.
   - When LVM uses a devices file (C(devices/use_devicesfile=1)), new devices are added to it first, so each node
     sees only its own devices.
   - LVM's file descriptor warnings are suppressed (C(LVM_SUPPRESS_FD_WARNINGS=1)).
-author: herd contributors
+author: herd contributors (@herd-cluster)
 attributes:
   check_mode:
     support: full

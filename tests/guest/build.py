@@ -106,7 +106,7 @@ def module_order(moddir: str) -> List[str]:
     deps: Dict[str, List[str]] = {}
     with open(os.path.join(moddir, "modules.dep"), encoding="utf-8") as handle:
         for line in handle:
-            mod, _, rest = line.partition(":")
+            mod, _sep, rest = line.partition(":")
             deps[mod.strip()] = rest.split()
     by_name = {re.sub(r"\.ko(\.xz|\.zst|\.gz)?$", "", os.path.basename(p)).replace("-", "_"): p for p in deps}
     order: List[str] = []
@@ -236,7 +236,7 @@ def main() -> int:
         pkg = kernel_package()
         build(pkg, f"{pkg}:{script_hash}")
         current = f"{pkg}:{script_hash}"
-    print(json.dumps({"kernel": kernel, "initrd": initrd, "kernel_package": current.split(":")[0]}))
+    print(json.dumps({"kernel": kernel, "initrd": initrd, "kernel_package": current.split(":", maxsplit=1)[0]}))
     return 0
 
 

@@ -90,7 +90,7 @@ def playbook(inventory: Path, path: Path | str, extra_vars: dict[str, Any] | Non
         argv.append("--diff")
     if limit:
         argv += ["--limit", limit]
-    return Run(subprocess.run(argv, capture_output=True, text=True, env=env(), timeout=timeout, cwd=REPO))
+    return Run(subprocess.run(argv, capture_output=True, text=True, env=env(), timeout=timeout, cwd=REPO, check=False))
 
 
 def module(inventory: Path, host: str, name: str, args: dict[str, Any], check: bool = False,

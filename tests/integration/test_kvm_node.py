@@ -51,7 +51,7 @@ TIMINGS = {}
 
 
 def sh(*argv, check=True):
-    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=60, check=False)
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: {proc.stderr.strip()}")
     return proc.stdout
@@ -98,7 +98,7 @@ class Node:
         request = {"version": VERSION, "verb": verb, "args": dict(args, hypervisor="kvm")}
         proc = subprocess.run(["ip", "netns", "exec", self.ns, "env", f"HERD_RUN_DIR={self.run_dir}",
                                "/usr/bin/python3", "-c", AGENT, REPO],
-                              input=json.dumps(request), capture_output=True, text=True, timeout=300)
+                              input=json.dumps(request), capture_output=True, text=True, timeout=300, check=False)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
@@ -215,7 +215,7 @@ def wait_migration(node, until=("completed", "failed", "cancelled"), timeout=180
 @pytest.fixture(scope="module")
 def guest():
     proc = subprocess.run(["/usr/bin/python3", os.path.join(REPO, "tests", "guest", "build.py")],
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -266,7 +266,7 @@ def env(guest, tmp_path_factory):
                     except ProcessLookupError:
                         pass
         for node in nodes.values():
-            subprocess.run(["ip", "netns", "del", node.ns], capture_output=True)
+            subprocess.run(["ip", "netns", "del", node.ns], capture_output=True, check=False)
         shutil.rmtree(base, ignore_errors=True)
         if TIMINGS:
             print(f"\nKVM node timings (migration link {net}): "

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(shutil.which("lvm") is None or shutil.which("los
 def device_mapper_works() -> bool:
     if shutil.which("dmsetup") is None:
         return False
-    return subprocess.run(["dmsetup", "version"], capture_output=True).returncode == 0
+    return subprocess.run(["dmsetup", "version"], capture_output=True, check=False).returncode == 0
 
 
 def lvm(*argv, env):
@@ -64,9 +64,9 @@ def vg(tmp_path, monkeypatch):
         yield {"name": name, "env": env, "loop": loop}
     finally:
         if created_vg:
-            subprocess.run(["vgremove", "-f", name], env=env, capture_output=True)
-        subprocess.run(["pvremove", "-y", loop], env=env, capture_output=True)
-        subprocess.run(["losetup", "-d", loop], capture_output=True)
+            subprocess.run(["vgremove", "-f", name], env=env, capture_output=True, check=False)
+        subprocess.run(["pvremove", "-y", loop], env=env, capture_output=True, check=False)
+        subprocess.run(["losetup", "-d", loop], capture_output=True, check=False)
 
 
 def call(verb, args):

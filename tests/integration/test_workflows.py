@@ -129,7 +129,7 @@ def test_evacuate_node_empties_a_node_of_three_instances(site, inventory, vclust
     assert cfg["nodes"]["node2"]["drained"] is True
     assert [n for n, i in cfg["instances"].items() if i["primary_node"] == "node2"] == []
     after = statuses(inventory, names)
-    assert {n: s for n, (s, _) in after.items()} == {n: "running" for n in names}
+    assert {n: s for n, (s, _node) in after.items()} == {n: "running" for n in names}
     moved = run.result("Migrate the primary instances away", MASTER)["moved"]
     assert sorted(m["instance"] for m in moved) == names
 
@@ -167,8 +167,8 @@ def test_node_failover_brings_the_instances_of_a_dead_node_up_elsewhere(site, in
     cfg = config(vcluster)
     assert cfg["nodes"]["node3"]["offline"] is True
     after = statuses(inventory, names)
-    assert all(node in ("node1", "node2") for _, node in after.values()), after
-    assert all(status == "running" for status, _ in after.values()), after
+    assert all(node in ("node1", "node2") for _status, node in after.values()), after
+    assert all(status == "running" for status, _node in after.values()), after
     report = run.result("Report", MASTER)["msg"]
     assert any(line.startswith("recovered: ") and all(n in line for n in names) for line in report), report
 
@@ -207,7 +207,7 @@ def test_rolling_reboot_reboots_every_node_and_every_instance_ends_running(site,
     cfg = config(vcluster)
     assert not any(info["drained"] for info in cfg["nodes"].values())
     after = statuses(inventory, names)
-    assert all(status == "running" for status, _ in after.values()), after
+    assert all(status == "running" for status, _node in after.values()), after
 
 
 def test_rolling_reboot_in_check_mode_prints_the_groups_and_reboots_nothing(site, inventory, vcluster, instances):

@@ -43,7 +43,7 @@ def run_script(*args: str, check: bool = True,
                timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run scripts/vcluster with args; raise VClusterCommandError on failure if check."""
     proc = subprocess.run([PYTHON, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise VClusterCommandError(proc)
     return proc

@@ -47,7 +47,7 @@ class FakeVolumeGroups:
             runner.handlers[prog] = getattr(self, "_" + prog)
 
     def free(self, vg: str) -> int:
-        return self.vgs[vg] - sum(v["size"] for (g, _), v in self.lvs.items() if g == vg)
+        return self.vgs[vg] - sum(v["size"] for (g, _lv), v in self.lvs.items() if g == vg)
 
     def _round(self, size: int) -> int:
         return math.ceil(size / self.extent) * self.extent

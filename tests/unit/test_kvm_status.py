@@ -32,7 +32,7 @@ def fake_qemu(tmp_path):
                                  "-pidfile", pidfile, "-m", "256", "-smp", "2"])
         procs.append(proc)
         # right after exec /proc/<pid>/cmdline can still read empty on some kernels
-        for _ in range(200):
+        for _attempt in range(200):
             with open(f"/proc/{proc.pid}/cmdline", "rb") as handle:
                 if b"-pidfile" in handle.read():
                     break

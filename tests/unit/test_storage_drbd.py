@@ -54,7 +54,7 @@ def write(tmp_path, text, name="r.res"):
 def adm_dry(conf, node, *command):
     """The real drbdadm-84 in dry-run mode, matching ``on <node>`` through __DRBD_NODE__."""
     env = dict(os.environ, __DRBD_NODE__=node, LC_ALL="C")
-    return subprocess.run([DRBDADM84, "-c", conf, "-d", *command], env=env, capture_output=True, text=True)
+    return subprocess.run([DRBDADM84, "-c", conf, "-d", *command], env=env, capture_output=True, text=True, check=False)
 
 
 # ------------------------------------------------------------------ resource file
@@ -101,7 +101,8 @@ def test_ipv6_endpoints_are_bracketed():
 def test_config_parses_with_the_real_drbd84_parser(tmp_path):
     conf = write(tmp_path, render_config(disk()))
     env = dict(os.environ, __DRBD_NODE__="node1")
-    result = subprocess.run([DRBDADM84, "-c", conf, "dump", RESOURCE], env=env, capture_output=True, text=True)
+    result = subprocess.run([DRBDADM84, "-c", conf, "dump", RESOURCE], env=env, capture_output=True, text=True,
+                            check=False)
     assert result.returncode == 0, result.stderr
     assert "shared-secret" in result.stdout
 
@@ -110,7 +111,8 @@ def test_config_parses_with_the_real_drbd84_parser(tmp_path):
 def test_config_parses_with_the_real_drbd9_drbdadm(tmp_path):
     conf = write(tmp_path, render_config(disk()))
     env = dict(os.environ, __DRBD_NODE__="node2")
-    result = subprocess.run(["drbdadm", "-c", conf, "dump", RESOURCE], env=env, capture_output=True, text=True)
+    result = subprocess.run(["drbdadm", "-c", conf, "dump", RESOURCE], env=env, capture_output=True, text=True,
+                            check=False)
     assert result.returncode == 0, result.stderr
 
 
@@ -127,7 +129,7 @@ def test_a_broken_config_is_what_the_parser_check_catches(tmp_path):
 def test_config_matches_on_host_by_uname_inside_the_nodes_uts_namespace(tmp_path):
     conf = write(tmp_path, render_config(disk()))
     script = f"hostname node2 && {DRBDADM84} -c {conf} -d up {RESOURCE}"
-    result = subprocess.run(["unshare", "--uts", "sh", "-c", script], capture_output=True, text=True)
+    result = subprocess.run(["unshare", "--uts", "sh", "-c", script], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "new-minor " + RESOURCE + " 3 0" in result.stdout
 
@@ -203,7 +205,7 @@ def test_create_sequence_is_lvs_wipe_config_create_md_up_then_forced_primary():
     lvm = LVM(RecordingRunner(), NodeSettings(lvm_driverloaded=True))
     d = disk()
     steps = create_sequence(d, "drbdadm", "/etc/herd/drbd/x.res", lvm)
-    kinds = [k for k, _ in steps]
+    kinds = [k for k, _argv in steps]
     assert kinds == ["lv", "lv", "wipe", "config", "drbd", "drbd", "drbd"]
     assert steps[0][1][steps[0][1].index("-L") + 1] == "1024m"
     assert steps[1][1][steps[1][1].index("-L") + 1] == f"{META_SIZE_MIB}m"
@@ -215,7 +217,7 @@ def test_create_sequence_is_lvs_wipe_config_create_md_up_then_forced_primary():
 def test_the_secondary_is_never_forced_primary():
     lvm = LVM(RecordingRunner(), NodeSettings())
     steps = create_sequence(disk(local="node2"), "drbdadm", "/x.res", lvm)
-    assert all("primary" not in argv for _, argv in steps)
+    assert all("primary" not in argv for _kind, argv in steps)
 
 
 def test_remove_is_down_then_both_lvs():

@@ -67,14 +67,14 @@ def test_ranges_in_use_are_skipped_for_benchmark_subnets(monkeypatch) -> None:
 def test_a_route_through_the_uplink_makes_a_range_unavailable(monkeypatch) -> None:
     routes = UPLINK_ROUTES + "198.51.100.0/23 via 192.0.2.1 dev eth0\n"
     fake_ip(monkeypatch, UPLINK_ADDR, routes)
-    primary, _ = vc.choose_networks(3, None, None)
+    primary, _secondary = vc.choose_networks(3, None, None)
     assert str(primary) != "198.51.100.0/24"
 
 
 def test_a_range_holding_a_registry_address_is_skipped(monkeypatch) -> None:
     fake_ip(monkeypatch, UPLINK_ADDR, UPLINK_ROUTES,
             remote=(("203.0.113.80", "deb.debian.org"),))
-    _, secondary = vc.choose_networks(3, None, None)
+    _primary, secondary = vc.choose_networks(3, None, None)
     assert not secondary.overlaps(ipaddress.ip_network("203.0.113.80/32"))
 
 

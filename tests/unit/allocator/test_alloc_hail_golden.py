@@ -53,7 +53,7 @@ def score_after(args: list[str], nodes: list[str]) -> float:
 
 @pytest.mark.parametrize("name,args,gold", CASES, ids=[c[0] for c in CASES])
 def test_same_outcome_as_hail(name, args, gold):
-    rc, ours, _ = run_main(args)
+    rc, ours, _err = run_main(args)
     if gold is None:
         assert rc != 0 and ours is None
         return
@@ -71,7 +71,7 @@ def test_same_outcome_as_hail(name, args, gold):
 @pytest.mark.parametrize("name,args,gold", [c for c in CASES if c[2] and c[2]["success"]],
                          ids=[c[0] for c in CASES if c[2] and c[2]["success"]])
 def test_solution_no_worse_than_hail(name, args, gold):
-    _, ours, _ = run_main(args)
+    _rc, ours, _err = run_main(args)
     if ours["result"] == gold["result"]:
         return
     req = parse(args)
@@ -81,7 +81,7 @@ def test_solution_no_worse_than_hail(name, args, gold):
 
 def test_multi_allocate_partial_failure_reports_the_failed_instance():
     case = [c for c in CASES if c[0] in PARTIAL_MULTI][0]
-    _, ours, _ = run_main(case[1] + ["--explain"])
+    _rc, ours, _err = run_main(case[1] + ["--explain"])
     (placed, failed) = ours["result"]
     assert [p[0] for p in placed] == ["db1.example.com"]
     assert failed == ["db2.example.com"]
@@ -95,7 +95,7 @@ def test_allocate_results_have_the_required_number_of_distinct_nodes():
         req = parse(args)
         if req.type != "allocate":
             continue
-        _, ours, _ = run_main(args)
+        _rc, ours, _err = run_main(args)
         assert len(ours["result"]) == req.required_nodes == len(set(ours["result"])), name
         assert all(n in req.cluster.node_by_name for n in ours["result"]), name
 
@@ -107,7 +107,7 @@ def test_relocation_stays_in_the_instance_group():
         req = parse(args)
         if req.type != "relocate":
             continue
-        _, ours, _ = run_main(args)
+        _rc, ours, _err = run_main(args)
         c = req.cluster
         inst = c.instances[c.inst_by_name[req.names[0]]]
         assert all(c.nodes[c.node_by_name[n]].group == c.inst_group(inst)

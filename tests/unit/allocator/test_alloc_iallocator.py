@@ -32,14 +32,14 @@ def run(data: dict, *args: str, tmp_path) -> tuple[int, dict | None, str]:
 
 
 def test_script_answers_an_allocate_like_hail(tmp_path):
-    rc, out, _ = run(example("minimal-alloc-drbd.json"), tmp_path=tmp_path)
+    rc, out, _err = run(example("minimal-alloc-drbd.json"), tmp_path=tmp_path)
     assert rc == 0
     assert out == {"success": True, "info": out["info"], "result": ["node1", "node3"]}
     assert out["info"].startswith("Request successful: Selected group: default")
 
 
 def test_script_reports_an_impossible_request_with_exit_zero(tmp_path):
-    rc, out, _ = run(example("minimal-alloc-drbd-fail.json"), "--explain", tmp_path=tmp_path)
+    rc, out, _err = run(example("minimal-alloc-drbd-fail.json"), "--explain", tmp_path=tmp_path)
     assert rc == 0 and out["success"] is False and out["result"] == []
     assert out["info"] == ("Request failed: Group default (preferred): No valid allocation "
                            "solutions, failure reasons: FailMem: 6")

@@ -109,7 +109,7 @@ def test_relocated_secondary_is_a_new_node_distinct_from_the_primary(text, k):
     inst = drbd[k % len(drbd)]
     old_p, old_s = inst.pnode, inst.snode
     try:
-        nodes, _ = al.relocate(c, inst.name, [c.nodes[old_s].name])
+        nodes, _lines = al.relocate(c, inst.name, [c.nodes[old_s].name])
     except al.AllocError:
         return
     new_s = c.node_by_name[nodes[0]]

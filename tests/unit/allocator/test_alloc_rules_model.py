@@ -124,7 +124,7 @@ def test_incremental_score_tracks_random_moves():
                      f"n{p}|n{s}|drbd|svc:{k % 4}")
     c = load_text(text + "\n".join(lines) + "\n\nhtools:iextags:svc\nhtools:nlocation:rack\n\n")
     c.checkpoint()
-    for _ in range(200):
+    for _round in range(200):
         inst = c.instances[rnd.randrange(30)]
         mv = rnd.choice([("f",), ("r", rnd.randrange(8)), ("fr", rnd.randrange(8)),
                          ("rf", rnd.randrange(8)), ("frf", rnd.randrange(8))])

@@ -44,18 +44,18 @@ def test_terms_and_weights_are_hbals():
     with open(os.path.join(GOLDEN, "hbal__n1-failure__g1.stdout"), encoding="utf-8") as fh:
         out = fh.read()
     table = re.findall(r"^\s+(\w+)\s+([0-9.]+)\s+x([0-9.]+)$", out, re.M)
-    assert [(name, float(w)) for name, _, w in table] == \
-        [(name, w) for w, name, _ in score.TERMS]
+    assert [(name, float(w)) for name, _value, w in table] == \
+        [(name, w) for w, name, _kind in score.TERMS]
 
 
 def test_breakdown_matches_hbals_verbose_table():
     case = [c for c in SCORED if c.name == "n1-failure__g1"][0]
     with open(os.path.join(GOLDEN, "hbal__n1-failure__g1.stdout"), encoding="utf-8") as fh:
         out = fh.read()
-    table = {name: float(v) for name, v, _ in
+    table = {name: float(v) for name, v, _weight in
              re.findall(r"^\s+(\w+)\s+([0-9.]+)\s+x([0-9.]+)$", out, re.M)}
     c, gdx = load_case(case)
-    for name, _, value in score.breakdown(c, c.group_nodes(gdx)):
+    for name, _weight, value in score.breakdown(c, c.group_nodes(gdx)):
         assert value == pytest.approx(table[name], abs=1e-8), name
 
 
@@ -63,7 +63,7 @@ def test_htools_31_n1_initialisation_differs_from_302_on_location_2():
     # upstream commit 3c45a5c2: N+1 is unallocatedMem <= rMem from 3.1 on
     case = [c for c in SCORED if c.name == "hbal-location-2"][0]
     legacy, gdx = load_case(case, legacy_n1=True)
-    new, _ = load_case(case, legacy_n1=False)
+    new, _gdx = load_case(case, legacy_n1=False)
     assert score.score(legacy) == pytest.approx(case.initial, abs=1e-6)
     assert score.score(new) > score.score(legacy)
 

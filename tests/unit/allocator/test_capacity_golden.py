@@ -46,24 +46,24 @@ def test_golden_hspace_cases_are_found():
 
 @pytest.mark.parametrize("case", CASES, ids=[k[0] for k in CASES])
 def test_standard_capacity_is_at_least_hspace(case):
-    name, std, _, _, nocap = case
+    name, std, _tiered, _reason, nocap = case
     assert _report(name, nocap).standard.count >= std
 
 
 @pytest.mark.parametrize("case", CASES, ids=[k[0] for k in CASES])
 def test_tiered_capacity_is_at_least_hspace(case):
-    name, _, tiered, _, nocap = case
-    assert _report(name, nocap).tiered.count >= sum(n for _, n in tiered)
+    name, _std, tiered, _reason, nocap = case
+    assert _report(name, nocap).tiered.count >= sum(n for _spec, n in tiered)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[k[0] for k in CASES])
 def test_standard_failure_reason_matches_hspace(case):
-    name, _, _, reason, nocap = case
+    name, _std, _tiered, reason, nocap = case
     assert _report(name, nocap).standard.fail_reason.upper() == reason
 
 
 @pytest.mark.parametrize("case", CASES, ids=[k[0] for k in CASES])
 def test_tiered_specs_match_hspace(case):
-    name, _, tiered, _, nocap = case
+    name, _std, tiered, _reason, nocap = case
     got = [(s.hts(), n) for s, n in _report(name, nocap).tiered.specs]
     assert got == tiered

@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+from plugins.module_utils.herd.allocator import herdplace
 from plugins.module_utils.herd.config import ConfigStore
 from plugins.module_utils.herd.jobs import Journal
 from plugins.module_utils.herd.ops.common import Context
@@ -12,6 +13,18 @@ from .fakes import FakeNode, FakeRpc
 @pytest.fixture
 def nodes():
     return [FakeNode(f"node{i}", f"198.51.100.{10 + i}", f"203.0.113.{10 + i}", i) for i in (1, 2, 3, 4)]
+
+
+@pytest.fixture
+def first_fit(monkeypatch):
+    """Placement stand-in for these op tests: the first node(s) by name, or the ones given."""
+    def place(config, facts, request, primary=None, secondary=None):
+        names = sorted(n for n, node in config["nodes"].items() if not node["offline"] and not node["drained"])
+        pri = primary or names[0]
+        sec = secondary or next((n for n in names if n != pri), None)
+        return {"success": True, "primary": pri, "secondary": sec if request["required_nodes"] == 2 else None,
+                "reasons": []}
+    monkeypatch.setattr(herdplace, "place", place)
 
 
 @pytest.fixture

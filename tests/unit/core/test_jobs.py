@@ -87,7 +87,7 @@ def test_rollback_runs_undo_actions_in_reverse(tmp_path):
 
 def test_job_ids_increase(tmp_path):
     journal = Journal(str(tmp_path))
-    ids = [journal.open("x", {}).id for _ in range(3)]
+    ids = [journal.open("x", {}).id for _job in range(3)]
     assert ids == sorted(ids) and len(set(ids)) == 3
 
 

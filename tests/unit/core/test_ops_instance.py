@@ -1,21 +1,8 @@
 import pytest
 
-from plugins.module_utils.herd.allocator import herdplace
 from plugins.module_utils.herd.errors import PrerequisiteError, ValidationError
 from plugins.module_utils.herd.ops import instance as instance_op
 from plugins.module_utils.herd.ops import info
-
-
-@pytest.fixture
-def first_fit(monkeypatch):
-    """Placement stand-in for these op tests: the first node(s) by name, or the ones given."""
-    def place(config, facts, request, primary=None, secondary=None):
-        names = sorted(n for n, node in config["nodes"].items() if not node["offline"] and not node["drained"])
-        pri = primary or names[0]
-        sec = secondary or next((n for n in names if n != pri), None)
-        return {"success": True, "primary": pri, "secondary": sec if request["required_nodes"] == 2 else None,
-                "reasons": []}
-    monkeypatch.setattr(herdplace, "place", place)
 
 
 def spec(**extra):

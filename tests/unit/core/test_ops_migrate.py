@@ -5,7 +5,7 @@ from plugins.module_utils.herd.errors import HerdError, PrerequisiteError
 from plugins.module_utils.herd.ops import instance as instance_op
 from plugins.module_utils.herd.ops import migrate
 
-from .test_ops_instance import first_fit, spec  # noqa: F401  (fixture)
+from .test_ops_instance import spec
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def relocate_to_node2(monkeypatch):
 
 
 @pytest.fixture
-def web1(cluster, first_fit):  # noqa: F811
+def web1(cluster, first_fit):
     instance_op.ensure(cluster, spec(disk_template="sharedfile"))
     return cluster
 
@@ -63,7 +63,7 @@ def test_stopped_instance_needs_fallback_to_failover(web1, nodes, relocate_to_no
     assert "web1" not in nodes[1].running  # it was down, it stays down
 
 
-def test_local_disks_cannot_migrate(cluster, first_fit):  # noqa: F811
+def test_local_disks_cannot_migrate(cluster, first_fit):
     instance_op.ensure(cluster, spec(disk_template="file"))
     with pytest.raises(PrerequisiteError, match="file disks, which live on one node only"):
         migrate.migrate(cluster, {"name": "web1"})
@@ -117,7 +117,7 @@ def test_any_later_migrate_repairs_an_interrupted_one_first(web1, nodes):
     assert web1.journal.get(job.id)["status"] == "error"
 
 
-def test_evacuate_moves_every_primary_in_parallel(cluster, nodes, first_fit, relocate_to_node2):  # noqa: F811
+def test_evacuate_moves_every_primary_in_parallel(cluster, nodes, first_fit, relocate_to_node2):
     for i in range(3):
         instance_op.ensure(cluster, spec(name=f"vm{i}", disk_template="sharedfile", primary_node="node1"))
     result = migrate.evacuate(cluster, {"node": "node1", "mode": "primary", "max_parallel": 3})
@@ -127,7 +127,7 @@ def test_evacuate_moves_every_primary_in_parallel(cluster, nodes, first_fit, rel
     assert nodes[0].running == {}
 
 
-def test_evacuate_reports_what_cannot_move(cluster, first_fit, relocate_to_node2):  # noqa: F811
+def test_evacuate_reports_what_cannot_move(cluster, first_fit, relocate_to_node2):
     instance_op.ensure(cluster, spec(name="local1", disk_template="file"))
     result = migrate.evacuate(cluster, {"node": "node1", "mode": "primary"})
     assert result["failed"] == [{"instance": "local1",

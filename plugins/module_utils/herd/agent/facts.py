@@ -32,7 +32,7 @@ def meminfo() -> Dict[str, int]:
     values = {}
     with open("/proc/meminfo", encoding="ascii") as handle:
         for line in handle:
-            key, _, rest = line.partition(":")
+            key, _sep, rest = line.partition(":")
             values[key] = int(rest.split()[0]) // 1024  # kB -> MiB
     return values
 

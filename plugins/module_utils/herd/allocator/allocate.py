@@ -166,7 +166,7 @@ def is_dedicated(c: Cluster, group: str | None = None) -> bool:
 
 
 def _test_instances(c: Cluster, pol: Any) -> list[Instance]:
-    specs = sorted((mn for mn, _ in pol.minmax), key=lambda s: -s.disk_size)
+    specs = sorted((mn for mn, _mx in pol.minmax), key=lambda s: -s.disk_size)
     out = []
     for s in specs:
         i = Instance(-2, "minimalspecinstance", s.memory_size, s.disk_size, s.cpu_count,

@@ -405,7 +405,7 @@ class _Balancer:
                 sec.append((sc, ndx))
             pri.sort()
             sec.sort()
-            self.shape_targets[key] = ([x for _, x in pri[:2 * k]], [x for _, x in sec[:k]])
+            self.shape_targets[key] = ([x for _score, x in pri[:2 * k]], [x for _score, x in sec[:k]])
 
     def targets_for(self, inst: Instance) -> tuple[list[int], list[int] | None]:
         """(primary-role targets, secondary-role targets or None = same list)."""
@@ -485,7 +485,7 @@ def balance_group(c: Cluster, gdx: int, opts: BalanceOptions | None = None,
         if fail is not None:
             raise RuntimeError(f"internal error: move {mv} of {inst.name} failed on apply: {fail}")
         sc = c.score(gdx)
-        ns = [x for x in {old_p, old_s, inst.pnode, inst.snode} if x != NO_NODE]
+        ns = {old_p, old_s, inst.pnode, inst.snode} - {NO_NODE}
         names = [nodes[x].name for x in sorted(ns)]
         bm = BalanceMove(
             inst.name, move_label(c, mv), mv[0],

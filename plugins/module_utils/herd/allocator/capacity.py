@@ -200,7 +200,7 @@ def tiered_alloc(c: Cluster, template: str | None = None, specs: list[Spec] | No
     t0 = time.monotonic()
     w = c.clone()
     tmpl = template or w.ipolicy.disk_templates[0]
-    specs = specs or [_spec_of(mx) for _, mx in w.ipolicy.minmax]
+    specs = specs or [_spec_of(mx) for _mn, mx in w.ipolicy.minmax]
     su = w.ipolicy.std.spindle_use
     blocked = _start(w, accept_existing)
     if blocked:
@@ -218,7 +218,7 @@ def tiered_alloc(c: Cluster, template: str | None = None, specs: list[Spec] | No
     def probe(spec: Spec) -> tuple[bool, Counter]:
         key = (run.count, spec)
         if key not in tried:
-            ok, f2, _ = run.try_one(spec, False)
+            ok, f2, _reasons = run.try_one(spec, False)
             tried[key] = (ok, f2)
         return tried[key]
 

@@ -170,7 +170,7 @@ def from_herd_config(config: Any, facts: dict[str, dict[str, Any]] | None,
         if status is None:
             raise HerdConfigError(f"{where}: key 'admin_state': expected up, down or offline")
         nics = [n if isinstance(n, dict) else {} for n in (ins.get("nics") or [])]
-        c.add_instance(name, int(be["maxmem"]), disk_space_total(dt, (s for s, _ in disks)),
+        c.add_instance(name, int(be["maxmem"]), disk_space_total(dt, (s for s, _spindles in disks)),
                        int(be["vcpus"]), status, c.node_by_name[pn],
                        c.node_by_name[sn] if sn else NO_NODE, dt, ins.get("tags") or [],
                        int(be.get("spindle_use", 1)), disks, bool(be.get("auto_balance", True)),

@@ -24,7 +24,7 @@ def place(config: Dict[str, Any], facts: Dict[str, Any], request: Dict[str, Any]
     inst = model.new_instance(
         request["name"], request["memory"], [(d["size"], d.get("spindles")) for d in request["disks"]],
         request["vcpus"], request["disk_template"], tags=request.get("tags", []),
-        spindle_use=request.get("spindle_use", 1), nics=[{} for _ in range(request.get("nics", 1))])
+        spindle_use=request.get("spindle_use", 1), nics=[{} for _nic in range(request.get("nics", 1))])
     restrict = [n for n in (primary, secondary) if n] or None
     try:
         result = alloc.allocate(model, inst, count=request["required_nodes"], restrict=restrict)

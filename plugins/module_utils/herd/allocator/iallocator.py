@@ -299,7 +299,7 @@ def run(r: Request, ignore_soft: bool = False, capacity: bool = True,
             ok, failed, results = al.multi_allocate(c, r.multi, ignore_soft, capacity,
                                                     restrict)
             if why is not None:
-                for (inst, _, _), res in zip(r.multi, results):
+                for (inst, _required_nodes, _group), res in zip(r.multi, results):
                     why.extend(f"{inst.name}: {line}" for line in res.reason_lines())
             info = (f"{len(failed)} instances failed to allocate and {len(ok)} were allocated "
                     "successfully")
@@ -307,7 +307,7 @@ def run(r: Request, ignore_soft: bool = False, capacity: bool = True,
                 info += "; " + "; ".join(f"{n}: {m}" for n, m in failed)
             # Ganeti validates the failed list as plain instance names
             return response(True, info, [[[n, nodes] for n, nodes in ok],
-                                         [n for n, _ in failed]], why)
+                                         [n for n, _msg in failed]], why)
         if r.type == "relocate":
             try:
                 nodes, lines = al.relocate(c, r.names[0], r.relocate_from, r.required_nodes,

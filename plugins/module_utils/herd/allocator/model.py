@@ -308,7 +308,7 @@ class Instance:
 
     def total_spindles(self) -> int | None:
         total = 0
-        for _, sp in self.disks:
+        for _size, sp in self.disks:
             if sp is None:
                 return None
             total += sp
@@ -884,7 +884,7 @@ class Cluster:
                      auto_balance: bool = True) -> Instance:
         """Register an unplaced instance (pnode = snode = NO_NODE) for allocation."""
         if dsk is None:
-            dsk = disk_space_total(template, (s for s, _ in disks))
+            dsk = disk_space_total(template, (s for s, _spindles in disks))
         inst = self.add_instance(name, mem, dsk, vcpus, status, NO_NODE, NO_NODE, template,
                                  tags, spindle_use, list(disks), auto_balance, False, nics)
         self._refresh_instance_tags(inst)

@@ -197,7 +197,7 @@ class _Capacity:
         shared: List[_Inst] = []
         for node in sorted(members):
             for inst in self.by_primary.get(node, []):
-                kind, _ = _movable_kind(self.c, inst)
+                kind, _reason = _movable_kind(self.c, inst)
                 if kind == "mirror":
                     if inst.secondary in members:
                         return f"{inst.name} would lose both its nodes"

@@ -222,7 +222,7 @@ def _spec_compare(inst: "Instance", spec: Any, below: bool, excl: bool) -> tuple
     word = "above the maximum" if below else "below the minimum"
     if bad(inst.mem, spec.memory_size):
         return "FailMem", f"memory {inst.mem} MiB is {word} {spec.memory_size} MiB of the policy"
-    for size, _ in inst.disks:
+    for size, _spindles in inst.disks:
         if bad(size, spec.disk_size):
             return "FailDisk", f"disk size {size} MiB is {word} {spec.disk_size} MiB of the policy"
     if bad(inst.vcpus, spec.cpu_count):

@@ -243,12 +243,12 @@ def breakdown(cluster: "Cluster", nodes: Iterable[int] | None = None) -> list[tu
             for k, c in n.instance_map.items():
                 counts[k] = counts.get(k, 0) + c
     vals[MAP_IDX] = float(sum(counts.values()) - len(counts))
-    return [(name, w, v) for (w, name, _), v in zip(TERMS, vals)]
+    return [(name, w, v) for (w, name, _kind), v in zip(TERMS, vals)]
 
 
 def score(cluster: "Cluster", nodes: Iterable[int] | None = None) -> float:
     """The htools cluster score, computed from scratch (``compCV``)."""
-    return sum(w * v for _, w, v in breakdown(cluster, nodes) if not math.isnan(v))
+    return sum(w * v for _name, w, v in breakdown(cluster, nodes) if not math.isnan(v))
 
 
 def optimal_score(cluster: "Cluster", nodes: Iterable[int] | None = None) -> float:

@@ -12,6 +12,8 @@ naming the line number and what was expected.
 
 from __future__ import annotations
 
+import math
+
 from .model import (DISK_TEMPLATES, INSTANCE_STATUSES, NO_NODE, Cluster, IPolicy, ISpec,
                     ALLOC_POLICIES)
 
@@ -32,7 +34,7 @@ def _float(v: str, lineno: int, what: str) -> float:
         x = float(v.strip())
     except ValueError:
         raise TextFormatError(f"line {lineno}: {what}: expected a number, got {v!r}") from None
-    if x != x:
+    if math.isnan(x):
         raise TextFormatError(f"line {lineno}: {what}: expected a number, got {v!r}")
     return x
 
@@ -169,7 +171,7 @@ def parse_text(text: str) -> Cluster:
                                   f"secondary node - {pn}")
         c.add_instance(name, vmem, vdsk, vcpu, status, pdx, sdx, dt, _list(tags), vsu,
                        [(vdsk, vsp)], ab == "Y", forth == "Y")
-    c.cluster_tags = [line for _, line in tsec]
+    c.cluster_tags = [line for _lineno, line in tsec]
     for lineno, line in psec:
         f = line.split("|")
         if len(f) < 6:

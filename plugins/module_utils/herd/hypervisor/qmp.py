@@ -74,7 +74,7 @@ class QMP:
             if not chunk:
                 raise QMPError(f"{self.path}: QEMU closed the QMP connection")
             self._buf += chunk
-        line, _, self._buf = self._buf.partition(b"\n")
+        line, _sep, self._buf = self._buf.partition(b"\n")
         try:
             msg = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
