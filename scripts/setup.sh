@@ -19,6 +19,8 @@ apt_packages=(
   # reference: Ganeti's htools (hail, hbal, hspace)
   ganeti-htools-3.0 ganeti-htools
   git rsync
+  # ansible-test sanity's shellcheck test (scripts/sanity.sh)
+  shellcheck
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -70,7 +70,9 @@ class Run:
 
     def result(self, task_name: str, host: str) -> dict[str, Any]:
         for task in self.tasks():
-            if task["task"]["name"] == task_name and host in task["hosts"]:
+            name = task["task"]["name"]
+            # tasks of a role are named "<role> : <task>"
+            if (name == task_name or name.endswith(f" : {task_name}")) and host in task["hosts"]:
                 return task["hosts"][host]
         raise KeyError(f"no task {task_name!r} on {host} in: {[t['task']['name'] for t in self.tasks()]}\n"
                        f"{self.proc.stdout[-3000:]}\n{self.proc.stderr[-3000:]}")
