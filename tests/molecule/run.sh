@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Molecule scenarios of the node bootstrap roles (extensions/molecule/*), each
-# on a fresh virtual cluster of its own (scripts/vcluster, name herdmol by
-# default, so it never disturbs the cluster other tests use):
+# on a fresh virtual cluster of its own (scripts/vcluster, named mol<pid> by
+# default, so it never disturbs the clusters other tests or runs use):
 # check mode, converge, idempotence (second run: changed=0), verify.
 #
 #   tests/molecule/run.sh                 all scenarios
@@ -15,7 +15,8 @@ export PATH="$venv/bin:$PATH"
 "$root/scripts/build-collection-link"
 export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
 export NO_COLOR=1 ANSIBLE_NOCOLOR=1 PY_COLORS=0
-name=${HERD_MOLECULE_VCLUSTER:-herdmol}
+# a cluster name of this run's own ("mol" + pid): two runs (a developer's and CI) never share nodes
+name=${HERD_MOLECULE_VCLUSTER:-mol$$}
 export HERD_MOLECULE_INVENTORY="$root/.build/molecule/$name/hosts.yml"
 export HERD_MOLECULE_GROUP_VARS="$root/inventories/vcluster/group_vars"
 # ansible-compat / molecule caches go under .build, not the home directory

@@ -145,3 +145,21 @@ def test_an_instance_operation_repairs_an_interrupted_migration(web1, nodes):
     instance_op.ensure(web1, spec(disk_template="sharedfile"))
     assert web1.store.load().instances["web1"].primary_node == "node2"
     assert "web1" not in nodes[0].migrated
+
+
+def test_verify_reports_a_stale_copy_and_cleanup_stops_it(web1, nodes):
+    from plugins.module_utils.herd.ops import verify as verify_op
+    nodes[2].running["web1"] = dict(nodes[0].running["web1"])  # node3 came back with an old copy
+    findings = verify_op.verify(web1)["findings"]
+    assert any(f["code"] == "EINSTANCEWRONGNODE" and "runs on node3" in f["message"] for f in findings)
+    result = migrate.migrate(web1, {"name": "web1", "cleanup": True})
+    assert "stop the second copy on node3" in result["actions"]
+    assert "web1" not in nodes[2].running and "web1" in nodes[0].running
+    assert verify_op.verify(web1)["ok"]
+
+
+def test_verify_reports_an_instance_the_config_does_not_know(web1, nodes):
+    from plugins.module_utils.herd.ops import verify as verify_op
+    nodes[1].running["ghost"] = {"memory": 128}
+    findings = verify_op.verify(web1)["findings"]
+    assert any(f["code"] == "ENODEORPHANINSTANCE" and f["object"] == "node2" for f in findings)

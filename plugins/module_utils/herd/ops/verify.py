@@ -145,6 +145,31 @@ def check_node_facts(state: VerifyState) -> None:
                 state.error("ENODEFILESTORAGE", name, f"{template} storage directory {space['path']} is missing")
 
 
+def check_instances(state: VerifyState) -> None:
+    """Where instances really run: stale copies (a node came back after a failover), instances
+    down that should run, and processes of instances the config does not know."""
+    from . import nodecalls
+
+    config = state.config
+    nodes = [n for n in sorted(state.facts) if config.nodes[n].vm_capable]
+    answers = nodecalls.running_on(state.ctx, config, nodes)
+    running = {n: a for n, a in answers.items() if not isinstance(a, RpcError)}
+    for name, inst in sorted(config.instances.items()):
+        where = sorted(n for n, listed in running.items() if name in listed)
+        for node in where:
+            if node != inst.primary_node:
+                state.error("EINSTANCEWRONGNODE", name,
+                            f"runs on {node} but its primary is {inst.primary_node} (a stale copy, e.g. from before "
+                            "a failover); herd.cluster.instance_migrate with cleanup: true stops it")
+        if inst.admin_state == "up" and inst.primary_node in running and inst.primary_node not in where:
+            state.error("EINSTANCEDOWN", name, f"should run on {inst.primary_node} but does not")
+        if inst.admin_state == "down" and inst.primary_node in where:
+            state.warning("EINSTANCEUP", name, f"runs on {inst.primary_node} but is marked down")
+    for node, listed in sorted(running.items()):
+        for name in sorted(set(listed) - set(config.instances)):
+            state.error("ENODEORPHANINSTANCE", node, f"runs instance {name}, which the cluster does not know")
+
+
 def check_jobs(state: VerifyState) -> None:
     for job in state.ctx.journal.interrupted():
         state.warning("EJOBINTERRUPTED", f"job {job['id']}",
@@ -153,7 +178,7 @@ def check_jobs(state: VerifyState) -> None:
 
 
 Check = Callable[[VerifyState], None]
-CHECKS: List[Check] = [check_config, gather, check_replication, check_node_facts, check_jobs]
+CHECKS: List[Check] = [check_config, gather, check_replication, check_node_facts, check_instances, check_jobs]
 
 
 def verify(ctx: Context) -> Dict[str, Any]:

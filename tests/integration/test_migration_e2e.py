@@ -1,0 +1,144 @@
+"""Issue 6 end to end with real QEMU guests (TCG) on sharedfile disks: live
+migration, failover, the fault paths, through the herd.cluster modules."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+import ansible_run
+from test_instances_e2e import config, counter, guest, kvm_spec, qemu_cmdline, wait_for  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("site")
+
+
+def migrate(inventory, **args):
+    return ansible_run.module(inventory, "node1", "instance_migrate", args)
+
+
+def pid_of(vcluster, node, name):
+    return vcluster.exec(node, ["cat", f"/run/herd/kvm/{name}.pid"]).stdout.strip()
+
+
+@pytest.fixture
+def running_guest(inventory, vcluster, guest):  # noqa: F811
+    """A booted kvm guest on sharedfile; removed afterwards."""
+    created = []
+
+    def make(name, **extra):
+        spec = kvm_spec(guest, name, "sharedfile", **extra)
+        result = ansible_run.module(inventory, "node1", "instance", spec)
+        assert result.get("changed") and not result.get("failed"), result
+        inst = config(vcluster)["instances"][name]
+        node, disk = inst["primary_node"], inst["disks"][0]["logical_id"]["path"]
+        created.append(name)
+        wait_for(lambda: counter(vcluster, node, disk), what=f"{name}'s counter on its disk")
+        return node, disk
+
+    yield make
+    for name in created:
+        ansible_run.module(inventory, "node1", "instance", {"name": name, "state": "absent"})
+
+
+def test_live_migration_keeps_the_guest_running(inventory, vcluster, running_guest):
+    source, disk = running_guest("mig1")
+    before = wait_for(lambda: counter(vcluster, source, disk), what="counter")
+    old_pid = pid_of(vcluster, source, "mig1")
+    result = migrate(inventory, name="mig1")
+    assert result.get("changed") and not result.get("failed"), result
+    target = result["target"]
+    assert target != source and config(vcluster)["instances"]["mig1"]["primary_node"] == target
+    assert qemu_cmdline(vcluster, source, "mig1") is None and old_pid  # the old QEMU is gone
+    assert qemu_cmdline(vcluster, target, "mig1")
+    # the counter continues past where it was (a restart would begin again at 1), written by the target
+    after = wait_for(lambda: (counter(vcluster, target, disk) or 0) > before + 2 and counter(vcluster, target, disk),
+                     what="the counter to continue on the target")
+    assert after > before
+    job = ansible_run.module(inventory, "node1", "job_info", {"opcode": "instance_migrate", "limit": 1})["jobs"][0]
+    assert job["status"] == "success"
+    assert [s["name"] for s in job["steps"]][-1] == "commit config: switch primary"
+
+
+def test_failover_restarts_the_guest_on_the_target(inventory, vcluster, running_guest):
+    source, disk = running_guest("fo1")
+    result = ansible_run.module(inventory, "node1", "instance_failover", {"name": "fo1"})
+    assert result.get("changed") and not result.get("failed"), result
+    target = result["target"]
+    assert qemu_cmdline(vcluster, source, "fo1") is None and qemu_cmdline(vcluster, target, "fo1")
+    status = {r["name"]: r["status"] for r in
+              ansible_run.module(inventory, "node1", "instance_info", {"names": ["fo1"]})["instances"]}
+    assert status == {"fo1": "running"}
+
+
+def test_killing_the_target_qemu_keeps_the_source_running_and_the_config(inventory, vcluster, running_guest):
+    source, disk = running_guest("mig2", memory="256M")
+    slow = {"migration_bandwidth": 1}  # 1 MiB/s: the migration lasts long enough to be killed
+    ansible_run.module(inventory, "node1", "instance",
+                       {"name": "mig2", "hvparams": slow, "restart_on_change": True})
+    source = config(vcluster)["instances"]["mig2"]["primary_node"]
+    wait_for(lambda: counter(vcluster, source, disk), what="the restarted guest")
+    proc, path = ansible_run.start_module(inventory, "node1", "instance_migrate", {"name": "mig2"})
+    target = None
+
+    def incoming():
+        nonlocal target
+        for node in vcluster.node_names:
+            if node != source and pid_of(vcluster, node, "mig2"):
+                target = node
+                return True
+        return False
+
+    wait_for(incoming, timeout=120, interval=0.5, what="the incoming QEMU on the target")
+    time.sleep(2)
+    vcluster.exec(target, ["kill", "-9", pid_of(vcluster, target, "mig2")], check=True)
+    result = ansible_run.finish_module(proc, path, "node1")
+    assert result.get("failed"), result
+    assert config(vcluster)["instances"]["mig2"]["primary_node"] == source
+    assert qemu_cmdline(vcluster, source, "mig2")
+    before = counter(vcluster, source, disk)
+    wait_for(lambda: (counter(vcluster, source, disk) or 0) > before, what="the source to keep counting")
+    assert qemu_cmdline(vcluster, target, "mig2") is None
+
+
+def test_two_migrations_of_one_instance_at_once_one_is_refused(inventory, vcluster, running_guest):
+    source, disk = running_guest("mig3", memory="256M")
+    ansible_run.module(inventory, "node1", "instance",
+                       {"name": "mig3", "hvparams": {"migration_bandwidth": 2}, "restart_on_change": True})
+    source = config(vcluster)["instances"]["mig3"]["primary_node"]
+    wait_for(lambda: counter(vcluster, source, disk), what="the restarted guest")
+    proc, path = ansible_run.start_module(inventory, "node1", "instance_migrate", {"name": "mig3"})
+    wait_for(lambda: any(pid_of(vcluster, n, "mig3") for n in vcluster.node_names if n != source), timeout=120,
+             interval=0.5, what="the first migration to start")
+    second = migrate(inventory, name="mig3", lock_timeout=1)
+    assert second.get("failed") and "could not take the instance:mig3 lock" in second["msg"], second
+    assert "instance_migrate mig3" in second["msg"]  # names the job holding it
+    first = ansible_run.finish_module(proc, path, "node1")
+    assert first.get("changed") and not first.get("failed"), first
+
+
+def test_interrupted_migration_is_repaired_by_cleanup(inventory, vcluster, running_guest):
+    source, disk = running_guest("mig4", memory="256M")
+    ansible_run.module(inventory, "node1", "instance",
+                       {"name": "mig4", "hvparams": {"migration_bandwidth": 1}, "restart_on_change": True})
+    source = config(vcluster)["instances"]["mig4"]["primary_node"]
+    wait_for(lambda: counter(vcluster, source, disk), what="the restarted guest")
+    proc, path = ansible_run.start_module(inventory, "node1", "instance_migrate", {"name": "mig4"})
+    wait_for(lambda: any(pid_of(vcluster, n, "mig4") for n in vcluster.node_names if n != source), timeout=120,
+             interval=0.5, what="the migration to start")
+    # kill the module's process on the master, as if the controller died
+    found = vcluster.exec("node1", ["pgrep", "-f", "instance_migrate"]).stdout.split()
+    for pid in found:
+        vcluster.exec("node1", ["kill", "-9", pid])
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    result = migrate(inventory, name="mig4", cleanup=True)
+    assert not result.get("failed"), result
+    inst = config(vcluster)["instances"]["mig4"]
+    running = [n for n in vcluster.node_names if qemu_cmdline(vcluster, n, "mig4")
+               and json.loads(vcluster.exec(n, ["cat", f"/run/herd/kvm/mig4.runtime.json"]).stdout or "{}")]
+    assert running == [inst["primary_node"]], (running, result)
+    verify = ansible_run.module(inventory, "node1", "cluster_verify", {})
+    assert not [f for f in verify["findings"] if f["object"] == "mig4"], verify["findings"]
