@@ -138,7 +138,7 @@ def test_interrupted_migration_is_repaired_by_cleanup(inventory, vcluster, runni
     assert not result.get("failed"), result
     inst = config(vcluster)["instances"]["mig4"]
     running = [n for n in vcluster.node_names if qemu_cmdline(vcluster, n, "mig4")
-               and json.loads(vcluster.exec(n, ["cat", f"/run/herd/kvm/mig4.runtime.json"]).stdout or "{}")]
+               and json.loads(vcluster.exec(n, ["cat", "/run/herd/kvm/mig4.runtime.json"]).stdout or "{}")]
     assert running == [inst["primary_node"]], (running, result)
     verify = ansible_run.module(inventory, "node1", "cluster_verify", {})
     assert not [f for f in verify["findings"] if f["object"] == "mig4"], verify["findings"]
