@@ -99,6 +99,10 @@ options:
     description: Restart a running instance to apply changes that need a restart.
     type: bool
     default: false
+  shutdown_timeout:
+    description: Seconds a guest gets to power off after the ACPI request before its process is killed.
+    type: int
+    default: 120
 '''
 
 EXAMPLES = r'''
@@ -157,7 +161,7 @@ from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import C
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import instance as instance_op
 
 PARAMS = ('name', 'state', 'disk_template', 'hypervisor', 'disks', 'nics', 'memory', 'minmem', 'vcpus', 'hvparams',
-          'os', 'osparams', 'tags', 'primary_node', 'secondary_node', 'restart_on_change')
+          'os', 'osparams', 'tags', 'primary_node', 'secondary_node', 'restart_on_change', 'shutdown_timeout')
 
 
 def main():
@@ -178,6 +182,7 @@ def main():
         primary_node=dict(type='str'),
         secondary_node=dict(type='str'),
         restart_on_change=dict(type='bool', default=False),
+        shutdown_timeout=dict(type='int', default=120),
     )
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

@@ -40,7 +40,7 @@ def running_guest(inventory, vcluster, guest):  # noqa: F811
 
     yield make
     for name in created:
-        ansible_run.module(inventory, "node1", "instance", {"name": name, "state": "absent"})
+        ansible_run.module(inventory, "node1", "instance", {"name": name, "state": "absent", "shutdown_timeout": 5})
 
 
 def test_live_migration_keeps_the_guest_running(inventory, vcluster, running_guest):
@@ -77,7 +77,7 @@ def test_killing_the_target_qemu_keeps_the_source_running_and_the_config(invento
     source, disk = running_guest("mig2", memory="256M")
     slow = {"migration_bandwidth": 1}  # 1 MiB/s: the migration lasts long enough to be killed
     ansible_run.module(inventory, "node1", "instance",
-                       {"name": "mig2", "hvparams": slow, "restart_on_change": True})
+                       {"name": "mig2", "hvparams": slow, "restart_on_change": True, "shutdown_timeout": 5})
     source = config(vcluster)["instances"]["mig2"]["primary_node"]
     wait_for(lambda: counter(vcluster, source, disk), what="the restarted guest")
     proc, path = ansible_run.start_module(inventory, "node1", "instance_migrate", {"name": "mig2"})
@@ -106,7 +106,8 @@ def test_killing_the_target_qemu_keeps_the_source_running_and_the_config(invento
 def test_two_migrations_of_one_instance_at_once_one_is_refused(inventory, vcluster, running_guest):
     source, disk = running_guest("mig3", memory="256M")
     ansible_run.module(inventory, "node1", "instance",
-                       {"name": "mig3", "hvparams": {"migration_bandwidth": 2}, "restart_on_change": True})
+                       {"name": "mig3", "hvparams": {"migration_bandwidth": 2}, "restart_on_change": True,
+                        "shutdown_timeout": 5})
     source = config(vcluster)["instances"]["mig3"]["primary_node"]
     wait_for(lambda: counter(vcluster, source, disk), what="the restarted guest")
     proc, path = ansible_run.start_module(inventory, "node1", "instance_migrate", {"name": "mig3"})
@@ -122,7 +123,8 @@ def test_two_migrations_of_one_instance_at_once_one_is_refused(inventory, vclust
 def test_interrupted_migration_is_repaired_by_cleanup(inventory, vcluster, running_guest):
     source, disk = running_guest("mig4", memory="256M")
     ansible_run.module(inventory, "node1", "instance",
-                       {"name": "mig4", "hvparams": {"migration_bandwidth": 1}, "restart_on_change": True})
+                       {"name": "mig4", "hvparams": {"migration_bandwidth": 1}, "restart_on_change": True,
+                        "shutdown_timeout": 5})
     source = config(vcluster)["instances"]["mig4"]["primary_node"]
     wait_for(lambda: counter(vcluster, source, disk), what="the restarted guest")
     proc, path = ansible_run.start_module(inventory, "node1", "instance_migrate", {"name": "mig4"})

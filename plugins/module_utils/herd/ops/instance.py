@@ -18,7 +18,6 @@ from .common import Context, diff_dict
 from .info import status_word
 from .instance_spec import IMMUTABLE, generate_mac, instance_view, is_mirrored, validate
 
-STOP_TIMEOUT = 120
 
 
 def ensure(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -31,7 +30,7 @@ def ensure(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
             config = ctx.load_master_config()
         inst = config.instances.get(name)
         if spec["state"] == "absent":
-            return remove(ctx, locks, name)
+            return remove(ctx, locks, name, spec["shutdown_timeout"])
         if inst is None:
             return create(ctx, locks, spec)
         return modify(ctx, locks, spec)
@@ -375,7 +374,7 @@ def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
                 job.on_undo(f"remove disk {index}", _undo_disk(ctx, config, target, index))
         if stop:
             with job.step("stop instance"):
-                nodecalls.instance_stop(ctx, config, inst, timeout=STOP_TIMEOUT)
+                nodecalls.instance_stop(ctx, config, inst, timeout=spec["shutdown_timeout"])
         with job.step("commit config"):
             with locks.cluster():
                 fresh = ctx.store.load()
@@ -418,7 +417,7 @@ def instance_status(ctx: Context, config: Any, inst: Instance) -> Dict[str, Any]
 
 # --------------------------------------------------------------------------- remove
 
-def remove(ctx: Context, locks: Any, name: str) -> Dict[str, Any]:
+def remove(ctx: Context, locks: Any, name: str, shutdown_timeout: int = 120) -> Dict[str, Any]:
     config = ctx.load_master_config()
     inst = config.instances.get(name)
     if inst is None:
@@ -433,7 +432,7 @@ def remove(ctx: Context, locks: Any, name: str) -> Dict[str, Any]:
         status = instance_status(ctx, config, inst)
         for node in status["running_on"]:
             with job.step("stop instance", node=node):
-                nodecalls.instance_stop(ctx, config, inst, node=node, timeout=STOP_TIMEOUT)
+                nodecalls.instance_stop(ctx, config, inst, node=node, timeout=shutdown_timeout)
         with job.step("remove disks"):
             for index in range(len(inst.disks)):
                 problems += nodecalls.disk_remove(ctx, config, inst, index, ignore_offline=True)

@@ -40,6 +40,12 @@ def validate(spec: Dict[str, Any], config: Optional[Config] = None) -> Dict[str,
     out["state"] = state
     for key in ("restart_on_change", "force", "wait"):
         out[key] = bool(spec.get(key, key == "wait"))
+    timeout = spec.get("shutdown_timeout")
+    if timeout is None:
+        timeout = 120  # Ganeti's default
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 0 <= timeout <= 3600:
+        raise ValidationError(f"shutdown_timeout {timeout!r} must be 0 to 3600 seconds")
+    out["shutdown_timeout"] = timeout
     if state == "absent":
         return out
     template = spec.get("disk_template")
