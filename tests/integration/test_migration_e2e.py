@@ -4,6 +4,8 @@ migration, failover, the fault paths, through the herd.cluster modules."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import time
 
@@ -130,12 +132,15 @@ def test_interrupted_migration_is_repaired_by_cleanup(inventory, vcluster, runni
     proc, path = ansible_run.start_module(inventory, "node1", "instance_migrate", {"name": "mig4"})
     wait_for(lambda: any(pid_of(vcluster, n, "mig4") for n in vcluster.node_names if n != source), timeout=120,
              interval=0.5, what="the migration to start")
-    # kill the module's process on the master, as if the controller died
-    found = vcluster.exec("node1", ["pgrep", "-f", "instance_migrate"]).stdout.split()
-    for pid in found:
-        vcluster.exec("node1", ["kill", "-9", pid])
+    # kill the module's process on the master, as if the controller died: its pid is the one the
+    # instance lock file names (the module runs as a bare python3 reading AnsiballZ from stdin)
+    holder = vcluster.exec("node1", ["cat", "/var/lib/herd/locks/instance.mig4"]).stdout
+    match = re.search(r"\(pid (\d+),", holder)
+    assert match, holder
+    vcluster.exec("node1", ["kill", "-9", match.group(1)], check=True)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    os.unlink(path)
     result = migrate(inventory, name="mig4", cleanup=True)
     assert not result.get("failed"), result
     inst = config(vcluster)["instances"]["mig4"]
