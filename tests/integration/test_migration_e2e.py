@@ -105,16 +105,23 @@ def test_killing_the_target_qemu_keeps_the_source_running_and_the_config(invento
     assert qemu_cmdline(vcluster, target, "mig2") is None
 
 
-def test_two_migrations_of_one_instance_at_once_one_is_refused(inventory, vcluster, running_guest):
-    source, disk = running_guest("mig3", memory="256M")
+def start_slow_migration(inventory, vcluster, name, disk, bandwidth):
+    """Restart the guest with a tiny migration bandwidth, start instance_migrate in the background
+    and wait until the target's incoming QEMU exists: (source, process, playbook path)."""
     ansible_run.module(inventory, "node1", "instance",
-                       {"name": "mig3", "hvparams": {"migration_bandwidth": 2}, "restart_on_change": True,
+                       {"name": name, "hvparams": {"migration_bandwidth": bandwidth}, "restart_on_change": True,
                         "shutdown_timeout": 5})
-    source = config(vcluster)["instances"]["mig3"]["primary_node"]
+    source = config(vcluster)["instances"][name]["primary_node"]
     wait_for(lambda: counter(vcluster, source, disk), what="the restarted guest")
-    proc, path = ansible_run.start_module(inventory, "node1", "instance_migrate", {"name": "mig3"})
-    wait_for(lambda: any(pid_of(vcluster, n, "mig3") for n in vcluster.node_names if n != source), timeout=120,
-             interval=0.5, what="the first migration to start")
+    proc, path = ansible_run.start_module(inventory, "node1", "instance_migrate", {"name": name})
+    wait_for(lambda: any(pid_of(vcluster, n, name) for n in vcluster.node_names if n != source), timeout=120,
+             interval=0.5, what="the migration to start")
+    return source, proc, path
+
+
+def test_two_migrations_of_one_instance_at_once_one_is_refused(inventory, vcluster, running_guest):
+    _source, disk = running_guest("mig3", memory="256M")
+    _source, proc, path = start_slow_migration(inventory, vcluster, "mig3", disk, bandwidth=2)
     second = migrate(inventory, name="mig3", lock_timeout=1)
     assert second.get("failed") and "could not take the instance:mig3 lock" in second["msg"], second
     assert "instance_migrate mig3" in second["msg"]  # names the job holding it
@@ -123,15 +130,8 @@ def test_two_migrations_of_one_instance_at_once_one_is_refused(inventory, vclust
 
 
 def test_interrupted_migration_is_repaired_by_cleanup(inventory, vcluster, running_guest):
-    source, disk = running_guest("mig4", memory="256M")
-    ansible_run.module(inventory, "node1", "instance",
-                       {"name": "mig4", "hvparams": {"migration_bandwidth": 1}, "restart_on_change": True,
-                        "shutdown_timeout": 5})
-    source = config(vcluster)["instances"]["mig4"]["primary_node"]
-    wait_for(lambda: counter(vcluster, source, disk), what="the restarted guest")
-    proc, path = ansible_run.start_module(inventory, "node1", "instance_migrate", {"name": "mig4"})
-    wait_for(lambda: any(pid_of(vcluster, n, "mig4") for n in vcluster.node_names if n != source), timeout=120,
-             interval=0.5, what="the migration to start")
+    _source, disk = running_guest("mig4", memory="256M")
+    _source, proc, path = start_slow_migration(inventory, vcluster, "mig4", disk, bandwidth=1)
     # kill the module's process on the master, as if the controller died: its pid is the one the
     # instance lock file names (the module runs as a bare python3 reading AnsiballZ from stdin)
     holder = vcluster.exec("node1", ["cat", "/var/lib/herd/locks/instance.mig4"]).stdout
