@@ -88,7 +88,8 @@ def herd_kvm_create(inventory: Path, guest: Dict[str, str], reps: int) -> Dict[s
     times = []
     for i in range(reps):
         times.append(task_seconds(inventory, "instance", kvm_args(guest, f"bkvm{i}")))
-        ansible_run.module(inventory, "node1", "instance", {"name": f"bkvm{i}", "state": "absent"})
+        ansible_run.module(inventory, "node1", "instance", {"name": f"bkvm{i}", "state": "absent",
+                                                          "shutdown_timeout": 5})
     return {"add": summary(times)}
 
 
@@ -124,7 +125,7 @@ def herd_kvm_migration(inventory: Path, vcluster: VCluster, guest: Dict[str, str
                      "task_s": seconds, "qemu_total_ms": stats.get("total_time_ms"),
                      "downtime_ms": stats.get("downtime_ms"), "transferred_mib": (stats.get("transferred") or 0) / 2**20,
                      "limit_s": limit})
-        ansible_run.module(inventory, "node1", "instance", {"name": name, "state": "absent"})
+        ansible_run.module(inventory, "node1", "instance", {"name": name, "state": "absent", "shutdown_timeout": 5})
     return rows
 
 
@@ -138,7 +139,8 @@ def herd_evacuation(inventory: Path, guest: Dict[str, str]) -> Dict[str, float]:
                                                        {"node": "node2", "mode": "primary",
                                                         "max_parallel": parallel})
         for name in names:
-            ansible_run.module(inventory, "node1", "instance", {"name": name, "state": "absent"})
+            ansible_run.module(inventory, "node1", "instance", {"name": name, "state": "absent",
+                                                                 "shutdown_timeout": 5})
     return out
 
 
