@@ -158,7 +158,7 @@ def ratio(a: float, b: float) -> str:
 def report(results: Dict[str, Any]) -> str:
     lines = ["# Orchestration benchmark", "", f"Run {time.strftime('%Y-%m-%d %H:%M')} UTC on this machine "
              "(2 cores; QEMU under TCG; herd through ansible-playbook on its virtual cluster).", ""]
-    g = results.get("ganeti")
+    g = (results.get("ganeti") or {}).get("operations")  # measure_ganeti's per-operation summaries
     f = results["herd_fake"]
     lines += ["## herd (fake hypervisor) beside Ganeti (fake hypervisor), median seconds", "",
               "| operation | herd | Ganeti | herd/Ganeti |", "|---|---|---|---|"]
@@ -218,9 +218,10 @@ def main() -> int:
     finally:
         if not options.keep:
             vcluster.down()
+    # raw numbers first, so a report bug never loses a run
+    (REPO / "bench" / "orchestration" / "results.json").write_text(json.dumps(results, indent=1))
     text = report(results)
     (REPO / "bench" / "orchestration" / "RESULTS.md").write_text(text)
-    (REPO / "bench" / "orchestration" / "results.json").write_text(json.dumps(results, indent=1))
     print(text)
     return 0
 
