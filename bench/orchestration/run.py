@@ -88,8 +88,8 @@ def herd_kvm_create(inventory: Path, guest: Dict[str, str], reps: int) -> Dict[s
     times = []
     for i in range(reps):
         times.append(task_seconds(inventory, "instance", kvm_args(guest, f"bkvm{i}")))
-        ansible_run.module(inventory, "node1", "instance", {"name": f"bkvm{i}", "state": "absent",
-                                                          "shutdown_timeout": 5})
+        remove = {"name": f"bkvm{i}", "state": "absent", "shutdown_timeout": 5}
+        ansible_run.module(inventory, "node1", "instance", remove)
     return {"add": summary(times)}
 
 
@@ -139,8 +139,8 @@ def herd_evacuation(inventory: Path, guest: Dict[str, str]) -> Dict[str, float]:
                                                        {"node": "node2", "mode": "primary",
                                                         "max_parallel": parallel})
         for name in names:
-            ansible_run.module(inventory, "node1", "instance", {"name": name, "state": "absent",
-                                                                 "shutdown_timeout": 5})
+            remove = {"name": name, "state": "absent", "shutdown_timeout": 5}
+            ansible_run.module(inventory, "node1", "instance", remove)
     return out
 
 

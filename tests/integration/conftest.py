@@ -95,3 +95,14 @@ def site(vcluster: VCluster, inventory: Path):
     run = ansible_run.playbook(inventory, REPO / "playbooks" / "site.yml")
     assert run.rc == 0, run
     return run
+
+
+@pytest.fixture(scope="session")
+def guest() -> dict:
+    """The test guest's kernel and initramfs (tests/guest/build.py, cached)."""
+    import json
+    import subprocess
+
+    out = subprocess.run(["/usr/bin/python3", str(REPO / "tests" / "guest" / "build.py")], check=True,
+                         capture_output=True, text=True, timeout=600).stdout
+    return json.loads(out.strip().splitlines()[-1])

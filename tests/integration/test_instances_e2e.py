@@ -5,7 +5,6 @@ scale, and the bad inputs."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -15,13 +14,6 @@ import ansible_run
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST_MEMORY = "128M"
-
-
-@pytest.fixture(scope="session")
-def guest():
-    out = subprocess.run(["/usr/bin/python3", str(REPO / "tests" / "guest" / "build.py")], check=True,
-                         capture_output=True, text=True, timeout=600).stdout
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def kvm_spec(guest, name, template, **extra):

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import ansible_run
-from test_instances_e2e import config, counter, guest, kvm_spec, qemu_cmdline, wait_for  # noqa: F401
+from test_instances_e2e import config, counter, kvm_spec, qemu_cmdline, wait_for
 
 pytestmark = pytest.mark.usefixtures("site")
 
@@ -26,7 +26,7 @@ def pid_of(vcluster, node, name):
 
 
 @pytest.fixture
-def running_guest(inventory, vcluster, guest):  # noqa: F811
+def running_guest(inventory, vcluster, guest):
     """A booted kvm guest on sharedfile; removed afterwards."""
     created = []
 

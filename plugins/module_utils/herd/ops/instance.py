@@ -19,7 +19,6 @@ from .info import status_word
 from .instance_spec import IMMUTABLE, generate_mac, instance_view, is_mirrored, validate
 
 
-
 def ensure(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     spec = validate(spec)
     name = spec["name"]
