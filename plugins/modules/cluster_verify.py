@@ -18,13 +18,7 @@ description:
 author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
-attributes:
-  check_mode:
-    support: full
-    description: Read-only.
-  diff_mode:
-    support: none
-    description: Read-only; nothing to diff.
+  - herd.cluster.info_module
 options:
   fail_on_error:
     description: Fail the task when a finding has severity C(error).

@@ -19,13 +19,7 @@ description:
 author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
-attributes:
-  check_mode:
-    support: full
-    description: Read-only.
-  diff_mode:
-    support: none
-    description: Read-only; nothing to diff.
+  - herd.cluster.info_module
 options:
   names:
     description: Only these instances. An empty list means all.
