@@ -43,7 +43,9 @@ for scenario in "${scenarios[@]}"; do
   start=$(date +%s)
   log="$logs/$scenario.log"
   echo "molecule $scenario: running (log $log)"
-  if (cd "$root" && molecule test -s "$scenario") >"$log" 2>&1; then
+  # molecule keeps a scenario's state (e.g. "prepared: true") under ~/.ansible/tmp
+  # across runs; a stale state would skip prepare on this fresh cluster
+  if (cd "$root" && molecule reset -s "$scenario" && molecule test -s "$scenario") >"$log" 2>&1; then
     result=passed
   else
     result=FAILED
