@@ -14,6 +14,10 @@ version_added: 0.1.0
 description:
   - Primary instances are live-migrated (or failed over when they are not running, or with I(live=false)) to the
     targets of the allocator's node-evacuate answer; each instance is its own job, at most I(max_parallel) at once.
+  - Drbd instances whose secondary is the node get a new secondary (M(herd.cluster.instance_replace_disks), waiting
+    for the resync) on the node of the allocator's secondary-only node-evacuate answer, in modes C(secondary) and
+    C(all), with the same parallelism. In mode C(all) primaries move first; a drbd instance that failed over to
+    its secondary then has the node as its secondary and gets a new one too.
   - Returns what moved and, for what did not, why.
 author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
@@ -59,7 +63,8 @@ EXAMPLES = r'''
 
 RETURN = r'''
 planned:
-  description: Moves planned (instance, from, to, how).
+  description: Moves planned (instance, from, to, how), how being C(migrate), C(failover) or C(replace_disks)
+    (a new drbd secondary on C(to)).
   returned: always
   type: list
   elements: dict

@@ -15,12 +15,13 @@ description:
     with the initial score, every move with the score after it, the final score and the job sets (moves in a
     set touch disjoint nodes and may run in parallel).
   - The cluster comes from I(cluster_file) (a Ganeti htools text file) or, on the master, from herd's config.
-  - With I(execute=true) the job sets run in order, the moves of one set in parallel (each an instance
-    migration, or a failover for instances that do not run); the first set with a failed move stops the run.
-    The result has the initial score, each move with the score after it, the predicted final score and the
+  - With I(execute=true) the job sets run in order, the moves of one set in parallel; the first set with a
+    failed move stops the run. Each move runs as the steps of its C(commands), in order, each its own instance
+    job: an instance migration (a failover for instances that do not run) and, for the moves that change a drbd
+    secondary (C(r:node), C(r:node f), C(f r:node), C(f r:node f)), M(herd.cluster.instance_replace_disks) to
+    that node. A move stops at its first failed step.
+  - The result has the initial score, each move with the score after it, the predicted final score and the
     score reached.
-  - Moves that need a new drbd secondary (replace-disks) cannot be executed by this build; plan with
-    I(no_disk_moves=true) on drbd clusters.
 author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
@@ -140,7 +141,13 @@ moves:
   type: list
   elements: dict
 executed:
-  description: Moves that were executed.
+  description: Moves that were executed (instance, move, and the commands run as C(steps)).
+  returned: with execute
+  type: list
+  elements: dict
+failures:
+  description: Moves of the stopped job set that failed (instance, move, reason, the steps done); the task fails
+    when there are any.
   returned: with execute
   type: list
   elements: dict
@@ -201,7 +208,11 @@ def main():
             module.fail_json(msg=str(exc))
         module.exit_json(changed=False, **plan)
     if params['execute']:
-        module.exit_json(**run(module, rebalance_op.execute, params))
+        result = run(module, rebalance_op.execute, params)
+        if result['failures']:
+            module.fail_json(msg=result.pop('msg') + ': ' + '; '.join('%s: %s' % (f['instance'], f['reason'])
+                                                                      for f in result['failures']), **result)
+        module.exit_json(**result)
     module.exit_json(changed=False, **run(module, rebalance_op.plan, params))
 
 

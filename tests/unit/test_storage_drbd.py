@@ -201,6 +201,39 @@ def test_migration_steps_are_net_options_and_role_changes(tmp_path):
     assert "--allow-two-primaries=no" in printed[3]
 
 
+@needs_drbdadm84
+def test_a_standalone_create_attaches_the_new_secondary_without_network(tmp_path):
+    """replace-disks (Ganeti's _ExecDrbd8Secondary): the new secondary's device comes up with no
+    network and is never promoted; it is connected once the config names it."""
+    d = disk(local="node2")
+    conf = write(tmp_path, render_config(d))
+    steps = create_sequence(d, DRBDADM84, conf, LVM(RecordingRunner(), NodeSettings()), standalone=True)
+    lines = []
+    for kind, argv in steps:
+        if kind == "drbd":
+            out = adm_dry(conf, "node2", *argv[3:])
+            assert out.returncode == 0, out.stderr
+            lines += [line.split() for line in out.stdout.splitlines() if line.strip()]
+    assert [w[1] if "drbdsetup" in w[0] else w[5] for w in lines] == [
+        "create-md", "new-resource", "new-minor", "apply-al", "attach"]
+    assert lines[2][1:] == ["new-minor", RESOURCE, "3", "0"]
+    assert lines[4][1:6] == ["attach", "3", d.data_path, d.meta_path, "flexible"]
+
+
+@needs_drbdadm84
+def test_replace_disks_disconnects_from_the_old_peer_and_connects_to_the_new_one(tmp_path):
+    old = write(tmp_path, render_config(disk()), "old.res")
+    out = adm_dry(old, "node1", "disconnect", RESOURCE).stdout.split()
+    assert out[1:] == ["disconnect", "ipv4:203.0.113.1:11000", "ipv4:203.0.113.2:11000"]
+    moved = disk(nodes={"node1": {"address": "203.0.113.1", "minor": 0},
+                        "node3": {"address": "203.0.113.3", "minor": 5}})
+    new = write(tmp_path, render_config(moved), "new.res")
+    out = adm_dry(new, "node1", "connect", RESOURCE).stdout.split()
+    assert out[1:5] == ["connect", RESOURCE, "ipv4:203.0.113.1:11000", "ipv4:203.0.113.3:11000"]
+    out = adm_dry(new, "node3", "connect", RESOURCE).stdout.split()
+    assert out[1:5] == ["connect", RESOURCE, "ipv4:203.0.113.3:11000", "ipv4:203.0.113.1:11000"]
+
+
 def test_create_sequence_is_lvs_wipe_config_create_md_up_then_forced_primary():
     lvm = LVM(RecordingRunner(), NodeSettings(lvm_driverloaded=True))
     d = disk()
@@ -350,6 +383,21 @@ def test_create_on_the_secondary_does_not_promote(tmp_path):
     node = Node(tmp_path, local="node2", proc="")
     node.drbd.create(node.req())
     assert node.drbdadm_calls() == [["create-md", "--force", RESOURCE], ["up", RESOURCE]]
+
+
+def test_a_standalone_create_on_a_new_secondary_attaches_without_connecting(tmp_path):
+    node = Node(tmp_path, local="node2", proc="")
+    result = node.drbd.create(node.req(), standalone=True)
+    assert node.drbdadm_calls() == [["create-md", "--force", RESOURCE], ["new-resource", RESOURCE],
+                                    ["new-minor", RESOURCE], ["attach", RESOURCE]]
+    assert result["path"] == "/dev/drbd3"
+
+
+def test_a_standalone_create_is_refused_on_the_primary(tmp_path):
+    node = Node(tmp_path, proc="")
+    with pytest.raises(ValidationError, match="standalone create is for a new secondary"):
+        node.drbd.create(node.req(), standalone=True)
+    assert node.runner.calls == []
 
 
 def test_create_wipes_the_meta_lv_first_on_real_lvm(tmp_path):

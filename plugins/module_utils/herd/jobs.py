@@ -42,7 +42,10 @@ def redact(value: Any) -> Any:
 class Locks:
     """Node and instance locks are held for a whole operation, taken in sorted
     order; the cluster lock is taken last and only around a config
-    read-modify-write, so a long operation never blocks unrelated ones."""
+    read-modify-write, so a long operation never blocks unrelated ones.
+
+    A lock taken ``shared`` (operations that use a node, such as replace-disks,
+    several at once) excludes only an exclusive holder (node modify/remove)."""
 
     def __init__(self, state_dir: str, holder: str, timeout: float = 60.0):
         self.dir = os.path.join(state_dir, "locks")
@@ -50,7 +53,8 @@ class Locks:
         self.timeout = timeout
 
     @contextmanager
-    def lock(self, kind: str, name: str = "", timeout: Optional[float] = None) -> Iterator[None]:
+    def lock(self, kind: str, name: str = "", timeout: Optional[float] = None, shared: bool = False
+             ) -> Iterator[None]:
         label = f"{kind}:{name}" if name else kind
         filename = check_simple(f"{kind}.{name}" if name else kind, "lock name")
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
@@ -60,7 +64,7 @@ class Locks:
             deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
             while True:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                     break
                 except OSError as exc:
                     if exc.errno not in (errno.EAGAIN, errno.EACCES):
@@ -78,7 +82,8 @@ class Locks:
             try:
                 yield
             finally:
-                os.ftruncate(fd, 0)
+                if not shared:  # other shared holders may remain; the line names the last one
+                    os.ftruncate(fd, 0)
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
@@ -86,8 +91,8 @@ class Locks:
     def cluster(self, timeout: Optional[float] = None):
         return self.lock("cluster", timeout=timeout)
 
-    def node(self, name: str, timeout: Optional[float] = None):
-        return self.lock("node", name, timeout=timeout)
+    def node(self, name: str, timeout: Optional[float] = None, shared: bool = False):
+        return self.lock("node", name, timeout=timeout, shared=shared)
 
     def instance(self, name: str, timeout: Optional[float] = None):
         return self.lock("instance", name, timeout=timeout)

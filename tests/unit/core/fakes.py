@@ -35,6 +35,8 @@ class FakeNode:
         self.aborted: List[str] = []
         self.migrated: set = set()
         self.drbd_modes: List[Any] = []
+        # "<instance>/<disk uuid>" -> {"minor", "peer", "cs": Connected|StandAlone, "role", "disk", "polls"}
+        self.drbd: Dict[str, Dict[str, Any]] = {}
 
 
 class FakeRpc:
@@ -42,9 +44,12 @@ class FakeRpc:
 
     def __init__(self, nodes: List[FakeNode], local: FakeNode, store: Any):
         self.by_ip = {n.addresses[0]: n for n in nodes}
+        self.by_name = {n.name: n for n in nodes}
         self.local = local
         self.store = store  # the master's ConfigStore: the local node's files
         self.shared_disks: Dict[str, int] = {}
+        self.log: List[Any] = []  # (node, verb, disk index or None), in call order across nodes
+        self.sync_polls = 2       # drbd_status polls a resync towards an Inconsistent peer takes
 
     def node_for(self, endpoint: Any) -> FakeNode:
         node = self.by_ip.get(endpoint.address)
@@ -57,6 +62,7 @@ class FakeRpc:
     def call(self, endpoint: Any, verb: str, args: Optional[Dict[str, Any]] = None, timeout: Any = None) -> Dict[str, Any]:
         node = self.node_for(endpoint)
         node.calls.append(verb)
+        self.log.append((node.name, verb, (args or {}).get("index")))
         if node.agent_version != VERSION:
             raise RpcError(endpoint.name, verb, f"the agent there is version {node.agent_version!r} but this master is {VERSION}")
         args = args or {}
@@ -93,7 +99,99 @@ class FakeRpc:
             return {"changed": True}
         raise RpcError(endpoint.name, verb, "unknown verb in fake")
 
+    # ---------------------------------------------------------------- drbd
+    def _peer(self, node: FakeNode, args: Dict[str, Any]) -> str:
+        return next(n for n in args["drbd"]["nodes"] if n != node.name)
+
+    def _drbd_up(self, node: FakeNode, key: str, args: Dict[str, Any], cs: str = "Connected",
+                 disk: str = "UpToDate") -> None:
+        spec = args["drbd"]
+        node.drbd[key] = {"minor": spec["nodes"][node.name]["minor"], "peer": self._peer(node, args), "cs": cs,
+                          "role": "Primary" if spec["primary"] == node.name and cs == "Connected" else "Secondary",
+                          "disk": disk, "polls": 0}
+
+    def drbd_status(self, node: FakeNode, key: str) -> Optional[Dict[str, Any]]:
+        """What /proc/drbd would say: Connected only when both sides are up and point at each other;
+        a connected UpToDate side syncs an Inconsistent peer in ``sync_polls`` polls."""
+        state = node.drbd.get(key)
+        if state is None:
+            return None
+        peer_node = self.by_name.get(state["peer"])
+        peer = peer_node.drbd.get(key) if peer_node is not None else None
+        connected = (state["cs"] == "Connected" and peer is not None and peer["cs"] == "Connected"
+                     and peer["peer"] == node.name and peer_node.reachable)
+        cs = "StandAlone" if state["cs"] == "StandAlone" else "WFConnection"
+        peer_disk = "DUnknown"
+        in_resync = False
+        percent = None
+        if connected:
+            cs = "Connected"
+            peer_disk = peer["disk"]
+            if state["disk"] == "UpToDate" and peer["disk"] == "Inconsistent":
+                state["polls"] += 1
+                if state["polls"] > self.sync_polls:
+                    peer["disk"] = peer_disk = "UpToDate"
+                else:
+                    cs, in_resync, percent = "SyncSource", True, 100.0 * (state["polls"] - 1) / self.sync_polls
+        return {"minor": state["minor"], "cs": cs, "role": state["role"], "disk": state["disk"],
+                "peer_disk": peer_disk, "connected": cs == "Connected", "standalone": cs == "StandAlone",
+                "in_resync": in_resync, "sync_percent": percent, "eta_seconds": 3 if in_resync else None,
+                "primary": state["role"] == "Primary", "disk_uptodate": state["disk"] == "UpToDate",
+                "peer_uptodate": peer_disk == "UpToDate"}
+
+    def drbd_verb(self, node: FakeNode, verb: str, args: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        if verb == "drbd_status" and not args.get("template"):
+            return {"loaded": True, "minors": {str(st["minor"]): {"cs": st["cs"]} for st in node.drbd.values()}}
+        if args.get("template") != "drbd" or not (verb.startswith("drbd_") or verb in (
+                "disk_create", "disk_remove", "disk_shutdown", "disk_info")):
+            return None
+        key = f"{args['instance']}/{args['disk']['uuid']}"
+        uuid, index = args["disk"]["uuid"], args["index"]
+        if verb == "disk_create":  # the generic disk bookkeeping follows in instance_verb
+            self._drbd_up(node, key, args)
+            return None
+        if verb == "drbd_create":
+            node.disks.setdefault(key, args["disk"]["size"])
+            if args.get("standalone"):
+                self._drbd_up(node, key, args, cs="StandAlone", disk="Inconsistent")
+            else:
+                self._drbd_up(node, key, args)
+            return {"changed": True, "path": f"/dev/drbd{node.drbd[key]['minor']}",
+                    "logical_id": {"vg": "gnt", "data_lv": f"{uuid}.disk{index}_data", "meta_vg": "gnt",
+                                   "meta_lv": f"{uuid}.disk{index}_meta", "resource": f"herd-{uuid}"}}
+        if verb in ("disk_remove", "drbd_remove"):
+            node.drbd.pop(key, None)
+            node.disks.pop(key, None)
+            return {"changed": True}
+        if verb == "disk_shutdown":
+            return {"changed": node.drbd.pop(key, None) is not None}
+        if verb == "disk_info":
+            return {"exists": key in node.disks, "data_lv": key in node.disks, "meta_lv": key in node.disks,
+                    "config": key in node.drbd, "status": self.drbd_status(node, key)}
+        if verb == "drbd_attach":
+            assert key in node.disks, f"disk {key} missing on {node.name}"
+            if key not in node.drbd:
+                self._drbd_up(node, key, args)
+                node.drbd[key]["role"] = "Secondary"
+                return {"changed": True, "path": "/dev/drbd"}
+            return {"changed": False, "path": "/dev/drbd"}
+        if verb == "drbd_disconnect":
+            node.drbd[key]["cs"] = "StandAlone"
+            return {"changed": True}
+        if verb == "drbd_connect":
+            state = node.drbd[key]
+            changed = state["cs"] == "StandAlone"
+            state.update(cs="Connected", peer=self._peer(node, args),
+                         minor=args["drbd"]["nodes"][node.name]["minor"])
+            return {"changed": changed}
+        if verb == "drbd_status":
+            return {"loaded": True, "status": self.drbd_status(node, key), "minor": node.drbd.get(key, {}).get("minor")}
+        return None
+
     def instance_verb(self, node: FakeNode, verb: str, args: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        drbd_answer = self.drbd_verb(node, verb, args)
+        if drbd_answer is not None:
+            return drbd_answer
         if verb.startswith("disk_"):
             key = f"{args['instance']}/{args['disk']['uuid']}"
             if args["template"] == "sharedfile":  # one directory seen by every node

@@ -49,6 +49,21 @@ def test_waiter_gets_the_lock_after_release(tmp_path):
     proc.join(10)
 
 
+def test_shared_node_locks_coexist_and_keep_an_exclusive_holder_out(tmp_path):
+    replace1 = Locks(str(tmp_path), "instance_replace_disks web1")
+    replace2 = Locks(str(tmp_path), "instance_replace_disks web2", timeout=0.3)
+    with replace1.node("node2", shared=True):
+        with replace2.node("node2", shared=True):
+            with pytest.raises(LockError, match=r"node:node2 lock within 0.3 s: held by instance_replace_disks web"):
+                with Locks(str(tmp_path), "node modify node2", timeout=0.3).node("node2"):
+                    pass
+        with pytest.raises(LockError, match="node:node2 lock within 0.3 s"):
+            with Locks(str(tmp_path), "node modify node2", timeout=0.3).node("node2"):
+                pass
+    with Locks(str(tmp_path), "node modify node2", timeout=0.3).node("node2"):
+        pass
+
+
 def test_job_records_steps_status_and_timestamps(tmp_path):
     journal = Journal(str(tmp_path))
     job = journal.open("node_add", {"name": "node2"})

@@ -27,7 +27,7 @@ def test_plan_in_check_mode_moves_nothing(unbalanced):
 
 def test_execution_reaches_the_predicted_score(unbalanced, nodes):
     result = rebalance.execute(unbalanced, {"execute": True})
-    assert result["failed"] == [] and result["changed"]
+    assert result["failures"] == [] and result["changed"]
     assert len(result["executed"]) == len(result["moves"])
     assert result["achieved_score"] == pytest.approx(result["final_score"], abs=1e-6)
     primaries = {i.primary_node for i in unbalanced.store.load().instances.values()}
@@ -46,5 +46,5 @@ def test_a_failed_move_stops_at_its_set(unbalanced, nodes):
     for node in nodes[1:3]:
         node.fail["migration_accept"] = "qemu: address already in use"
     result = rebalance.execute(unbalanced, {"execute": True})
-    assert result["stopped_at_set"] == 0 and result["failed"]
-    assert "address already in use" in result["failed"][0]["reason"]
+    assert result["stopped_at_set"] == 0 and result["failures"]
+    assert "address already in use" in result["failures"][0]["reason"]

@@ -223,9 +223,11 @@ def cloud_init_seed_remove(args: Dict[str, Any]) -> Dict[str, Any]:
 
 @verb("drbd_create")
 def drbd_create(args: Dict[str, Any]) -> Dict[str, Any]:
-    """disk_create for a drbd disk (template must be drbd)."""
+    """disk_create for a drbd disk (template must be drbd). With {"standalone": true} (a new
+    secondary during replace-disks): LVs, resource file, create-md, then new-resource, new-minor
+    and attach without network and without promoting; drbd_connect connects it later."""
     driver, req = _drbd(args)
-    return driver.create(req)
+    return driver.create(req, standalone=bool(args.get("standalone")))
 
 
 @verb("drbd_remove")

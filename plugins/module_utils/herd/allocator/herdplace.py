@@ -44,27 +44,34 @@ def place(config: Dict[str, Any], facts: Dict[str, Any], request: Dict[str, Any]
 
 
 def relocate(config: Dict[str, Any], facts: Dict[str, Any], name: str) -> Dict[str, Any]:
-    """A new primary for a shared-storage instance (hail relocate): {"success", "primary", "reasons"}."""
+    """hail relocate: a new primary for a shared-storage instance ({"success", "primary",
+    "reasons"}), a new secondary for a drbd instance ({"success", "secondary", "reasons"})."""
     model = from_herd_config(config, facts)
-    current = config["instances"][name]["primary_node"]
+    inst = config["instances"][name]
+    drbd = inst.get("disk_template") == "drbd"
+    current = inst["secondary_node"] if drbd else inst["primary_node"]
     try:
         nodes, reasons = alloc.relocate(model, name, [current])
     except alloc.AllocError as exc:
-        return {"success": False, "reasons": [str(exc)] + _unreachable(facts)}
-    return {"success": True, "primary": nodes[0], "reasons": list(reasons)}
+        return {"success": False, "reasons": [str(exc)] + list(getattr(exc, "reasons", [])) + _unreachable(facts)}
+    return {"success": True, ("secondary" if drbd else "primary"): nodes[0], "reasons": list(reasons)}
 
 
-def evacuate(config: Dict[str, Any], facts: Dict[str, Any], node: str, names: List[str]
-             ) -> Dict[str, Dict[str, Any]]:
-    """Targets for moving ``names`` (primaries of ``node``) away: {name: {"target"} or {"reason"}}."""
+def evacuate(config: Dict[str, Any], facts: Dict[str, Any], node: str, names: List[str],
+             mode: str = "primary-only") -> Dict[str, Dict[str, Any]]:
+    """Targets for moving ``names`` away from ``node``: {name: {"target"} or {"reason"}}.
+
+    ``primary-only``: the target is the new primary of each instance (a primary of
+    ``node``); ``secondary-only``: the new secondary of each drbd instance whose
+    secondary is ``node`` (hail's change-secondary)."""
     model = from_herd_config(config, facts)
     try:
-        result = alloc.node_evacuate(model, names, "primary-only")
+        result = alloc.node_evacuate(model, names, mode)
     except alloc.AllocError as exc:
         return {name: {"reason": str(exc)} for name in names}
     out: Dict[str, Dict[str, Any]] = {}
     for name, _group, nodes in result.moved:
-        out[name] = {"target": nodes[0]}
+        out[name] = {"target": nodes[1] if mode == "secondary-only" else nodes[0]}
     for name, why in result.failed:
         detail = "; ".join(result.reasons.get(name, []))
         out[name] = {"reason": why + (f" ({detail})" if detail else "")}

@@ -39,7 +39,8 @@ def recover_interrupted(ctx: Context, name: str, locks: Any = None, config: Any 
     """Jobs on this instance whose process died: close them and repair what they left.
 
     An interrupted migration is repaired by the migration cleanup (the
-    instance may run on the target, or on both nodes); other interrupted jobs
+    instance may run on the target, or on both nodes), an interrupted
+    replace-disks is rolled back or reconnected (``replace_disks.repair``); other interrupted jobs
     left nothing running that the config does not know about, since their
     undo steps could not run either: the current state is taken as it is and
     this run converges from it.
@@ -57,6 +58,11 @@ def recover_interrupted(ctx: Context, name: str, locks: Any = None, config: Any 
             from .migrate import cleanup
 
             actions += cleanup(ctx, locks, config, config.instances[name])["actions"]
+        if job["opcode"] == "instance_replace_disks" and locks is not None and config is not None \
+                and name in config.instances and not ctx.check_mode:
+            from .replace_disks import repair
+
+            actions += repair(ctx, config, config.instances[name], job)
     return actions
 
 

@@ -269,6 +269,15 @@ class Commands:
     def up(self) -> List[str]:
         return self.adm("up")
 
+    def new_resource(self) -> List[str]:
+        return self.adm("new-resource")
+
+    def new_minor(self) -> List[str]:
+        return self.adm("new-minor")
+
+    def attach(self) -> List[str]:
+        return self.adm("attach")
+
     def adjust(self) -> List[str]:
         return self.adm("adjust")
 
@@ -294,11 +303,16 @@ class Commands:
         return self.adm("resize")
 
 
-def create_sequence(disk: DrbdDisk, drbdadm: str, conf: str, lvm: LVM) -> List[Tuple[str, List[str]]]:
+def create_sequence(disk: DrbdDisk, drbdadm: str, conf: str, lvm: LVM,
+                    standalone: bool = False) -> List[Tuple[str, List[str]]]:
     """The create steps on one node, as Ganeti does them (§4a step 3): data and meta LVs,
     wipe the meta LV, write the resource file, create-md, up (new-resource, new-minor,
     apply-al, attach, connect), primary --force on the primary only (starts the initial
-    full sync towards the secondary). ``("config", [path])`` marks writing the file."""
+    full sync towards the secondary). ``("config", [path])`` marks writing the file.
+
+    ``standalone`` (a new secondary during replace-disks, Ganeti's _ExecDrbd8Secondary):
+    the device is attached without network (new-resource, new-minor, attach) and never
+    promoted; the master connects it once the config names it as the secondary."""
     cmds = Commands(disk, drbdadm, conf)
     tags = [HERD_TAG, instance_tag(disk.instance)]
     steps: List[Tuple[str, List[str]]] = [
@@ -307,7 +321,10 @@ def create_sequence(disk: DrbdDisk, drbdadm: str, conf: str, lvm: LVM) -> List[T
     ]
     if lvm.settings.lvm_driverloaded:
         steps.append(("wipe", cmds.wipe_meta()))
-    steps += [("config", [conf]), ("drbd", cmds.create_md()), ("drbd", cmds.up())]
+    steps += [("config", [conf]), ("drbd", cmds.create_md())]
+    if standalone:
+        return steps + [("drbd", cmds.new_resource()), ("drbd", cmds.new_minor()), ("drbd", cmds.attach())]
+    steps.append(("drbd", cmds.up()))
     if disk.is_primary:
         steps.append(("drbd", cmds.primary(force=True)))
     return steps
@@ -488,8 +505,13 @@ class Drbd(Template):
             return False
 
     # --- template interface
-    def create(self, req: DiskRequest) -> Dict[str, Any]:
+    def create(self, req: DiskRequest, standalone: bool = False) -> Dict[str, Any]:
+        """LVs, resource file, create-md, up; ``standalone``: attach without network and
+        never promote (a new secondary, see ``create_sequence``)."""
         disk = DrbdDisk.from_request(req)
+        if standalone and disk.is_primary:
+            raise ValidationError(f"disk {req.index} of {req.instance}: a standalone create is for a new secondary, "
+                                  f"but {disk.local.node} is the primary")
         cmds = self.commands(disk)
         tags = [HERD_TAG, instance_tag(disk.instance)]
         data = self.lvm.create(disk.vg, disk.data_lv, disk.size, tags)
@@ -503,6 +525,12 @@ class Drbd(Template):
             self._need_module()
             if fresh:
                 self._adm(cmds, cmds.create_md(), "create-md")
+            if standalone:
+                self._adm(cmds, cmds.new_resource(), "new-resource")
+                self._adm(cmds, cmds.new_minor(), "new-minor")
+                self._adm(cmds, cmds.attach(), "attach")
+                return {"changed": True, "path": disk.device, "logical_id": disk.logical_id(),
+                        "resource": disk.resource, "config": config_path(self.settings, disk)}
             self._adm(cmds, cmds.up(), "up")
             changed = True
             if fresh and disk.is_primary:

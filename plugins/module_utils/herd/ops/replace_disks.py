@@ -1,0 +1,565 @@
+"""gnt-instance replace-disks -n NODE / -I allocator, mode replace_new_secondary:
+give a drbd instance a new secondary node while it keeps running.
+
+The sequence is Ganeti's ``TLReplaceDisks._ExecDrbd8Secondary``:
+
+1. check, before anything is touched: the instance is drbd and its primary is
+   online with UpToDate disks; the new node (the operator's, or the
+   allocator's relocate answer) is not the primary or the secondary, is in the
+   cluster, online, not drained, vm_capable, has room in its volume group(s),
+   has the DRBD module loaded and holds nothing left of this instance's disks;
+2. allocate one DRBD minor per disk on the new node (port and secret stay);
+3. create the data and meta LVs and the DRBD device on the new node,
+   standalone (attached, no network, never promoted);
+4. shut DRBD down on the old secondary (its LVs stay; an offline node is skipped);
+5. disconnect the primary's DRBD (StandAlone; the guest keeps running on it);
+6. switch the config in one commit: ``secondary_node`` and the new node's minors;
+7. connect the primary and the new secondary: the new node syncs from the primary;
+8. wait for the resync, with progress in the job log (``wait_for_sync``);
+9. remove the old secondary's LVs and resource file (an offline old node is
+   skipped with a warning naming what is left there).
+
+Every step before the commit has its undo: the new node's device and LVs are
+removed, DRBD on the old secondary comes up again and the primary reconnects
+to it; the config stays as it was. Nothing of the instance's data is deleted
+before the new secondary is in the config. A job that stopped after its
+commit (an error, or the master died) is finished by the next replace-disks
+on the instance; one interrupted before its commit is rolled back by the next
+operation on the instance (``instance.recover_interrupted``).
+
+Locks: the instance; the allocation lock from choosing the new node (and its
+minors) to the commit, as instance creation holds it; the primary, the old
+and the new secondary node, shared (node modify waits; other replace-disks,
+such as a parallel evacuation, do not).
+"""
+
+import copy
+import time
+from contextlib import ExitStack
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+from .. import names
+from ..config import Config, Instance, now
+from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
+from . import nodecalls, placement
+from .common import Context, diff_dict
+from .info import live_facts
+from .instance import recover_interrupted
+from .instance_spec import instance_view
+
+OPCODE = "instance_replace_disks"
+COMMIT_STEP = "commit config: new secondary"
+META_SIZE_MIB = 128
+POLL_INTERVAL = 2.0   # seconds between resync polls (Ganeti's drbd_wait_sync polls every 2 s)
+STALL_POLLS = 30      # polls a disk may stay neither in sync nor syncing before the wait gives up
+DEFAULT_SYNC_TIMEOUT = 86400.0
+
+
+# --------------------------------------------------------------------------- helpers
+
+def with_secondary(inst: Instance, secondary: str, minors: List[int]) -> Instance:
+    """A copy of ``inst`` with ``secondary`` and its minor per disk; the primary's minors, the
+    port and the secret stay."""
+    out = copy.deepcopy(inst)
+    out.secondary_node = secondary
+    for disk, minor in zip(out.disks, minors):
+        old = disk.logical_id.get("minors") or {}
+        disk.logical_id["minors"] = {inst.primary_node: old.get(inst.primary_node), secondary: minor}
+    return out
+
+
+def secondary_minors(inst: Instance) -> List[Optional[int]]:
+    return [(d.logical_id.get("minors") or {}).get(inst.secondary_node) for d in inst.disks]
+
+
+def disk_call(ctx: Context, config: Config, inst: Instance, index: int, node: str, verb: str,
+              **extra: Any) -> Dict[str, Any]:
+    args = nodecalls.disk_args(config, inst, inst.disks[index], index, node)
+    args.update(extra)
+    return nodecalls.call(ctx, config, node, verb, args)
+
+
+def each_disk(ctx: Context, config: Config, inst: Instance, node: str, verb: str, **extra: Any) -> None:
+    for index in range(len(inst.disks)):
+        disk_call(ctx, config, inst, index, node, verb, **extra)
+
+
+def drbd_state(ctx: Context, config: Config, inst: Instance, index: int, node: str) -> Optional[Dict[str, Any]]:
+    answer = disk_call(ctx, config, inst, index, node, "drbd_status")
+    if not answer.get("loaded"):
+        raise PrerequisiteError(f"the DRBD kernel module is not loaded on {node} (load it with the "
+                                "herd.cluster.storage role, or modprobe drbd)")
+    return answer.get("status")
+
+
+def in_sync(status: Optional[Dict[str, Any]]) -> bool:
+    s = status or {}
+    return bool(s.get("connected") and s.get("disk_uptodate") and s.get("peer_uptodate"))
+
+
+def volumes(inst: Instance) -> List[str]:
+    out = []
+    for index, disk in enumerate(inst.disks):
+        lid = disk.logical_id
+        vg = lid.get("vg") or disk.vg or "?"
+        out += [f"{vg}/{lid.get('data_lv') or f'{disk.uuid}.disk{index}_data'}",
+                f"{lid.get('meta_vg') or vg}/{lid.get('meta_lv') or f'{disk.uuid}.disk{index}_meta'}"]
+    return out
+
+
+def _last_job(ctx: Context, name: str) -> Optional[Dict[str, Any]]:
+    jobs = [j for j in ctx.journal.list(opcode=OPCODE) if j.get("params", {}).get("name") == name]
+    return jobs[-1] if jobs else None
+
+
+def _committed(job: Dict[str, Any]) -> bool:
+    return any(s.get("name") == COMMIT_STEP and s.get("status") == "success" for s in job.get("steps", []))
+
+
+# --------------------------------------------------------------------------- checks
+
+def check_drbd(inst: Instance) -> None:
+    if inst.disk_template != "drbd":
+        raise PrerequisiteError(f"instance {inst.name} uses {inst.disk_template} disks: replace-disks gives a drbd "
+                                "instance a new secondary node; other templates have none")
+    if not inst.secondary_node or not inst.disks:
+        raise PrerequisiteError(f"instance {inst.name} has no drbd secondary or no disks in the config")
+
+
+def choose_node(ctx: Context, config: Config, inst: Instance, remote: Optional[str]) -> Tuple[str, List[str]]:
+    """The operator's node, or the allocator's relocate answer (hail relocate, Ganeti's -I)."""
+    if remote:
+        return remote, []
+    from ..allocator import herdplace
+
+    facts = placement.allocator_facts(config, live_facts(ctx, config))
+    answer = herdplace.relocate(config.to_dict(), facts, inst.name)
+    if not answer.get("success") or not answer.get("secondary"):
+        lines = "; ".join(answer.get("reasons") or []) or "no node fits"
+        raise PrerequisiteError(f"the allocator found no new secondary for {inst.name} (away from "
+                                f"{inst.secondary_node}): {lines}")
+    return answer["secondary"], list(answer.get("reasons") or [])
+
+
+def check_new_node(ctx: Context, config: Config, inst: Instance, new: str) -> None:
+    purpose = f"instance {inst.name}: new secondary"
+    if new == inst.primary_node:
+        raise PrerequisiteError(f"{purpose} {new} is the primary node of the instance; choose another node")
+    if new == inst.secondary_node:
+        raise PrerequisiteError(f"{purpose} {new} is already the secondary node of the instance")
+    placement.check_nodes_usable(config, [new], purpose)
+    need: Dict[str, int] = {}
+    metavg = config.cluster.diskparams.get("drbd", {}).get("metavg")
+    for disk in inst.disks:
+        vg = disk.logical_id.get("vg") or disk.vg or config.cluster.volume_group
+        meta_vg = disk.logical_id.get("meta_vg") or metavg or vg
+        need[vg] = need.get(vg, 0) + disk.size
+        need[meta_vg] = need.get(meta_vg, 0) + META_SIZE_MIB
+    for vg, mib in sorted(need.items()):
+        try:
+            facts = nodecalls.call(ctx, config, new, "node_facts", {"vg": vg}, timeout=30)
+        except RpcError as exc:
+            raise PrerequisiteError(f"{purpose} {new} does not answer: {exc}") from None
+        group = facts.get("volume_group") or {}
+        if not group.get("present"):
+            raise PrerequisiteError(f"{purpose}: volume group {vg} does not exist on {new} "
+                                    f"({group.get('error') or 'not found'})")
+        if group.get("free", 0) < mib:
+            raise PrerequisiteError(f"{purpose}: {new} has {group.get('free', 0)} MiB free in volume group {vg}; "
+                                    f"the disks of {inst.name} need {mib} MiB there (data + 128 MiB meta per disk)")
+
+
+def allocate_minors(ctx: Context, config: Config, inst: Instance, new: str) -> List[int]:
+    """The lowest free minor per disk on ``new``: free in the config and on the node itself."""
+    try:
+        live = nodecalls.call(ctx, config, new, "drbd_status", {}, timeout=30)
+    except RpcError as exc:
+        raise PrerequisiteError(f"instance {inst.name}: new secondary {new} does not answer: {exc}") from None
+    if not live.get("loaded"):
+        raise PrerequisiteError(f"instance {inst.name}: new secondary {new} has no DRBD kernel module loaded "
+                                "(load it with the herd.cluster.storage role, or modprobe drbd)")
+    used: Set[int] = {int(m) for m in (live.get("minors") or {})}
+    for other in config.instances.values():
+        for disk in other.disks:
+            minor = (disk.logical_id.get("minors") or {}).get(new)
+            if minor is not None:
+                used.add(int(minor))
+    minors = []
+    minor = 0
+    for _disk in inst.disks:
+        while minor in used:
+            minor += 1
+        minors.append(minor)
+        used.add(minor)
+    return minors
+
+
+def check_leftovers(ctx: Context, config: Config, target: Instance, new: str) -> None:
+    """Refuse a node that still holds volumes or a resource of these disks (an earlier
+    placement whose cleanup was skipped): the rollback must only ever remove what this
+    job created."""
+    for index, disk in enumerate(target.disks):
+        found = disk_call(ctx, config, target, index, new, "disk_info")
+        if found.get("data_lv") or found.get("meta_lv") or found.get("config") or found.get("exists"):
+            vols = volumes(target)[2 * index:2 * index + 2]
+            raise PrerequisiteError(
+                f"instance {target.name}: new secondary {new} still holds disk {index} of the instance "
+                f"({', '.join(vols)}, resource herd-{disk.uuid}) from an earlier placement; the config does not "
+                f"use them. Remove them on {new} (drbdadm down herd-{disk.uuid}; lvremove {' '.join(vols)}) "
+                "and run again")
+
+
+def check_primary(ctx: Context, config: Config, inst: Instance) -> bool:
+    """The primary's disks must be UpToDate (Ganeti's peer consistency check). Returns whether
+    they need activating first (DRBD down on the primary, e.g. a stopped instance after a reboot)."""
+    primary = inst.primary_node
+    if config.nodes[primary].offline:
+        raise PrerequisiteError(f"the primary {primary} of {inst.name} is offline: fail the instance over "
+                                "first (herd.cluster.instance_failover), then replace its secondary")
+    activate = False
+    for index in range(len(inst.disks)):
+        try:
+            status = drbd_state(ctx, config, inst, index, primary)
+        except RpcError as exc:
+            raise PrerequisiteError(f"the primary {primary} of {inst.name} does not answer: {exc}") from None
+        if status is None:
+            activate = True
+        elif not status.get("disk_uptodate"):
+            raise PrerequisiteError(
+                f"disk {index} of {inst.name} is {status.get('disk')}, not UpToDate, on its primary {primary} "
+                f"(cs:{status.get('cs')}): replacing the secondary now could lose the only good copy; wait "
+                "until it is in sync and run again")
+    return activate
+
+
+# --------------------------------------------------------------------------- the op
+
+def replace(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    name = names.check_instance_name(spec.get("name"))
+    remote = spec.get("remote_node")
+    if remote is not None and remote != "":
+        remote = names.check_hostname(remote, "remote_node")
+    else:
+        remote = None
+    wait = spec.get("wait_for_sync", True)
+    if not isinstance(wait, bool):
+        raise ValidationError(f"wait_for_sync {wait!r} must be true or false")
+    timeout = spec.get("sync_timeout") or DEFAULT_SYNC_TIMEOUT
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+        raise ValidationError(f"sync_timeout {timeout!r} must be a positive number of seconds")
+    locks = ctx.locks(f"{OPCODE} {name}")
+    with locks.instance(name):
+        config = ctx.load_master_config()
+        inst = config.instances.get(name)
+        if inst is None:
+            raise PrerequisiteError(f"instance {name} does not exist")
+        check_drbd(inst)
+        if recover_interrupted(ctx, name, locks, config):
+            config = ctx.load_master_config()
+            inst = config.instances[name]
+        unfinished = _last_job(ctx, name)
+        if unfinished and unfinished["status"] != "success" and _committed(unfinished) \
+                and inst.secondary_node == unfinished["params"].get("new_secondary") \
+                and (remote is None or remote == inst.secondary_node):
+            return resume(ctx, config, inst, unfinished, wait, float(timeout))
+        if remote is not None and remote == inst.secondary_node:
+            view = instance_view(inst)
+            return {"changed": False, "instance": name, "primary_node": inst.primary_node,
+                    "old_secondary": remote, "new_secondary": remote, "actions": [], "synced": None,
+                    "diff": diff_dict(view, view), "msg": f"{remote} is already the secondary of {name}"}
+        if remote is not None and remote == inst.primary_node:
+            raise PrerequisiteError(f"instance {name}: new secondary {remote} is the primary node of the instance; "
+                                    "choose another node")
+        with ExitStack() as held:
+            allocation = ExitStack()
+            held.callback(allocation.close)
+            allocation.enter_context(locks.lock("allocation", timeout=max(ctx.lock_timeout, 300)))
+            config = ctx.load_master_config()
+            inst = config.instances[name]
+            new, reasons = choose_node(ctx, config, inst, remote)
+            check_new_node(ctx, config, inst, new)
+            for node in sorted({inst.primary_node, inst.secondary_node, new}):
+                held.enter_context(locks.node(node, shared=True))
+            activate = check_primary(ctx, config, inst)
+            minors = allocate_minors(ctx, config, inst, new)
+            target = with_secondary(inst, new, minors)
+            check_leftovers(ctx, config, target, new)
+            return _replace_locked(ctx, locks, allocation, config, inst, target, activate, wait, float(timeout),
+                                   reasons)
+
+
+def _plan(config: Config, inst: Instance, target: Instance, activate: bool, wait: bool) -> List[str]:
+    primary, old, new = inst.primary_node, inst.secondary_node, target.secondary_node
+    old_offline = config.nodes[old].offline
+    minors = secondary_minors(target)
+    return ([f"activate the disks on the primary {primary}"] if activate else []) + [
+        f"create {len(inst.disks)} disk(s) on {new}, standalone (minors {minors})",
+        f"skip {old}: it is offline" if old_offline else f"shut down drbd on the old secondary {old}",
+        f"disconnect the primary {primary}",
+        f"commit: secondary {old} -> {new}",
+        f"connect {primary} to {new}",
+    ] + (["wait for the resync"] if wait else []) + [
+        f"leave the old volumes on {old} (offline): {', '.join(volumes(inst))}" if old_offline
+        else f"remove the old volumes on {old}"]
+
+
+def _replace_locked(ctx: Context, locks: Any, allocation: ExitStack, config: Config, inst: Instance,
+                    target: Instance, activate: bool, wait: bool, timeout: float, reasons: List[str]
+                    ) -> Dict[str, Any]:
+    name = inst.name
+    primary, old, new = inst.primary_node, inst.secondary_node, target.secondary_node
+    before = instance_view(inst)
+    after = dict(before, secondary_node=new)
+    actions = _plan(config, inst, target, activate, wait)
+    result: Dict[str, Any] = {"changed": True, "instance": name, "primary_node": primary, "old_secondary": old,
+                              "new_secondary": new, "minors": secondary_minors(target), "reasons": reasons,
+                              "actions": actions, "synced": None, "diff": diff_dict(before, after),
+                              "msg": f"instance {name} would get secondary {new} instead of {old}"}
+    if ctx.check_mode:
+        return result
+    params = {"name": name, "primary": primary, "old_secondary": old, "new_secondary": new,
+              "old_minors": secondary_minors(inst), "new_minors": secondary_minors(target), "wait_for_sync": wait}
+    with ctx.job(OPCODE, params) as job:
+        old_online = not config.nodes[old].offline
+        if activate:
+            with job.step("activate the disks on the primary", node=primary):
+                each_disk(ctx, config, inst, primary, "drbd_attach")
+                _await_uptodate(ctx, config, inst)
+        with job.step("create storage on the new secondary", node=new, minors=secondary_minors(target)):
+            for index in range(len(target.disks)):
+                job.on_undo(f"remove disk {index} from {new}",
+                            _later(disk_call, ctx, config, target, index, new, "disk_remove"))
+                answer = disk_call(ctx, config, target, index, new, "drbd_create", standalone=True)
+                for key, value in (answer.get("logical_id") or {}).items():
+                    if key != "minors":
+                        target.disks[index].logical_id[key] = value
+        if old_online:
+            with job.step("shut down drbd on the old secondary", node=old):
+                for index in range(len(inst.disks)):
+                    try:
+                        disk_call(ctx, config, inst, index, old, "disk_shutdown")
+                    except HerdError as exc:  # as Ganeti: warn and go on, the primary disconnects anyway
+                        ctx.warnings.append(f"could not shut down drbd for disk {index} of {name} on the old "
+                                            f"secondary {old}: {exc}; clean it up there as soon as possible")
+                        continue
+                    job.on_undo(f"bring disk {index} up again on {old}",
+                                _later(disk_call, ctx, config, inst, index, old, "drbd_attach"))
+        else:
+            ctx.warnings.append(f"the old secondary {old} of {name} is offline: drbd was not shut down there")
+        with job.step("disconnect the primary", node=primary):
+            for index in range(len(inst.disks)):
+                job.on_undo(f"reconnect disk {index} of {primary} to {old}",
+                            _later(disk_call, ctx, config, inst, index, primary, "drbd_connect"))
+                disk_call(ctx, config, inst, index, primary, "drbd_disconnect")
+        with job.step(COMMIT_STEP, secondary=new):
+            config = _commit(ctx, locks, inst, target)
+        job._undo.clear()  # the config names the new secondary: from here on, forward only
+        allocation.close()
+        switched = config.instances[name]
+        outcome = _finish(ctx, job, config, switched, old, params["old_minors"], wait, timeout)
+        job.finish(outcome)
+    result.update(synced=outcome["synced"], left_on_old=outcome["left_on_old"],
+                  msg=f"instance {name}: secondary {old} -> {new}"
+                  + ("" if wait else "; the resync continues in the background"))
+    return result
+
+
+def _await_uptodate(ctx: Context, config: Config, inst: Instance) -> None:
+    """After activating the primary's disks: wait for the handshake with the old secondary
+    (the disks turn UpToDate), as Ganeti's disk activation does; refuse otherwise."""
+    primary = inst.primary_node
+    for _poll in range(STALL_POLLS + 1):
+        states = [drbd_state(ctx, config, inst, index, primary) or {} for index in range(len(inst.disks))]
+        behind = [(index, s) for index, s in enumerate(states) if not s.get("disk_uptodate")]
+        if not behind:
+            return
+        time.sleep(POLL_INTERVAL)
+    index, s = behind[0]
+    raise HerdError(f"disk {index} of {inst.name} on its primary {primary} is {s.get('disk')} (cs:{s.get('cs')}), "
+                    "not UpToDate, after activating it: not replacing its secondary")
+
+
+def _later(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], Any]:
+    return lambda: func(*args, **kwargs)
+
+
+def _commit(ctx: Context, locks: Any, inst: Instance, target: Instance) -> Config:
+    with locks.cluster():
+        fresh = ctx.store.load()
+        current = fresh.instances.get(inst.name)
+        if current is None or current.primary_node != inst.primary_node \
+                or current.secondary_node != inst.secondary_node \
+                or [d.uuid for d in current.disks] != [d.uuid for d in target.disks]:
+            raise HerdError(f"instance {inst.name} changed in the config while its secondary was being replaced; "
+                            "nothing was committed")
+        for disk, planned in zip(current.disks, target.disks):
+            disk.logical_id = copy.deepcopy(planned.logical_id)
+        current.secondary_node = target.secondary_node
+        current.mtime = now()
+        ctx.commit(fresh)
+        return fresh
+
+
+def _finish(ctx: Context, job: Any, config: Config, inst: Instance, old: str, old_minors: List[int],
+            wait: bool, timeout: float) -> Dict[str, Any]:
+    """After the commit: connect, wait for the resync, remove the old storage."""
+    name, primary, new = inst.name, inst.primary_node, inst.secondary_node
+    with job.step("connect the primary to the new secondary", nodes=[primary, new]):
+        for index in range(len(inst.disks)):
+            for node in (primary, new):
+                try:
+                    disk_call(ctx, config, inst, index, node, "drbd_connect")
+                except HerdError as exc:
+                    raise HerdError(f"{exc}; the config names {new} as the secondary of {name} since this job's "
+                                    f"commit; the old volumes on {old} were kept. Fix the cause and run "
+                                    f"herd.cluster.instance_replace_disks for {name} again: it finishes this "
+                                    "replacement") from None
+    try:
+        nodecalls.seed_to(ctx, config, inst, new)  # a cloud-init seed: node-local, the secondary needs one too
+    except HerdError as exc:
+        ctx.warnings.append(f"could not write the cloud-init seed of {name} on {new}: {exc}; a failover to {new} "
+                            "writes it then")
+    synced = False
+    if wait:
+        with job.step("wait for the resync", node=new):
+            synced = wait_for_sync(ctx, job, config, inst, timeout, old)
+    left: List[str] = []
+    if old in inst.nodes():
+        return {"synced": synced, "left_on_old": left}
+    with job.step("remove the old storage", node=old):
+        if old not in config.nodes or config.nodes[old].offline:
+            left = volumes(inst)
+            ctx.warnings.append(f"the old secondary {old} of {name} is offline or no longer in the cluster: its "
+                                f"volumes {', '.join(left)} and resource files herd-<disk uuid>.res are left there; "
+                                "remove them when it is back (herd never deletes on a node it does not reach)")
+            return {"synced": synced, "left_on_old": left}
+        old_inst = with_secondary(inst, old, old_minors)
+        for index in range(len(old_inst.disks)):
+            try:
+                disk_call(ctx, config, old_inst, index, old, "disk_remove")
+            except HerdError as exc:  # as Ganeti: warn, remove by hand
+                vols = volumes(old_inst)[2 * index:2 * index + 2]
+                left += vols
+                ctx.warnings.append(f"could not remove disk {index} of {name} from the old secondary {old}: "
+                                    f"{exc}; remove {', '.join(vols)} there by hand")
+        if inst.os == "cloud_init":
+            try:
+                nodecalls.call(ctx, config, old, "cloud_init_seed_remove",
+                               {"instance": name, "storage": nodecalls.storage_context(config),
+                                "template": inst.disk_template})
+            except HerdError as exc:
+                ctx.warnings.append(f"could not remove the cloud-init seed of {name} from {old}: {exc}")
+    return {"synced": synced, "left_on_old": left}
+
+
+def wait_for_sync(ctx: Context, job: Any, config: Config, inst: Instance, timeout: float, old: str = "") -> bool:
+    """Poll the primary's DRBD status until every disk is Connected and UpToDate/UpToDate;
+    the progress goes to the job log. Gives up on a timeout, or when a disk stays neither
+    connected nor syncing, naming its state."""
+    name, primary, new = inst.name, inst.primary_node, inst.secondary_node
+    deadline = time.monotonic() + timeout
+    stalled = [0] * len(inst.disks)
+    kept = f"; the old volumes on {old} were kept" if old else ""
+    while True:
+        states = []
+        for index in range(len(inst.disks)):
+            try:
+                states.append(drbd_state(ctx, config, inst, index, primary) or {})
+            except RpcError as exc:  # a lost answer counts as a poll without progress
+                states.append({"cs": f"unknown ({exc})"})
+        if all(in_sync(s) for s in states):
+            job.log(f"resync to {new} done: every disk UpToDate/UpToDate")
+            return True
+        parts = []
+        for index, s in enumerate(states):
+            if in_sync(s):
+                stalled[index] = 0
+                parts.append(f"disk {index} in sync")
+            elif s.get("in_resync"):
+                stalled[index] = 0
+                eta = f", {s['eta_seconds']} s left" if s.get("eta_seconds") is not None else ""
+                parts.append(f"disk {index} {float(s.get('sync_percent') or 0):.1f}% synced{eta}")
+            else:
+                stalled[index] += 1
+                state = f"cs:{s.get('cs', 'Unconfigured')} ds:{s.get('disk')}/{s.get('peer_disk')}"
+                parts.append(f"disk {index} {state}")
+                if stalled[index] > STALL_POLLS:
+                    raise HerdError(f"disk {index} of {name}: {primary} and the new secondary {new} do not sync "
+                                    f"({state}){kept}; once they do, run herd.cluster.instance_replace_disks for "
+                                    f"{name} again to finish")
+        job.log(f"resync to {new}: " + "; ".join(parts))
+        if time.monotonic() >= deadline:
+            raise HerdError(f"the resync of {name} to {new} did not finish within {timeout:g} s; it was at: "
+                            + "; ".join(parts) + f"{kept}; run herd.cluster.instance_replace_disks for {name} "
+                            "again to wait for it and finish")
+        time.sleep(POLL_INTERVAL)
+
+
+# --------------------------------------------------------------------------- resume / repair
+
+def resume(ctx: Context, config: Config, inst: Instance, earlier: Dict[str, Any], wait: bool,
+           timeout: float) -> Dict[str, Any]:
+    """Finish a replacement whose job stopped after its commit: connect, wait, remove the old storage."""
+    params = earlier["params"]
+    old = params["old_secondary"]
+    view = instance_view(inst)
+    actions = [f"finish job {earlier['id']}: connect {inst.primary_node} to {inst.secondary_node}"] + (
+        ["wait for the resync"] if wait else []) + [f"remove the old volumes on {old}"]
+    result: Dict[str, Any] = {"changed": True, "instance": inst.name, "primary_node": inst.primary_node,
+                              "old_secondary": old, "new_secondary": inst.secondary_node, "actions": actions,
+                              "synced": None, "diff": diff_dict(view, view),
+                              "msg": f"instance {inst.name}: job {earlier['id']} would be finished"}
+    if ctx.check_mode:
+        return result
+    locks = ctx.locks(f"{OPCODE} {inst.name}")
+    with ExitStack() as held:
+        for node in sorted({inst.primary_node, inst.secondary_node, old}):
+            held.enter_context(locks.node(node, shared=True))
+        with ctx.job(OPCODE, dict(params, resume_of=earlier["id"], wait_for_sync=wait)) as job:
+            with job.step(COMMIT_STEP, done_by_job=earlier["id"]):
+                pass  # recorded so that this job, if it stops too, is resumed the same way
+            outcome = _finish(ctx, job, config, inst, old, params.get("old_minors") or [], wait, timeout)
+            job.finish(outcome)
+    result.update(synced=outcome["synced"], left_on_old=outcome["left_on_old"],
+                  msg=f"instance {inst.name}: finished the replacement of job {earlier['id']}, secondary "
+                      f"{old} -> {inst.secondary_node}")
+    return result
+
+
+def repair(ctx: Context, config: Config, inst: Instance, job: Dict[str, Any]) -> List[str]:
+    """An interrupted replace-disks job (the master died): roll back when it had not
+    committed (old secondary up again, primary reconnected to it, the new node's device
+    and volumes removed); after its commit, reconnect the primary to the new secondary
+    (the next replace-disks on the instance waits for the resync and removes the old volumes)."""
+    params = job.get("params", {})
+    old, new = params.get("old_secondary"), params.get("new_secondary")
+    actions: List[str] = []
+    if inst.disk_template != "drbd" or not old or not new:
+        return actions
+
+    def attempt(what: str, func: Callable[[], Any]) -> None:
+        try:
+            func()
+            actions.append(what)
+        except HerdError as exc:
+            ctx.warnings.append(f"repairing interrupted job {job['id']} on {inst.name}: {what} failed: {exc}")
+
+    primary = inst.primary_node
+    if inst.secondary_node == old and not _committed(job):
+        if not config.nodes[old].offline:
+            attempt(f"bring drbd up again on {old}", lambda: each_disk(ctx, config, inst, old, "drbd_attach"))
+        attempt(f"reconnect {primary} to {old}", lambda: each_disk(ctx, config, inst, primary, "drbd_connect"))
+        minors = params.get("new_minors") or []
+        if new not in inst.nodes() and new in config.nodes and not config.nodes[new].offline \
+                and len(minors) == len(inst.disks) and all(isinstance(m, int) for m in minors):
+            planned = with_secondary(inst, new, minors)
+            attempt(f"remove what the job created on {new}",
+                    lambda: each_disk(ctx, config, planned, new, "disk_remove"))
+    elif inst.secondary_node == new:
+        for node in (primary, new):
+            if not config.nodes[node].offline:
+                attempt(f"connect drbd on {node}", _later(each_disk, ctx, config, inst, node, "drbd_connect"))
+        ctx.warnings.append(f"job {job['id']} had already made {new} the secondary of {inst.name}; run "
+                            f"herd.cluster.instance_replace_disks for {inst.name} to wait for the resync and "
+                            f"remove the old volumes on {old}")
+    return actions

@@ -1,0 +1,151 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: herd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: instance_replace_disks
+short_description: Give a drbd instance a new secondary node (gnt-instance replace-disks -n / -I)
+version_added: 0.1.0
+description:
+  - Ganeti's C(replace-disks) in mode C(replace_new_secondary) for C(drbd) instances. The instance keeps running
+    on its primary throughout; the primary's DRBD is only disconnected and reconnected.
+  - Before anything is touched it checks the new node (not the instance's primary or secondary; in the cluster,
+    online, not drained, vm_capable; room in its volume group; DRBD loaded; nothing left there of this
+    instance's disks) and that the primary's disks are UpToDate.
+  - Then, as Ganeti does, it allocates DRBD minors on the new node, creates the data and meta volumes and the DRBD
+    device there standalone, shuts DRBD down on the old secondary, disconnects the primary, switches the
+    secondary in the config in one commit, connects the primary to the new secondary, waits for the resync
+    (progress in the job log, M(herd.cluster.job_info)) and only then removes the old secondary's volumes.
+  - A failure before the config switch is rolled back (what was created on the new node is removed, the old
+    secondary comes up again and the primary reconnects to it, the config is unchanged). Nothing of the
+    instance's data is deleted before the new secondary is in the config. After the switch the job goes
+    forward only; if it stops there (an error, a timeout, a lost master) the next run of this module on the
+    instance finishes it.
+  - An offline old secondary is skipped (no shutdown, no removal) with a warning naming what is left there.
+author: herd contributors (@herd-cluster)
+extends_documentation_fragment:
+  - herd.cluster.common
+attributes:
+  check_mode:
+    support: full
+    description: Checks everything, chooses the node and the minors, and returns the plan; nothing is touched.
+  diff_mode:
+    support: full
+    description: The instance before and after (its C(secondary_node) old and new).
+options:
+  name:
+    description: The drbd instance.
+    type: str
+    required: true
+  remote_node:
+    description:
+      - The new secondary node (C(-n)). When it already is the secondary nothing is done (C(changed=false)).
+      - Without it the allocator chooses (hail relocate, C(-I)); every such run moves the secondary again.
+    type: str
+  wait_for_sync:
+    description:
+      - Wait until the new secondary is in sync before removing the old secondary's volumes.
+      - With C(false) the module returns once the new secondary is connected; the old volumes are removed at
+        once (Ganeti's early release) and the resync continues in the background.
+    type: bool
+    default: true
+  sync_timeout:
+    description: Seconds to wait for the resync. On timeout the module fails; the config already names the new
+      secondary, the old volumes are kept, and running the module again waits and finishes.
+    type: float
+    default: 86400.0
+'''
+
+EXAMPLES = r'''
+- name: Move the drbd secondary of web1 to node3
+  herd.cluster.instance_replace_disks:
+    name: web1.example.org
+    remote_node: node3.example.org
+
+- name: Let the allocator choose a new secondary, and see the plan first
+  herd.cluster.instance_replace_disks:
+    name: web1.example.org
+  check_mode: true
+  diff: true
+'''
+
+RETURN = r'''
+instance:
+  description: The instance.
+  returned: always
+  type: str
+primary_node:
+  description: Its primary node (unchanged).
+  returned: always
+  type: str
+old_secondary:
+  description: The secondary before.
+  returned: always
+  type: str
+new_secondary:
+  description: The secondary after (or in check mode, the one it would get).
+  returned: always
+  type: str
+minors:
+  description: The DRBD minors on the new secondary, one per disk.
+  returned: when a new secondary is chosen
+  type: list
+  elements: int
+reasons:
+  description: The allocator's lines about the nodes it rejected, when it chose the node.
+  returned: when a new secondary is chosen
+  type: list
+  elements: str
+actions:
+  description: The steps done (or, in check mode, planned).
+  returned: always
+  type: list
+  elements: str
+synced:
+  description: Whether the new secondary was seen in sync (null in check mode or when nothing changed).
+  returned: always
+  type: bool
+left_on_old:
+  description: Volumes left on the old secondary (offline, or their removal failed; see the warnings).
+  returned: when the secondary was replaced
+  type: list
+  elements: str
+msg:
+  description: What was done.
+  returned: always
+  type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.herd import names  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.herd.errors import ValidationError  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import replace_disks  # noqa: E402
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type='str', required=True),
+        remote_node=dict(type='str'),
+        wait_for_sync=dict(type='bool', default=True),
+        sync_timeout=dict(type='float', default=86400.0),
+    )
+    argument_spec.update(COMMON_ARGS)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        names.check_instance_name(module.params['name'])
+        if module.params['remote_node']:
+            names.check_hostname(module.params['remote_node'], 'remote_node')
+    except ValidationError as exc:
+        module.fail_json(msg=str(exc))
+    spec = dict((k, module.params[k]) for k in ('name', 'remote_node', 'wait_for_sync', 'sync_timeout'))
+    module.exit_json(**run(module, replace_disks.replace, spec))
+
+
+if __name__ == '__main__':
+    main()
