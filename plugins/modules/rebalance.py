@@ -17,7 +17,7 @@ description:
   - The cluster comes from I(cluster_file) (a Ganeti htools text file) or, on the master, from herd's config.
   - With I(execute=true) the job sets run in order, the moves of one set in parallel; the first set with a
     failed move stops the run. Each move runs as the steps of its C(commands), in order, each its own instance
-    job: an instance migration (a failover for instances that do not run) and, for the moves that change a drbd
+    job, an instance migration (a failover for instances that do not run) and, for the moves that change a drbd
     secondary (C(r:node), C(r:node f), C(f r:node), C(f r:node f)), M(herd.cluster.instance_replace_disks) to
     that node. A move stops at its first failed step.
   - The result has the initial score, each move with the score after it, the predicted final score and the

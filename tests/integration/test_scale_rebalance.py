@@ -42,8 +42,8 @@ def placement(cluster) -> Counter:
 
 
 def test_sixty_instances_on_two_of_six_nodes_are_rebalanced_to_the_predicted_score(six_nodes):
-    made = ansible_run.playbook(six_nodes.inventory, SCALE, {"scale_state": "running", "scale_count": 60,
-                                                            "scale_nodes": ["node2", "node3"]}, timeout=1800)
+    scale = {"scale_state": "running", "scale_count": 60, "scale_nodes": ["node2", "node3"]}
+    made = ansible_run.playbook(six_nodes.inventory, SCALE, scale, timeout=1800)
     assert made.rc == 0, failures(made)
     assert placement(six_nodes) == Counter({"node2": 30, "node3": 30})
 
