@@ -1,5 +1,5 @@
-"""Rebalance at scale (issue 6): a 6-node virtual cluster of its own, 60 instances
-of the fake hypervisor all placed on two of its nodes, then the rebalance
+"""Rebalance at scale (issue 6): a 6-node virtual cluster of its own, 60 sharedfile
+instances of the fake hypervisor all placed on two of its nodes, then the rebalance
 playbook executes the allocator's job sets and the cluster ends at the score
 the plan predicted.
 
@@ -42,7 +42,8 @@ def placement(cluster) -> Counter:
 
 
 def test_sixty_instances_on_two_of_six_nodes_are_rebalanced_to_the_predicted_score(six_nodes):
-    scale = {"scale_state": "running", "scale_count": 60, "scale_nodes": ["node2", "node3"]}
+    scale = {"scale_state": "running", "scale_count": 60, "scale_nodes": ["node2", "node3"],
+             "scale_template": "sharedfile"}
     made = ansible_run.playbook(six_nodes.inventory, SCALE, scale, timeout=1800)
     assert made.rc == 0, failures(made)
     assert placement(six_nodes) == Counter({"node2": 30, "node3": 30})

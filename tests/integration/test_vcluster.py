@@ -13,6 +13,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from conftest import inventory_path
 from vcluster import VCluster, VClusterCommandError, run_script, session_cluster_name
 
 LVM_ENV = dict(os.environ, LVM_SUPPRESS_FD_WARNINGS="1")
@@ -83,6 +84,21 @@ def uplink_network() -> str | None:
         if "/" in f[0] and "dev" in f and f[f.index("dev") + 1] == dev:
             return f[0]
     return None
+
+
+@pytest.fixture(scope="module")
+def vcluster():
+    """A fresh 3-node cluster of this module's own (it replaces the session's here): these
+    tests check the cluster exactly as scripts/vcluster leaves it (an unformatted spare
+    disk, eth0 carrying its address), which the site.yml run of the other modules changes
+    on the session's cluster; and the restarts and cable pulls here never disturb it."""
+    name = session_cluster_name("v")
+    cluster = VCluster.up(name, nodes=3, inventory=inventory_path(name))
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+        inventory_path(name).unlink(missing_ok=True)
 
 
 @pytest.fixture

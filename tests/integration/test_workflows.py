@@ -69,15 +69,17 @@ def instances(site, inventory, vcluster):
     yield make
     for node in vcluster.node_names:
         vcluster.link_up(node)
+    # nodes back online first: removing an instance whose primary is offline leaves its
+    # state on that node (as Ganeti does), which verify would then report as an orphan
+    for node, info in config(vcluster)["nodes"].items():
+        if info["offline"] or info["drained"] or not info["master_candidate"]:
+            module(inventory, "node", {"name": node, "offline": False, "drained": False})
+            module(inventory, "node", {"name": node, "master_candidate": True})
     for name in made:
         for node in vcluster.node_names:  # stale fake state left on a node that was cut off
             if node != config(vcluster)["instances"].get(name, {}).get("primary_node"):
                 vcluster.exec(node, ["rm", "-f", f"/var/lib/herd/fake/{name}.json"])
         module(inventory, "instance", {"name": name, "state": "absent"})
-    for node, info in config(vcluster)["nodes"].items():
-        if info["offline"] or info["drained"] or not info["master_candidate"]:
-            module(inventory, "node", {"name": node, "offline": False, "drained": False})
-            module(inventory, "node", {"name": node, "master_candidate": True})
 
 
 # ---------------------------------------------------------------------- verify

@@ -446,6 +446,8 @@ def remove(ctx: Context, locks: Any, name: str, shutdown_timeout: int = 120) -> 
         with job.step("remove runtime files"):
             for node in inst.nodes():
                 if config.nodes[node].offline:
+                    problems.append(f"{node} is offline: the runtime files of {name} stay there (cluster_verify "
+                                    "reports them as an unknown instance once the node is back)")
                     continue
                 try:
                     nodecalls.instance_cleanup(ctx, config, inst, node, purge=True)
