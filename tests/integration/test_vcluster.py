@@ -49,7 +49,7 @@ def probe(cluster: VCluster, node: str, ip: str, port: int = 22, timeout: float 
 
 def probe_until(cluster: VCluster, node: str, ip: str, want: str, attempts: int = 10) -> str:
     """probe() until it answers want (or the attempts run out): the last answer."""
-    for _ in range(attempts):
+    for _attempt in range(attempts):
         got = probe(cluster, node, ip)
         if got == want:
             break
