@@ -32,5 +32,5 @@ def test_report_gives_ratios_against_ganeti_add_plus_startup():
     assert "| add | 2.00 | 8.00 | 0.25 |" in text
     assert "| migrate | 3.00 | 6.00 | 0.50 |" in text
     assert "0.50 x Ganeti's fake-hypervisor add" in text
-    assert "| 128 | 128 | 1.00 | 2.00 | 5.00 | 2.00 | 30 | 11 |" in text
+    assert "| 128 | 200 | 128 | 1.56 | 2.00 | 1.28 | 5.00 | 30 | 11 |" in text  # limit = MiB sent / bandwidth
     assert "sequential/parallel = 3.00" in text
