@@ -24,6 +24,15 @@ def context(module):
                                 rpc_timeout=module.params['rpc_timeout'])
 
 
+def exit_or_fail_on_failures(module, result):
+    """Exit with result, or fail the task naming each failed instance when result['failures']
+    (per-instance failures of evacuate/rebalance; not 'failed', which is Ansible's own key)."""
+    if result.get('failures'):
+        module.fail_json(msg=result.pop('msg') + ': ' + '; '.join('%s: %s' % (f['instance'], f['reason'])
+                                                                  for f in result['failures']), **result)
+    module.exit_json(**result)
+
+
 def run(module, func, *args, **kwargs):
     """Run ``func(ctx, ...)``; exit with its result or fail with herd's message."""
     ctx = None

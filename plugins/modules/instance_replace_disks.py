@@ -123,8 +123,6 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run  # noqa: E402
-from ansible_collections.herd.cluster.plugins.module_utils.herd import names  # noqa: E402
-from ansible_collections.herd.cluster.plugins.module_utils.herd.errors import ValidationError  # noqa: E402
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import replace_disks  # noqa: E402
 
 
@@ -137,12 +135,6 @@ def main():
     )
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        names.check_instance_name(module.params['name'])
-        if module.params['remote_node']:
-            names.check_hostname(module.params['remote_node'], 'remote_node')
-    except ValidationError as exc:
-        module.fail_json(msg=str(exc))
     spec = dict((k, module.params[k]) for k in ('name', 'remote_node', 'wait_for_sync', 'sync_timeout'))
     module.exit_json(**run(module, replace_disks.replace, spec))
 

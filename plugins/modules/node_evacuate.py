@@ -80,7 +80,7 @@ failed:
   elements: dict
 failures:
   description: Instances that could not be moved, with the reason.
-  returned: failure
+  returned: always (empty when every instance moved)
   type: list
   elements: dict
 msg:
@@ -90,7 +90,8 @@ msg:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import (
+    COMMON_ARGS, exit_or_fail_on_failures, run)
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import migrate
 
 
@@ -106,12 +107,9 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     spec = dict((k, module.params[k]) for k in ('node', 'mode', 'live', 'ignore_consistency', 'max_parallel'))
     result = run(module, migrate.evacuate, spec)
-    if result['failed']:
-        # 'failed' is Ansible's own key in a failed result: hand the list over as 'failures'
-        result['failures'] = result.pop('failed')
-        module.fail_json(msg=result.pop('msg') + ': ' + '; '.join('%s: %s' % (f['instance'], f['reason'])
-                                                                  for f in result['failures']), **result)
-    module.exit_json(**result)
+    # 'failed' is Ansible's own key in a result: the list goes over as 'failures'
+    result['failures'] = result.pop('failed')
+    exit_or_fail_on_failures(module, result)
 
 
 if __name__ == '__main__':

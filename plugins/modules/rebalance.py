@@ -168,7 +168,8 @@ groups:
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import (  # noqa: E402
+    COMMON_ARGS, exit_or_fail_on_failures, run)
 from ansible_collections.herd.cluster.plugins.module_utils.herd.allocator.modsupport import (  # noqa: E402
     PlanError, rebalance_plan)
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import rebalance as rebalance_op  # noqa: E402
@@ -208,11 +209,7 @@ def main():
             module.fail_json(msg=str(exc))
         module.exit_json(changed=False, **plan)
     if params['execute']:
-        result = run(module, rebalance_op.execute, params)
-        if result['failures']:
-            module.fail_json(msg=result.pop('msg') + ': ' + '; '.join('%s: %s' % (f['instance'], f['reason'])
-                                                                      for f in result['failures']), **result)
-        module.exit_json(**result)
+        exit_or_fail_on_failures(module, run(module, rebalance_op.execute, params))
     module.exit_json(changed=False, **run(module, rebalance_op.plan, params))
 
 

@@ -16,6 +16,7 @@ or when a tool the virtual cluster needs is missing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -56,6 +57,19 @@ def _integration_prerequisites() -> None:
 
 def inventory_path(name: str) -> Path:
     return REPO / "inventories" / "vcluster" / f"hosts-{name}.yml"
+
+
+@contextlib.contextmanager
+def own_cluster(suffix: str, nodes: int) -> Iterator[VCluster]:
+    """A virtual cluster for one test module alone (named after the session plus suffix, one
+    letter), its inventory beside the committed group_vars; down and its inventory gone after."""
+    name = session_cluster_name(suffix)
+    cluster = VCluster.up(name, nodes=nodes, inventory=inventory_path(name))
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+        inventory_path(name).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

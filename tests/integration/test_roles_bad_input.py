@@ -15,8 +15,8 @@ from typing import Any
 
 import ansible_run
 import pytest
-from conftest import inventory_path
-from vcluster import REPO, VCluster, session_cluster_name
+from conftest import own_cluster
+from vcluster import REPO, VCluster
 
 PLAY = REPO / "tests" / "integration" / "playbooks" / "apply_role.yml"
 NODE = "node1"
@@ -25,13 +25,8 @@ LVM_ENV = ["env", "LVM_SUPPRESS_FD_WARNINGS=1"]
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[VCluster]:
-    name = session_cluster_name("r")
-    vc = VCluster.up(name, nodes=1, inventory=inventory_path(name))
-    try:
+    with own_cluster("r", nodes=1) as vc:
         yield vc
-    finally:
-        vc.down()
-        inventory_path(name).unlink(missing_ok=True)
 
 
 def apply_role(cluster: VCluster, role: str, **role_vars: Any) -> ansible_run.Run:

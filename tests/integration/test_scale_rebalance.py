@@ -15,9 +15,9 @@ from collections import Counter
 import pytest
 
 import ansible_run
-from conftest import inventory_path
+from conftest import own_cluster
 from test_workflows import PLAYBOOKS, failures
-from vcluster import REPO, VCluster, session_cluster_name
+from vcluster import REPO
 
 pytestmark = pytest.mark.slow
 SCALE = REPO / "tests" / "integration" / "playbooks" / "fake_scale.yml"
@@ -25,15 +25,10 @@ SCALE = REPO / "tests" / "integration" / "playbooks" / "fake_scale.yml"
 
 @pytest.fixture(scope="module")
 def six_nodes():
-    name = session_cluster_name("s")
-    cluster = VCluster.up(name, nodes=6, inventory=inventory_path(name))
-    try:
+    with own_cluster("s", nodes=6) as cluster:
         site = ansible_run.playbook(cluster.inventory, PLAYBOOKS / "site.yml", timeout=3600)
         assert site.rc == 0, failures(site)
         yield cluster
-    finally:
-        cluster.down()
-        inventory_path(name).unlink(missing_ok=True)
 
 
 def placement(cluster) -> Counter:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
-from conftest import inventory_path
+from conftest import own_cluster
 from vcluster import VCluster, VClusterCommandError, run_script, session_cluster_name
 
 LVM_ENV = dict(os.environ, LVM_SUPPRESS_FD_WARNINGS="1")
@@ -101,13 +101,8 @@ def vcluster():
     tests check the cluster exactly as scripts/vcluster leaves it (an unformatted spare
     disk, eth0 carrying its address), which the site.yml run of the other modules changes
     on the session's cluster; and the restarts and cable pulls here never disturb it."""
-    name = session_cluster_name("v")
-    cluster = VCluster.up(name, nodes=3, inventory=inventory_path(name))
-    try:
+    with own_cluster("v", nodes=3) as cluster:
         yield cluster
-    finally:
-        cluster.down()
-        inventory_path(name).unlink(missing_ok=True)
 
 
 @pytest.fixture

@@ -161,6 +161,11 @@ class Job:
         """Register a rollback action, run in reverse order if the job fails."""
         self._undo.append((description, func))
 
+    def no_more_undo(self) -> None:
+        """Past the point of no return (e.g. the config committed): a later failure must not
+        undo the steps before it; the job only goes forward from here."""
+        self._undo.clear()
+
     def rollback(self) -> List[str]:
         problems = []
         while self._undo:
@@ -173,7 +178,7 @@ class Job:
         return problems
 
     def finish(self, result: Any = None) -> None:
-        self._undo.clear()
+        self.no_more_undo()
         self.data["status"] = "success"
         self.data["end_ts"] = time.time()
         self.data["result"] = redact(result)

@@ -179,7 +179,7 @@ def _live_migrate(ctx: Context, job: Any, config: Config, inst: Instance, target
                        {"name": inst.name, "hypervisor": inst.hypervisor, "role": "target", "success": True})
         nodecalls.call(ctx, config, source, "migration_finalize",
                        {"name": inst.name, "hypervisor": inst.hypervisor, "role": "source", "success": True})
-    job._undo.clear()  # past the point of no return: the instance runs on the target
+    job.no_more_undo()  # past the point of no return: the instance runs on the target
     if drbd:
         with job.step("drbd: single-primary on the target"):
             _drbd_mode(ctx, config, inst, dual=False, primary=target)

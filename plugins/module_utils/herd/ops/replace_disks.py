@@ -353,7 +353,7 @@ def _replace_locked(ctx: Context, locks: Any, allocation: ExitStack, config: Con
                 disk_call(ctx, config, inst, index, primary, "drbd_disconnect")
         with job.step(COMMIT_STEP, secondary=new):
             config = _commit(ctx, locks, inst, target)
-        job._undo.clear()  # the config names the new secondary: from here on, forward only
+        job.no_more_undo()  # the config names the new secondary: from here on, forward only
         allocation.close()
         switched = config.instances[name]
         outcome = _finish(ctx, job, config, switched, old, params["old_minors"], wait, timeout)
