@@ -36,6 +36,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   rm -f /usr/sbin/policy-rc.d
 fi
 
+# Ganeti's htools test data (test/data/htools, test/hs/shelltests) for the
+# allocator tests, which compare herd with hail/hbal/hspace on the same input.
+# Unpacked, not installed: the package depends on the whole of Ganeti.
+gts_cache=${HERD_GANETI_TESTSUITE:-/var/cache/herd/ganeti-testsuite}
+if [ ! -d "$gts_cache/usr/share/ganeti/testsuite/test/data/htools" ]; then
+  echo "setup: unpacking Debian's ganeti-testsuite into $gts_cache" >&2
+  gts_tmp=$(mktemp -d)
+  chmod 777 "$gts_tmp"   # apt downloads as the _apt user
+  (cd "$gts_tmp" && apt-get download -qq ganeti-testsuite >&2)
+  mkdir -p "$gts_cache"
+  dpkg-deb -x "$gts_tmp"/ganeti-testsuite_*.deb "$gts_cache"
+  rm -rf "$gts_tmp"
+fi
+
 stamp="$venv/.herd-requirements.sha256"
 want=$(sha256sum "$here/requirements-dev.txt" | cut -d' ' -f1)
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then

@@ -7,8 +7,9 @@ One run, every case:
   mixed node sizes, mixed drbd/plain instances, exclusion tags and an
   unbalanced start; the 100-node cluster is balanced twice, with 20 moves
   (``-l 20``) and completely;
-* Ganeti's own data: every hbal case recorded in ganeti-data/golden (same
-  options) and the hspace cases.
+* Ganeti's own data (Debian's ganeti-testsuite, unpacked by scripts/setup.sh):
+  every hbal case of tests/unit/allocator/htools_live.py (same options) and
+  the hspace cases.
 
 Per case: final score of herd and hbal, both re-scored by herd's score
 function after loading each final state with the same loader options, the
@@ -39,7 +40,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "unit", "allocator"))
 sys.path.insert(0, HERE)
 
 from gen import generate  # noqa: E402
-from golden_hbal import GOLDEN, HTOOLS, hbal_cases  # noqa: E402
+from htools_live import HSPACE_DATA, HTOOLS, hbal_cases  # noqa: E402
 
 from plugins.module_utils.herd.allocator import score as hscore  # noqa: E402
 from plugins.module_utils.herd.allocator.balance import BalanceOptions, balance  # noqa: E402
@@ -250,11 +251,9 @@ def cases(workdir: str) -> list[Case]:
         out.append(Case("ganeti:" + k.name, k.data, "ganeti", k.group, k.offline,
                         k.ignore_dynu, k.ignore_soft, k.evac_mode, k.restricted,
                         k.exclusion_tags, legacy_n1=True))
-    for fn in sorted(os.listdir(GOLDEN)):
-        if fn.startswith("hspace__") and fn.endswith(".cmd"):
-            base = fn[len("hspace__"):-4]
-            out.append(Case("ganeti-hspace:" + base, os.path.join(HTOOLS, base + ".data"),
-                            "ganeti", legacy_n1=True, hspace=True, hbal=False))
+    for base in HSPACE_DATA:
+        out.append(Case("ganeti-hspace:" + base, os.path.join(HTOOLS, base + ".data"),
+                        "ganeti", legacy_n1=True, hspace=True, hbal=False))
     return out
 
 

@@ -12,13 +12,13 @@ import pytest
 
 from plugins.module_utils.herd.allocator import iallocator
 
-from .alloc_data import EXAMPLES, HTOOLS, REPO
+from .htools_live import REPO, REQUESTS, data_file
 
 SCRIPT = os.path.join(REPO, "files", "herd-iallocator")
 
 
 def example(name: str) -> dict:
-    with open(os.path.join(EXAMPLES, name), encoding="utf-8") as fh:
+    with open(os.path.join(REQUESTS, name), encoding="utf-8") as fh:
         return json.load(fh)
 
 
@@ -48,7 +48,7 @@ def test_script_reports_an_impossible_request_with_exit_zero(tmp_path):
 
 
 def test_script_rejects_bad_types_naming_the_key(tmp_path):
-    with open(os.path.join(HTOOLS, "hail-invalid-reloc.json"), encoding="utf-8") as fh:
+    with open(data_file("hail-invalid-reloc.json"), encoding="utf-8") as fh:
         data = json.load(fh)
     rc, out, err = run(data, tmp_path=tmp_path)
     assert rc == 1 and out is None
@@ -108,7 +108,7 @@ def test_drained_nodes_are_not_candidates():
 
 
 def test_node_evacuate_result_shape_matches_ganeti():
-    with open(os.path.join(HTOOLS, "hail-node-evac.json"), encoding="utf-8") as fh:
+    with open(data_file("hail-node-evac.json"), encoding="utf-8") as fh:
         out = iallocator.run(iallocator.parse_request(json.load(fh)))
     moved, failed, jobs = out["result"]
     assert failed == [] and len(moved) == len(jobs) == 1
@@ -137,7 +137,7 @@ def test_script_works_through_a_symlink_in_an_iallocator_directory(tmp_path):
     link.parent.mkdir()
     link.symlink_to(SCRIPT)
     proc = subprocess.run(["/usr/bin/python3", str(link),
-                           os.path.join(EXAMPLES, "minimal-relocate.json")],
+                           os.path.join(REQUESTS, "minimal-relocate.json")],
                           capture_output=True, text=True, check=False, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["result"] == ["node1"]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 import yaml
 
 from plugins.lookup import placement
 
-from .alloc_data import HTOOLS
+from .htools_live import data_file
 from .test_alloc_rules_model import FACTS, herd_config
 
 
@@ -47,18 +46,18 @@ def test_impossible_allocate_lists_a_reason_per_node():
 
 
 def test_score_from_a_text_file_has_twenty_terms():
-    out = placement.answer("score", opts(text_file=os.path.join(HTOOLS, "n1-failure.data")))
+    out = placement.answer("score", opts(text_file=data_file("n1-failure.data")))
     assert len(out["terms"]) == 20 and out["score"] > 0
 
 
 def test_relocate_secondary_from_text_file():
-    out = placement.answer("relocate", opts(text_file=os.path.join(HTOOLS, "partly-used.data"),
+    out = placement.answer("relocate", opts(text_file=data_file("partly-used.data"),
                                             name="inst12", relocate_from=["node-02"]))
     assert out["success"] and out["nodes"][0] not in ("node-01", "node-02")
 
 
 def test_relocate_from_the_wrong_node_explains_the_mismatch():
-    out = placement.answer("relocate", opts(text_file=os.path.join(HTOOLS, "partly-used.data"),
+    out = placement.answer("relocate", opts(text_file=data_file("partly-used.data"),
                                             name="inst12", relocate_from=["node-01"]))
     assert out["success"] is False and "excluded nodes not equal" in out["info"]
 
@@ -66,4 +65,4 @@ def test_relocate_from_the_wrong_node_explains_the_mismatch():
 def test_unknown_question_is_an_ansible_error():
     from ansible.errors import AnsibleLookupError
     with pytest.raises(AnsibleLookupError, match="unknown question"):
-        placement.answer("teleport", opts(text_file=os.path.join(HTOOLS, "n1-failure.data")))
+        placement.answer("teleport", opts(text_file=data_file("n1-failure.data")))

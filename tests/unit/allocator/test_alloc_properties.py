@@ -70,7 +70,8 @@ def test_allocation_never_overcommits_nor_newly_breaks_n1(text, req):
     inst = c.new_instance("new", mem, [(disk, None)], 1, tmpl, tags=tags)
     s0 = c.score()
     res = al.allocate(c, inst, capacity=capacity)
-    assert abs(c.score() - s0) < 1e-9  # asking does not change the model
+    # asking does not change the model (the incremental score keeps float residue)
+    assert abs(c.score() - s0) < 1e-6
     if not res.success:
         assert res.reasons
         return

@@ -1,8 +1,8 @@
-"""The cluster score: hbal's 20 terms and weights, hbal's "Initial score" on every case."""
+"""The cluster score: hbal's 20 terms and weights, hbal's "Initial score" on every case
+(hbal run live on Ganeti's data)."""
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -10,10 +10,16 @@ import pytest
 from plugins.module_utils.herd.allocator import score
 from plugins.module_utils.herd.allocator.text import load_file
 
-from .alloc_data import GOLDEN
-from .golden_hbal import hbal_cases
+from .htools_live import hbal_cases, params
 
 SCORED = [c for c in hbal_cases() if c.initial is not None and c.data]
+
+
+def scored(name):
+    case = next((c for c in SCORED if c.name == name), None)
+    if case is None:
+        pytest.skip(f"hbal case {name} unavailable")
+    return case
 
 
 def load_case(case, legacy_n1=True):
@@ -25,15 +31,15 @@ def load_case(case, legacy_n1=True):
     return c, gdx
 
 
-@pytest.mark.parametrize("case", SCORED, ids=[c.name for c in SCORED])
+@pytest.mark.parametrize("case", params(SCORED, [c.name for c in SCORED], "hbal"))
 def test_initial_score_equals_hbal(case):
-    # the golden outputs come from htools 3.0.2: initial N+1 flag is fMem < rMem
+    # Debian's htools is 3.0.2: initial N+1 flag is fMem < rMem
     c, gdx = load_case(case)
     nodes = c.group_nodes(gdx) if gdx is not None else None
     assert score.score(c, nodes) == pytest.approx(case.initial, abs=1e-6)
 
 
-@pytest.mark.parametrize("case", SCORED, ids=[c.name for c in SCORED])
+@pytest.mark.parametrize("case", params(SCORED, [c.name for c in SCORED], "hbal"))
 def test_incremental_score_equals_the_exact_score(case):
     c, gdx = load_case(case)
     nodes = c.group_nodes(gdx) if gdx is not None else None
@@ -41,17 +47,15 @@ def test_incremental_score_equals_the_exact_score(case):
 
 
 def test_terms_and_weights_are_hbals():
-    with open(os.path.join(GOLDEN, "hbal__n1-failure__g1.stdout"), encoding="utf-8") as fh:
-        out = fh.read()
+    out = scored("n1-failure__g1").stdout
     table = re.findall(r"^\s+(\w+)\s+([0-9.]+)\s+x([0-9.]+)$", out, re.M)
     assert [(name, float(w)) for name, _value, w in table] == \
         [(name, w) for w, name, _kind in score.TERMS]
 
 
 def test_breakdown_matches_hbals_verbose_table():
-    case = [c for c in SCORED if c.name == "n1-failure__g1"][0]
-    with open(os.path.join(GOLDEN, "hbal__n1-failure__g1.stdout"), encoding="utf-8") as fh:
-        out = fh.read()
+    case = scored("n1-failure__g1")
+    out = case.stdout
     table = {name: float(v) for name, v, _weight in
              re.findall(r"^\s+(\w+)\s+([0-9.]+)\s+x([0-9.]+)$", out, re.M)}
     c, gdx = load_case(case)
@@ -61,7 +65,7 @@ def test_breakdown_matches_hbals_verbose_table():
 
 def test_htools_31_n1_initialisation_differs_from_302_on_location_2():
     # upstream commit 3c45a5c2: N+1 is unallocatedMem <= rMem from 3.1 on
-    case = [c for c in SCORED if c.name == "hbal-location-2"][0]
+    case = scored("hbal-location-2")
     legacy, gdx = load_case(case, legacy_n1=True)
     new, _gdx = load_case(case, legacy_n1=False)
     assert score.score(legacy) == pytest.approx(case.initial, abs=1e-6)

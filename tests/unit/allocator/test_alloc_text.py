@@ -10,7 +10,7 @@ from plugins.module_utils.herd.allocator import score
 from plugins.module_utils.herd.allocator.text import (TextFormatError, load_file, load_text,
                                                       write_text)
 
-from .alloc_data import HTOOLS, text_files
+from .htools_live import data_file, params, text_files
 
 BAD = {"invalid-node.data"}
 FILES = [f for f in text_files() if os.path.basename(f) not in BAD]
@@ -26,7 +26,7 @@ MINI = ("g1|uuid-1|preferred||\n"
         "\n")
 
 
-@pytest.mark.parametrize("path", FILES, ids=[os.path.basename(f) for f in FILES])
+@pytest.mark.parametrize("path", params(FILES, [os.path.basename(f) for f in FILES]))
 def test_write_then_read_gives_the_same_cluster(path):
     c1 = load_file(path)
     out1 = write_text(c1)
@@ -69,7 +69,7 @@ def test_cluster_tags_define_exclusion_prefixes():
 def test_unknown_node_names_the_line_and_the_node():
     with pytest.raises(TextFormatError, match=r"line \d+: unknown node 'no-such-node' for "
                                               r"instance new-0"):
-        load_file(os.path.join(HTOOLS, "invalid-node.data"))
+        load_file(data_file("invalid-node.data"))
 
 
 @pytest.mark.parametrize("old,new,expected", [

@@ -1,6 +1,5 @@
 """Reboot groups (hroller's idea) over herd's config dict."""
 
-import os
 import random
 import shutil
 import subprocess
@@ -12,7 +11,7 @@ from hypothesis import strategies as st
 from plugins.module_utils.herd.allocator.roller import RollerError, RollerOptions, reboot_groups
 from plugins.module_utils.herd.config import Cluster, Config, Instance, Node
 
-from .golden_hbal import HTOOLS
+from .htools_live import data_file
 
 HROLLER = shutil.which("hroller")
 
@@ -382,9 +381,7 @@ def _hroller(path, flags):
 @pytest.mark.parametrize("flag,opts", HROLLER_MODES, ids=[m[0] for m in HROLLER_MODES])
 @pytest.mark.parametrize("name", HROLLER_FILES)
 def test_group_count_is_no_worse_than_hrollers(name, flag, opts):
-    path = os.path.join(HTOOLS, name)
-    if not os.path.exists(path):
-        pytest.skip(f"{path} is missing")
+    path = data_file(name)
     theirs = _hroller(path, flag)
     cfg, _memory = _text_to_config(path)
     ours = reboot_groups(cfg, options=opts)
