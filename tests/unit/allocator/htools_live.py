@@ -143,10 +143,12 @@ def hail_cases() -> list[HailCase]:
         HailCase("drbd__partly-used", drbd + [_h("hail-alloc-drbd.json")]),
         HailCase("drbd__partly-used__restrict123", drbd + restrict + [_h("hail-alloc-drbd.json")]),
         HailCase("drbd-restricted__partly-used", drbd + [_h("hail-alloc-drbd-restricted.json")]),
-        # the command line wins over the request's restrict-to-nodes
-        HailCase("drbd-restricted__partly-used__restrict123",
-                 drbd + restrict + [_h("hail-alloc-drbd-restricted.json")]),
     ]
+    # the command line wins over the request's restrict-to-nodes
+    for nodes in ("node-01,node-02", "node-03,node-04"):
+        out.append(HailCase(f"drbd-restricted__partly-used__restrict{nodes[5:7]}{nodes[-2:]}",
+                            drbd + ["--restrict-allocation-to", nodes,
+                                    _h("hail-alloc-drbd-restricted.json")]))
     return out
 
 

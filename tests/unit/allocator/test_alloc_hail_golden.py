@@ -120,3 +120,15 @@ def test_relocation_stays_in_the_instance_group():
         inst = c.instances[c.inst_by_name[req.names[0]]]
         assert all(c.nodes[c.node_by_name[n]].group == c.inst_group(inst)
                    for n in ours["result"]), name
+
+
+RESTRICTED = [c for c in CASES if "--restrict-allocation-to" in c.args]
+
+
+@pytest.mark.parametrize("case", params(RESTRICTED, [c.name for c in RESTRICTED], "hail"))
+def test_command_line_restriction_wins_over_the_requests_like_hail(case: HailCase):
+    gold = case.answer()
+    _rc, ours, _err = run_main(case.args)
+    allowed = set(case.args[case.args.index("--restrict-allocation-to") + 1].split(","))
+    assert set(ours["result"]) <= allowed
+    assert sorted(ours["result"]) == sorted(gold["result"])

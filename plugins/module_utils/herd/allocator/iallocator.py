@@ -287,7 +287,8 @@ def run(r: Request, ignore_soft: bool = False, capacity: bool = True,
     why: list[str] | None = [] if explain else None
     try:
         if r.type == "allocate":
-            rs = r.restrict if r.restrict is not None else restrict
+            # hail: the operator's --restrict-allocation-to wins over the request's
+            rs = restrict if restrict is not None else r.restrict
             if r.instance is None:
                 raise RequestError("allocate request without an instance")
             res = al.allocate(c, r.instance, r.required_nodes, r.group_name, rs, ignore_soft,
