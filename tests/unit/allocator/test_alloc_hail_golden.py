@@ -18,7 +18,7 @@ import pytest
 from plugins.module_utils.herd.allocator import allocate as al
 from plugins.module_utils.herd.allocator import iallocator
 
-from .htools_live import HailCase, hail_cases, missing, params, require
+from .htools_live import HailCase, data_file, hail_cases, missing, params, require
 
 CASES = hail_cases()
 # hail runs in milliseconds: the cases it solves are picked at collection
@@ -132,3 +132,29 @@ def test_command_line_restriction_wins_over_the_requests_like_hail(case: HailCas
     allowed = set(case.args[case.args.index("--restrict-allocation-to") + 1].split(","))
     assert set(ours["result"]) <= allowed
     assert sorted(ours["result"]) == sorted(gold["result"])
+
+
+def _change_group_into_a_tight_group(tmp_path) -> str:
+    """Ganeti's change-group request, with the moving instance and one already
+    in the target group both running and non-redundant (sharedfile), sized so
+    that the target group can host the instance but not lose a node after."""
+    with open(data_file("hail-change-group.json"), encoding="utf-8") as fh:
+        data = json.load(fh)
+    moving = data["instances"]["instance14"]
+    moving.update(memory=12000, disk_template="sharedfile", nodes=["node3"], admin_state="up")
+    data["instances"]["resident"] = dict(moving, memory=24000, nodes=["node10"])
+    data["nodes"]["node10"]["free_memory"] -= 24000
+    path = tmp_path / "change-group-tight.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+@pytest.mark.parametrize("flags", [[], ["--no-capacity-checks"]], ids=["checks", "no-checks"])
+def test_change_group_honours_no_capacity_checks_like_hail(tmp_path, flags):
+    require("hail")
+    case = HailCase("change-group-tight", [*flags, _change_group_into_a_tight_group(tmp_path)])
+    gold = case.answer()
+    _rc, ours, _err = run_main(case.args)
+    assert [m[:2] for m in ours["result"][0]] == [m[:2] for m in gold["result"][0]]
+    assert [m[2] for m in ours["result"][0]] == [m[2] for m in gold["result"][0]]
+    assert [f[0] for f in ours["result"][1]] == [f[0] for f in gold["result"][1]]

@@ -643,9 +643,11 @@ def node_evacuate(c: Cluster, names: list[str], mode: str,
 
 
 def change_group(c: Cluster, names: list[str], target_groups: list[str],
-                 ignore_soft: bool = False) -> EvacResult:
+                 ignore_soft: bool = False, capacity: bool = True) -> EvacResult:
     """hail change-group (``tryChangeGroup``); ``target_groups`` are group names or
-    uuids, empty = any other group.  Applies the moves to ``c``."""
+    uuids, empty = any other group; ``capacity`` is hail's global N+1 check on
+    the target group (``--no-capacity-checks`` turns it off).  Applies the moves
+    to ``c``."""
     insts = []
     for nm in names:
         if nm not in c.inst_by_name:
@@ -670,7 +672,7 @@ def change_group(c: Cluster, names: list[str], target_groups: list[str],
                                inst.status, inst.auto_balance)
         try:
             try:
-                ar = allocate(c, probe, None, None, None, ignore_soft, True, targets)
+                ar = allocate(c, probe, None, None, None, ignore_soft, capacity, targets)
             except AllocError as exc:
                 ar = AllocResult(False, info=str(exc))
         finally:

@@ -322,7 +322,7 @@ def run(r: Request, ignore_soft: bool = False, capacity: bool = True,
             if r.type == "node-evacuate":
                 ev = al.node_evacuate(c, r.names, r.evac_mode, ignore_soft)
             else:
-                ev = al.change_group(c, r.names, r.target_groups, ignore_soft)
+                ev = al.change_group(c, r.names, r.target_groups, ignore_soft, capacity)
             if why is not None:
                 for k, v in ev.reasons.items():
                     why.extend(f"{k}: {line}" for line in v)
