@@ -277,7 +277,7 @@ def parse_hspace(stdout: str) -> tuple[int, list[tuple[str, int]], str]:
     """(standard count, tiered [(spec, count)], standard failure reason) of
     ``hspace --machine-readable``."""
     std = int(re.search(r"HTS_ALLOC_INSTANCES=(\d+)", stdout).group(1))
-    tspec = re.search(r"HTS_TSPEC='([^']*)'", stdout).group(1)
+    tspec = re.search(r"^HTS_TSPEC='?([^'\n]*)'?$", stdout, re.M).group(1)
     tiered = [(s.split("=")[0], int(s.split("=")[1])) for s in tspec.split()]
     reason = re.search(r"HTS_ALLOC_FAIL_REASON=(\w+)", stdout).group(1)
     return std, tiered, reason

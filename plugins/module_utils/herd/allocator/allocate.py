@@ -346,20 +346,36 @@ def _describe(c: Cluster, g: _GroupSol) -> str:
 
 def allocate(c: Cluster, inst: Instance, count: int | None = None, group: str | None = None,
              restrict: Iterable[str] | None = None, ignore_soft: bool = False,
-             capacity: bool = True, allowed_groups: Iterable[int] | None = None) -> AllocResult:
+             capacity: bool = True, allowed_groups: Iterable[int] | None = None,
+             n1_ignore_groups: Iterable[int] = (), n1_online_only: bool = False,
+             dedicated: bool | None = None) -> AllocResult:
     """Find nodes for the unplaced instance ``inst`` (hail allocate).
 
     ``count`` = required nodes (default from the template), ``group`` forces a
     group (hail ``group_name``), ``restrict`` limits candidate nodes,
-    ``capacity`` enables hail's global N+1 check.  ``c`` is unchanged; apply the
-    result with ``place(c, inst, nodes)``.
+    ``capacity`` enables hail's global N+1 check, which skips the nodes of
+    ``n1_ignore_groups`` and, with ``n1_online_only``, offline nodes (htools
+    ``algCapacityIgnoreGroups`` and ``algAcceptExisting``).  ``dedicated``:
+    None = hail's choice (``is_dedicated``: exclusive storage everywhere ranks
+    by lost allocations without capacity checks); hspace passes False, as its
+    allocation never takes that path.  ``c`` is unchanged; apply the result
+    with ``place(c, inst, nodes)``.
     """
+    ignored = set(n1_ignore_groups)
+
+    def n1_nodes_of(gdx: int) -> list[int]:
+        if gdx in ignored:
+            return []
+        return [ndx for ndx in c.group_nodes(gdx)
+                if not (n1_online_only and c.nodes[ndx].offline)]
+
     if count is None:
         count = 2 if inst.template == "drbd" else 1
     if count not in (1, 2):
         raise AllocError("Unsupported number of nodes, only one or two  supported")
     rset = set(restrict) if restrict is not None else None
-    dedicated = is_dedicated(c, group)
+    if dedicated is None:
+        dedicated = is_dedicated(c, group)
     if dedicated:
         capacity = False
     groups_present = sorted({n.group for n in c.nodes})
@@ -374,7 +390,7 @@ def allocate(c: Cluster, inst: Instance, count: int | None = None, group: str | 
         if missing:
             raise AllocError(f"The group {grp.name} is not connected to a network required "
                              f"by instance {inst.name}")
-        n1_nodes = c.group_nodes(gdx)
+        n1_nodes = n1_nodes_of(gdx)
         g = _try_group(c, inst, count, gdx, gdx, rset, ignore_soft, capacity, n1_nodes, None,
                        dedicated)
         sols.append(g)
@@ -397,11 +413,11 @@ def allocate(c: Cluster, inst: Instance, count: int | None = None, group: str | 
         other_bad: dict[int, Reason | None] = {}
         if capacity and len(groups_present) > 1:
             for gdx in groups_present:
-                other_bad[gdx] = global_n1(c, c.group_nodes(gdx))
+                other_bad[gdx] = global_n1(c, n1_nodes_of(gdx))
         for gdx in valid:
             bad_elsewhere = next((r for g2, r in other_bad.items() if g2 != gdx and r), None)
             g = _try_group(c, inst, count, gdx, None, rset, ignore_soft, capacity,
-                           c.group_nodes(gdx), bad_elsewhere, dedicated)
+                           n1_nodes_of(gdx), bad_elsewhere, dedicated)
             sols.append(g)
         msgs.extend(_describe(c, g) for g in sols)
         good = [g for g in sols if g.best is not None and c.groups[g.gdx].allocable]

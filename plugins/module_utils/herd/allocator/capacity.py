@@ -15,7 +15,11 @@ iterateAlloc/tieredAlloc):
   shrink the other failing resources (hspace's "big steps"); report each spec
   with the number of instances placed at that size;
 * if the cluster is not N+1 healthy at the start (and ``accept_existing`` is
-  false) nothing is allocated and the reason is ``FailN1``, as hspace.
+  false) nothing is allocated and the reason is ``FailN1``, as hspace;
+  ``independent_groups`` allocates in the groups that are healthy and leaves
+  the others out of the capacity check;
+* exclusive storage changes nothing here: hspace keeps its capacity checks
+  (only hail's IAllocator ranks by lost allocations without them).
 
 The cluster passed in is not modified (work happens on a clone).
 """
@@ -28,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .allocate import allocate, place
+from .allocate import allocate, global_n1, place
 from .model import Cluster, Instance, ISpec
 from .rules import FAIL_MODES
 
@@ -117,8 +121,11 @@ def _shrink(spec: Spec, mode: str) -> Spec | None:
 
 class _Run:
     def __init__(self, c: Cluster, template: str, su: int, capacity: bool,
-                 ignore_soft: bool, limit: int | None) -> None:
+                 ignore_soft: bool, limit: int | None, start: _Start) -> None:
         self.c = c
+        self.groups = start.groups
+        self.n1_ignore = start.n1_ignore
+        self.accept_existing = start.accept_existing
         self.template = template
         self.su = su
         self.capacity = capacity
@@ -131,7 +138,13 @@ class _Run:
         c = self.c
         self.seq += 1
         inst = _new_inst(c, f"new-{self.seq}", spec, self.template, self.su)
-        res = allocate(c, inst, capacity=self.capacity, ignore_soft=self.ignore_soft)
+        # hspace (iterateAllocSmallStep) checks global N+1 per allocation only
+        # for non-drbd instances: a drbd instance's failover is the node N+1
+        # check already
+        res = allocate(c, inst, capacity=self.capacity and self.template != "drbd",
+                       ignore_soft=self.ignore_soft,
+                       allowed_groups=self.groups, n1_ignore_groups=self.n1_ignore,
+                       n1_online_only=self.accept_existing, dedicated=False)
         if res.success and commit:
             place(c, inst, res.nodes, force=True)
             c.commit()
@@ -166,28 +179,59 @@ def _sorted_errs(fails: Counter) -> list[str]:
     return sorted(modes, key=lambda m: fails[m])
 
 
-def _start(c: Cluster, accept_existing: bool) -> str | None:
-    if accept_existing:
-        return None
-    bad = [n.name for n in c.nodes if not n.offline and n.fail_n1 and (n.plist or n.slist)]
-    return "FailN1" if bad else None
+@dataclass
+class _Start:
+    """Where hspace allocates: ``blocked`` = the reason nothing is allocated,
+    ``groups`` = the allocable groups, ``n1_ignore`` = groups the global N+1
+    check skips."""
+    blocked: str | None
+    groups: list[int]
+    n1_ignore: list[int]
+    accept_existing: bool
+
+
+def _start(c: Cluster, accept_existing: bool, independent_groups: bool = False) -> _Start:
+    """hspace's start: without ``accept_existing`` the groups of nodes failing
+    N+1 are not allocated to (and nothing is, unless ``independent_groups``
+    leaves other groups); ``independent_groups`` also sets aside every group
+    that is not globally N+1 redundant and leaves it out of the capacity
+    check (``--accept-existing-errors``, ``--independent-groups``)."""
+    groups = [g.idx for g in c.groups if g.allocable]
+    bad = [n for n in c.nodes if not n.offline and n.fail_n1 and (n.plist or n.slist)]
+    if not accept_existing:
+        groups = [g for g in groups if g not in {n.group for n in bad}]
+    ignore: list[int] = []
+    if independent_groups:
+        online_only = accept_existing
+        for g in c.groups:
+            nodes = [ndx for ndx in c.group_nodes(g.idx)
+                     if not (online_only and c.nodes[ndx].offline)]
+            if global_n1(c, nodes) is not None:
+                ignore.append(g.idx)
+        groups = [g for g in groups if g not in ignore]
+    blocked = None
+    if bad and not accept_existing and not (independent_groups and groups):
+        blocked = "FailN1"
+    return _Start(blocked, groups, ignore, accept_existing)
 
 
 def standard_alloc(c: Cluster, template: str | None = None, spec: Spec | None = None,
                    capacity: bool = True, ignore_soft: bool = False,
-                   accept_existing: bool = False, limit: int | None = None) -> AllocReport:
+                   accept_existing: bool = False, limit: int | None = None,
+                   independent_groups: bool = False) -> AllocReport:
     """hspace's standard allocation on a clone of ``c``."""
     t0 = time.monotonic()
     w = c.clone()
     tmpl = template or w.ipolicy.disk_templates[0]
     sp = spec or _spec_of(w.ipolicy.std)
     su = w.ipolicy.std.spindle_use
-    blocked = _start(w, accept_existing)
+    start = _start(w, accept_existing, independent_groups)
+    blocked = start.blocked
     if blocked:
         return AllocReport("standard", tmpl, 0, [(sp, 0)], blocked, Counter({blocked: 1}),
                            ["cluster is not N+1 redundant at the start"],
                            w.score(), time.monotonic() - t0)
-    run = _Run(w, tmpl, su, capacity, ignore_soft, limit)
+    run = _Run(w, tmpl, su, capacity, ignore_soft, limit, start)
     n, fails, reasons = run.iterate(sp)
     return AllocReport("standard", tmpl, n, [(sp, n)], _fail_mode(fails), fails, reasons,
                        w.score(), time.monotonic() - t0)
@@ -195,19 +239,21 @@ def standard_alloc(c: Cluster, template: str | None = None, spec: Spec | None = 
 
 def tiered_alloc(c: Cluster, template: str | None = None, specs: list[Spec] | None = None,
                  capacity: bool = True, ignore_soft: bool = False,
-                 accept_existing: bool = False, limit: int | None = None) -> AllocReport:
+                 accept_existing: bool = False, limit: int | None = None,
+                 independent_groups: bool = False) -> AllocReport:
     """hspace's tiered allocation on a clone of ``c``."""
     t0 = time.monotonic()
     w = c.clone()
     tmpl = template or w.ipolicy.disk_templates[0]
     specs = specs or [_spec_of(mx) for _mn, mx in w.ipolicy.minmax]
     su = w.ipolicy.std.spindle_use
-    blocked = _start(w, accept_existing)
+    start = _start(w, accept_existing, independent_groups)
+    blocked = start.blocked
     if blocked:
         return AllocReport("tiered", tmpl, 0, [], blocked, Counter({blocked: 1}),
                            ["cluster is not N+1 redundant at the start"], w.score(),
                            time.monotonic() - t0)
-    run = _Run(w, tmpl, su, capacity, ignore_soft, limit)
+    run = _Run(w, tmpl, su, capacity, ignore_soft, limit, start)
     placed: dict[Spec, int] = {}
     order: list[Spec] = []
     last: dict[str, Any] = {"fails": Counter(), "reasons": []}
@@ -302,14 +348,14 @@ def tiered_alloc(c: Cluster, template: str | None = None, specs: list[Spec] | No
 def capacity(c: Cluster, template: str | None = None, std_spec: Spec | None = None,
              tiered_specs: list[Spec] | None = None, capacity_checks: bool = True,
              ignore_soft: bool = False, accept_existing: bool = False,
-             limit: int | None = None) -> CapacityReport:
+             limit: int | None = None, independent_groups: bool = False) -> CapacityReport:
     """Both hspace reports for cluster ``c`` (left unchanged)."""
     return CapacityReport(
         c.score(),
         standard_alloc(c, template, std_spec, capacity_checks, ignore_soft, accept_existing,
-                       limit),
+                       limit, independent_groups),
         tiered_alloc(c, template, tiered_specs, capacity_checks, ignore_soft, accept_existing,
-                     limit))
+                     limit, independent_groups))
 
 
 def hts_lines(rep: CapacityReport) -> list[str]:
