@@ -164,10 +164,10 @@ from ansible.plugins.lookup import LookupBase  # noqa: E402
 
 try:
     from ansible_collections.herd.cluster.plugins.module_utils.herd.allocator import (
-        allocate as al, herdconfig, score as sc, text)
+        allocate as al, config_model, score as sc, text)
 except ImportError:  # running from a source checkout (tests)
     from ..module_utils.herd.allocator import (  # type: ignore[no-redef]
-        allocate as al, herdconfig, score as sc, text)
+        allocate as al, config_model, score as sc, text)
 
 
 def _model(opts: dict):
@@ -180,7 +180,7 @@ def _model(opts: dict):
     if opts.get("config") is None:
         raise AnsibleLookupError("placement: give either config (with facts) or text_file")
     try:
-        return herdconfig.from_herd_config(opts["config"], opts.get("facts") or {})
+        return config_model.from_herd_config(opts["config"], opts.get("facts") or {})
     except ValueError as exc:
         raise AnsibleLookupError(f"placement: {exc}") from None
 

@@ -86,8 +86,9 @@ tiered:
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.herd.cluster.plugins.module_utils.herd.allocator.modsupport import (  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.herd.allocator.plans import (  # noqa: E402
     PlanError, capacity_report)
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops.info import load_allocator_cluster  # noqa: E402
 
 
 def main():
@@ -106,7 +107,7 @@ def main():
         supports_check_mode=True,
     )
     try:
-        rep = capacity_report(module.params)
+        rep = capacity_report(module.params, live=load_allocator_cluster)
     except (PlanError, KeyError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **rep)

@@ -170,7 +170,7 @@ groups:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import (  # noqa: E402
     COMMON_ARGS, exit_or_fail_on_failures, run)
-from ansible_collections.herd.cluster.plugins.module_utils.herd.allocator.modsupport import (  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.herd.allocator.plans import (  # noqa: E402
     PlanError, rebalance_plan)
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import rebalance as rebalance_op  # noqa: E402
 

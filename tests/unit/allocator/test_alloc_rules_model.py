@@ -8,7 +8,7 @@ import pytest
 
 from plugins.module_utils.herd.allocator import allocate as al
 from plugins.module_utils.herd.allocator import rules, score
-from plugins.module_utils.herd.allocator.herdconfig import HerdConfigError, from_herd_config
+from plugins.module_utils.herd.allocator.config_model import HerdConfigError, from_herd_config
 from plugins.module_utils.herd.allocator.model import NO_NODE
 from plugins.module_utils.herd.allocator.moves import apply_move
 from plugins.module_utils.herd.allocator.text import load_text

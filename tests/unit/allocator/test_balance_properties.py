@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plugins.module_utils.herd.allocator import score as hscore
-from plugins.module_utils.herd.allocator.balance import (
-    BalanceOptions, apply_move, balance, split_jobsets)
+from plugins.module_utils.herd.allocator.balance import BalanceOptions, balance, split_jobsets
+from plugins.module_utils.herd.allocator.moves import apply_move
 from plugins.module_utils.herd.allocator.text import load_text
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "bench", "alloc"))

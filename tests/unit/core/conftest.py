@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from plugins.module_utils.herd.allocator import herdplace
+from plugins.module_utils.herd.allocator import placement as allocator_placement
 from plugins.module_utils.herd.config import ConfigStore
 from plugins.module_utils.herd.jobs import Journal
 from plugins.module_utils.herd.ops.common import Context
@@ -24,7 +24,7 @@ def first_fit(monkeypatch):
         sec = secondary or next((n for n in names if n != pri), None)
         return {"success": True, "primary": pri, "secondary": sec if request["required_nodes"] == 2 else None,
                 "reasons": []}
-    monkeypatch.setattr(herdplace, "place", place)
+    monkeypatch.setattr(allocator_placement, "place", place)
 
 
 @pytest.fixture

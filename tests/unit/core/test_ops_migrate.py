@@ -1,6 +1,6 @@
 import pytest
 
-from plugins.module_utils.herd.allocator import herdplace
+from plugins.module_utils.herd.allocator import placement as allocator_placement
 from plugins.module_utils.herd.errors import HerdError, PrerequisiteError
 from plugins.module_utils.herd.ops import instance as instance_op
 from plugins.module_utils.herd.ops import migrate
@@ -10,8 +10,8 @@ from .test_ops_instance import spec
 
 @pytest.fixture
 def relocate_to_node2(monkeypatch):
-    monkeypatch.setattr(herdplace, "relocate", lambda config, facts, name: {"success": True, "primary": "node2"})
-    monkeypatch.setattr(herdplace, "evacuate", lambda config, facts, node, names: {
+    monkeypatch.setattr(allocator_placement, "relocate", lambda config, facts, name: {"success": True, "primary": "node2"})
+    monkeypatch.setattr(allocator_placement, "evacuate", lambda config, facts, node, names: {
         n: {"target": "node3" if i % 2 else "node2"} for i, n in enumerate(names)})
 
 

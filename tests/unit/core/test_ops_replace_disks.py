@@ -4,7 +4,7 @@ other, and syncs an Inconsistent new secondary from an UpToDate primary."""
 
 import pytest
 
-from plugins.module_utils.herd.allocator import herdplace
+from plugins.module_utils.herd.allocator import placement as allocator_placement
 from plugins.module_utils.herd.errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from plugins.module_utils.herd.ops import instance as instance_op
 from plugins.module_utils.herd.ops import migrate, rebalance, replace_disks
@@ -99,13 +99,13 @@ def test_the_allocator_answer_is_what_is_used(web1, nodes, monkeypatch):
         asked.append((name, config["instances"][name]["secondary_node"]))
         return {"success": True, "secondary": "node3", "reasons": ["node1: is the primary"]}
 
-    monkeypatch.setattr(herdplace, "relocate", relocate)
+    monkeypatch.setattr(allocator_placement, "relocate", relocate)
     result = replace_disks.replace(web1, {"name": "web1"})
     assert asked == [("web1", "node2")] and result["reasons"] == ["node1: is the primary"]
 
 
 def test_an_allocator_without_answer_is_a_clear_refusal(web1, nodes, monkeypatch):
-    monkeypatch.setattr(herdplace, "relocate", lambda config, facts, name: {
+    monkeypatch.setattr(allocator_placement, "relocate", lambda config, facts, name: {
         "success": False, "reasons": ["node3: FailDisk needs 1792 MiB"]})
     with pytest.raises(PrerequisiteError, match="no new secondary for web1 .*node3: FailDisk needs 1792 MiB"):
         replace_disks.replace(web1, {"name": "web1"})
@@ -321,7 +321,9 @@ def test_rebalance_executes_replace_secondary_moves_step_by_step(web1, nodes, mo
     move = {"instance": "web1", "move": "f r:node3 f", "kind": "frf", "target": "node3",
             "old_primary": "node1", "old_secondary": "node2", "new_primary": "node3", "new_secondary": "node2",
             "score": 0.5, "nodes": ["node1", "node2", "node3"],
-            "commands": ["migrate -f web1", "replace-disks -n node3 web1", "migrate -f web1"]}
+            "commands": ["migrate -f web1", "replace-disks -n node3 web1", "migrate -f web1"],
+            "steps": [{"op": "migrate", "node": None}, {"op": "replace_secondary", "node": "node3"},
+                      {"op": "migrate", "node": None}]}
     monkeypatch.setattr(rebalance, "plan", lambda ctx, params: {
         "moves": [move], "jobsets": [["web1"]], "initial_score": 1.0, "final_score": 0.5, "groups": []})
     result = rebalance.execute(web1, {"execute": True})
@@ -336,7 +338,8 @@ def test_rebalance_executes_replace_secondary_moves_step_by_step(web1, nodes, mo
 def test_rebalance_executes_a_plain_r_move(web1, nodes, monkeypatch):
     move = {"instance": "web1", "move": "r:node3", "kind": "r", "target": "node3", "old_primary": "node1",
             "old_secondary": "node2", "new_primary": "node1", "new_secondary": "node3", "score": 0.5,
-            "nodes": ["node1", "node2", "node3"], "commands": ["replace-disks -n node3 web1"]}
+            "nodes": ["node1", "node2", "node3"], "commands": ["replace-disks -n node3 web1"],
+            "steps": [{"op": "replace_secondary", "node": "node3"}]}
     monkeypatch.setattr(rebalance, "plan", lambda ctx, params: {
         "moves": [move], "jobsets": [["web1"]], "initial_score": 1.0, "final_score": 0.5, "groups": []})
     result = rebalance.execute(web1, {"execute": True})
@@ -346,8 +349,9 @@ def test_rebalance_executes_a_plain_r_move(web1, nodes, monkeypatch):
 
 
 def test_rebalance_refuses_a_command_it_does_not_know_before_moving_anything(web1, monkeypatch):
-    move = {"instance": "web1", "move": "x", "kind": "x", "commands": ["change-group web1"]}
+    move = {"instance": "web1", "move": "x", "kind": "x", "commands": ["change-group web1"],
+            "steps": [{"op": "change_group", "node": None}]}
     monkeypatch.setattr(rebalance, "plan", lambda ctx, params: {
         "moves": [move], "jobsets": [["web1"]], "initial_score": 1.0, "final_score": 0.5, "groups": []})
-    with pytest.raises(HerdError, match="command 'change-group web1' is not one this executor knows"):
+    with pytest.raises(HerdError, match="step .*change_group.* is not one this executor knows"):
         rebalance.execute(web1, {"execute": True})

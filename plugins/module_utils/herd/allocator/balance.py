@@ -34,117 +34,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from . import rules
 from .model import NO_NODE, Cluster, Instance, mirror_type
+from .moves import Move, apply_unchecked, move_label, move_steps, step_command
 from .score import CV_IDX, WEIGHTS, optimal_score
-
-Move = tuple  # ("f",) | ("r", ndx) | ("rf", ndx) | ("fr", ndx) | ("frf", ndx) | ("fa", ndx)
-
-MOVE_LABELS = {"f": "f", "r": "r:{t}", "rf": "r:{t} f", "fr": "f r:{t}", "frf": "f r:{t} f",
-               "fa": "fa:{t}"}
-
-
-# --------------------------------------------------------------------------- moves
-
-def _mig(c: Cluster, src: int, tgt: int) -> rules.Reason | None:
-    return rules.migration_failure(c.nodes[src], c.nodes[tgt])
-
-
-def apply_move(c: Cluster, inst: Instance, move: Move, force: bool = False) -> rules.Reason | None:
-    """htools ``applyMoveEx``: apply ``move`` to ``inst`` or return why not.
-
-    On failure the cluster is left unchanged.  Journaled like every model
-    primitive, so it can be undone with ``checkpoint``/``rollback``.
-    """
-    mark = c.checkpoint()
-    fail = _apply(c, inst, move, force)
-    if fail is not None:
-        c.rollback(mark)
-    return fail
-
-
-def _apply(c: Cluster, inst: Instance, move: Move, force: bool) -> rules.Reason | None:
-    kind = move[0]
-    op, os_ = inst.pnode, inst.snode
-    nodes = c.nodes
-    p_off = nodes[op].offline
-    if kind == "f":
-        fail = _mig(c, op, os_)
-        if fail:
-            return fail
-        c.remove_pri(op, inst)
-        c.remove_sec(os_, inst)
-        c.set_inst_nodes(inst, os_, op)
-        return (c.add_pri(os_, inst, p_off or force)
-                or c.add_sec(op, inst, os_, p_off or force, ignore_disks=p_off))
-    t = move[1]
-    if kind == "fa":
-        fail = _mig(c, op, t)
-        if fail:
-            return fail
-        fail = c.add_pri(t, inst, p_off or force)
-        if fail:
-            return fail
-        c.remove_pri(op, inst)
-        c.set_inst_nodes(inst, t, os_)
-        return None
-    if kind == "r":
-        force_s = nodes[os_].offline or force
-        c.remove_pri(op, inst)
-        c.remove_sec(os_, inst)
-        c.set_inst_nodes(inst, op, t)
-        return c.add_sec(t, inst, op, force_s) or c.add_pri(op, inst, True)
-    if kind == "rf":
-        fail = _mig(c, op, t)
-        if fail:
-            return fail
-        force_s = nodes[os_].offline or force
-        c.remove_pri(op, inst)
-        c.remove_sec(os_, inst)
-        c.set_inst_nodes(inst, t, op)
-        return c.add_pri(t, inst, force) or c.add_sec(op, inst, t, force_s)
-    if kind == "fr":
-        fail = _mig(c, op, os_)
-        if fail:
-            return fail
-        c.remove_pri(op, inst)
-        c.remove_sec(os_, inst)
-        c.set_inst_nodes(inst, os_, t)
-        return c.add_pri(os_, inst, p_off or force) or c.add_sec(t, inst, os_, p_off or force)
-    if kind == "frf":
-        fail = _mig(c, op, os_) or _mig(c, os_, t)
-        if fail:
-            return fail
-        force_p = p_off or force
-        c.remove_pri(op, inst)
-        c.remove_sec(os_, inst)
-        c.set_inst_nodes(inst, t, os_)
-        fail = rules.pri_failure(nodes[os_], inst, force_p)
-        if fail:
-            return fail
-        return c.add_pri(t, inst, force_p) or c.add_sec(os_, inst, t, force_p)
-    raise ValueError(f"unknown move kind {kind!r}")
-
-
-def move_label(c: Cluster, move: Move) -> str:
-    """hbal's ``a=`` column: ``f``, ``r:node``, ``f r:node f``, ..."""
-    if move[0] == "f":
-        return "f"
-    return MOVE_LABELS[move[0]].format(t=c.nodes[move[1]].name)
-
-
-def move_commands(c: Cluster, inst: Instance, move: Move, new_p: int, new_s: int) -> list[str]:
-    """The gnt-instance-style commands of a move (hbal ``computeMoves``)."""
-    mig = f"migrate -f {inst.name}" if inst.running else f"failover -f {inst.name}"
-    kind = move[0]
-    if kind == "f":
-        return [mig]
-    tname = c.nodes[move[1]].name
-    rep = f"replace-disks -n {tname} {inst.name}"
-    if kind == "fa":
-        return [f"migrate -f -n {tname} {inst.name}"]
-    return {"r": [rep], "rf": [rep, mig], "fr": [mig, rep], "frf": [mig, rep, mig]}[kind]
-
 
 # --------------------------------------------------------------------------- options/results
 
@@ -185,8 +77,9 @@ class BalanceMove:
     new_primary: str
     new_secondary: str | None
     score: float              # cluster (group) score after this move
-    commands: list[str]
+    commands: list[str]       # hbal's gnt-instance commands, for display only
     nodes: list[str]          # every node the move touches
+    steps: list[dict[str, str | None]] = field(default_factory=list)  # what an executor runs
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -337,7 +230,7 @@ class _Balancer:
         best, best_move = cur, None
         for mv in self.candidates(inst, targets, sec_targets):
             mark = c.checkpoint()
-            if _apply(c, inst, mv, force) is None:
+            if apply_unchecked(c, inst, mv, force) is None:
                 sc = c.score(g)
                 if sc < best - _EPS:
                     best, best_move = sc, mv
@@ -479,8 +372,9 @@ def balance_group(c: Cluster, gdx: int, opts: BalanceOptions | None = None,
 
     def accept(inst: Instance, mv: Move) -> None:
         old_p, old_s = inst.pnode, inst.snode
+        steps = move_steps(c, mv)
         c.checkpoint()
-        fail = _apply(c, inst, mv, b.force)
+        fail = apply_unchecked(c, inst, mv, b.force)
         c.commit()
         if fail is not None:
             raise RuntimeError(f"internal error: move {mv} of {inst.name} failed on apply: {fail}")
@@ -493,7 +387,7 @@ def balance_group(c: Cluster, gdx: int, opts: BalanceOptions | None = None,
             nodes[old_p].name, nodes[old_s].name if old_s != NO_NODE else None,
             nodes[inst.pnode].name,
             nodes[inst.snode].name if inst.snode != NO_NODE else None,
-            sc, move_commands(c, inst, mv, inst.pnode, inst.snode), names)
+            sc, [step_command(inst, st) for st in steps], names, [st.as_dict() for st in steps])
         moves.append(bm)
         touched.append(names)
         if progress:
@@ -598,7 +492,7 @@ def _run_lazy(b: _Balancer, room: Callable[[], bool],
                 # nothing this move involves changed since it was scored: only
                 # the group means drifted; re-score just this move
                 mark = c.checkpoint()
-                ok = _apply(c, inst, mv, b.force) is None
+                ok = apply_unchecked(c, inst, mv, b.force) is None
                 sc = c.score(b.gdx) if ok else cur
                 c.rollback(mark)
                 b.evals += 1

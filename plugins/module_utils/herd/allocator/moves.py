@@ -1,14 +1,18 @@
-"""Instance moves (htools ``Cluster/Moves.hs`` ``applyMoveEx``) and their opcodes.
+"""Instance moves (htools ``Cluster/Moves.hs`` ``applyMoveEx``): the one place
+that applies a move to the model, and a move's operations as data.
 
 A move is a tuple: ``("f",)`` failover, ``("fa", n)`` failover-to-any (shared
 storage), ``("r", n)`` replace secondary, ``("frf", n)`` replace primary,
 ``("rf", n)`` replace-and-failover, ``("fr", n)`` failover-and-replace.
 ``apply_move`` either applies the move (returns None) or leaves the cluster as it
-was and returns the ``Reason``.
+was and returns the ``Reason``.  ``move_steps`` gives the instance operations
+that carry a move out (what an executor runs); ``move_label`` and
+``move_commands`` only display them, ``move_opcodes`` translates them for Ganeti.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from . import rules
@@ -16,28 +20,31 @@ from .model import Cluster, Instance
 
 Move = tuple  # ("f",) | (kind, node_idx)
 
+MOVE_LABELS = {"f": "f", "r": "r:{t}", "rf": "r:{t} f", "fr": "f r:{t}", "frf": "f r:{t} f",
+               "fa": "fa:{t}"}
 
-def move_name(c: Cluster, move: Move) -> str:
-    """hbal's notation: ``f``, ``r:node``, ``f r:node f``, ``r:node f``, ``f r:node``, ``fa:node``."""
-    kind = move[0]
-    if kind == "f":
+
+def move_label(c: Cluster, move: Move) -> str:
+    """hbal's ``a=`` notation: ``f``, ``r:node``, ``f r:node f``, ``r:node f``,
+    ``f r:node``, ``fa:node`` (display only)."""
+    if move[0] == "f":
         return "f"
-    name = c.nodes[move[1]].name
-    return {"fa": f"fa:{name}", "r": f"r:{name}", "frf": f"f r:{name} f",
-            "rf": f"r:{name} f", "fr": f"f r:{name}"}[kind]
+    return MOVE_LABELS[move[0]].format(t=c.nodes[move[1]].name)
 
 
 def apply_move(c: Cluster, inst: Instance, move: Move, force: bool = False) -> rules.Reason | None:
     """Apply ``move`` to ``inst`` (htools applyMoveEx).  Journaled: callers may
     ``rollback`` to a checkpoint taken before.  On failure nothing changes."""
     mark = c.checkpoint()
-    res = _apply(c, inst, move, force)
+    res = apply_unchecked(c, inst, move, force)
     if res is not None:
         c.rollback(mark)
     return res
 
 
-def _apply(c: Cluster, inst: Instance, move: Move, force: bool) -> rules.Reason | None:
+def apply_unchecked(c: Cluster, inst: Instance, move: Move, force: bool) -> rules.Reason | None:
+    """``apply_move`` without the rollback on failure, for callers that hold
+    their own checkpoint (the balancer's inner loop)."""
     nodes = c.nodes
     kind = move[0]
     old_pdx, old_sdx = inst.pnode, inst.snode
@@ -85,14 +92,12 @@ def _apply(c: Cluster, inst: Instance, move: Move, force: bool) -> rules.Reason 
         c.remove_pri(old_pdx, inst)
         c.remove_sec(old_sdx, inst)
         c.set_inst_nodes(inst, tgt, old_sdx)
-        r = c.add_pri(old_sdx, inst, force_p)
+        # the current secondary must be able to run the instance during the
+        # intermediate failover; checking is enough, it ends up secondary again
+        r = rules.pri_failure(old_s, inst, force_p)
         if r:
             return r
-        c.remove_pri(old_sdx, inst)
-        r = c.add_pri(tgt, inst, force_p)
-        if r:
-            return r
-        return c.add_sec(old_sdx, inst, tgt, force_p)
+        return c.add_pri(tgt, inst, force_p) or c.add_sec(old_sdx, inst, tgt, force_p)
     if kind == "rf":
         force_s = old_s.offline or force
         r = rules.migration_failure(old_p, nodes[tgt])
@@ -120,44 +125,77 @@ def _apply(c: Cluster, inst: Instance, move: Move, force: bool) -> rules.Reason 
     raise ValueError(f"unknown move {move!r}")
 
 
+# ----------------------------------------------------------------- operations
+
+MIGRATE = "migrate"                  # live migration (failover when not running)
+REPLACE_SECONDARY = "replace_secondary"
+STEP_OPS = (MIGRATE, REPLACE_SECONDARY)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One instance operation of a move.  ``migrate``: ``node`` None = to the
+    drbd secondary, else the target of a failover-to-any; ``replace_secondary``:
+    ``node`` is the new drbd secondary."""
+    op: str
+    node: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"op": self.op, "node": self.node}
+
+
+def move_steps(c: Cluster, move: Move) -> list[Step]:
+    """htools ``computeMoves``/``iMoveToJob``: the operations of ``move``, in order."""
+    kind = move[0]
+    if kind == "f":
+        return [Step(MIGRATE)]
+    name = c.nodes[move[1]].name
+    if kind == "fa":
+        return [Step(MIGRATE, name)]
+    rep = Step(REPLACE_SECONDARY, name)
+    return {"r": [rep], "rf": [rep, Step(MIGRATE)], "fr": [Step(MIGRATE), rep],
+            "frf": [Step(MIGRATE), rep, Step(MIGRATE)]}[kind]
+
+
+def step_command(inst: Instance, step: Step) -> str:
+    """hbal's gnt-instance command for one step (display only)."""
+    if step.op == REPLACE_SECONDARY:
+        return f"replace-disks -n {step.node} {inst.name}"
+    if step.node is not None:
+        return f"migrate -f -n {step.node} {inst.name}"
+    return f"migrate -f {inst.name}" if inst.running else f"failover -f {inst.name}"
+
+
+def move_commands(c: Cluster, inst: Instance, move: Move) -> list[str]:
+    """The gnt-instance-style commands of a move (display only)."""
+    return [step_command(inst, st) for st in move_steps(c, move)]
+
+
 # ----------------------------------------------------------------- opcodes
 
-def _op_migrate(c: Cluster, inst: Instance, target: int | None) -> dict[str, Any]:
+def _op_migrate(inst: Instance, target: str | None) -> dict[str, Any]:
     if inst.forthcoming:
         op: dict[str, Any] = {"OP_ID": "OP_INSTANCE_FAILOVER", "instance_name": inst.name,
                               "shutdown_timeout": 120, "ignore_consistency": False}
         if target is not None:
-            op["target_node"] = c.nodes[target].name
+            op["target_node"] = target
         op.update({"ignore_ipolicy": False, "cleanup": False})
         return op
     op = {"OP_ID": "OP_INSTANCE_MIGRATE", "instance_name": inst.name}
     if target is not None:
-        op["target_node"] = c.nodes[target].name
+        op["target_node"] = target
     op.update({"allow_runtime_changes": False, "ignore_ipolicy": False, "cleanup": False,
                "allow_failover": True, "ignore_hvversions": True})
     return op
 
 
-def _op_replace(c: Cluster, inst: Instance, node: int) -> dict[str, Any]:
+def _op_replace(inst: Instance, node: str | None) -> dict[str, Any]:
     return {"OP_ID": "OP_INSTANCE_REPLACE_DISKS", "instance_name": inst.name,
             "early_release": False, "ignore_ipolicy": False, "mode": "replace_new_secondary",
-            "disks": [], "remote_node": c.nodes[node].name}
+            "disks": [], "remote_node": node}
 
 
 def move_opcodes(c: Cluster, inst: Instance, move: Move) -> list[dict[str, Any]]:
     """htools ``iMoveToJob``: the Ganeti opcodes for one move."""
-    kind = move[0]
-    if kind == "f":
-        return [_op_migrate(c, inst, None)]
-    n = move[1]
-    if kind == "fa":
-        return [_op_migrate(c, inst, n)]
-    if kind == "r":
-        return [_op_replace(c, inst, n)]
-    if kind == "frf":
-        return [_op_migrate(c, inst, None), _op_replace(c, inst, n), _op_migrate(c, inst, None)]
-    if kind == "rf":
-        return [_op_replace(c, inst, n), _op_migrate(c, inst, None)]
-    if kind == "fr":
-        return [_op_migrate(c, inst, None), _op_replace(c, inst, n)]
-    raise ValueError(f"unknown move {move!r}")
+    return [_op_replace(inst, st.node) if st.op == REPLACE_SECONDARY else
+            _op_migrate(inst, st.node) for st in move_steps(c, move)]

@@ -181,7 +181,7 @@ def status_word(config: Config, inst: Any, where: List[str], answers: Dict[str, 
 def load_allocator_cluster(params: Dict[str, Any], ctx: Optional[Context] = None) -> Any:
     """The allocator's model of this cluster (config plus live facts), for the rebalance and
     capacity_info modules when they run on the master without a cluster_file."""
-    from ..allocator.herdconfig import from_herd_config
+    from ..allocator.config_model import from_herd_config
     from .placement import allocator_facts
 
     ctx = ctx or Context.on_this_node(check_mode=True)

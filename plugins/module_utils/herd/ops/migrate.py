@@ -43,10 +43,10 @@ def _target(ctx: Context, config: Config, inst: Instance, requested: Optional[st
         if requested == inst.primary_node:
             raise PrerequisiteError(f"instance {inst.name} already has {requested} as primary")
         return requested
-    from ..allocator import herdplace
+    from ..allocator import placement as allocator_placement
 
     facts = placement.allocator_facts(config, live_facts(ctx, config))
-    answer = herdplace.relocate(config.to_dict(), facts, inst.name)
+    answer = allocator_placement.relocate(config.to_dict(), facts, inst.name)
     if not answer["success"]:
         raise PrerequisiteError(f"no node can take {inst.name}: " + "; ".join(answer.get("reasons", [])))
     return answer["primary"]
@@ -475,10 +475,10 @@ def _secondary_targets(ctx: Context, config: Config, node: str, instances: List[
     """{instance: {"target": new secondary} or {"reason": why}}: hail's node-evacuate, secondary-only."""
     if not instances:
         return {}
-    from ..allocator import herdplace
+    from ..allocator import placement as allocator_placement
 
     facts = placement.allocator_facts(config, live_facts(ctx, config))
-    return herdplace.evacuate(config.to_dict(), facts, node, instances, mode="secondary-only")
+    return allocator_placement.evacuate(config.to_dict(), facts, node, instances, mode="secondary-only")
 
 
 def _evacuation_targets(ctx: Context, config: Config, node: str, instances: List[str]) -> Dict[str, Dict[str, Any]]:
@@ -494,8 +494,8 @@ def _evacuation_targets(ctx: Context, config: Config, node: str, instances: List
         else:
             out[name] = {"reason": f"{inst.disk_template} disks live on {node} only; it cannot be moved"}
     if shared:
-        from ..allocator import herdplace
+        from ..allocator import placement as allocator_placement
 
         facts = placement.allocator_facts(config, live_facts(ctx, config))
-        out.update(herdplace.evacuate(config.to_dict(), facts, node, shared))
+        out.update(allocator_placement.evacuate(config.to_dict(), facts, node, shared))
     return out

@@ -66,11 +66,11 @@ def allocator_facts(config: Config, raw: Dict[str, Any]) -> Dict[str, Any]:
 def place(ctx: Context, config: Config, inst: Instance, primary: Optional[str], secondary: Optional[str]
           ) -> Dict[str, Any]:
     """Return {"primary", "secondary", "reasons": [...], "score": ...} or raise with per-node reasons."""
-    from ..allocator import herdplace
+    from ..allocator import placement as allocator_placement
 
     facts = allocator_facts(config, live_facts(ctx, config))
     request = request_for(config, inst)
-    answer = herdplace.place(config.to_dict(), facts, request, primary=primary, secondary=secondary)
+    answer = allocator_placement.place(config.to_dict(), facts, request, primary=primary, secondary=secondary)
     if not answer["success"]:
         lines = "; ".join(answer.get("reasons", [])) or answer.get("info", "no node fits")
         raise PrerequisiteError(f"cannot place instance {inst.name} ({request['memory']} MiB, "

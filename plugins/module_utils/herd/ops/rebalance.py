@@ -1,28 +1,27 @@
 """hbal -L -X: plan with the allocator, then execute the job sets.
 
 Sets run in order; the moves of one set touch disjoint nodes and run in
-parallel. Each move runs as the sequence of instance jobs that hbal's
-``commands`` list gives: ``migrate``/``failover`` (migrate live, or fail over
-what does not run; drbd to its secondary, shared storage to ``-n NODE``) and
-``replace-disks -n NODE`` (a new drbd secondary); ``r:n f`` is replace then
-failover, ``f r:n f`` failover, replace, failover. A move stops at its first
-failed step, and the first set with a failed move stops the run.
+parallel. Each move runs its ``steps`` (the allocator's operations as data):
+``migrate`` (migrate live, or fail over what does not run; drbd to its
+secondary, shared storage to ``node``) and ``replace_secondary`` (a new drbd
+secondary ``node``); ``r:n f`` is replace then failover, ``f r:n f`` failover,
+replace, failover. The ``commands`` strings are only reported. A move stops at
+its first failed step, and the first set with a failed move stops the run.
 """
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import HerdError
+from ..allocator.moves import MIGRATE, REPLACE_SECONDARY, STEP_OPS
+from ..allocator.plans import rebalance_plan
 from . import migrate, replace_disks
 from .common import Context
 from .info import load_allocator_cluster
 
 
 def plan(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
-    from ..allocator.modsupport import rebalance_plan
-
-    cluster = load_allocator_cluster(params, ctx)
-    return rebalance_plan(dict(params, _cluster=cluster))
+    return rebalance_plan(params, live=lambda p: load_allocator_cluster(p, ctx))
 
 
 def execute(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
@@ -38,7 +37,7 @@ def execute(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
         result["changed"] = True
         result["msg"] = f"{len(result['moves'])} move(s) in {len(result['jobsets'])} job set(s) would run"
         return result
-    steps = {id(m): move_steps(m) for m in result["moves"]}  # every command understood before anything runs
+    steps = {id(m): move_steps(m) for m in result["moves"]}  # every step understood before anything runs
     max_parallel = int(params.get("max_parallel") or 8)
     for index, jobset in enumerate(result["jobsets"]):
         batch = [(name, pending[name].pop(0)) for name in jobset]
@@ -47,12 +46,12 @@ def execute(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
             name, move = item
             done: List[str] = []
             try:
-                for command, (verb, node) in steps[id(move)]:
-                    if verb == "migrate":
+                for shown, (op, node) in steps[id(move)]:
+                    if op == MIGRATE:
                         migrate.migrate(ctx, {"name": name, "target_node": node, "fallback_to_failover": True})
                     else:
                         replace_disks.replace(ctx, {"name": name, "remote_node": node})
-                    done.append(command)
+                    done.append(shown)
                 return {"instance": name, "ok": True, "move": move.get("move"), "steps": done}
             except HerdError as exc:
                 return {"instance": name, "ok": False, "reason": str(exc), "move": move.get("move"), "steps": done}
@@ -77,20 +76,21 @@ def execute(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def move_steps(move: Dict[str, Any]) -> List[Tuple[str, Tuple[str, Optional[str]]]]:
-    """hbal's commands of one move as (command, (verb, node)): ``migrate -f X`` and ``failover -f X``
-    -> ("migrate", None) (drbd: to the secondary; migrate falls back to failover when X is down),
-    ``migrate -f -n N X`` -> ("migrate", N), ``replace-disks -n N X`` -> ("replace", N)."""
+    """The move's ``steps`` as (what to report, (op, node)): ``migrate`` with node None (drbd: to the
+    secondary; migrate falls back to failover when the instance is down) or a target node, and
+    ``replace_secondary`` with the new secondary. What is reported is the move's display command of
+    that step when it has one."""
+    data = move.get("steps") or []
+    shown = list(move.get("commands") or [])
     out: List[Tuple[str, Tuple[str, Optional[str]]]] = []
-    for command in move.get("commands") or []:
-        words = command.split()
-        node = words[words.index("-n") + 1] if "-n" in words[:-1] else None
-        if words and words[0] in ("migrate", "failover"):
-            out.append((command, ("migrate", node)))
-        elif words and words[0] == "replace-disks" and node:
-            out.append((command, ("replace", node)))
-        else:
-            raise HerdError(f"move {move.get('move')!r} of {move.get('instance')}: command {command!r} is not one "
-                            "this executor knows (migrate, failover, replace-disks -n NODE)")
+    for i, step in enumerate(data):
+        op = step.get("op") if isinstance(step, dict) else None
+        node = step.get("node") if isinstance(step, dict) else None
+        if op not in STEP_OPS or (op == REPLACE_SECONDARY and not node):
+            raise HerdError(f"move {move.get('move')!r} of {move.get('instance')}: step {step!r} is not one "
+                            f"this executor knows ({MIGRATE} [node], {REPLACE_SECONDARY} node)")
+        label = shown[i] if len(shown) == len(data) else f"{op} {node or ''}".strip()
+        out.append((label, (op, node)))
     if not out:
-        raise HerdError(f"move {move.get('move')!r} of {move.get('instance')} has no commands")
+        raise HerdError(f"move {move.get('move')!r} of {move.get('instance')} has no steps")
     return out

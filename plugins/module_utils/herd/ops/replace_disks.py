@@ -130,10 +130,10 @@ def choose_node(ctx: Context, config: Config, inst: Instance, remote: Optional[s
     """The operator's node, or the allocator's relocate answer (hail relocate, Ganeti's -I)."""
     if remote:
         return remote, []
-    from ..allocator import herdplace
+    from ..allocator import placement as allocator_placement
 
     facts = placement.allocator_facts(config, live_facts(ctx, config))
-    answer = herdplace.relocate(config.to_dict(), facts, inst.name)
+    answer = allocator_placement.relocate(config.to_dict(), facts, inst.name)
     if not answer.get("success") or not answer.get("secondary"):
         lines = "; ".join(answer.get("reasons") or []) or "no node fits"
         raise PrerequisiteError(f"the allocator found no new secondary for {inst.name} (away from "

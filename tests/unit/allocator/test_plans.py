@@ -1,10 +1,10 @@
-"""The rebalance / capacity_info module logic (modsupport), without Ansible."""
+"""The rebalance / capacity_info module logic (allocator.plans), without Ansible."""
 
 import os
 
 import pytest
 
-from plugins.module_utils.herd.allocator.modsupport import (
+from plugins.module_utils.herd.allocator.plans import (
     PlanError, capacity_report, rebalance_plan)
 
 from .htools_live import HTOOLS, data_file, hspace_answer
@@ -38,23 +38,33 @@ def test_missing_cluster_file_is_reported_with_its_path():
         rebalance_plan({"cluster_file": "/nonexistent.data"})
 
 
-def test_without_cluster_file_and_off_the_master_the_error_says_what_to_do(monkeypatch):
+def test_without_cluster_file_and_off_the_master_the_error_says_what_to_do():
     from plugins.module_utils.herd.errors import PrerequisiteError
-    from plugins.module_utils.herd.ops import info
 
     def not_master(params):
         raise PrerequisiteError("no cluster is initialised on this node")
-    monkeypatch.setattr(info, "load_allocator_cluster", not_master)
     with pytest.raises(PlanError, match="run on the master or pass cluster_file"):
+        rebalance_plan({}, live=not_master)
+
+
+def test_without_cluster_file_nor_live_loader_the_error_names_cluster_file():
+    with pytest.raises(PlanError, match="pass cluster_file"):
         rebalance_plan({})
 
 
-def test_without_cluster_file_the_model_comes_from_the_herd_config_hook(monkeypatch):
+def test_without_cluster_file_the_model_comes_from_the_callers_loader():
     from plugins.module_utils.herd.allocator.text import load_file
-    from plugins.module_utils.herd.ops import info
 
-    monkeypatch.setattr(info, "load_allocator_cluster", lambda params: load_file(EVAC))
-    assert len(rebalance_plan({})["moves"]) == 4
+    assert len(rebalance_plan({}, live=lambda params: load_file(EVAC))["moves"]) == 4
+
+
+def test_plan_moves_carry_their_steps_as_data():
+    plan = rebalance_plan({"cluster_file": EVAC, "legacy_n1": True})
+    frf = next(m for m in plan["moves"] if m["kind"] == "frf")
+    assert frf["steps"] == [{"op": "migrate", "node": None},
+                            {"op": "replace_secondary", "node": frf["target"]},
+                            {"op": "migrate", "node": None}]
+    assert all(len(m["steps"]) == len(m["commands"]) for m in plan["moves"])
 
 
 def test_unknown_excluded_instance_is_refused():

@@ -1,9 +1,15 @@
-"""Glue for the ``rebalance`` and ``capacity_info`` modules (kept out of the
-module files so they stay thin and the logic is unit-testable)."""
+"""Rebalance plans and capacity reports from the ``rebalance`` and
+``capacity_info`` modules' parameters (kept out of the module files so they
+stay thin and the logic is unit-testable without Ansible).
+
+The model comes from ``cluster_file`` (a Ganeti htools text file) or from the
+caller's ``live`` loader (herd's config plus live facts on the master, which
+the operation layer builds); the allocator never reads herd's state itself.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import HerdError
 from .balance import BalanceOptions, balance
@@ -11,33 +17,17 @@ from .capacity import Spec, capacity
 from .model import Cluster
 from .text import load_file
 
+LiveLoader = Callable[[dict[str, Any]], Cluster]
+
 
 class PlanError(HerdError):
     """A request the planner cannot serve; the message is for the operator."""
 
 
-def load_herd_cluster(params: dict[str, Any]) -> Cluster:
-    """Build the model from herd's config + live facts on the master, through
-    ``ops.info.load_allocator_cluster(params)`` (the lead's hook).  Any herd
-    error (not the master, no cluster, node unreachable) becomes a PlanError
-    with its message."""
-    from ..errors import HerdError
-    try:
-        from ..ops.info import load_allocator_cluster
-    except ImportError:
-        raise PlanError("reading the cluster from herd's config is not available "
-                        "(ops.info.load_allocator_cluster is missing); pass cluster_file "
-                        "(a Ganeti htools text file) instead") from None
-    try:
-        return load_allocator_cluster(params)
-    except HerdError as exc:
-        raise PlanError(f"cannot read the cluster from herd's config: {exc}; run on the "
-                        "master or pass cluster_file") from None
-
-
-def cluster_from_params(params: dict[str, Any]) -> Cluster:
-    if params.get("_cluster") is not None:  # already loaded by the caller (ops.rebalance on the master)
-        return params["_cluster"]
+def cluster_from_params(params: dict[str, Any], live: LiveLoader | None = None) -> Cluster:
+    """The model from ``cluster_file``, else from ``live(params)``; a herd error
+    of the loader (not the master, no cluster, node unreachable) becomes a
+    PlanError with its message."""
     path = params.get("cluster_file")
     kw = dict(ignore_dynu=bool(params.get("ignore_dynu", False)),
               offline_nodes=list(params.get("offline_nodes") or []),
@@ -50,12 +40,19 @@ def cluster_from_params(params: dict[str, Any]) -> Cluster:
             raise PlanError(f"cannot read cluster_file {path}: {exc.strerror}") from None
         except ValueError as exc:
             raise PlanError(f"cluster_file {path}: {exc}") from None
-    return load_herd_cluster(params)
+    if live is None:
+        raise PlanError("no cluster to plan for: pass cluster_file (a Ganeti htools text "
+                        "file) or run on the master")
+    try:
+        return live(params)
+    except HerdError as exc:
+        raise PlanError(f"cannot read the cluster from herd's config: {exc}; run on the "
+                        "master or pass cluster_file") from None
 
 
-def rebalance_plan(params: dict[str, Any]) -> dict[str, Any]:
+def rebalance_plan(params: dict[str, Any], live: LiveLoader | None = None) -> dict[str, Any]:
     """The plan (never executes anything)."""
-    c = cluster_from_params(params)
+    c = cluster_from_params(params, live)
     opts = BalanceOptions(
         max_moves=params.get("max_moves", -1) if params.get("max_moves") is not None else -1,
         min_gain=float(params.get("min_gain", 0.01)),
@@ -85,8 +82,9 @@ def rebalance_plan(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def capacity_report(params: dict[str, Any]) -> dict[str, Any]:
-    c = cluster_from_params(params)
+def capacity_report(params: dict[str, Any], live: LiveLoader | None = None) -> dict[str, Any]:
+    """hspace's two reports (standard and tiered) for the parameters' cluster."""
+    c = cluster_from_params(params, live)
 
     def spec(d: dict[str, Any] | None) -> Spec | None:
         if not d:
@@ -98,5 +96,6 @@ def capacity_report(params: dict[str, Any]) -> dict[str, Any]:
                    capacity_checks=not params.get("no_capacity_checks", False),
                    ignore_soft=bool(params.get("ignore_soft_errors", False)),
                    accept_existing=bool(params.get("accept_existing", False)),
-                   limit=params.get("max_instances"))
+                   limit=params.get("max_instances"),
+                   independent_groups=bool(params.get("independent_groups", False)))
     return rep.as_dict()

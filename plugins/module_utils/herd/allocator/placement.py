@@ -9,7 +9,7 @@ which is what hail does not tell its users.
 from typing import Any, Dict, List, Optional
 
 from . import allocate as alloc
-from .herdconfig import from_herd_config
+from .config_model import from_herd_config
 
 
 def _unreachable(facts: Dict[str, Any]) -> List[str]:
