@@ -1,12 +1,15 @@
 """hspace's options against the real hspace on the same input: clusters that
 start N+1-unhealthy (``--accept-existing-errors``), node groups judged on
 their own (``--independent-groups``), with and without capacity checks, and
-exclusive-storage clusters (capacity checks stay on, as in hspace)."""
+exclusive-storage clusters (capacity checks stay on, as in hspace), and the
+tiered spec shrinking order on generated clusters."""
 
 from __future__ import annotations
 
 import functools
 import itertools
+import os
+import sys
 
 import pytest
 
@@ -14,6 +17,9 @@ from plugins.module_utils.herd.allocator.capacity import CapacityReport, capacit
 from plugins.module_utils.herd.allocator.text import load_file
 
 from .htools_live import HTOOLS, hspace_answer, params, require, run_tool
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "bench", "alloc"))
+from gen import generate  # noqa: E402
 
 ACCEPT = "--accept-existing-errors"
 INDEPENDENT = "--independent-groups"
@@ -52,3 +58,20 @@ def test_capacity_with_hspaces_options_equals_hspace(case):
     assert (ours.standard.count, ours.standard.fail_reason.upper()) == \
         (theirs.standard, theirs.fail_reason)
     assert [(s.hts(), n) for s, n in ours.tiered.specs] == theirs.tiered
+
+
+GENERATED = [(6, 30, 1), (4, 40, 2), (8, 60, 2)]   # nodes, instances, seed
+
+
+@pytest.mark.parametrize("shape", GENERATED, ids=[f"gen-{n}-{i}-s{s}" for n, i, s in GENERATED])
+def test_tiered_capacity_shrinks_in_hspaces_order(tmp_path, shape):
+    # each tier step: the same spec sizes and counts as hspace, so the same MiB placed
+    require("hspace")
+    nodes, insts, seed = shape
+    path = tmp_path / "gen.data"
+    path.write_text(generate(nodes, insts, seed=seed))
+    theirs = hspace_answer(str(path), ACCEPT, NOCAP)
+    ours = capacity(load_file(str(path), legacy_n1=True), capacity_checks=False,
+                    accept_existing=True)
+    assert [(s.hts(), n) for s, n in ours.tiered.specs] == theirs.tiered
+    assert ours.standard.count == theirs.standard
