@@ -243,8 +243,9 @@ def cases(workdir: str) -> list[Case]:
         if not os.path.exists(path):
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(generate(nodes, insts))
+        # htools 3.0.2's N+1 initialisation, as the hbal/hspace beside it
         out.append(Case(name, path, "generated", max_moves=lim, hspace=name in CAPACITY_CASES,
-                        accept_existing=True))
+                        accept_existing=True, legacy_n1=True))
     for k in hbal_cases():
         if k.rc != 0 or k.final is None or not k.data:
             continue

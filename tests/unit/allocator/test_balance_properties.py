@@ -3,6 +3,7 @@
 import os
 import sys
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -155,3 +156,12 @@ def test_unknown_group_is_refused_with_the_group_list():
         assert "default" in str(exc)
     else:
         raise AssertionError("expected ValueError")
+
+
+def test_score_only_returns_the_score_without_evaluating_a_move():
+    c = load_text(generate(20, 200, seed=3))
+    before = hscore.score(c)
+    res = balance(c, BalanceOptions(max_moves=0))
+    assert [r.moves for r in res] == [[] for _ in res]
+    assert [r.evaluations for r in res] == [0 for _ in res]
+    assert sum(r.final_score for r in res) == pytest.approx(before)

@@ -357,6 +357,9 @@ def balance_group(c: Cluster, gdx: int, opts: BalanceOptions | None = None,
         result.stop_reason = "nothing to move"
     elif ini - opt_score < opts.min_score:
         result.stop_reason = "already well balanced"
+    elif opts.max_moves == 0:
+        # score only (hbal -l 0): no candidate is looked at
+        result.stop_reason = "max moves reached"
 
     def room() -> bool:
         if opts.max_moves >= 0 and len(moves) >= opts.max_moves:
