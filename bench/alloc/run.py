@@ -58,6 +58,7 @@ GENERATED = [
     ("gen-100-l20", 100, 1500, 20),
     ("gen-100", 100, 1500, -1),
     ("gen-400", 400, 6000, -1),
+    ("gen-400-l0", 400, 6000, 0),       # score only (hbal -l 0)
 ]
 # capacity (hspace) is compared on these; at 400 nodes neither finishes in a useful time here
 CAPACITY_CASES = {"gen-4", "gen-20", "gen-100"}
