@@ -23,9 +23,24 @@ def test_galaxy_version_matches_the_engine_and_agent_version():
     assert (galaxy["namespace"], galaxy["name"]) == ("herd", "cluster")
 
 
-def test_action_group_lists_every_module():
+def module_documentation(name):
+    text = (REPO / "plugins" / "modules" / f"{name}.py").read_text()
+    return yaml.safe_load(re.search(r"\nDOCUMENTATION = r'''(.*?)'''", text, re.S).group(1))
+
+
+def test_master_action_group_is_exactly_the_modules_with_the_common_options():
     runtime = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())
-    assert sorted(runtime["action_groups"]["herd"]) == modules()
+    common = [name for name in modules()
+              if "herd.cluster.common" in module_documentation(name).get("extends_documentation_fragment", [])]
+    assert sorted(runtime["action_groups"]["master"]) == common
+
+
+def test_bootstrap_action_group_is_exactly_the_modules_the_node_roles_run():
+    runtime = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())
+    used = set()
+    for path in (REPO / "roles").glob("node*/tasks/*.yml"):
+        used.update(re.findall(r"herd\.cluster\.([a-z_]+):", path.read_text()))
+    assert sorted(runtime["action_groups"]["bootstrap"]) == sorted(used)
 
 
 def test_every_module_has_documentation_examples_and_return():
