@@ -2,12 +2,23 @@
 # ansible-test sanity on the collection. It needs the collection at
 # .../ansible_collections/herd/cluster (a copy of the committed files is made
 # there) and its test requirements: installed, from ansible-core's own pinned
-# sanity requirement files, into a separate venv /opt/herd/sanity-venv
+# sanity requirement files, into a separate venv per ansible-core version
 # (ansible-test's --venv mode would download pip from a host we cannot reach).
+#
+# Usage: scripts/sanity.sh [VERSION] [ansible-test sanity options...]
+# VERSION is an ansible-core release (2.16.19); without it, the version pinned
+# in requirements-dev.txt. Each version gets its own venv
+# /opt/herd/sanity-venv-VERSION; scripts/test.sh runs the oldest version
+# meta/runtime.yml declares and the newest release.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-venv=${HERD_SANITY_VENV:-/opt/herd/sanity-venv}
-core=$(grep '^ansible-core==' "$root/requirements-dev.txt")
+if [[ ${1:-} =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+  core="ansible-core==$1"
+  shift
+else
+  core=$(grep '^ansible-core==' "$root/requirements-dev.txt")
+fi
+venv=${HERD_SANITY_VENV:-/opt/herd/sanity-venv-${core#ansible-core==}}
 stamp="$venv/.herd-sanity"
 if [ ! -x "$venv/bin/ansible-test" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$core" ]; then
   echo "sanity: building $venv" >&2

@@ -70,3 +70,13 @@ def test_collection_builds_installs_and_documents_its_modules(tmp_path):
     installed = target / "ansible_collections" / "herd" / "cluster"
     assert (installed / "plugins" / "module_utils" / "herd" / "agent" / "main.py").exists()
     assert not (installed / "inventories" / "vcluster" / "hosts.yml").exists()
+
+
+def test_sanity_runs_on_the_oldest_ansible_core_the_collection_declares():
+    runtime = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())
+    oldest = re.fullmatch(r">=(\d+\.\d+)\.\d+", runtime["requires_ansible"]).group(1)
+    versions = re.search(r"for core in ([0-9. ]+); do", (REPO / "scripts" / "test.sh").read_text()).group(1).split()
+    assert any(v.startswith(oldest + ".") for v in versions), (oldest, versions)
+    for version in versions:
+        minor = ".".join(version.split(".")[:2])
+        assert (REPO / "tests" / "sanity" / f"ignore-{minor}.txt").exists(), f"no sanity ignore file for {minor}"
