@@ -41,7 +41,7 @@ pip_version=$("$venv/bin/python" -c 'from ansible_test._internal.python_requirem
 mkdir -p /root/.ansible/test/cache
 cp "$root/scripts/ansible-test-get-pip.py" "/root/.ansible/test/cache/get_pip_${pip_version//./_}.py"
 mkdir -p "$dest"
-(cd "$root" && git ls-files -z | xargs -0 -I{} cp --parents {} "$dest")
+(cd "$root" && git ls-files -z | grep -zv "^\.build/" | xargs -0 -I{} cp --parents {} "$dest")
 cd "$dest"
 export PATH="$venv/bin:$PATH"
 ansible-test sanity --local --python "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
