@@ -37,9 +37,13 @@ trap 'rm -rf "$work"' EXIT
 dest="$work/ansible_collections/herd/cluster"
 # ansible-test bootstraps pip in its per-test venvs with a script it downloads
 # from a host we cannot reach; give it ours (see the script's docstring).
-pip_version=$("$venv/bin/python" -c 'from ansible_test._internal.python_requirements import PIP_VERSION; print(PIP_VERSION)' 2>/dev/null || echo 24.2)
+# The pip version differs between ansible-core releases; install the script
+# under every version the installed ansible-test names.
+reqs_py=$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.join(os.path.dirname(ansible_test.__file__), "_internal", "python_requirements.py"))')
 mkdir -p /root/.ansible/test/cache
-cp "$root/scripts/ansible-test-get-pip.py" "/root/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+for pip_version in $(grep -oE "pip='[0-9.]+'" "$reqs_py" | grep -oE "[0-9.]+[0-9]" | sort -u); do
+  cp "$root/scripts/ansible-test-get-pip.py" "/root/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+done
 mkdir -p "$dest"
 (cd "$root" && git ls-files -z | grep -zv "^\.build/" | xargs -0 -I{} cp --parents {} "$dest")
 cd "$dest"
