@@ -43,15 +43,87 @@ EXAMPLES = r'''
 
 RETURN = r'''
 nodes:
-  description: One entry per node.
+  description: One entry per node, sorted by name.
   returned: always
   type: list
   elements: dict
+  contains:
+    name:
+      description: Node name.
+      type: str
+      sample: node1
+    role:
+      description: C(M) master, C(C) master candidate, C(D) drained, C(O) offline, C(R) regular.
+      type: str
+      sample: M
+    group:
+      description: Node group.
+      type: str
+      sample: default
+    primary_ip:
+      description: Primary address.
+      type: str
+      sample: 192.0.2.11
+    secondary_ip:
+      description: Secondary (replication and migration) address.
+      type: str
+      sample: 10.99.0.11
+    flags:
+      description: The node's flags (master_candidate, drained, offline, vm_capable, master_capable).
+      type: dict
+      sample: {master_candidate: true, drained: false, offline: false, vm_capable: true, master_capable: true}
+    memory_total:
+      description: Total memory in MiB from the node's agent; null without I(live) or when the node does not answer.
+      type: int
+      sample: 24032
+    memory_free:
+      description: Free memory in MiB from the node's agent.
+      type: int
+      sample: 20011
+    disk_total:
+      description: Size of the volume group in MiB.
+      type: int
+      sample: 102400
+    disk_free:
+      description: Free space in the volume group in MiB.
+      type: int
+      sample: 51200
+    cpu_count:
+      description: CPUs of the node.
+      type: int
+      sample: 8
+    kvm_usable:
+      description: Whether C(/dev/kvm) is usable on the node.
+      type: bool
+      sample: true
+    agent_version:
+      description: Version of the node's herd-node agent.
+      type: str
+      sample: 0.1.0
+    primary_instances:
+      description: Instances whose primary node this is.
+      type: list
+      elements: str
+      sample: [web1]
+    secondary_instances:
+      description: Drbd instances whose secondary node this is.
+      type: list
+      elements: str
+      sample: [db1]
+    error:
+      description: Why live figures are missing (the node's RPC error), else null.
+      type: str
+      sample: null
+    config:
+      description: The node's entry in the cluster configuration (addresses, flags, group, tags, host key types).
+      type: dict
+      sample: {name: node1, primary_ip: 192.0.2.11, group: default, tags: [], ssh_host_key_types: [ssh-ed25519]}
 table:
   description: Lines of a C(gnt-node list) style table.
   returned: always
   type: list
   elements: str
+  sample: ["Node  Role DTotal DFree MTotal MFree CPUs Pinst Sinst", "node1 M    102400 51200 24032  20011 8    1     0"]
 '''
 
 from ansible.module_utils.basic import AnsibleModule
