@@ -48,5 +48,8 @@ mkdir -p "$dest"
 (cd "$root" && git ls-files -z | grep -zv "^\.build/" | xargs -0 -I{} cp --parents {} "$dest")
 cd "$dest"
 export PATH="$venv/bin:$PATH"
+# --python-interpreter: the venv's own interpreter, not whichever python3.X
+# comes first on PATH (a pyenv shim, say, whose pip ignores the machine's
+# pip configuration)
 ansible-test sanity --local --python "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
-  --color no "$@"
+  --python-interpreter "$venv/bin/python" --color no "$@"
