@@ -14,9 +14,10 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-# keys Ansible itself adds to every result, or that every module may return by convention
+# keys Ansible itself adds to every result, that every module may return by convention, or that the
+# herd_json test callback adds (duration)
 ANSIBLE_KEYS = {"changed", "failed", "msg", "invocation", "warnings", "deprecations", "diff", "exception",
-                "skipped", "skip_reason", "attempts", "item", "ansible_loop_var", "ansible_facts"}
+                "skipped", "skip_reason", "attempts", "item", "ansible_loop_var", "ansible_facts", "duration"}
 
 
 def return_doc(module: str) -> dict[str, Any]:
