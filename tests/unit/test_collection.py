@@ -80,3 +80,14 @@ def test_sanity_runs_on_the_oldest_ansible_core_the_collection_declares():
     for version in versions:
         minor = ".".join(version.split(".")[:2])
         assert (REPO / "tests" / "sanity" / f"ignore-{minor}.txt").exists(), f"no sanity ignore file for {minor}"
+
+
+def test_the_example_inventory_playbook_resolves_the_collection_from_a_checkout():
+    tracked = subprocess.run(["git", "ls-files", ".build/collections/ansible_collections/herd/cluster"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert tracked == [".build/collections/ansible_collections/herd/cluster"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    proc = subprocess.run([BIN / "ansible-playbook", "-i", "inventories/example", "playbooks/site.yml",
+                           "--list-tasks"], cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "herd.cluster.node : " in proc.stdout
