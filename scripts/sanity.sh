@@ -6,7 +6,7 @@
 # (ansible-test's --venv mode would download pip from a host we cannot reach).
 #
 # Usage: scripts/sanity.sh [VERSION] [ansible-test sanity options...]
-# VERSION is an ansible-core release (2.16.19); without it, the version pinned
+# VERSION is an ansible-core release (2.17.14); without it, the version pinned
 # in requirements-dev.txt. Each version gets its own venv
 # /opt/herd/sanity-venv-VERSION; scripts/test.sh runs the oldest version
 # meta/runtime.yml declares and the newest release.

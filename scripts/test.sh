@@ -32,7 +32,7 @@ scripts/galaxy-check.sh
 
 # The oldest is requires_ansible's lower bound in meta/runtime.yml (a unit
 # test holds them together); the newest is the latest ansible-core release.
-for core in 2.16.19 2.19.14; do
+for core in 2.17.14 2.19.14; do
   stage "ansible-test sanity, ansible-core $core"
   scripts/sanity.sh "$core"
 done
