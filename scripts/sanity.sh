@@ -2,12 +2,23 @@
 # ansible-test sanity on the collection. It needs the collection at
 # .../ansible_collections/herd/cluster (a copy of the committed files is made
 # there) and its test requirements: installed, from ansible-core's own pinned
-# sanity requirement files, into a separate venv /opt/herd/sanity-venv
+# sanity requirement files, into a separate venv per ansible-core version
 # (ansible-test's --venv mode would download pip from a host we cannot reach).
+#
+# Usage: scripts/sanity.sh [VERSION] [ansible-test sanity options...]
+# VERSION is an ansible-core release (2.17.14); without it, the version pinned
+# in requirements-dev.txt. Each version gets its own venv
+# /opt/herd/sanity-venv-VERSION; scripts/test.sh runs the oldest version
+# meta/runtime.yml declares and the newest release.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-venv=${HERD_SANITY_VENV:-/opt/herd/sanity-venv}
-core=$(grep '^ansible-core==' "$root/requirements-dev.txt")
+if [[ ${1:-} =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+  core="ansible-core==$1"
+  shift
+else
+  core=$(grep '^ansible-core==' "$root/requirements-dev.txt")
+fi
+venv=${HERD_SANITY_VENV:-/opt/herd/sanity-venv-${core#ansible-core==}}
 stamp="$venv/.herd-sanity"
 if [ ! -x "$venv/bin/ansible-test" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$core" ]; then
   echo "sanity: building $venv" >&2
@@ -26,12 +37,19 @@ trap 'rm -rf "$work"' EXIT
 dest="$work/ansible_collections/herd/cluster"
 # ansible-test bootstraps pip in its per-test venvs with a script it downloads
 # from a host we cannot reach; give it ours (see the script's docstring).
-pip_version=$("$venv/bin/python" -c 'from ansible_test._internal.python_requirements import PIP_VERSION; print(PIP_VERSION)' 2>/dev/null || echo 24.2)
+# The pip version differs between ansible-core releases; install the script
+# under every version the installed ansible-test names.
+reqs_py=$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.join(os.path.dirname(ansible_test.__file__), "_internal", "python_requirements.py"))')
 mkdir -p /root/.ansible/test/cache
-cp "$root/scripts/ansible-test-get-pip.py" "/root/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+for pip_version in $(grep -oE "pip='[0-9.]+'" "$reqs_py" | grep -oE "[0-9.]+[0-9]" | sort -u); do
+  cp "$root/scripts/ansible-test-get-pip.py" "/root/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+done
 mkdir -p "$dest"
-(cd "$root" && git ls-files -z | xargs -0 -I{} cp --parents {} "$dest")
+(cd "$root" && git ls-files -z | grep -zv "^\.build/" | xargs -0 -I{} cp --parents {} "$dest")
 cd "$dest"
 export PATH="$venv/bin:$PATH"
+# --python-interpreter: the venv's own interpreter, not whichever python3.X
+# comes first on PATH (a pyenv shim, say, whose pip ignores the machine's
+# pip configuration)
 ansible-test sanity --local --python "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
-  --color no "$@"
+  --python-interpreter "$venv/bin/python" --color no "$@"

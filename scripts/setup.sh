@@ -60,4 +60,17 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   "$venv/bin/pip" install -q -r "$here/requirements-dev.txt" >&2
   echo "$want" > "$stamp"
 fi
+
+# galaxy-importer (the check Galaxy runs on an uploaded tarball) in its own
+# venv: it brings its own ansible-core and ansible-lint versions.
+importer_venv=${HERD_IMPORTER_VENV:-/opt/herd/importer-venv}
+stamp="$importer_venv/.herd-requirements.sha256"
+want=$(sha256sum "$here/requirements-importer.txt" | cut -d' ' -f1)
+if [ ! -x "$importer_venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: building venv $importer_venv" >&2
+  /usr/bin/python3 -m venv "$importer_venv"
+  "$importer_venv/bin/pip" install -q --upgrade pip >&2
+  "$importer_venv/bin/pip" install -q -r "$here/requirements-importer.txt" >&2
+  echo "$want" > "$stamp"
+fi
 echo "$venv"

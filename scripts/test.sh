@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The test command: on a fresh Debian 12 machine (as root) install what the
-# tests need, then run, in order: ruff, ansible-lint, ansible-test sanity,
-# the molecule scenarios of the roles, and pytest (unit tests, then the
-# integration tests on a real virtual cluster with real sshd and QEMU).
+# tests need, then run, in order: ruff, ansible-lint (production profile, the
+# whole collection), the changelog fragments' lint, galaxy-importer on the
+# built tarball, ansible-test sanity on the oldest ansible-core that
+# meta/runtime.yml declares and on the newest release, the molecule scenarios
+# of the roles, and pytest (unit tests, then the integration tests on a real
+# virtual cluster with real sshd and QEMU).
 # Long fault tests are marked `slow` and run with HERD_SLOW=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,11 +21,21 @@ stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 stage "ruff"
 ruff check --quiet plugins tests bench scripts/vcluster files
 
-stage "ansible-lint"
-ansible-lint --offline -q roles playbooks
+stage "ansible-lint --profile production"
+ansible-lint --offline --profile production
 
-stage "ansible-test sanity"
-scripts/sanity.sh
+stage "changelog fragments"
+antsibull-changelog lint
+
+stage "galaxy-importer"
+scripts/galaxy-check.sh
+
+# The oldest is requires_ansible's lower bound in meta/runtime.yml (a unit
+# test holds them together); the newest is the latest ansible-core release.
+for core in 2.17.14 2.19.14; do
+  stage "ansible-test sanity, ansible-core $core"
+  scripts/sanity.sh "$core"
+done
 
 if [ -x tests/molecule/run.sh ]; then
   stage "molecule"

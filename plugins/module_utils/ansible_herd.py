@@ -40,7 +40,10 @@ def run(module, func, *args, **kwargs):
         ctx = context(module)
         result = func(ctx, *args, **kwargs)
     except HerdError as exc:
-        module.fail_json(msg=str(exc), warnings=ctx.warnings if ctx else [])
+        # fail_json(warnings=...) is deprecated from ansible-core 2.21: warnings go through module.warn
+        for warning in ctx.warnings if ctx else []:
+            module.warn(warning)
+        module.fail_json(msg=str(exc))
     except Exception as exc:  # an engine bug: say so, with the trace for the report
         module.fail_json(msg="herd internal error: %s: %s" % (type(exc).__name__, exc),
                          exception=traceback.format_exc())

@@ -38,10 +38,27 @@ ok:
   returned: always
   type: bool
 findings:
-  description: Findings with C(severity), C(code), C(object), C(message).
+  description: Findings, errors and warnings.
   returned: always
   type: list
   elements: dict
+  contains:
+    severity:
+      description: C(error) or C(warning).
+      type: str
+      sample: error
+    code:
+      description: What kind of finding (stable, for filtering).
+      type: str
+      sample: ENODEVERSION
+    object:
+      description: The node, instance or cluster the finding is about.
+      type: str
+      sample: node2
+    message:
+      description: What is wrong and, where known, how to fix it.
+      type: str
+      sample: "agent is 0.0.1, master is 0.1.0; re-run the herd.cluster.node_base role on this node"
 lines:
   description: The findings as text lines.
   returned: always
@@ -55,6 +72,11 @@ warning_count:
   description: Number of warnings.
   returned: always
   type: int
+serial_no:
+  description: Serial number of the configuration that was verified.
+  returned: always
+  type: int
+  sample: 42
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -30,6 +30,35 @@ options:
     description: Ask the nodes what runs; with C(false) only the config is read.
     type: bool
     default: true
+  nodes:
+    description: Only instances whose primary or secondary node is one of these.
+    type: list
+    elements: str
+    default: []
+  tags:
+    description: Only instances carrying every one of these tags.
+    type: list
+    elements: str
+    default: []
+  status:
+    description: Only instances whose status is one of these (C(running), C(ADMIN_down), C(ERROR_down) ...; needs
+      I(live)).
+    type: list
+    elements: str
+    default: []
+  fields:
+    description:
+      - Columns of C(table) and keys of C(selected), like C(gnt-instance list -o). Without it, the default table.
+      - C(name), C(pnode), C(snodes), C(status), C(admin_state), C(disk_template), C(hypervisor), C(os),
+        C(be/vcpus), C(be/memory) (= C(be/maxmem)), C(be/minmem), C(disk.count), C(disk.sizes), C(disk_usage),
+        C(nic.count), C(nic.ips), C(nic.macs), C(nic.links), C(network_port), C(tags), C(uuid).
+      - An unknown field fails the task and lists the valid ones.
+    type: list
+    elements: str
+  human:
+    description: Sizes in C(table) as C(512M) or C(1.5G) rather than MiB (C(selected) always holds MiB).
+    type: bool
+    default: true
 '''
 
 EXAMPLES = r'''
@@ -40,6 +69,12 @@ EXAMPLES = r'''
 - name: Print it
   ansible.builtin.debug:
     msg: "{{ instances.table }}"
+
+- name: The runbook's gnt-instance list -o pnode,name,be/vcpus,be/memory,status,disk_template, for node2
+  herd.cluster.instance_info:
+    nodes: [node2]
+    fields: [pnode, name, be/vcpus, be/memory, status, disk_template]
+  register: on_node2
 '''
 
 RETURN = r'''
@@ -48,8 +83,14 @@ instances:
   returned: always
   type: list
   elements: dict
+selected:
+  description: With I(fields), one dict per instance with the values of those fields (sizes in MiB).
+  returned: when I(fields) is given
+  type: list
+  elements: dict
+  sample: [{pnode: node2, name: web1, be/vcpus: 1, be/memory: 512, status: running, disk_template: drbd}]
 table:
-  description: Lines of a C(gnt-instance list) style table.
+  description: Lines of a C(gnt-instance list) style table (of I(fields) when given).
   returned: always
   type: list
   elements: str
@@ -57,14 +98,23 @@ table:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run
-from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import info
+from ansible_collections.herd.cluster.plugins.module_utils.herd import listing
 
 
 def main():
-    argument_spec = dict(names=dict(type='list', elements='str', default=[]), live=dict(type='bool', default=True))
+    argument_spec = dict(
+        names=dict(type='list', elements='str', default=[]),
+        live=dict(type='bool', default=True),
+        nodes=dict(type='list', elements='str', default=[]),
+        tags=dict(type='list', elements='str', default=[]),
+        status=dict(type='list', elements='str', default=[]),
+        fields=dict(type='list', elements='str'),
+        human=dict(type='bool', default=True),
+    )
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    result = run(module, info.instance_info, module.params['names'], module.params['live'])
+    spec = dict((k, module.params[k]) for k in ('names', 'live', 'nodes', 'tags', 'status', 'fields', 'human'))
+    result = run(module, listing.list_instances, spec)
     module.exit_json(changed=False, **result)
 
 

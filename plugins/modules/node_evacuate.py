@@ -63,30 +63,68 @@ EXAMPLES = r'''
 
 RETURN = r'''
 planned:
-  description: Moves planned (instance, from, to, how), how being C(migrate), C(failover) or C(replace_disks)
-    (a new drbd secondary on C(to)).
+  description: Moves planned, in the order they run.
   returned: always
   type: list
   elements: dict
+  contains:
+    instance:
+      description: Instance name.
+      type: str
+      sample: web1
+    from:
+      description: The node being evacuated.
+      type: str
+      sample: node2
+    to:
+      description: The instance's new primary node, or its new drbd secondary for C(replace_disks).
+      type: str
+      sample: node3
+    how:
+      description: C(migrate), C(failover) or C(replace_disks) (a new drbd secondary on I(to)).
+      type: str
+      sample: migrate
 moved:
-  description: Moves done.
+  description: Moves done, as in I(planned); empty in check mode.
   returned: always
   type: list
   elements: dict
-failed:
-  description: Instances that could not be moved, with the reason (empty when the task succeeds).
-  returned: success
-  type: list
-  elements: dict
+  contains:
+    instance:
+      description: Instance name.
+      type: str
+      sample: web1
+    from:
+      description: The node being evacuated.
+      type: str
+      sample: node2
+    to:
+      description: Where the instance (or its drbd secondary) went.
+      type: str
+      sample: node3
+    how:
+      description: C(migrate), C(failover) or C(replace_disks).
+      type: str
+      sample: migrate
 failures:
-  description: Instances that could not be moved, with the reason.
-  returned: always (empty when every instance moved)
+  description: Instances that could not be moved, with the reason; the task fails when this is not empty.
+  returned: always
   type: list
   elements: dict
+  contains:
+    instance:
+      description: Instance name.
+      type: str
+      sample: db1
+    reason:
+      description: Why it could not move (the allocator's answer or the move's error).
+      type: str
+      sample: "no node has 4096 MiB free"
 msg:
   description: Summary.
   returned: always
   type: str
+  sample: "node node2: moved 2, failed 0"
 '''
 
 from ansible.module_utils.basic import AnsibleModule

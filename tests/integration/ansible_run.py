@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import return_docs
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
@@ -107,9 +109,12 @@ def module(inventory: Path, host: str, name: str, args: dict[str, Any], check: b
     finally:
         os.unlink(handle.name)
     try:
-        return run.result("module under test", host)
+        result = run.result("module under test", host)
     except KeyError:
         raise AssertionError(f"ansible-playbook gave no result: {run!r}\n{run.proc.stdout[-3000:]}") from None
+    problems = return_docs.mismatches(name, result)
+    assert not problems, "\n".join(problems)
+    return result
 
 
 def start_module(inventory: Path, host: str, name: str, args: dict[str, Any]) -> tuple[subprocess.Popen, str]:

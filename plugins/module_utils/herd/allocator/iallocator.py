@@ -418,6 +418,3 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(json.dumps(out, separators=(",", ":")) + "\n")
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

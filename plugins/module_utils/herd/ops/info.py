@@ -56,12 +56,16 @@ def node_role(config: Config, name: str) -> str:
     return "R"
 
 
-def node_info(ctx: Context, selected: Optional[List[str]] = None, live: bool = True) -> Dict[str, Any]:
+def node_info(ctx: Context, selected: Optional[List[str]] = None, live: bool = True,
+              n1: bool = False) -> Dict[str, Any]:
+    """gnt-node list; with n1 (and live) each row also says whether the node fails N+1 (n1_fail)."""
     config = ctx.load_master_config()
     for name in selected or []:
         names.check_hostname(name)
     wanted = [n for n in sorted(config.nodes) if not selected or n in selected]
-    facts = live_facts(ctx, config, wanted) if live else {}
+    # N+1 of one node depends on the instances of every other node: all facts then
+    facts = live_facts(ctx, config, None if n1 else wanted) if live else {}
+    n1_fail = n1_failures(config, facts) if live and n1 else {}
     rows = []
     for name in wanted:
         node = config.nodes[name]
@@ -78,6 +82,7 @@ def node_info(ctx: Context, selected: Optional[List[str]] = None, live: bool = T
             "memory_free": fact.get("memory_free"),
             "disk_total": vg.get("size"),
             "disk_free": vg.get("free"),
+            "vg_free": {config.cluster.volume_group: vg.get("free")} if vg else {},
             "cpu_count": fact.get("cpu_count"),
             "kvm_usable": (fact.get("kvm") or {}).get("usable"),
             "agent_version": fact.get("agent_version"),
@@ -85,9 +90,19 @@ def node_info(ctx: Context, selected: Optional[List[str]] = None, live: bool = T
             "secondary_instances": sorted(i.name for i in config.instances.values() if i.secondary_node == name),
             "error": fact.get("error"),
             "config": node_view(node),
+            "n1_fail": n1_fail.get(name),
         }
         rows.append(row)
     return {"nodes": rows, "table": node_table(rows)}
+
+
+def n1_failures(config: Config, facts: Dict[str, Any]) -> Dict[str, bool]:
+    """{node: True when it fails N+1} from the allocator's model of the cluster (htools' FailN1)."""
+    from ..allocator.herdconfig import from_herd_config
+    from .placement import allocator_facts
+
+    model = from_herd_config(config.to_dict(), allocator_facts(config, facts))
+    return {n.name: bool(n.fail_n1) for n in model.nodes}
 
 
 def _cell(value: Any) -> str:

@@ -3,7 +3,7 @@
 LV name (as Ganeti): ``<disk uuid>.disk<index>``, tagged ``herd`` and
 ``originstname+<instance>`` so orphans can be traced to an instance.
 
-Nodes without device-mapper (the development machines, see TESTBED.md) set
+Nodes without device-mapper (kernels without the dm module) set
 ``"lvm_driverloaded": false`` in /etc/herd/node.json: then every LVM command
 that would touch the kernel gets ``--driverloaded n`` (metadata only; LVs are
 created, extended, tagged and removed in the VG metadata) and activation is
