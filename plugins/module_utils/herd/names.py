@@ -1,6 +1,7 @@
 """Strict patterns for every name that reaches a command line or a path.
 
-One place for the rule: callers use ``check_*`` before the value is used.
+One place for the rule: callers use ``check_*`` before the value is used. Every pattern
+matches the whole value (``fullmatch`` and ``\\Z``): ``$`` would also accept a trailing newline.
 """
 
 import re
@@ -8,22 +9,22 @@ import re
 from .errors import ValidationError
 
 # RFC 1123 host name, possibly a FQDN; lowercase letters, digits, '-' and '.'.
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\Z")
 # LVM: letters, digits and + _ . - ; may not start with '-'; not '.' or '..'.
-_VG = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$")
+_VG = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}\Z")
 # Linux interface names: at most 15 bytes, no '/', whitespace or ':'.
-_IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
+_IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}\Z")
 # Tags: as Ganeti, printable without whitespace; we also forbid '/' and leading '-'.
-_TAG = re.compile(r"^[A-Za-z0-9_.:+=@][A-Za-z0-9_.:+=@-]{0,127}$")
+_TAG = re.compile(r"^[A-Za-z0-9_.:+=@][A-Za-z0-9_.:+=@-]{0,127}\Z")
 # Disk names, OS names, network names, group names.
-_SIMPLE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-_MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
-_MAC_PREFIX = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_SIMPLE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
+_MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}\Z")
+_MAC_PREFIX = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}\Z")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 def _check(kind: str, value: object, pattern: "re.Pattern[str]", valid: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value) or value in (".", ".."):
+    if not isinstance(value, str) or not pattern.fullmatch(value) or value in (".", ".."):
         raise ValidationError(f"invalid {kind} {value!r}: {valid}")
     return value
 

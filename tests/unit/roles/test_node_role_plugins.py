@@ -124,3 +124,8 @@ def test_kvm_probe_firmware_exits_through_isa_debug_exit() -> None:
     # reset vector: mov al, 0x31; out 0xf4, al; hlt
     assert image[0xFFF0:0xFFF5] == bytes([0xB0, 0x31, 0xE6, 0xF4, 0xF4])
     assert PROBE_RC == (0x31 << 1) | 1
+
+
+def test_item9_a_bridge_name_with_a_trailing_newline_is_refused() -> None:
+    problems, _b, _s = validate({"bridges": [{"name": "br0\n", "port": "eth0"}], "secondary": None}, LINKS)
+    assert any("bridge name 'br0\\n' is not a valid interface name" in p for p in problems)
