@@ -18,6 +18,8 @@ _IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}\Z")
 _TAG = re.compile(r"^[A-Za-z0-9_.:+=@][A-Za-z0-9_.:+=@-]{0,127}\Z")
 # Disk names, OS names, network names, group names.
 _SIMPLE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
+# What a lock is taken on (a node, an instance): a simple name as long as a host name.
+_LOCK_SUBJECT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}\Z")
 _MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}\Z")
 _MAC_PREFIX = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}\Z")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
@@ -56,6 +58,11 @@ def check_tag(value: object) -> str:
 
 def check_simple(value: object, kind: str) -> str:
     return _check(kind, value, _SIMPLE, "expected up to 64 of letters, digits and '_.-', not starting with '.' or '-'")
+
+
+def check_lock_subject(value: object) -> str:
+    return _check("lock name", value, _LOCK_SUBJECT,
+                  "expected up to 253 of letters, digits and '_.-', not starting with '.' or '-'")
 
 
 def check_mac(value: object) -> str:
