@@ -41,9 +41,9 @@ CHOICES = {
 }
 DISK_FORMATS = ("raw", "qcow2")
 # -cpu takes a model and optional ",+flag,-flag,prop=value"
-_CPU_TYPE = re.compile(r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.+=-]+)*$")
+_CPU_TYPE = re.compile(r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.+=-]+)*")
 # a resolved machine type such as pc-i440fx-7.2 or pc-q35-7.2
-_MACHINE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_MACHINE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 VNC_BASE_PORT = 5900
 MAX_NICS = 8
 MAX_DISKS = 16
@@ -140,7 +140,7 @@ class InstanceSpec:
             raise ValidationError(f"instance {name}: firmware uefi needs uefi_vars, the path of the "
                                   "instance's own OVMF variables file")
         machine = data.get("machine")
-        if machine is not None and (not isinstance(machine, str) or not _MACHINE.match(machine)):
+        if machine is not None and (not isinstance(machine, str) or not _MACHINE.fullmatch(machine)):
             raise ValidationError(f"machine {machine!r} is not a QEMU machine type name")
         for what, path in [("cdrom", cdrom), ("uefi_vars", uefi_vars)] + [(f"disks[{i}]", d.path)
                                                                           for i, d in enumerate(disks)]:
@@ -172,7 +172,7 @@ def check_hvparams(params: Any) -> Dict[str, Any]:
     if out["disk_aio"] == "native" and out["disk_cache"] not in ("none", "directsync"):
         raise ValidationError("hvparams.disk_aio native needs disk_cache none or directsync (O_DIRECT)")
     cpu = out.get("cpu_type") or ""
-    if cpu and not _CPU_TYPE.match(cpu):
+    if cpu and (not isinstance(cpu, str) or not _CPU_TYPE.fullmatch(cpu)):
         raise ValidationError(f"hvparams.cpu_type {cpu!r}: expected a CPU model such as qemu64 or host, "
                               "optionally with ,+flag / ,-flag")
     for key in ("kernel_path", "initrd_path"):

@@ -5,6 +5,7 @@ import os
 from typing import Any, Dict, Optional
 
 from .. import names
+from .. import validate as node_checks
 from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, Cluster, Config, Node, NodeGroup,
                       new_uuid, now)
 from ..errors import PrerequisiteError, RpcError, ValidationError
@@ -171,6 +172,7 @@ def _init(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     stamp = now()
     cluster = Cluster(name=spec["name"], uuid=new_uuid(), master_node=master, ctime=stamp, mtime=stamp)
     merge_declared(cluster, spec)
+    node_checks.cluster_values(Config(cluster=cluster))
     require(cluster.default_iallocator == "herd" or bool(cluster.default_iallocator), "default_iallocator is empty")
     node = Node(name=master, uuid=new_uuid(), primary_ip=primary_ip, secondary_ip=secondary_ip,
                 master_candidate=True, ctime=stamp, mtime=stamp)
@@ -233,6 +235,7 @@ def _modify(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _check_modify(before: Config, after: Config) -> None:
+    node_checks.cluster_values(after)  # what every node will check, for the cluster and each instance
     used_templates = {i.disk_template for i in before.instances.values()}
     dropped = used_templates - set(after.cluster.enabled_disk_templates)
     if dropped:

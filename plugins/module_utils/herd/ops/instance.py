@@ -11,6 +11,7 @@ killed run is found and cleaned by the next one.
 import copy
 from typing import Any, Dict, List
 
+from .. import validate as node_checks
 from ..config import Disk, Instance, Nic, new_uuid, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from . import nodecalls, placement
@@ -111,6 +112,7 @@ def build_instance(ctx: Context, config: Any, spec: Dict[str, Any]) -> Instance:
     if hypervisor == "kvm" and (spec["hvparams"].get("vnc_bind_address", cluster.hvparams.get("kvm", {}).get(
             "vnc_bind_address", "127.0.0.1")) not in ("", "none")):
         inst.network_port = config.allocate_port()
+    node_checks.new_instance(config, inst)  # what the nodes will check, before any disk exists
     return inst
 
 
@@ -270,6 +272,7 @@ def plan_modify(config: Any, inst: Instance, spec: Dict[str, Any]) -> Dict[str, 
         changes["beparams"] = be
     hv = {k: v for k, v in spec["hvparams"].items() if inst.hvparams.get(k) != v}
     if hv:
+        node_checks.instance_hvparams(config.cluster, inst.hypervisor, {**inst.hvparams, **hv}, inst.name)
         changes["hvparams"] = hv
     if spec["disks"] is not None:
         grow, add = [], []
