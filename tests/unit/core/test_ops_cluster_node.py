@@ -241,3 +241,23 @@ def test_init_on_a_candidate_of_a_cluster_names_that_cluster(cluster, nodes):
     write_json_atomic(cluster.store.path, config.to_dict())
     with pytest.raises(PrerequisiteError, match="node1 already belongs to cluster 'cluster.example' \\(master node2\\)"):
         cluster_op.present(cluster, init_spec(name="other.example"))
+
+
+def test_item15_file_storage_dir_cannot_change_while_file_instances_exist(cluster, first_fit):
+    from plugins.module_utils.herd.ops import instance as instance_op
+
+    instance_op.ensure(cluster, {"name": "web1", "state": "stopped", "disk_template": "file", "disks": ["1G"],
+                                 "memory": "256M", "hypervisor": "fake"})
+    serial = cluster.store.load().serial_no
+    with pytest.raises(PrerequisiteError, match=r"cannot change file_storage_dir .* instances keep files there: "
+                                                r"\['web1'\]"):
+        cluster_op.present(cluster, init_spec(file_storage_dir="/srv/elsewhere"))
+    assert cluster.store.load().serial_no == serial
+    # the shared directory holds no file disk: it may move
+    assert cluster_op.present(cluster, init_spec(shared_file_storage_dir="/srv/shared2"))["changed"] is True
+
+
+def test_item15_file_storage_dir_may_change_without_file_instances(cluster):
+    result = cluster_op.present(cluster, init_spec(file_storage_dir="/srv/elsewhere"))
+    assert result["changed"] is True
+    assert cluster.store.load().cluster.file_storage_dir == "/srv/elsewhere"

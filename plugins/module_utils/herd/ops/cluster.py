@@ -249,6 +249,23 @@ def _check_modify(before: Config, after: Config) -> None:
             i.disk_template in ("plain", "drbd") for i in before.instances.values()):
         raise PrerequisiteError("cannot change volume_group while instances have LVM disks in "
                                 f"{before.cluster.volume_group}")
+    # file disks and cloud-init seeds are found under these directories: moving the setting
+    # would leave every such instance pointing nowhere
+    for key, template in (("file_storage_dir", "file"), ("shared_file_storage_dir", "sharedfile")):
+        if getattr(before.cluster, key) != getattr(after.cluster, key):
+            users = sorted(i.name for i in before.instances.values() if _uses_dir(i, template))
+            if users:
+                raise PrerequisiteError(f"cannot change {key} from {getattr(before.cluster, key)} to "
+                                        f"{getattr(after.cluster, key)} while instances keep files there: "
+                                        f"{users}; remove them first")
+
+
+def _uses_dir(inst: Any, template: str) -> bool:
+    """Whether ``inst`` keeps files in ``template``'s storage directory (disks, or its cloud-init
+    seed, which lives in the file directory unless the instance is sharedfile)."""
+    if inst.disk_template == template:
+        return True
+    return template == "file" and inst.os == "cloud_init" and inst.disk_template != "sharedfile"
 
 
 def absent(ctx: Context, spec: Dict[str, Any], remove_instance: Any = None) -> Dict[str, Any]:
