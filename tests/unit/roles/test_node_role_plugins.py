@@ -129,3 +129,16 @@ def test_kvm_probe_firmware_exits_through_isa_debug_exit() -> None:
 def test_item9_a_bridge_name_with_a_trailing_newline_is_refused() -> None:
     problems, _b, _s = validate({"bridges": [{"name": "br0\n", "port": "eth0"}], "secondary": None}, LINKS)
     assert any("bridge name 'br0\\n' is not a valid interface name" in p for p in problems)
+
+
+def test_item16_node_base_writes_the_known_hosts_block_node_add_reads() -> None:
+    import pathlib
+
+    import yaml
+    from ansible_collections.herd.cluster.plugins.module_utils.herd.rpc import MANAGED_BLOCK
+
+    tasks = yaml.safe_load((pathlib.Path(__file__).resolve().parents[3] / "roles" / "node_base" / "tasks"
+                            / "ssh.yml").read_text())
+    markers = [t["ansible.builtin.blockinfile"]["marker"] for t in tasks if "ansible.builtin.blockinfile" in t
+               and "known_hosts" in t["ansible.builtin.blockinfile"]["path"]]
+    assert markers == [f"# {{mark}} {MANAGED_BLOCK}"]
