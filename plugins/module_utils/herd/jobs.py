@@ -14,7 +14,6 @@ finds those for the next operation and for ``cluster_verify``.
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import time
@@ -23,7 +22,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from .config import read_json, write_json_atomic, write_text_atomic
 from .errors import ConfigError, HerdError, LockError
-from .names import check_lock_subject, check_simple
+from .names import check_lock_subject, check_simple, file_stem
 
 SECRET_KEYS = ("secret", "password", "passwd", "vnc_password", "private_key", "token")
 
@@ -112,17 +111,13 @@ class Locks:
 
 
 def lock_filename(kind: str, name: str = "") -> str:
-    """The lock file of ``kind``/``name``: ``kind.name`` when it fits a file name of 64, else
-    ``kind._`` and the SHA-256 of the name (names are up to 253 characters; '_' never starts
-    a host name, so an encoded file cannot be another name's)."""
+    """The lock file of ``kind``/``name``: ``kind.name`` when it fits 64 characters, else
+    ``kind._`` and the SHA-256 of the name (``names.file_stem``)."""
     check_simple(kind, "lock kind")
     if not name:
         return kind
     check_lock_subject(name)
-    plain = f"{kind}.{name}"
-    if len(plain) <= 64:
-        return plain
-    return f"{kind}._{hashlib.sha256(name.encode('utf-8')).hexdigest()}"
+    return f"{kind}.{file_stem(name, 64 - len(kind) - 1)}"
 
 
 def _read_holder(fd: int) -> str:

@@ -4,6 +4,7 @@ One place for the rule: callers use ``check_*`` before the value is used. Every 
 matches the whole value (``fullmatch`` and ``\\Z``): ``$`` would also accept a trailing newline.
 """
 
+import hashlib
 import re
 
 from .errors import ValidationError
@@ -86,3 +87,12 @@ def check_abs_path(value: object, kind: str = "path") -> str:
             or any(part in ("..",) for part in value.split("/"))):
         raise ValidationError(f"invalid {kind} {value!r}: expected an absolute path without '..'")
     return value
+
+
+def file_stem(value: str, limit: int = 64) -> str:
+    """``value`` as part of a file name: as it is when it has at most ``limit`` characters,
+    else '_' and its SHA-256 (names are up to 253 characters, a file name 255 bytes; '_'
+    starts no host name, so an encoded stem is never another name's)."""
+    if len(value) <= limit:
+        return value
+    return "_" + hashlib.sha256(value.encode("utf-8")).hexdigest()

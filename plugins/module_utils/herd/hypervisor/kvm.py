@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 from .. import names
 from ..errors import ValidationError
 from . import tap as taps
-from .base import Hypervisor, HypervisorError, InstanceSpec, run_dir
+from .base import Hypervisor, HypervisorError, InstanceSpec, ensure_uefi_vars, run_dir
 from .qmp import QMP, QMPError
 
 QEMU = "qemu-system-x86_64"
@@ -357,11 +357,9 @@ class KVM(Hypervisor):
         if problems:
             raise HypervisorError("; ".join(problems))
         os.makedirs(os.path.dirname(paths.pid), mode=0o750, exist_ok=True)
-        if spec.hvparams["firmware"] == "uefi" and spec.uefi_vars and not os.path.exists(spec.uefi_vars):
-            # the instance's own variables file: copied once, then kept with the instance
-            os.makedirs(os.path.dirname(spec.uefi_vars), exist_ok=True)
-            shutil.copyfile(OVMF_VARS_TEMPLATE, spec.uefi_vars + ".tmp")
-            os.replace(spec.uefi_vars + ".tmp", spec.uefi_vars)
+        if spec.hvparams["firmware"] == "uefi" and spec.uefi_vars:
+            # the instance's own variables file: copied once (0600), then kept with the instance
+            ensure_uefi_vars(spec.uefi_vars, OVMF_VARS_TEMPLATE)
         if not spec.machine:
             spec.machine = resolve_machine(spec.hvparams["machine_type"], self.qemu)
         argv = build_command(spec, paths, incoming=incoming, qemu=self.qemu)
