@@ -13,7 +13,6 @@ there is no trust-on-first-use anywhere.
 """
 
 import json
-import os
 import socket
 import subprocess
 import threading
