@@ -172,6 +172,12 @@ class Job:
         entry["end_ts"] = time.time()
         self._save()
 
+    def record_created(self, resource: Dict[str, Any]) -> None:
+        """Record a resource this job is about to create (before it exists, so that a job killed
+        half-way still names it); recovery of an interrupted job removes exactly these."""
+        self.data.setdefault("created", []).append(redact(resource))
+        self._save()
+
     def log(self, message: str) -> None:
         """A progress line for the current step (e.g. migration transferred/total)."""
         if self.data["steps"]:
