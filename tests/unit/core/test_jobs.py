@@ -135,8 +135,8 @@ def test_running_job_of_this_process_is_not_interrupted(tmp_path):
 def test_item4_the_journal_withholds_all_of_osparams(tmp_path):
     journal = Journal(str(tmp_path))
     user_data = "#cloud-config\nchpasswd: {list: 'root:Sup3rS3cret'}\n"
-    job = journal.open("instance_add", {"name": "web1", "osparams": {"user_data": user_data,
-                                                                       "image": "/srv/img.qcow2"}})
+    osparams = {"user_data": user_data, "image": "/srv/img.qcow2"}
+    job = journal.open("instance_add", {"name": "web1", "osparams": osparams})
     with job.step("create", spec={"osparams": {"network_config": {"wifi_psk": "p4ss"}}}):
         pass
     raw = open(journal.path(job.id)).read()
