@@ -164,7 +164,7 @@ try:
 except ImportError:
     HAS_NETADDR = False
 
-IFNAME_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$')
+IFNAME_RE = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}')
 HEADER = '# Managed by herd.cluster.node_network; changes are overwritten.\n'
 
 
@@ -201,7 +201,7 @@ def parse_vlans(values, what):
     vids = set()
     for value in values:
         text = str(value).strip()
-        match = re.match(r'^(\d+)(?:-(\d+))?$', text)
+        match = re.fullmatch(r'(\d+)(?:-(\d+))?', text)
         if not match:
             raise Invalid('%s: %r is not a VLAN id or range (like 10 or 100-110)' % (what, value))
         low = int(match.group(1))
@@ -390,7 +390,7 @@ def validate(params, links):
         bridge = dict(raw)
         try:
             name = bridge['name']
-            if not isinstance(name, str) or not IFNAME_RE.match(name):
+            if not isinstance(name, str) or not IFNAME_RE.fullmatch(name):
                 raise Invalid('%s: bridge name %r is not a valid interface name (at most 15 of letters, digits, '
                               '_.-)' % (what, name))
             what = 'bridge %s' % name
@@ -399,7 +399,7 @@ def validate(params, links):
             names.add(name)
             port = bridge.get('port')
             if port is not None:
-                if not isinstance(port, str) or not IFNAME_RE.match(port):
+                if not isinstance(port, str) or not IFNAME_RE.fullmatch(port):
                     raise Invalid('%s: port %r is not a valid interface name' % (what, port))
                 if port not in links:
                     raise Invalid('%s: port %s does not exist on this node (interfaces here: %s)'
@@ -435,7 +435,7 @@ def validate(params, links):
     if secondary:
         try:
             iface = secondary['interface']
-            if not isinstance(iface, str) or not IFNAME_RE.match(iface):
+            if not isinstance(iface, str) or not IFNAME_RE.fullmatch(iface):
                 raise Invalid('secondary: interface %r is not a valid interface name' % iface)
             if iface not in links and iface not in names:
                 raise Invalid('secondary: interface %s does not exist on this node (interfaces here: %s)'

@@ -316,7 +316,7 @@ def test_qmp_reports_running(booted):
 
 def test_tap_is_up_on_the_bridge(booted):
     a = booted["a"]
-    tap = taps.tap_name(NAME, 0)
+    tap = taps.tap_name(booted["spec"]["uuid"], 0)
     link = json.loads(sh("ip", "-n", a.ns, "-j", "link", "show", "dev", tap))[0]
     assert (a.links_on_bridge(), "UP" in link["flags"]) == ([tap], True)
 
@@ -382,7 +382,7 @@ def test_after_migration_the_target_runs_and_writes_the_shared_disk(booted):
     status = b.ok("instance_status", name=NAME)
     assert (status["status"], status["qemu_status"]) == ("running", "running")
     assert wait_disk_counter(booted["disk"], above=seen, timeout=30) > seen
-    assert b.links_on_bridge() == [taps.tap_name(NAME, 0)]
+    assert b.links_on_bridge() == [taps.tap_name(booted["spec"]["uuid"], 0)]
 
 
 # --- a failed migration B -> A: the target is killed mid-way ---------------------------
@@ -529,7 +529,8 @@ def test_stop_kills_a_guest_that_ignores_acpi_after_the_timeout(env):
 
 def test_dead_qemu_is_an_error_until_cleaned_up(env):
     a = env["a"]
-    started = a.ok("instance_start", spec=idle_spec(env, "crash1"))
+    spec = idle_spec(env, "crash1")
+    started = a.ok("instance_start", spec=spec)
     os.kill(started["pid"], signal.SIGKILL)
     while pid_alive(started["pid"]):
         time.sleep(0.05)
@@ -537,7 +538,7 @@ def test_dead_qemu_is_an_error_until_cleaned_up(env):
     cleaned = a.ok("instance_cleanup", name="crash1")
     assert (status["status"], f"QEMU process {started['pid']} from the pidfile is gone" in status["detail"]) == \
         ("error", True)
-    assert (taps.tap_name("crash1", 0) in " ".join(cleaned["cleaned"]),
+    assert (taps.tap_name(spec["uuid"], 0) in " ".join(cleaned["cleaned"]),
             a.ok("instance_status", name="crash1")["status"], a.taps()) == (True, "stopped", [])
 
 

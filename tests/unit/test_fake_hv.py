@@ -223,19 +223,70 @@ def test_spec_under_instance_with_the_hypervisor_inside_it(nodes):
     assert nodes[0].ok("instance_status", name="web1")["status"] == "running"
 
 
-def test_uefi_vars_default_to_the_node_state_dir(nodes):
+def test_item14_uefi_vars_default_to_a_node_file_keyed_by_the_uuid(nodes):
     data = dict(spec(), hvparams={"firmware": "uefi"})
     nodes[0].ok("instance_start", spec=data)
     stored = nodes[0].ok("instance_info", name="web1")["runtime"]["spec"]
-    assert stored["uefi_vars"] == os.path.join(nodes[0].state_dir, "uefi", "web1.OVMF_VARS.fd")
+    assert stored["uefi_vars"] == os.path.join(nodes[0].state_dir, "uefi", f"{data['uuid']}.OVMF_VARS.fd")
 
 
-def test_cleanup_with_purge_removes_the_uefi_vars_file(nodes):
-    vars_file = os.path.join(nodes[0].state_dir, "uefi", "web1.OVMF_VARS.fd")
-    os.makedirs(os.path.dirname(vars_file))
-    open(vars_file, "wb").close()
-    nodes[0].ok("instance_cleanup", name="web1", purge=True)
-    assert not os.path.exists(vars_file)
+def test_item14_a_new_instance_of_an_old_name_gets_other_uefi_vars(nodes, monkeypatch):
+    monkeypatch.setenv("HERD_STATE_DIR", nodes[0].state_dir)
+    assert base.default_uefi_vars(str(uuid.uuid4())) != base.default_uefi_vars(str(uuid.uuid4()))
+
+
+def test_item14_purge_removes_the_uuid_keyed_and_the_old_name_keyed_vars(nodes):
+    data = spec()
+    directory = os.path.join(nodes[0].state_dir, "uefi")
+    os.makedirs(directory)
+    files = [os.path.join(directory, f"{data['uuid']}.OVMF_VARS.fd"), os.path.join(directory, "web1.OVMF_VARS.fd")]
+    for path in files:
+        open(path, "wb").close()
+    cleaned = nodes[0].ok("instance_cleanup", name="web1", uuid=data["uuid"], purge=True)["cleaned"]
+    assert sorted(cleaned) == sorted(files) and os.listdir(directory) == []
+
+
+def test_item14_the_uefi_vars_file_is_private_from_its_creation(tmp_path):
+    template = tmp_path / "OVMF_VARS_4M.fd"
+    template.write_bytes(b"\x01" * 4096)
+    template.chmod(0o644)
+    path = str(tmp_path / "uefi" / "x.OVMF_VARS.fd")
+    old = os.umask(0o022)
+    try:
+        assert base.ensure_uefi_vars(path, str(template)) is True
+    finally:
+        os.umask(old)
+    assert (os.stat(path).st_mode & 0o777, open(path, "rb").read()) == (0o600, b"\x01" * 4096)
+    os.chmod(path, 0o644)  # a file from before: kept, made private
+    assert base.ensure_uefi_vars(path, str(template)) is False and os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_item14_uefi_vars_are_carried_between_nodes_and_never_under_a_running_qemu(nodes):
+    data = dict(spec(), hvparams={"firmware": "uefi"})
+    source = os.path.join(nodes[0].state_dir, "uefi", f"{data['uuid']}.OVMF_VARS.fd")
+    os.makedirs(os.path.dirname(source))
+    with open(source, "wb") as handle:
+        handle.write(b"boot-entries" * 100)
+    got = nodes[0].ok("uefi_vars_get", name="web1", uuid=data["uuid"])
+    put = nodes[1].ok("uefi_vars_put", name="web1", uuid=data["uuid"], data=got["data"], sha256=got["sha256"])
+    target = os.path.join(nodes[1].state_dir, "uefi", f"{data['uuid']}.OVMF_VARS.fd")
+    assert (put["changed"], open(target, "rb").read(), os.stat(target).st_mode & 0o777) == \
+        (True, b"boot-entries" * 100, 0o600)
+    nodes[1].ok("instance_start", spec=data)
+    answer = nodes[1].call("uefi_vars_put", name="web1", uuid=data["uuid"], data=got["data"], sha256=got["sha256"])
+    assert not answer["ok"] and "is running on this node" in answer["error"]
+
+
+def test_item14_only_ovmf_vars_files_are_read_written_or_removed(nodes):
+    answer = nodes[0].call("uefi_vars_get", name="web1", uefi_vars="/root/.ssh/id_ed25519")
+    assert not answer["ok"] and "OVMF_VARS.fd" in answer["error"]
+
+
+def test_item10_a_253_character_instance_name_can_be_locked_on_the_node(nodes, monkeypatch):
+    monkeypatch.setenv("HERD_RUN_DIR", os.path.join(nodes[0].state_dir, "run"))
+    longest = ".".join(["a" * 63] * 3 + ["b" * 61])
+    with base.instance_lock(longest, "test", timeout=1):
+        pass
 
 
 def test_list_leaves_out_instances_in_error_unless_asked(nodes):

@@ -2,6 +2,7 @@
 
 import os
 import stat
+import uuid as uuidlib
 
 import pytest
 
@@ -240,7 +241,7 @@ def test_cdrom_is_an_ide_cd():
 
 def test_nic_is_a_tap_with_virtio_net_and_the_mac():
     argv = build()
-    name = tap.tap_name("web1.example.org", 0)
+    name = tap.tap_name(UUID, 0)
     assert value_after(argv, "-netdev") == [f"tap,id=net0,ifname={name},script=no,downscript=no"]
     assert "virtio-net-pci,netdev=net0,id=virtio-net0,mac=aa:00:00:12:34:56" in value_after(argv, "-device")
 
@@ -249,17 +250,19 @@ def test_no_nics_no_netdev():
     assert "-netdev" not in build(make_spec(nics=[]))
 
 
-def test_tap_names_are_short_deterministic_and_per_instance_and_index():
-    names = {tap.tap_name(f"instance{i}.example.org", n) for i in range(50) for n in range(8)}
+def test_item13_tap_names_come_from_the_instance_uuid_and_the_nic_index():
+    uuids = [str(uuidlib.uuid4()) for _i in range(50)]
+    names = {tap.tap_name(u, n) for u in uuids for n in range(8)}
     assert len(names) == 400
     assert all(len(n) <= 15 and n.startswith("hv") for n in names)
-    assert tap.tap_name("web1", 1) == tap.tap_name("web1", 1)
+    assert tap.tap_name(UUID, 1) == tap.tap_name(UUID, 1) == "hv" + UUID.replace("-", "")[:11] + "1"
+    # the name of an instance plays no part: a new instance of an old name gets other taps
+    assert tap.tap_name(str(uuidlib.uuid4()), 0) != tap.tap_name(UUID, 0)
 
 
-def test_tap_pattern_matches_only_that_instances_taps():
-    pattern = tap.tap_pattern("web1")
-    assert pattern.match(tap.tap_name("web1", 3))
-    assert not pattern.match(tap.tap_name("web2", 3))
+def test_item13_a_tap_name_needs_a_uuid():
+    with pytest.raises(ValidationError, match="invalid UUID"):
+        tap.tap_name("web1.example.org", 0)
 
 
 def test_invalid_mac_is_rejected():
@@ -383,8 +386,9 @@ def test_tap_creation_commands_on_a_vlan_aware_bridge(tmp_path, monkeypatch):
     monkeypatch.setattr(tap, "SYS_NET", str(fake_sysnet(tmp_path, 1)))
     commands = []
     monkeypatch.setattr(tap, "_ip", lambda args, what: commands.append(" ".join(args)))
-    tap.create("hv12345678", "br0", 100, "NIC 0 of web1")
+    tap.create("hv12345678", "br0", 100, "NIC 0 of web1", UUID, "web1")
     assert commands == ["ip tuntap add dev hv12345678 mode tap vnet_hdr",
+                        f"ip link set dev hv12345678 alias herd {UUID} web1",
                         "ip link set dev hv12345678 mtu 9000",
                         "ip link set dev hv12345678 master br0",
                         "bridge vlan del dev hv12345678 vid 1",
@@ -396,7 +400,7 @@ def test_tap_without_vlan_gets_no_bridge_vlan_commands(tmp_path, monkeypatch):
     monkeypatch.setattr(tap, "SYS_NET", str(fake_sysnet(tmp_path, 1)))
     commands = []
     monkeypatch.setattr(tap, "_ip", lambda args, what: commands.append(" ".join(args)))
-    tap.create("hv12345678", "br0", None, "NIC 0 of web1")
+    tap.create("hv12345678", "br0", None, "NIC 0 of web1", UUID, "web1")
     assert not [c for c in commands if c.startswith("bridge")]
 
 
@@ -404,4 +408,4 @@ def test_tap_with_vlan_on_a_plain_bridge_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(tap, "SYS_NET", str(fake_sysnet(tmp_path, 0)))
     monkeypatch.setattr(tap, "_ip", lambda args, what: pytest.fail(f"ran {args}"))
     with pytest.raises(base.HypervisorError, match="vlan 100 needs a VLAN-aware bridge"):
-        tap.create("hv12345678", "br0", 100, "NIC 0 of web1")
+        tap.create("hv12345678", "br0", 100, "NIC 0 of web1", UUID, "web1")

@@ -196,3 +196,43 @@ def test_an_image_with_a_backing_file_is_refused(tmp_path):
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, str(overlay)], check=True)
     with pytest.raises(StorageError, match=f"has a backing file \\({base}\\)"):
         osprov.check_image(Runner(), str(overlay))
+
+
+@needs_qemu_img
+def test_item2_a_qcow2_with_an_external_data_file_is_refused(tmp_path):
+    secret = tmp_path / "id_rsa"
+    secret.write_bytes(b"-----BEGIN PRIVATE KEY-----\n" + b"x" * 4000)
+    crafted = tmp_path / "crafted.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"data_file={secret},data_file_raw=on",
+                    str(crafted), "1M"], check=True)
+    disk = empty_disk(tmp_path / "disk0", 4)
+    with pytest.raises(StorageError, match=f"external data file \\({secret}\\)"):
+        osprov.install_image(Runner(), str(crafted), disk)
+    with open(disk, "rb") as handle:
+        assert handle.read(4096) == b"\0" * 4096  # nothing of the key reached the disk
+
+
+@needs_qemu_img
+def test_item2_a_vmdk_whose_extent_is_another_file_is_refused(tmp_path):
+    descriptor = tmp_path / "flat.vmdk"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=monolithicFlat",
+                    str(descriptor), "1M"], check=True)
+    with pytest.raises(StorageError, match="refers to other files"):
+        osprov.check_image(Runner(), str(descriptor))
+
+
+@needs_qemu_img
+def test_item2_a_single_file_vmdk_is_self_contained(tmp_path):
+    image = tmp_path / "one.vmdk"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", raw_with_mbr(tmp_path / "src.raw"),
+                    str(image)], check=True)
+    assert osprov.check_image(Runner(), str(image))["format"] == "vmdk"
+
+
+@pytest.mark.parametrize("info", [
+    {"format": "qcow2", "children": [{"name": "data-file", "info": {"filename": "/etc/shadow"}}]},
+    {"format": "qed", "full-backing-filename": "/dev/vg/other"},
+])
+def test_item2_any_other_file_qemu_img_reports_is_refused(info):
+    with pytest.raises(StorageError, match="/etc/shadow|/dev/vg/other"):
+        osprov.check_self_contained(info, "/srv/images/img")

@@ -390,9 +390,14 @@ def read_json(path: str, what: str) -> Any:
 
 def write_json_atomic(path: str, data: Any, mode: int = 0o600) -> None:
     """Temp file in the same directory, fsync, rename, fsync the directory."""
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n", mode)
+
+
+def write_text_atomic(path: str, text: str, mode: int = 0o600) -> None:
+    """Temp file in the same directory, fsync, rename, fsync the directory."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    payload = (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8")
+    payload = text.encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
     try:
         os.fchmod(fd, mode)

@@ -20,23 +20,35 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from .config import read_json, write_json_atomic
+from .config import read_json, write_json_atomic, write_text_atomic
 from .errors import ConfigError, HerdError, LockError
-from .names import check_simple
+from .names import check_lock_subject, check_simple, file_stem
 
 SECRET_KEYS = ("secret", "password", "passwd", "vnc_password", "private_key", "token")
 
 STATUSES = ("queued", "running", "success", "error")
 
 
+# Keys whose whole value is withheld: OS parameters carry passwords, keys and user data under
+# names no list of secret-looking words can foresee.
+REDACTED_WHOLE = ("osparams",)
+REDACTED = "********"
+
+
 def redact(value: Any) -> Any:
-    """Copy of ``value`` with every secret-looking key's value replaced."""
+    """Copy of ``value`` with every secret-looking key's value, and all of ``osparams``, replaced."""
     if isinstance(value, dict):
-        return {k: ("********" if any(s in str(k).lower() for s in SECRET_KEYS) else redact(v))
-                for k, v in value.items()}
+        return {k: (REDACTED if _withheld(k, v) else redact(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
+
+
+def _withheld(key: Any, value: Any) -> bool:
+    name = str(key).lower()
+    if name in REDACTED_WHOLE:
+        return value not in (None, {})  # keep "none given" readable
+    return any(s in name for s in SECRET_KEYS)
 
 
 class Locks:
@@ -56,7 +68,7 @@ class Locks:
     def lock(self, kind: str, name: str = "", timeout: Optional[float] = None, shared: bool = False
              ) -> Iterator[None]:
         label = f"{kind}:{name}" if name else kind
-        filename = check_simple(f"{kind}.{name}" if name else kind, "lock name")
+        filename = lock_filename(kind, name)
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         path = os.path.join(self.dir, filename)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -96,6 +108,16 @@ class Locks:
 
     def instance(self, name: str, timeout: Optional[float] = None):
         return self.lock("instance", name, timeout=timeout)
+
+
+def lock_filename(kind: str, name: str = "") -> str:
+    """The lock file of ``kind``/``name``: ``kind.name`` when it fits 64 characters, else
+    ``kind._`` and the SHA-256 of the name (``names.file_stem``)."""
+    check_simple(kind, "lock kind")
+    if not name:
+        return kind
+    check_lock_subject(name)
+    return f"{kind}.{file_stem(name, 64 - len(kind) - 1)}"
 
 
 def _read_holder(fd: int) -> str:
@@ -150,6 +172,12 @@ class Job:
         entry["end_ts"] = time.time()
         self._save()
 
+    def record_created(self, resource: Dict[str, Any]) -> None:
+        """Record a resource this job is about to create (before it exists, so that a job killed
+        half-way still names it); recovery of an interrupted job removes exactly these."""
+        self.data.setdefault("created", []).append(redact(resource))
+        self._save()
+
     def log(self, message: str) -> None:
         """A progress line for the current step (e.g. migration transferred/total)."""
         if self.data["steps"]:
@@ -197,17 +225,31 @@ class Journal:
         self.counter = os.path.join(state_dir, "jobs", "next_id")
 
     def _next_id(self) -> int:
+        """The next job id, never one used before: the larger of the counter and the highest
+        job file + 1 (a lost or stale counter cannot restart ids), written to a temp file,
+        fsynced and renamed over the counter under a lock of its own."""
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        fd = os.open(self.counter, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.counter + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            raw = os.pread(fd, 64, 0).decode().strip()
-            job_id = int(raw) if raw.isdigit() else 1
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(job_id + 1).encode(), 0)
+            try:
+                with open(self.counter, encoding="ascii") as handle:
+                    raw = handle.read().strip()
+            except (OSError, UnicodeDecodeError):
+                raw = ""
+            job_id = max(int(raw) if raw.isdigit() else 1, self._highest_id() + 1)
+            write_text_atomic(self.counter, f"{job_id + 1}\n")
             return job_id
         finally:
             os.close(fd)
+
+    def _highest_id(self) -> int:
+        highest = 0
+        for name in os.listdir(self.dir):
+            stem = name[:-len(".json")] if name.endswith(".json") else ""
+            if stem.isdigit():
+                highest = max(highest, int(stem))
+        return highest
 
     def open(self, opcode: str, params: Dict[str, Any]) -> Job:
         data = {

@@ -4,14 +4,15 @@
 stdout. The remote command is the fixed agent path; every argument travels in
 the JSON, so nothing is ever interpolated into a shell.
 
-Host keys: a node's keys are recorded in the cluster config at node add (read
-from the master's known_hosts, which the node_base role fills from the keys
-the nodes present to Ansible). Afterwards only the recorded keys are accepted
-(RejectPolicy); there is no trust-on-first-use anywhere.
+Host keys: a node's keys are recorded in the cluster config at node add, read
+only from herd's own managed block of the master's known_hosts, which the
+node_base role fills from the keys the nodes present to Ansible. Any other line
+of that file (an operator's ``ssh`` accepting a key on first use, another tool)
+is never taken. Afterwards only the recorded keys are accepted (RejectPolicy);
+there is no trust-on-first-use anywhere.
 """
 
 import json
-import os
 import socket
 import subprocess
 import threading
@@ -34,13 +35,40 @@ class Endpoint:
     host_keys: Dict[str, str] = field(default_factory=dict)
 
 
+# The block the node_base role manages in known_hosts (ansible.builtin.blockinfile markers).
+MANAGED_BLOCK = "herd cluster host keys (herd.cluster.node_base)"
+
+
+def managed_known_hosts_lines(known_hosts: str) -> List[str]:
+    """The lines of herd's managed block of ``known_hosts``, and nothing else of the file."""
+    try:
+        with open(known_hosts, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return []
+    lines: List[str] = []
+    inside = False
+    for line in text.splitlines():
+        if line.strip() == f"# BEGIN {MANAGED_BLOCK}":
+            inside, lines = True, []  # a block opened twice: only the last one counts
+        elif line.strip() == f"# END {MANAGED_BLOCK}":
+            if inside:
+                return lines
+        elif inside:
+            lines.append(line)
+    return []  # no complete block: nothing herd wrote
+
+
 def known_host_keys(known_hosts: str, names: Sequence[str], port: int = 22) -> Dict[str, str]:
-    """Keys recorded for any of ``names`` in an OpenSSH known_hosts file."""
+    """Keys herd's managed block of an OpenSSH known_hosts file records for any of ``names``."""
     import paramiko
 
-    if not os.path.exists(known_hosts):
-        return {}
-    keys = paramiko.HostKeys(known_hosts)
+    keys = paramiko.HostKeys()
+    for line in managed_known_hosts_lines(known_hosts):
+        entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+        if entry is not None and entry.key is not None:
+            for hostname in entry.hostnames:
+                keys.add(hostname, entry.key.get_name(), entry.key)
     for name in names:
         entry = keys.lookup(name if port == 22 else f"[{name}]:{port}")
         if entry:

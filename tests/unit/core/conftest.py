@@ -6,6 +6,7 @@ from plugins.module_utils.herd.allocator import placement as allocator_placement
 from plugins.module_utils.herd.config import ConfigStore
 from plugins.module_utils.herd.jobs import Journal
 from plugins.module_utils.herd.ops.common import Context
+from plugins.module_utils.herd.rpc import MANAGED_BLOCK
 
 from .fakes import FakeNode, FakeRpc
 
@@ -31,7 +32,9 @@ def first_fit(monkeypatch):
 def ctx(tmp_path, nodes):
     store = ConfigStore(str(tmp_path / "state"))
     known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text("".join(f"{n.name},{n.addresses[0]} ssh-ed25519 {n.host_key}\n" for n in nodes[:3]))
+    known_hosts.write_text(f"# BEGIN {MANAGED_BLOCK}\n"
+                           + "".join(f"{n.name},{n.addresses[0]} ssh-ed25519 {n.host_key}\n" for n in nodes[:3])
+                           + f"# END {MANAGED_BLOCK}\n")
     context = Context(store=store, journal=Journal(store.state_dir), rpc=FakeRpc(nodes, nodes[0], store),
                       local_node="node1", known_hosts=str(known_hosts), lock_timeout=2)
     return context

@@ -1,8 +1,10 @@
 import multiprocessing
+import os
 
 import pytest
 
-from plugins.module_utils.herd.errors import LockError
+from plugins.module_utils.herd import names
+from plugins.module_utils.herd.errors import LockError, ValidationError
 from plugins.module_utils.herd.jobs import Journal, Locks, redact
 
 
@@ -128,3 +130,76 @@ def test_running_job_of_this_process_is_not_interrupted(tmp_path):
     journal = Journal(str(tmp_path))
     journal.open("x", {}).start()
     assert journal.interrupted() == []
+
+
+def test_item4_the_journal_withholds_all_of_osparams(tmp_path):
+    journal = Journal(str(tmp_path))
+    user_data = "#cloud-config\nchpasswd: {list: 'root:Sup3rS3cret'}\n"
+    osparams = {"user_data": user_data, "image": "/srv/img.qcow2"}
+    job = journal.open("instance_add", {"name": "web1", "osparams": osparams})
+    with job.step("create", spec={"osparams": {"network_config": {"wifi_psk": "p4ss"}}}):
+        pass
+    raw = open(journal.path(job.id)).read()
+    assert "Sup3rS3cret" not in raw and "p4ss" not in raw and "/srv/img.qcow2" not in raw
+    assert journal.get(job.id)["params"]["name"] == "web1"
+
+
+def test_item10_instance_names_up_to_253_characters_can_be_locked(tmp_path):
+    label = "a" * 63
+    longest = names.check_instance_name(".".join([label, label, label, "b" * 61]))
+    assert len(longest) == 253
+    locks = Locks(str(tmp_path), "me", timeout=0.2)
+    with locks.instance(longest):
+        pass
+    assert all(len(name) <= 255 for name in os.listdir(tmp_path / "locks"))
+
+
+def hold_instance_lock(state_dir, name, ready, release):
+    with Locks(state_dir, "job 9 (instance_add)").instance(name):
+        ready.set()
+        release.wait(10)
+
+
+def test_item10_long_names_that_share_a_prefix_have_separate_locks(tmp_path):
+    prefix = "web-" + "x" * 70
+    first, second = prefix + ".example.org", prefix + ".example.net"
+    ready, release = multiprocessing.Event(), multiprocessing.Event()
+    proc = multiprocessing.Process(target=hold_instance_lock, args=(str(tmp_path), first, ready, release))
+    proc.start()
+    try:
+        assert ready.wait(10)
+        with Locks(str(tmp_path), "me", timeout=0.3).instance(second):
+            pass
+        with pytest.raises(LockError, match="held by job 9"):
+            with Locks(str(tmp_path), "me", timeout=0.3).instance(first):
+                pass
+    finally:
+        release.set()
+        proc.join(10)
+
+
+def test_item10_a_lock_name_with_a_path_is_refused(tmp_path):
+    with pytest.raises(ValidationError, match="invalid lock name"):
+        with Locks(str(tmp_path), "me").instance("../../etc/passwd" + "x" * 70):
+            pass
+
+
+def test_item11_a_lost_counter_never_restarts_ids_at_1(tmp_path):
+    journal = Journal(str(tmp_path))
+    ids = [journal.open("x", {}).id for _job in range(3)]
+    os.unlink(journal.counter)  # a crash between truncate and write left nothing
+    assert journal.open("x", {}).id == ids[-1] + 1
+    with open(journal.counter, "w") as handle:
+        handle.write("")  # an empty counter
+    assert journal.open("x", {}).id == ids[-1] + 2
+    assert len(os.listdir(journal.dir)) - 2 == 5  # no job file was overwritten (counter, its lock)
+
+
+def test_item11_the_counter_is_replaced_by_rename_not_rewritten_in_place(tmp_path):
+    journal = Journal(str(tmp_path))
+    journal.open("x", {})
+    before = os.stat(journal.counter).st_ino
+    job = journal.open("x", {})
+    assert os.stat(journal.counter).st_ino != before
+    with open(journal.counter) as handle:
+        assert handle.read() == f"{job.id + 1}\n"

@@ -58,3 +58,20 @@ def test_bad_sizes_name_the_value(bad):
 
 def test_format_mib_uses_the_largest_whole_unit():
     assert [format_mib(v) for v in (512, 2048, 1048576)] == ["512M", "2G", "1T"]
+
+
+@pytest.mark.parametrize("check, value", [
+    (names.check_hostname, "node1\n"),
+    (names.check_instance_name, "web1.example.org\n"),
+    (names.check_vg, "gnt\n"),
+    (names.check_ifname, "br0\n"),
+    (names.check_tag, "prod\n"),
+    (lambda v: names.check_simple(v, "disk name"), "disk0\n"),
+    (names.check_mac, "aa:00:00:12:34:56\n"),
+    (names.check_mac_prefix, "aa:00:00\n"),
+    (names.check_uuid, "0c8a1b6e-8a8b-4a3c-9d36-6a0b7d0d1e2f\n"),
+])
+def test_item9_a_trailing_newline_is_refused_by_every_name_check(check, value):
+    with pytest.raises(ValidationError, match="invalid"):
+        check(value)
+    assert check(value[:-1]) == value[:-1]

@@ -241,3 +241,48 @@ def test_init_on_a_candidate_of_a_cluster_names_that_cluster(cluster, nodes):
     write_json_atomic(cluster.store.path, config.to_dict())
     with pytest.raises(PrerequisiteError, match="node1 already belongs to cluster 'cluster.example' \\(master node2\\)"):
         cluster_op.present(cluster, init_spec(name="other.example"))
+
+
+def test_item15_file_storage_dir_cannot_change_while_file_instances_exist(cluster, first_fit):
+    from plugins.module_utils.herd.ops import instance as instance_op
+
+    instance_op.ensure(cluster, {"name": "web1", "state": "stopped", "disk_template": "file", "disks": ["1G"],
+                                 "memory": "256M", "hypervisor": "fake"})
+    serial = cluster.store.load().serial_no
+    with pytest.raises(PrerequisiteError, match=r"cannot change file_storage_dir .* instances keep files there: "
+                                                r"\['web1'\]"):
+        cluster_op.present(cluster, init_spec(file_storage_dir="/srv/elsewhere"))
+    assert cluster.store.load().serial_no == serial
+    # the shared directory holds no file disk: it may move
+    assert cluster_op.present(cluster, init_spec(shared_file_storage_dir="/srv/shared2"))["changed"] is True
+
+
+def test_item15_file_storage_dir_may_change_without_file_instances(cluster):
+    result = cluster_op.present(cluster, init_spec(file_storage_dir="/srv/elsewhere"))
+    assert result["changed"] is True
+    assert cluster.store.load().cluster.file_storage_dir == "/srv/elsewhere"
+
+
+def test_item16_node_add_ignores_known_hosts_lines_outside_herds_managed_block(ctx, nodes):
+    cluster_op.present(ctx, init_spec())
+    node4 = nodes[3]
+    with open(ctx.known_hosts, "a") as handle:  # e.g. an operator's ssh that accepted a key on first use
+        handle.write(f"{node4.name},{node4.addresses[0]} ssh-ed25519 {node4.host_key}\n")
+    with pytest.raises(PrerequisiteError, match="no SSH host key is known for node4 .* in herd's managed block"):
+        node_op.present(ctx, add_spec(4))
+    assert "node4" not in ctx.store.load().nodes
+
+
+def test_item16_node_add_takes_the_key_from_herds_managed_block(ctx, nodes):
+    cluster_op.present(ctx, init_spec())
+    node_op.present(ctx, add_spec(2))
+    assert ctx.store.load().nodes["node2"].ssh_host_keys == {"ssh-ed25519": nodes[1].host_key}
+
+
+def test_item16_a_line_before_the_block_cannot_override_the_managed_key(ctx, nodes):
+    cluster_op.present(ctx, init_spec())
+    text = open(ctx.known_hosts).read()
+    with open(ctx.known_hosts, "w") as handle:
+        handle.write(f"node2,198.51.100.12 ssh-ed25519 {nodes[3].host_key}\n" + text)  # a planted key
+    node_op.present(ctx, add_spec(2))
+    assert ctx.store.load().nodes["node2"].ssh_host_keys == {"ssh-ed25519": nodes[1].host_key}

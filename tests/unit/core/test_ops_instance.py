@@ -164,3 +164,52 @@ def test_restarted_always_restarts_and_applies_pending_changes(cluster, nodes, f
     assert result["actions"] == ["stop", "start"]
     assert nodes[0].running["web1"]["memory"] == 512
     assert cluster.store.load().instances["web1"].pending_restart is False
+
+
+IMAGE = {"os": "image", "osparams": {"image": "/srv/images/debian.raw"}}
+
+
+def interrupt_during(cluster, nodes, monkeypatch, verb):
+    """Run a create that dies at ``verb`` the way a killed process does: no rollback runs, and
+    its journal entry stays "running" under a pid that no longer exists."""
+    from plugins.module_utils.herd.jobs import Job
+
+    monkeypatch.setattr(Job, "rollback", lambda self: [])
+    for node in nodes:
+        node.fail[verb] = "killed"
+    with pytest.raises(Exception, match="killed"):
+        instance_op.ensure(cluster, spec(**IMAGE))
+    for node in nodes:
+        node.fail.pop(verb)
+    monkeypatch.undo()
+    job = cluster.journal.list(opcode="instance_create")[-1]
+    job.update(status="running", pid=2 ** 22 + 12345)
+    cluster.journal.write(job)
+    return job
+
+
+def test_item18_an_interrupted_create_records_the_disks_it_made(cluster, nodes, first_fit, monkeypatch):
+    job = interrupt_during(cluster, nodes, monkeypatch, "os_install")
+    made = [key.split("/")[1] for key in nodes[0].disks]
+    assert [e["kind"] for e in job["created"]] == ["disk", "os"]
+    assert [e["instance"]["disks"][e["index"]]["uuid"] for e in job["created"] if e["kind"] == "disk"] == made
+    assert "web1" not in cluster.store.load().instances
+
+
+def test_item18_recovery_removes_exactly_what_the_interrupted_create_made(cluster, nodes, first_fit, monkeypatch):
+    instance_op.ensure(cluster, spec(name="db1", state="stopped"))
+    others = dict(nodes[0].disks)  # another instance's disk on the same node
+    interrupt_during(cluster, nodes, monkeypatch, "os_install")
+    assert len(nodes[0].disks) == len(others) + 1
+    result = instance_op.ensure(cluster, spec(state="absent"))
+    assert result["changed"] is False
+    assert nodes[0].disks == others
+    assert any("removed disk 0 of web1 left by job" in w for w in cluster.warnings)
+    assert cluster.journal.interrupted() == []
+
+
+def test_item18_a_create_interrupted_after_its_commit_keeps_its_disks(cluster, nodes, first_fit, monkeypatch):
+    interrupt_during(cluster, nodes, monkeypatch, "instance_start")
+    inst = cluster.store.load().instances["web1"]
+    instance_op.ensure(cluster, spec(state="stopped", **IMAGE))
+    assert nodes[0].disks == {f"web1/{inst.disks[0].uuid}": 1024}

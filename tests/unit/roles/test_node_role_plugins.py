@@ -124,3 +124,21 @@ def test_kvm_probe_firmware_exits_through_isa_debug_exit() -> None:
     # reset vector: mov al, 0x31; out 0xf4, al; hlt
     assert image[0xFFF0:0xFFF5] == bytes([0xB0, 0x31, 0xE6, 0xF4, 0xF4])
     assert PROBE_RC == (0x31 << 1) | 1
+
+
+def test_item9_a_bridge_name_with_a_trailing_newline_is_refused() -> None:
+    problems, _b, _s = validate({"bridges": [{"name": "br0\n", "port": "eth0"}], "secondary": None}, LINKS)
+    assert any("bridge name 'br0\\n' is not a valid interface name" in p for p in problems)
+
+
+def test_item16_node_base_writes_the_known_hosts_block_node_add_reads() -> None:
+    import pathlib
+
+    import yaml
+    from ansible_collections.herd.cluster.plugins.module_utils.herd.rpc import MANAGED_BLOCK
+
+    tasks = yaml.safe_load((pathlib.Path(__file__).resolve().parents[3] / "roles" / "node_base" / "tasks"
+                            / "ssh.yml").read_text())
+    markers = [t["ansible.builtin.blockinfile"]["marker"] for t in tasks if "ansible.builtin.blockinfile" in t
+               and "known_hosts" in t["ansible.builtin.blockinfile"]["path"]]
+    assert markers == [f"# {{mark}} {MANAGED_BLOCK}"]

@@ -7,6 +7,8 @@ agent answers ``{"ok": false, "error": ...}`` with QEMU's own message where
 QEMU produced one).
 """
 
+import base64
+import hashlib
 import os
 from typing import Any, Dict
 
@@ -36,12 +38,13 @@ def spec_from_args(args: Dict[str, Any], key: str = "spec") -> InstanceSpec:
 def with_node_defaults(data: Dict[str, Any]) -> Dict[str, Any]:
     """Fill what the node decides when the master did not: the UEFI variables file.
 
-    Default: /var/lib/herd/uefi/<name>.OVMF_VARS.fd (node-local). The master should
-    pass ``uefi_vars`` on shared storage for sharedfile instances that migrate.
+    Default: /var/lib/herd/uefi/<uuid>.OVMF_VARS.fd (node-local, keyed by UUID). The
+    master passes ``uefi_vars`` on shared storage for sharedfile instances, and carries
+    a node-local file to the new node on migration and failover (``uefi_vars_get/put``).
     """
     hv = data.get("hvparams") or {}
     if hv.get("firmware") == "uefi" and not data.get("uefi_vars"):
-        data = dict(data, uefi_vars=base.default_uefi_vars(names.check_instance_name(data.get("name"))))
+        data = dict(data, uefi_vars=base.default_uefi_vars(names.check_uuid(data.get("uuid"))))
     return data
 
 
@@ -121,28 +124,83 @@ def instance_info(args: Dict[str, Any]) -> Dict[str, Any]:
 
 @verb("instance_cleanup")
 def instance_cleanup(args: Dict[str, Any]) -> Dict[str, Any]:
-    """args: {"hypervisor", "name", "purge": false, "uefi_vars": path (optional)}
+    """args: {"hypervisor", "name", "uuid"?, "purge": false, "uefi_vars": path (optional)}
 
     Removes what a stopped or dead instance left on this node (pidfile,
     sockets, taps, runtime file). ``purge: true`` (instance removal) also
-    removes its UEFI variables file: ``uefi_vars`` or the node default.
+    removes its UEFI variables file: ``uefi_vars`` or the node default of its
+    UUID (and a file of the name from before they were keyed by UUID).
     Refused while the instance runs here.
     """
     name = _name(args)
     with base.instance_lock(name, "instance_cleanup"):
         result = driver(args).cleanup(name)
         if args.get("purge"):
-            path = args.get("uefi_vars") or base.default_uefi_vars(name)
-            names.check_abs_path(path, "uefi_vars")
-            if not path.endswith(".fd"):
-                raise ValidationError(f"uefi_vars {path!r}: refusing to remove a file that is not a .fd")
-            try:
-                os.unlink(path)
-                result["cleaned"].append(path)
-                result["changed"] = True
-            except FileNotFoundError:
-                pass
+            paths = [base.legacy_uefi_vars(name)]
+            if args.get("uuid"):
+                paths.append(base.default_uefi_vars(names.check_uuid(args["uuid"])))
+            if args.get("uefi_vars"):
+                paths.append(base.check_uefi_vars_path(args["uefi_vars"]))
+            for path in paths:
+                try:
+                    os.unlink(path)
+                    result["cleaned"].append(path)
+                    result["changed"] = True
+                except FileNotFoundError:
+                    pass
         return result
+
+
+def _uefi_vars_path(args: Dict[str, Any]) -> str:
+    if args.get("uefi_vars"):
+        return base.check_uefi_vars_path(args["uefi_vars"])
+    return base.default_uefi_vars(names.check_uuid(args.get("uuid")))
+
+
+@verb("uefi_vars_get")
+def uefi_vars_get(args: Dict[str, Any]) -> Dict[str, Any]:
+    """args: {"name", "uuid", "uefi_vars"?} -> {"exists", "data" (base64) or None, "sha256"}
+
+    The instance's UEFI variables, for the master to carry them to the node the
+    instance moves to (migration, failover)."""
+    _name(args)
+    path = _uefi_vars_path(args)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return {"exists": False, "data": None, "sha256": None, "path": path}
+    return {"exists": True, "data": base64.b64encode(data).decode("ascii"),
+            "sha256": hashlib.sha256(data).hexdigest(), "path": path}
+
+
+@verb("uefi_vars_put")
+def uefi_vars_put(args: Dict[str, Any]) -> Dict[str, Any]:
+    """args: {"hypervisor", "name", "uuid", "uefi_vars"?, "data" (base64), "sha256"}
+
+    Writes the instance's UEFI variables here (0600, atomically); refused while
+    the instance has a process on this node (its QEMU owns the file then)."""
+    name = _name(args)
+    path = _uefi_vars_path(args)
+    try:
+        data = base64.b64decode(str(args.get("data") or ""), validate=True)
+    except ValueError:
+        raise ValidationError("uefi_vars_put: data is not base64") from None
+    if not data or hashlib.sha256(data).hexdigest() != args.get("sha256"):
+        raise ValidationError("uefi_vars_put: the data does not match its sha256 (damaged in transfer)")
+    with base.instance_lock(name, "uefi_vars_put"):
+        status = driver(args).status(name)["status"]
+        if status != "stopped":
+            raise ValidationError(f"instance {name} is {status} on this node: its UEFI variables are not "
+                                  "replaced under a running QEMU")
+        try:
+            with open(path, "rb") as handle:
+                if handle.read() == data:
+                    return {"changed": False, "path": path}
+        except FileNotFoundError:
+            pass
+        base.write_uefi_vars(path, data)
+    return {"changed": True, "path": path}
 
 
 @verb("instance_check")

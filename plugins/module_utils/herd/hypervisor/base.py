@@ -41,9 +41,9 @@ CHOICES = {
 }
 DISK_FORMATS = ("raw", "qcow2")
 # -cpu takes a model and optional ",+flag,-flag,prop=value"
-_CPU_TYPE = re.compile(r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.+=-]+)*$")
+_CPU_TYPE = re.compile(r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.+=-]+)*")
 # a resolved machine type such as pc-i440fx-7.2 or pc-q35-7.2
-_MACHINE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_MACHINE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 VNC_BASE_PORT = 5900
 MAX_NICS = 8
 MAX_DISKS = 16
@@ -140,7 +140,7 @@ class InstanceSpec:
             raise ValidationError(f"instance {name}: firmware uefi needs uefi_vars, the path of the "
                                   "instance's own OVMF variables file")
         machine = data.get("machine")
-        if machine is not None and (not isinstance(machine, str) or not _MACHINE.match(machine)):
+        if machine is not None and (not isinstance(machine, str) or not _MACHINE.fullmatch(machine)):
             raise ValidationError(f"machine {machine!r} is not a QEMU machine type name")
         for what, path in [("cdrom", cdrom), ("uefi_vars", uefi_vars)] + [(f"disks[{i}]", d.path)
                                                                           for i, d in enumerate(disks)]:
@@ -172,7 +172,7 @@ def check_hvparams(params: Any) -> Dict[str, Any]:
     if out["disk_aio"] == "native" and out["disk_cache"] not in ("none", "directsync"):
         raise ValidationError("hvparams.disk_aio native needs disk_cache none or directsync (O_DIRECT)")
     cpu = out.get("cpu_type") or ""
-    if cpu and not _CPU_TYPE.match(cpu):
+    if cpu and (not isinstance(cpu, str) or not _CPU_TYPE.fullmatch(cpu)):
         raise ValidationError(f"hvparams.cpu_type {cpu!r}: expected a CPU model such as qemu64 or host, "
                               "optionally with ,+flag / ,-flag")
     for key in ("kernel_path", "initrd_path"):
@@ -272,7 +272,7 @@ def instance_lock(name: str, what: str, timeout: float = 180) -> Iterator[None]:
     names.check_instance_name(name)
     directory = os.path.join(run_dir(), "locks")
     os.makedirs(directory, mode=0o750, exist_ok=True)
-    path = os.path.join(directory, f"{name}.lock")
+    path = os.path.join(directory, f"{names.file_stem(name, 200)}.lock")
     deadline = time.monotonic() + timeout
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -312,9 +312,59 @@ def state_dir() -> str:
     return os.environ.get("HERD_STATE_DIR", "/var/lib/herd")
 
 
-def default_uefi_vars(name: str) -> str:
-    """Where an instance's OVMF variables live when the master names no path (node-local)."""
-    return os.path.join(state_dir(), "uefi", f"{names.check_instance_name(name)}.OVMF_VARS.fd")
+UEFI_VARS_SUFFIX = "OVMF_VARS.fd"
+
+
+def default_uefi_vars(instance_uuid: str) -> str:
+    """Where an instance's OVMF variables live when the master names no path (node-local).
+    Keyed by UUID: a new instance that reuses an old name never inherits its variables."""
+    return os.path.join(state_dir(), "uefi", f"{names.check_uuid(instance_uuid)}.{UEFI_VARS_SUFFIX}")
+
+
+def legacy_uefi_vars(name: str) -> str:
+    """The node-local path the variables had when they were keyed by name (removed on purge)."""
+    return os.path.join(state_dir(), "uefi", f"{names.check_instance_name(name)}.{UEFI_VARS_SUFFIX}")
+
+
+def check_uefi_vars_path(path: Any) -> str:
+    """An absolute path to an OVMF variables file (nothing else is ever written or removed)."""
+    names.check_abs_path(path, "uefi_vars")
+    if not os.path.basename(path).endswith(UEFI_VARS_SUFFIX):
+        raise ValidationError(f"uefi_vars {path!r}: refusing a file whose name does not end in {UEFI_VARS_SUFFIX}")
+    return path
+
+
+def write_uefi_vars(path: str, data: bytes) -> None:
+    """Write the variables file atomically, mode 0600 from its creation (it can hold secrets:
+    Secure Boot keys, boot entries with credentials)."""
+    check_uefi_vars_path(path)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def ensure_uefi_vars(path: str, template: str) -> bool:
+    """The instance's own variables file: copied once from ``template`` (0600), then kept;
+    an existing file is left as it is, its mode tightened to 0600. True when created."""
+    check_uefi_vars_path(path)
+    if os.path.exists(path):
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)
+        return False
+    with open(template, "rb") as handle:
+        write_uefi_vars(path, handle.read())
+    return True
 
 
 def registry() -> Dict[str, type]:

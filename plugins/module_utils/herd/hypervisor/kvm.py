@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 from .. import names
 from ..errors import ValidationError
 from . import tap as taps
-from .base import Hypervisor, HypervisorError, InstanceSpec, run_dir
+from .base import Hypervisor, HypervisorError, InstanceSpec, ensure_uefi_vars, run_dir
 from .qmp import QMP, QMPError
 
 QEMU = "qemu-system-x86_64"
@@ -120,7 +120,7 @@ def build_command(spec: InstanceSpec, paths: Paths, machine: Optional[str] = Non
         cmd += ["-drive", f"file={_escape(spec.cdrom)},format=raw,if=none,id=cdrom0,media=cdrom,readonly=on",
                 "-device", "ide-cd,drive=cdrom0,id=ide-cd0"]
     for index, nic in enumerate(spec.nics):
-        cmd += ["-netdev", f"tap,id=net{index},ifname={taps.tap_name(spec.name, index)},script=no,downscript=no",
+        cmd += ["-netdev", f"tap,id=net{index},ifname={taps.tap_name(spec.uuid, index)},script=no,downscript=no",
                 "-device", f"virtio-net-pci,netdev=net{index},id=virtio-net{index},mac={nic.mac}"]
     cmd += ["-device", "virtio-balloon-pci,id=balloon0"]
     if incoming:
@@ -357,19 +357,17 @@ class KVM(Hypervisor):
         if problems:
             raise HypervisorError("; ".join(problems))
         os.makedirs(os.path.dirname(paths.pid), mode=0o750, exist_ok=True)
-        if spec.hvparams["firmware"] == "uefi" and spec.uefi_vars and not os.path.exists(spec.uefi_vars):
-            # the instance's own variables file: copied once, then kept with the instance
-            os.makedirs(os.path.dirname(spec.uefi_vars), exist_ok=True)
-            shutil.copyfile(OVMF_VARS_TEMPLATE, spec.uefi_vars + ".tmp")
-            os.replace(spec.uefi_vars + ".tmp", spec.uefi_vars)
+        if spec.hvparams["firmware"] == "uefi" and spec.uefi_vars:
+            # the instance's own variables file: copied once (0600), then kept with the instance
+            ensure_uefi_vars(spec.uefi_vars, OVMF_VARS_TEMPLATE)
         if not spec.machine:
             spec.machine = resolve_machine(spec.hvparams["machine_type"], self.qemu)
         argv = build_command(spec, paths, incoming=incoming, qemu=self.qemu)
         created: List[str] = []
         try:
             for index, nic in enumerate(spec.nics):
-                name = taps.tap_name(spec.name, index)
-                taps.create(name, nic.link, nic.vlan, f"NIC {index} of {spec.name}")
+                name = taps.tap_name(spec.uuid, index)
+                taps.create(name, nic.link, nic.vlan, f"NIC {index} of {spec.name}", spec.uuid, spec.name)
                 created.append(name)
             with open(paths.log, "w", encoding="utf-8") as log:
                 log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n")
@@ -413,7 +411,7 @@ class KVM(Hypervisor):
         removed: List[str] = []
         runtime = read_runtime(paths) or {}
         for name in sorted(set((tap_names or []) + runtime.get("taps", []) + taps.instance_taps(paths.name))):
-            if taps.remove(name):
+            if taps.remove(name, paths.name):
                 removed.append(f"tap {name}")
         for path in (paths.pid, paths.qmp, paths.serial, paths.log, paths.runtime):
             if path == paths.runtime and not remove_runtime:

@@ -5,6 +5,7 @@ import os
 from typing import Any, Dict, Optional
 
 from .. import names
+from .. import validate as node_checks
 from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, Cluster, Config, Node, NodeGroup,
                       new_uuid, now)
 from ..errors import PrerequisiteError, RpcError, ValidationError
@@ -171,6 +172,7 @@ def _init(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     stamp = now()
     cluster = Cluster(name=spec["name"], uuid=new_uuid(), master_node=master, ctime=stamp, mtime=stamp)
     merge_declared(cluster, spec)
+    node_checks.cluster_values(Config(cluster=cluster))
     require(cluster.default_iallocator == "herd" or bool(cluster.default_iallocator), "default_iallocator is empty")
     node = Node(name=master, uuid=new_uuid(), primary_ip=primary_ip, secondary_ip=secondary_ip,
                 master_candidate=True, ctime=stamp, mtime=stamp)
@@ -233,6 +235,7 @@ def _modify(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _check_modify(before: Config, after: Config) -> None:
+    node_checks.cluster_values(after)  # what every node will check, for the cluster and each instance
     used_templates = {i.disk_template for i in before.instances.values()}
     dropped = used_templates - set(after.cluster.enabled_disk_templates)
     if dropped:
@@ -246,6 +249,23 @@ def _check_modify(before: Config, after: Config) -> None:
             i.disk_template in ("plain", "drbd") for i in before.instances.values()):
         raise PrerequisiteError("cannot change volume_group while instances have LVM disks in "
                                 f"{before.cluster.volume_group}")
+    # file disks and cloud-init seeds are found under these directories: moving the setting
+    # would leave every such instance pointing nowhere
+    for key, template in (("file_storage_dir", "file"), ("shared_file_storage_dir", "sharedfile")):
+        if getattr(before.cluster, key) != getattr(after.cluster, key):
+            users = sorted(i.name for i in before.instances.values() if _uses_dir(i, template))
+            if users:
+                raise PrerequisiteError(f"cannot change {key} from {getattr(before.cluster, key)} to "
+                                        f"{getattr(after.cluster, key)} while instances keep files there: "
+                                        f"{users}; remove them first")
+
+
+def _uses_dir(inst: Any, template: str) -> bool:
+    """Whether ``inst`` keeps files in ``template``'s storage directory (disks, or its cloud-init
+    seed, which lives in the file directory unless the instance is sharedfile)."""
+    if inst.disk_template == template:
+        return True
+    return template == "file" and inst.os == "cloud_init" and inst.disk_template != "sharedfile"
 
 
 def absent(ctx: Context, spec: Dict[str, Any], remove_instance: Any = None) -> Dict[str, Any]:

@@ -11,6 +11,7 @@ killed run is found and cleaned by the next one.
 import copy
 from typing import Any, Dict, List
 
+from .. import validate as node_checks
 from ..config import Disk, Instance, Nic, new_uuid, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from . import nodecalls, placement
@@ -40,7 +41,8 @@ def recover_interrupted(ctx: Context, name: str, locks: Any = None, config: Any 
 
     An interrupted migration is repaired by the migration cleanup (the
     instance may run on the target, or on both nodes), an interrupted
-    replace-disks is rolled back or reconnected (``replace_disks.repair``); other interrupted jobs
+    replace-disks is rolled back or reconnected (``replace_disks.repair``), an interrupted
+    create has what it recorded as created removed (``remove_created``); other interrupted jobs
     left nothing running that the config does not know about, since their
     undo steps could not run either: the current state is taken as it is and
     this run converges from it.
@@ -53,6 +55,10 @@ def recover_interrupted(ctx: Context, name: str, locks: Any = None, config: Any 
         ctx.warnings.append(f"job {job['id']} ({job['opcode']}) on {name} had been interrupted during "
                             f"{job.get('last_message')!r}; it is closed, and this run repairs and converges "
                             "from the current state")
+        if job["opcode"] == "instance_create" and config is not None and not ctx.check_mode:
+            removed = remove_created(ctx, config, job)
+            ctx.warnings += removed
+            actions += removed
         if job["opcode"] == "instance_migrate" and locks is not None and config is not None \
                 and name in config.instances and not ctx.check_mode:
             from .migrate import cleanup
@@ -111,6 +117,7 @@ def build_instance(ctx: Context, config: Any, spec: Dict[str, Any]) -> Instance:
     if hypervisor == "kvm" and (spec["hvparams"].get("vnc_bind_address", cluster.hvparams.get("kvm", {}).get(
             "vnc_bind_address", "127.0.0.1")) not in ("", "none")):
         inst.network_port = config.allocate_port()
+    node_checks.new_instance(config, inst)  # what the nodes will check, before any disk exists
     return inst
 
 
@@ -149,9 +156,11 @@ def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, 
         with job.step("create disks", nodes=inst.nodes()):
             for index in range(len(inst.disks)):
                 job.on_undo(f"remove disk {index}", _undo_disk(ctx, config, inst, index))
+                job.record_created({"kind": "disk", "index": index, "instance": created_record(inst)})
                 nodecalls.disk_create(ctx, config, inst, index)
         with job.step("install OS", os=inst.os):
             job.on_undo("remove OS provider files", lambda: nodecalls.os_remove(ctx, config, inst))
+            job.record_created({"kind": "os", "instance": created_record(inst)})
             nodecalls.os_install(ctx, config, inst)
         with job.step("commit config"):
             with locks.cluster():
@@ -174,6 +183,54 @@ def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, 
     result["diff"]["after"] = result["instance"]
     result["msg"] = f"instance {inst.name} created on {inst.primary_node}"
     return result
+
+
+def created_record(inst: Instance) -> Dict[str, Any]:
+    """What removing a created instance's resources needs, without the config (which never
+    saw the instance): its identity, nodes and disks. The DRBD secret stays out of the
+    journal (removal does not need it)."""
+    return {"name": inst.name, "uuid": inst.uuid, "disk_template": inst.disk_template,
+            "hypervisor": inst.hypervisor, "os": inst.os, "primary_node": inst.primary_node,
+            "secondary_node": inst.secondary_node,
+            "disks": [{"uuid": d.uuid, "size": d.size, "name": d.name, "vg": d.vg,
+                       "logical_id": {k: v for k, v in d.logical_id.items() if k != "secret"}}
+                      for d in inst.disks]}
+
+
+def remove_created(ctx: Context, config: Any, job: Dict[str, Any]) -> List[str]:
+    """Remove exactly what an interrupted create recorded (``Job.record_created``), unless the
+    create got as far as committing the instance (then the config owns them). Returns what
+    was done and what could not be, one line each."""
+    import secrets
+
+    lines: List[str] = []
+    for entry in reversed(job.get("created") or []):
+        record = entry.get("instance") or {}
+        held = config.instances.get(record.get("name"))
+        if held is not None and held.uuid == record.get("uuid"):
+            continue  # committed: the instance owns these resources now
+        nodes = [n for n in (record.get("primary_node"), record.get("secondary_node")) if n]
+        gone = [n for n in nodes if n not in config.nodes or config.nodes[n].offline]
+        if gone:
+            lines.append(f"job {job['id']}: {entry['kind']} of {record.get('name')} left on {gone} (node gone or "
+                         "offline; cluster_verify reports it)")
+            continue
+        inst = Instance(name=record["name"], uuid=record["uuid"], primary_node=record["primary_node"],
+                        secondary_node=record.get("secondary_node"), hypervisor=record["hypervisor"],
+                        disk_template=record["disk_template"], os=record.get("os") or "noop",
+                        disks=[Disk(uuid=d["uuid"], size=d["size"], name=d.get("name"), vg=d.get("vg"),
+                                    # drbdadm down needs a resource file; the secret in it plays no part
+                                    logical_id=dict(d.get("logical_id") or {}, secret=secrets.token_hex(16)))
+                               for d in record.get("disks") or []])
+        try:
+            if entry["kind"] == "disk":
+                nodecalls.disk_remove(ctx, config, inst, entry["index"])
+                lines.append(f"removed disk {entry['index']} of {inst.name} left by job {job['id']}")
+            elif entry["kind"] == "os":
+                nodecalls.os_remove(ctx, config, inst)
+        except (RpcError, HerdError) as exc:
+            lines.append(f"job {job['id']}: could not remove {entry['kind']} of {inst.name}: {exc}")
+    return lines
 
 
 def locks_node_guard(config: Any, node: str) -> None:
@@ -270,6 +327,7 @@ def plan_modify(config: Any, inst: Instance, spec: Dict[str, Any]) -> Dict[str, 
         changes["beparams"] = be
     hv = {k: v for k, v in spec["hvparams"].items() if inst.hvparams.get(k) != v}
     if hv:
+        node_checks.instance_hvparams(config.cluster, inst.hypervisor, {**inst.hvparams, **hv}, inst.name)
         changes["hvparams"] = hv
     if spec["disks"] is not None:
         grow, add = [], []

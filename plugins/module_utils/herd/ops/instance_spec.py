@@ -10,19 +10,13 @@ import random
 from typing import Any, Dict, Optional
 
 from .. import names
+from .. import validate as node_checks
 from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, MIRRORED_TEMPLATES, Config, Instance)
 from ..errors import PrerequisiteError, ValidationError
 from ..units import parse_size_mib
 
 STATES = ("present", "running", "stopped", "restarted", "absent")
 OS_TYPES = ("noop", "image", "cloud_init")
-KVM_CHOICES = {
-    "machine_type": ("pc", "q35"),
-    "firmware": ("bios", "uefi"),
-    "accel": ("kvm", "tcg"),
-    "disk_cache": ("none", "writeback", "writethrough", "directsync", "unsafe"),
-    "disk_aio": ("threads", "native", "io_uring"),
-}
 # Fields fixed at creation: changing them needs another operation.
 IMMUTABLE = {
     "disk_template": "converting the disk template is not supported; create a new instance",
@@ -136,23 +130,9 @@ def _hvparams(params: Dict[str, Any], hypervisor: str) -> Dict[str, Any]:
     if bad:
         raise ValidationError(f"hvparams: unknown parameters {bad} for {hypervisor}; valid: {sorted(allowed)}")
     out = dict(params)
-    for key, choices in KVM_CHOICES.items():
-        if key in out and out[key] not in choices:
-            raise ValidationError(f"hvparams.{key} {out[key]!r} is not one of {list(choices)}")
-    for key in ("kernel_path", "initrd_path"):
-        if out.get(key):
-            names.check_abs_path(out[key], f"hvparams.{key}")
-    for key in ("migration_bandwidth", "migration_downtime"):
-        if key in out and (not isinstance(out[key], int) or out[key] <= 0):
-            raise ValidationError(f"hvparams.{key} {out[key]!r} must be a positive integer")
-    if "vnc_bind_address" in out and out["vnc_bind_address"] not in ("", "none"):
-        import netaddr
-
-        try:
-            netaddr.IPAddress(str(out["vnc_bind_address"]), flags=netaddr.INET_PTON)
-        except (netaddr.AddrFormatError, ValueError):
-            raise ValidationError(f"hvparams.vnc_bind_address {out['vnc_bind_address']!r} is not an IP address "
-                                  "(or 'none' to disable VNC)") from None
+    # the values themselves: the node's own validator, over the defaults (the effective values,
+    # with the cluster's, are checked again where the config is at hand)
+    node_checks.hvparams(out)
     return out
 
 

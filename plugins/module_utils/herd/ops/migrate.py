@@ -151,6 +151,8 @@ def _live_migrate(ctx: Context, job: Any, config: Config, inst: Instance, target
                 ctx, config, inst, dual=False, primary=source))
     with job.step("cloud-init seed on target"):
         nodecalls.seed_to(ctx, config, inst, target)
+    with job.step("UEFI variables to target"):
+        ctx.warnings += filter(None, [nodecalls.carry_uefi_vars(ctx, config, inst, source, target)])
     with job.step("read runtime on source"):
         info = nodecalls.call(ctx, config, source, "migration_info",
                               {"name": inst.name, "hypervisor": inst.hypervisor})
@@ -348,6 +350,9 @@ def _failover_locked(ctx: Context, locks: Any, config: Config, inst: Instance, s
             config = _switch_primary(ctx, locks, inst.name, target)
         moved = config.instances[inst.name]
         nodecalls.seed_to(ctx, config, moved, target)
+        if not source_down:  # from a dead node they cannot be read: the target keeps what it has
+            with job.step("UEFI variables to target"):
+                ctx.warnings += filter(None, [nodecalls.carry_uefi_vars(ctx, config, moved, source, target)])
         if moved.admin_state == "up":
             if inst.disk_template == "drbd":
                 with job.step("drbd: promote target"):

@@ -78,8 +78,9 @@ def _add(ctx: Context, locks: Any, config: Config, spec: Dict[str, Any]) -> Dict
     port = spec.get("ssh_port") or config.cluster.ndparams.get("ssh_port", 22)
     host_keys = spec.get("ssh_host_keys") or known_host_keys(ctx.known_hosts, [name, primary_ip], port)
     require(bool(host_keys),
-            f"node add {name}: no SSH host key is known for {name} or {primary_ip} in {ctx.known_hosts}; "
-            "run the herd.cluster.node_base role on all nodes first (it distributes known_hosts) "
+            f"node add {name}: no SSH host key is known for {name} or {primary_ip} in herd's managed block "
+            f"of {ctx.known_hosts} (other lines of that file are not trusted); run the herd.cluster.node_base "
+            "role on all nodes first (it writes that block) "
             "or pass ssh_host_key; herd never trusts a host key on first use")
     group = spec.get("group") or "default"
     endpoint = Endpoint(name=name, address=primary_ip, port=port, host_keys=host_keys)

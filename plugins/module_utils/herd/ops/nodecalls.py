@@ -167,7 +167,25 @@ def uefi_vars_path(config: Config, inst: Instance) -> Optional[str]:
     if effective_hvparams(config, inst).get("firmware") != "uefi":
         return None
     if inst.disk_template == "sharedfile":
-        return f"{config.cluster.shared_file_storage_dir}/{inst.name}/OVMF_VARS.fd"
+        return f"{config.cluster.shared_file_storage_dir}/{inst.name}/{inst.uuid}.OVMF_VARS.fd"
+    return None
+
+
+def carry_uefi_vars(ctx: Context, config: Config, inst: Instance, source: str, target: str) -> Optional[str]:
+    """Copy the instance's node-local UEFI variables from ``source`` to ``target`` before it
+    runs there (migration, failover), so it keeps its boot entries and Secure Boot state.
+    Returns a warning when they cannot be carried (the target then starts from the template)."""
+    if effective_hvparams(config, inst).get("firmware") != "uefi" or uefi_vars_path(config, inst):
+        return None  # no variables, or on shared storage that both nodes open
+    args = {"name": inst.name, "uuid": inst.uuid, "hypervisor": inst.hypervisor}
+    try:
+        got = call(ctx, config, source, "uefi_vars_get", args)
+    except (RpcError, PrerequisiteError) as exc:
+        return (f"the UEFI variables of {inst.name} could not be read on {source} ({exc}): it starts on {target} "
+                "with the variables it has there, or fresh ones")
+    if not got.get("exists"):
+        return None
+    call(ctx, config, target, "uefi_vars_put", dict(args, data=got["data"], sha256=got["sha256"]))
     return None
 
 
@@ -190,7 +208,7 @@ def instance_cleanup(ctx: Context, config: Config, inst: Instance, node: str, pu
     """Remove runtime files (runtime spec, sockets) of a stopped instance on a node; with ``purge``
     (instance removal) also what is kept with the instance (the UEFI variables)."""
     return call(ctx, config, node, "instance_cleanup",
-                {"name": inst.name, "hypervisor": inst.hypervisor, "purge": purge,
+                {"name": inst.name, "uuid": inst.uuid, "hypervisor": inst.hypervisor, "purge": purge,
                  "uefi_vars": uefi_vars_path(config, inst)})
 
 

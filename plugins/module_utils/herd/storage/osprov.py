@@ -68,16 +68,45 @@ def image_info(runner: Runner, path: str) -> Dict[str, Any]:
     if fmt not in IMAGE_FORMATS:
         raise StorageError(f"image {path} is {fmt}, not one of the image formats herd installs "
                            f"({', '.join(IMAGE_FORMATS)})")
-    # an image that pulls in other files (a backing file, vmdk extents) could copy any file
-    # of the node into the guest's disk: refuse it
-    if info.get("backing-filename"):
-        raise StorageError(f"image {path} has a backing file ({info['backing-filename']}): flatten it first "
-                           "with qemu-img convert")
-    extents = ((info.get("format-specific") or {}).get("data") or {}).get("extents") or []
-    foreign = [e.get("filename") for e in extents if isinstance(e, dict) and e.get("filename") not in (None, path)]
-    if foreign:
-        raise StorageError(f"image {path} refers to other files {foreign}: convert it to one file first")
+    check_self_contained(info, path)
     return {"format": fmt, "virtual_size": size, "signature": raw_signature(path) if fmt == "raw" else None}
+
+
+def _external_files(node: Any, image: str) -> List[str]:
+    """Every file name in qemu-img's report (at any depth) that is not the image itself."""
+    found: List[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            # "...-format" keys name a driver, not a file; every other key naming a file counts
+            if isinstance(value, str) and "file" in key and not key.endswith("-format"):
+                if os.path.realpath(os.path.join(os.path.dirname(image), value)) != os.path.realpath(image):
+                    found.append(value)
+            else:
+                found.extend(_external_files(value, image))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_external_files(item, image))
+    return found
+
+
+def check_self_contained(info: Dict[str, Any], path: str) -> None:
+    """Refuse an image that makes qemu-img read any file besides itself.
+
+    A backing file, a qcow2 external data file or vmdk extents would let a crafted image copy
+    any file of the node (a private key, another instance's volume) into the guest's disk.
+    """
+    backing = info.get("backing-filename") or info.get("full-backing-filename")
+    if backing:
+        raise StorageError(f"image {path} has a backing file ({backing}): flatten it first "
+                           "with qemu-img convert")
+    specific = (info.get("format-specific") or {}).get("data") or {}
+    if specific.get("data-file"):
+        raise StorageError(f"image {path} has an external data file ({specific['data-file']}): only "
+                           "self-contained images are installed; convert it to one file first")
+    foreign = _external_files(info, path)
+    if foreign:
+        raise StorageError(f"image {path} refers to other files {sorted(set(foreign))}: only self-contained "
+                           "images are installed; convert it to one file first")
 
 
 def raw_signature(path: str) -> Optional[str]:

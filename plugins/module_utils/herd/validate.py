@@ -1,0 +1,62 @@
+"""Values the node agent checks, checked by the master with the very same functions.
+
+A value the master accepts but the agent refuses fails after disks exist, or, at cluster
+level, breaks every later start and migration. So the master runs the agent's own
+validators before anything is touched: ``hypervisor.base.check_hvparams`` (what
+``InstanceSpec.from_dict`` runs on the node) and ``storage.drbd.check_params`` (what the
+DRBD template runs on the node). There is no second copy of those rules here.
+"""
+
+from typing import Any, Dict, Optional
+
+from .config import Cluster, Config, Instance
+from .errors import ValidationError
+from .hypervisor.base import check_hvparams
+from .storage.drbd import check_params as check_drbd_params
+
+
+def hvparams(params: Any, where: str = "hvparams") -> Dict[str, Any]:
+    """Effective hypervisor parameters as the node will check them (defaults filled in)."""
+    try:
+        return check_hvparams(params)
+    except ValidationError as exc:
+        raise ValidationError(f"{where}: {exc}") from None
+
+
+def effective_hvparams(cluster: Cluster, hypervisor: str, own: Optional[Dict[str, Any]] = None
+                       ) -> Dict[str, Any]:
+    """An instance's hvparams as its node receives them: cluster values, then its own."""
+    merged = dict(cluster.hvparams.get(hypervisor, {}))
+    merged.update(own or {})
+    return merged
+
+
+def instance_hvparams(cluster: Cluster, hypervisor: str, own: Optional[Dict[str, Any]], name: str
+                      ) -> Dict[str, Any]:
+    return hvparams(effective_hvparams(cluster, hypervisor, own), f"instance {name} hvparams")
+
+
+def drbd_params(params: Any, where: str = "diskparams.drbd") -> Dict[str, Any]:
+    """Effective DRBD parameters as the node will check them (protocol, rates, hmac ...)."""
+    try:
+        return check_drbd_params(params)
+    except ValidationError as exc:
+        raise ValidationError(f"{where}: {exc}") from None
+
+
+def cluster_values(config: Config) -> None:
+    """Every cluster-level value a node checks, and every instance's effective hvparams
+    under them: a bad cluster value would otherwise break every start and migration."""
+    cluster = config.cluster
+    for hypervisor in sorted(cluster.hvparams):
+        hvparams(cluster.hvparams[hypervisor], f"cluster hvparams.{hypervisor}")
+    drbd_params(cluster.diskparams.get("drbd"), "cluster diskparams.drbd")
+    for inst in sorted(config.instances.values(), key=lambda i: i.name):
+        instance_hvparams(cluster, inst.hypervisor, inst.hvparams, inst.name)
+
+
+def new_instance(config: Config, inst: Instance) -> None:
+    """What the nodes will check for a new or modified instance, before any disk exists."""
+    instance_hvparams(config.cluster, inst.hypervisor, inst.hvparams, inst.name)
+    if inst.disk_template == "drbd":
+        drbd_params(config.cluster.diskparams.get("drbd"), "cluster diskparams.drbd")
