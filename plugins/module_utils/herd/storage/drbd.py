@@ -449,6 +449,7 @@ class Drbd(Template):
         return "/lib/drbd/drbdadm-84" if os.path.exists("/lib/drbd/drbdadm-84") else "drbdadm"
 
     def commands(self, disk: DrbdDisk) -> Commands:
+        self.runner.register_secret(disk.secret)
         return Commands(disk, self.drbdadm(), config_path(self.settings, disk))
 
     def status(self, disk: DrbdDisk) -> Optional[Dict[str, Any]]:
