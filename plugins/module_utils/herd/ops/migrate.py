@@ -223,6 +223,9 @@ def _drbd_mode(ctx: Context, config: Config, inst: Instance, dual: bool, primary
         for node in inst.nodes():
             args = nodecalls.disk_args(config, inst, disk, index, node)
             args.update({"dual_primary": dual, "role": "primary" if dual or node == primary else "secondary"})
+            if node == inst.nodes()[-1]:
+                # the second side: a resource it reconnects must really connect (a split brain does not)
+                args["connect_timeout"] = 60
             nodecalls.call(ctx, config, node, "drbd_set_mode", args)
 
 

@@ -72,6 +72,9 @@ def secondary_minors(inst: Instance) -> List[Optional[int]]:
     return [(d.logical_id.get("minors") or {}).get(inst.secondary_node) for d in inst.disks]
 
 
+CONNECT_TIMEOUT = 60  # seconds for a DRBD connection to reach Connected/SyncSource/SyncTarget
+
+
 def disk_call(ctx: Context, config: Config, inst: Instance, index: int, node: str, verb: str,
               **extra: Any) -> Dict[str, Any]:
     args = nodecalls.disk_args(config, inst, inst.disks[index], index, node)
@@ -408,7 +411,9 @@ def _finish(ctx: Context, job: Any, config: Config, inst: Instance, old: str, ol
         for index in range(len(inst.disks)):
             for node in (primary, new):
                 try:
-                    disk_call(ctx, config, inst, index, node, "drbd_connect")
+                    # the second side waits until the connection holds (a split brain drops it)
+                    disk_call(ctx, config, inst, index, node, "drbd_connect",
+                              timeout=CONNECT_TIMEOUT if node == new else 0)
                 except HerdError as exc:
                     raise HerdError(f"{exc}; the config names {new} as the secondary of {name} since this job's "
                                     f"commit; the old volumes on {old} were kept. Fix the cause and run "
