@@ -158,6 +158,8 @@ def instance_info(ctx: Context, selected: Optional[List[str]] = None, live: bool
                 view["disk_problems"] = []
         else:
             view["status"] = None
+            view["disk_health"] = None
+            view["disk_problems"] = []
         rows.append(view)
     return {"instances": rows, "table": instance_table(rows)}
 
