@@ -36,7 +36,7 @@ such as a parallel evacuation, do not).
 import copy
 import time
 from contextlib import ExitStack
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import names
 from ..config import Config, Instance, now
@@ -44,7 +44,7 @@ from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from . import nodecalls, placement
 from .common import Context, diff_dict
 from .info import live_facts
-from .instance import recover_interrupted
+from .instance import minors_in_use, recover_interrupted
 from .instance_spec import instance_view
 
 OPCODE = "instance_replace_disks"
@@ -173,28 +173,10 @@ def check_new_node(ctx: Context, config: Config, inst: Instance, new: str) -> No
 
 
 def allocate_minors(ctx: Context, config: Config, inst: Instance, new: str) -> List[int]:
-    """The lowest free minor per disk on ``new``: free in the config and on the node itself."""
-    try:
-        live = nodecalls.call(ctx, config, new, "drbd_status", {}, timeout=30)
-    except RpcError as exc:
-        raise PrerequisiteError(f"instance {inst.name}: new secondary {new} does not answer: {exc}") from None
-    if not live.get("loaded"):
-        raise PrerequisiteError(f"instance {inst.name}: new secondary {new} has no DRBD kernel module loaded "
-                                "(load it with the herd.cluster.storage role, or modprobe drbd)")
-    used: Set[int] = {int(m) for m in (live.get("minors") or {})}
-    for other in config.instances.values():
-        for disk in other.disks:
-            minor = (disk.logical_id.get("minors") or {}).get(new)
-            if minor is not None:
-                used.add(int(minor))
-    minors = []
-    minor = 0
-    for _disk in inst.disks:
-        while minor in used:
-            minor += 1
-        minors.append(minor)
-        used.add(minor)
-    return minors
+    """The lowest free minor per disk on ``new``: free in the config and on the node itself
+    (the cluster's one minor allocator, ``Config.allocate_minors``)."""
+    live = minors_in_use(ctx, config, new, f"instance {inst.name}: new secondary")
+    return config.allocate_minors(new, len(inst.disks), live)
 
 
 def check_leftovers(ctx: Context, config: Config, target: Instance, new: str) -> None:
