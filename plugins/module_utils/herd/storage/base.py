@@ -128,6 +128,9 @@ class NodeSettings:
     # drbdadm to use; empty: /lib/drbd/drbdadm-84 when present (our configs are 8.4 syntax), else drbdadm
     drbdadm: str = ""
     proc_drbd: str = "/proc/drbd"
+    # the node_drbd role's tuning (``drbd_tuning`` in node.json): max_buffers, max_epoch_size,
+    # disk_barrier, disk_flushes, md_flushes; storage/drbd.py writes it into every resource file
+    drbd_tuning: Dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Optional[Dict[str, Any]], override: Optional[Dict[str, Any]] = None
@@ -143,6 +146,9 @@ class NodeSettings:
         for key in ("drbd_config_dir", "drbdadm", "proc_drbd"):
             if merged.get(key):
                 setattr(settings, key, names.check_abs_path(merged[key], key))
+        if merged.get("drbd_tuning") is not None:
+            from .drbd import check_tuning  # drbd imports this module
+            settings.drbd_tuning = check_tuning(merged["drbd_tuning"])
         return settings
 
 

@@ -86,6 +86,36 @@ def check_params(params: Any) -> Dict[str, Any]:
     return out
 
 
+# The node_drbd role's tuning that herd writes into every resource: node-local hardware
+# properties (buffers, barriers, flushes). The protocol and the resync controller come from
+# the cluster's drbd diskparams (``check_params``): those must be equal on both peers.
+_TUNING_INT = {"max_buffers": (32, 131072), "max_epoch_size": (1, 20000)}
+_TUNING_BOOL = ("disk_barrier", "disk_flushes", "md_flushes")
+# role keys that are the cluster diskparams' business here (recorded by the role, not applied)
+_TUNING_CLUSTER = ("protocol", "c_plan_ahead", "c_min_rate", "c_max_rate")
+
+
+def check_tuning(tuning: Any) -> Dict[str, Any]:
+    """The node's DRBD tuning from node.json, validated (the values reach a config file)."""
+    if not isinstance(tuning, dict):
+        raise ValidationError("drbd_tuning must be a mapping")
+    out: Dict[str, Any] = {}
+    for key, value in tuning.items():
+        if key in _TUNING_INT:
+            low, high = _TUNING_INT[key]
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValidationError(f"drbd_tuning {key} {value!r} must be an integer from {low} to {high}")
+            out[key] = value
+        elif key in _TUNING_BOOL:
+            if not isinstance(value, bool):
+                raise ValidationError(f"drbd_tuning {key} {value!r} must be true or false")
+            out[key] = value
+        elif key not in _TUNING_CLUSTER:
+            raise ValidationError(f"unknown drbd_tuning key {key!r}; valid: "
+                                  f"{sorted([*_TUNING_INT, *_TUNING_BOOL, *_TUNING_CLUSTER])}")
+    return out
+
+
 @dataclass
 class Endpoint:
     node: str
@@ -197,10 +227,16 @@ class DrbdDisk:
 
 # ----------------------------------------------------------------- config (pure)
 
-def render_config(disk: DrbdDisk, dual_primary: bool = False) -> str:
-    """The DRBD 8.4 resource file for ``disk`` (both hosts; drbdadm picks the local one)."""
+def render_config(disk: DrbdDisk, dual_primary: bool = False, tuning: Optional[Dict[str, Any]] = None) -> str:
+    """The DRBD 8.4 resource file for ``disk`` (both hosts; drbdadm picks the local one), with
+    the cluster's drbd diskparams and this node's tuning (``check_tuning``)."""
     p = disk.params
+    tuning = tuning or {}
     disk_opts = ["on-io-error detach;"]
+    for key in _TUNING_BOOL:
+        if key in tuning:
+            disk_opts.append(f"{key.replace('_', '-')} {'yes' if tuning[key] else 'no'};")
+    net_tuning = [f"        {key.replace('_', '-')} {tuning[key]};" for key in _TUNING_INT if key in tuning]
     if p["dynamic-resync"]:
         disk_opts += [f"c-plan-ahead {p['c-plan-ahead']};", f"c-fill-target {p['c-fill-target']}s;",
                       f"c-delay-target {p['c-delay-target']};", f"c-max-rate {p['c-max-rate']}k;",
@@ -220,6 +256,7 @@ def render_config(disk: DrbdDisk, dual_primary: bool = False) -> str:
         "        after-sb-1pri consensus;",
         "        after-sb-2pri disconnect;",
         f"        allow-two-primaries {'yes' if dual_primary else 'no'};",
+        *net_tuning,
         "    }",
         "    disk {",
         *(f"        {opt}" for opt in disk_opts),
@@ -530,7 +567,7 @@ class Drbd(Template):
     def write_config(self, disk: DrbdDisk, dual_primary: bool = False) -> bool:
         """Write the resource file (0600) when its content differs. -> changed"""
         path = config_path(self.settings, disk)
-        text = render_config(disk, dual_primary)
+        text = render_config(disk, dual_primary, self.settings.drbd_tuning)
         try:
             with open(path, encoding="utf-8") as handle:
                 if handle.read() == text:
