@@ -64,7 +64,9 @@ def drbd_problems(inst: Instance, proc: Dict[str, Optional[Dict[str, Any]]]) -> 
             status = _minor_status(answer, minors.get(node))
             seen[node] = status
             if status is None:
-                if inst.admin_state == "up" or role == "secondary":
+                # a stopped instance's devices may be down on both nodes (after a reboot), as
+                # Ganeti checks disks only where they should be active
+                if inst.admin_state == "up":
                     missing = "the secondary is missing" if role == "secondary" else "the primary's device is down"
                     problems.append(Problem("error", node, index, f"{where}: not active ({missing}); "
                                             "herd.cluster.instance activate_disks or replace-disks brings it up"))
@@ -75,11 +77,6 @@ def drbd_problems(inst: Instance, proc: Dict[str, Optional[Dict[str, Any]]]) -> 
             problems.append(Problem("error", inst.primary_node, index,
                                     f"disk {index} ({resource}): StandAlone on both nodes: a split brain, or a "
                                     f"disconnect nobody undid; {SPLIT_BRAIN_HINT}"))
-        if len(both) == 2 and all(s is not None and s.get("role") == "Primary" for s in both):
-            problems.append(Problem("error", inst.primary_node, index,
-                                    f"disk {index} ({resource}): Primary on both nodes outside a migration "
-                                    "(a demote failed); herd.cluster.instance_migrate with cleanup: true demotes "
-                                    f"the copy on {inst.secondary_node}"))
     return problems
 
 
