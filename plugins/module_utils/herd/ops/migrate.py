@@ -4,10 +4,11 @@ Live migration follows Ganeti's sequence (reference §4b): check the target,
 (drbd: disconnect, reconnect dual-primary, both primary), start the identical
 QEMU on the target with ``-incoming``, set bandwidth and downtime, migrate,
 poll ``query-migrate`` with progress in the job log, finalize both sides, and
-only then switch the primary in the config (drbd: demote the old primary,
-back to single-primary). Any failure cancels the migration, kills the target
-process, resumes the source, reverts the disks and leaves the config as it
-was, with QEMU's own message in the error.
+only then switch the primary in the config; then (drbd) demote the old
+primary, back to single-primary: a failed demote is a recorded job step and a
+warning, never a config naming the source. Any failure before the commit
+cancels the migration, kills the target process, resumes the source, reverts
+the disks and leaves the config as it was, with QEMU's own message in the error.
 """
 
 import time
