@@ -14,6 +14,12 @@ version_added: 0.1.0
 description:
   - Checks config consistency, that every online node answers with the master's agent version, that master
     candidates hold the current config serial, that node facts are sane, and reports interrupted jobs.
+  - Looks at storage on every node (the agent's C(storage_list)) - each drbd disk's state on both nodes
+    (C(EINSTANCEFAULTYDISK) for degraded, disconnected, StandAlone, split-brain, out-of-sync, a missing secondary,
+    a Primary left on the secondary), missing volumes, herd volumes no instance owns (C(ENODEORPHANLV)) and DRBD
+    minors in use that the config does not know (C(ENODEDRBD)).
+  - Checks N+1 memory redundancy with the allocator's rules (C(ENODEN1)) - not enough memory to accommodate
+    instance failovers should a node fail.
   - Returns structured findings (severity, Ganeti-style code, object, message).
 author: herd contributors (@herd-cluster)
 extends_documentation_fragment:

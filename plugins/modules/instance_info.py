@@ -16,6 +16,9 @@ description:
     there. C(running), C(ADMIN_down), C(ERROR_up) (runs but should not), C(ERROR_down) (should run but does not),
     C(ERROR_wrongnode), C(ERROR_nodedown), C(ERROR_nodeoffline).
   - Also returns C(table), lines like C(gnt-instance list) prints. Returns an empty list when there are none.
+  - For drbd instances each entry has C(disk_health) (C(ok), C(resyncing), C(degraded), C(unknown)) and
+    C(disk_problems), from the DRBD state on both nodes (the rules cluster_verify uses); C(null) and an empty list
+    for other templates or with C(live=false).
 author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
@@ -79,7 +82,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 instances:
-  description: One entry per instance.
+  description: One entry per instance (with C(disk_health) and C(disk_problems) when C(live)).
   returned: always
   type: list
   elements: dict

@@ -27,6 +27,7 @@ description:
     forward only; if it stops there (an error, a timeout, a lost master) the next run of this module on the
     instance finishes it.
   - An offline old secondary is skipped (no shutdown, no removal) with a warning naming what is left there.
+  - With I(split_brain_survivor) it resolves a DRBD split brain instead, as the operator decides.
 author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
@@ -59,6 +60,15 @@ options:
       secondary, the old volumes are kept, and running the module again waits and finishes.
     type: float
     default: 86400.0
+  split_brain_survivor:
+    description:
+      - Resolve a DRBD split brain instead of replacing the secondary. The named node (the instance's primary or
+        secondary) keeps its data; the other node is demoted and reconnects with C(--discard-my-data), so DRBD
+        resyncs it from the survivor and the changes made there since the split are lost.
+      - Only disks that are not connected are touched; when every disk is connected nothing is done
+        (C(changed=false)). Refused while the instance is marked running on the node whose data would be
+        discarded. Excludes I(remote_node). See docs/storage.md, "Split brain".
+    type: str
 '''
 
 EXAMPLES = r'''
@@ -66,6 +76,11 @@ EXAMPLES = r'''
   herd.cluster.instance_replace_disks:
     name: web1.example.org
     remote_node: node3.example.org
+
+- name: After a split brain, keep node2's data and resync node1 from it
+  herd.cluster.instance_replace_disks:
+    name: web1.example.org
+    split_brain_survivor: node2.example.org
 
 - name: Let the allocator choose a new secondary, and see the plan first
   herd.cluster.instance_replace_disks:
@@ -115,6 +130,14 @@ left_on_old:
   returned: when the secondary was replaced
   type: list
   elements: str
+survivor:
+  description: The node whose data was kept (with I(split_brain_survivor)).
+  returned: with split_brain_survivor
+  type: str
+discarded_on:
+  description: The node whose changes were discarded (null when nothing needed resolving).
+  returned: with split_brain_survivor
+  type: str
 msg:
   description: What was done.
   returned: always
@@ -132,10 +155,13 @@ def main():
         remote_node=dict(type='str'),
         wait_for_sync=dict(type='bool', default=True),
         sync_timeout=dict(type='float', default=86400.0),
+        split_brain_survivor=dict(type='str'),
     )
     argument_spec.update(COMMON_ARGS)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    spec = dict((k, module.params[k]) for k in ('name', 'remote_node', 'wait_for_sync', 'sync_timeout'))
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=[('remote_node', 'split_brain_survivor')])
+    spec = dict((k, module.params[k]) for k in ('name', 'remote_node', 'wait_for_sync', 'sync_timeout',
+                                                'split_brain_survivor'))
     module.exit_json(**run(module, replace_disks.replace, spec))
 
 

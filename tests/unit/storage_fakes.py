@@ -16,6 +16,10 @@ class RecordingRunner:
         self.calls: List[List[str]] = []
         self.envs: List[Dict[str, str]] = []
         self.handlers: Dict[str, Callable[[List[str]], CommandResult]] = {}
+        self.secrets: List[str] = []
+
+    def register_secret(self, secret: str) -> None:
+        self.secrets.append(secret)
 
     def run(self, argv: Sequence[str], check: bool = True, timeout: float = 600,
             input_text: Optional[str] = None, env: Optional[Dict[str, str]] = None) -> CommandResult:

@@ -427,6 +427,7 @@ def test_create_of_an_already_running_resource_changes_nothing(tmp_path):
     node = Node(tmp_path, proc="")
     node.drbd.create(node.req())
     node.proc.write_text(PROC_HEAD + proc_line(0, ro="Primary/Secondary"))
+    node.runner.handlers["drbdsetup-84"] = lambda argv: CommandResult(argv, 0, sample("drbdsetup84_show.txt"), "")
     again = node.drbd.create(node.req())
     assert again["changed"] is False
     assert len(node.drbdadm_calls()) == 3

@@ -20,7 +20,7 @@ import tempfile
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Set
 
 from .errors import ConfigError
 
@@ -39,6 +39,7 @@ SHARED_TEMPLATES = ("sharedfile", "diskless")
 # The port pool (VNC and DRBD) starts where Ganeti's does.
 FIRST_PORT = 11000
 LAST_PORT = 14999
+MAX_DRBD_MINOR = (1 << 20) - 1  # DRBD 8.4's limit
 
 DEFAULT_IPOLICY: Dict[str, Any] = {
     "minmax": [{
@@ -254,12 +255,37 @@ class Config:
                     ports.append(port)
         return sorted(ports)
 
-    def allocate_port(self) -> int:
-        used = set(self.used_ports())
+    def allocate_port(self, reserved: Iterable[int] = ()) -> int:
+        """The lowest free port of the pool (VNC and DRBD alike), also skipping ``reserved``
+        (ports handed out earlier in the same operation)."""
+        used = set(self.used_ports()) | set(reserved)
         for port in range(FIRST_PORT, LAST_PORT + 1):
             if port not in used:
                 return port
-        raise ConfigError(f"the cluster's port pool {FIRST_PORT}-{LAST_PORT} is exhausted")
+        raise ConfigError(f"the cluster's port pool {FIRST_PORT}-{LAST_PORT} is exhausted: all "
+                          f"{LAST_PORT - FIRST_PORT + 1} ports are allocated to instances (VNC consoles and DRBD "
+                          "disks); remove instances or disks to free some")
+
+    def used_minors(self, node: str) -> Set[int]:
+        """DRBD minors the config allocates on ``node``."""
+        return {minor for inst in self.instances.values() for disk in inst.disks
+                for name, minor in (disk.logical_id.get("minors") or {}).items()
+                if name == node and isinstance(minor, int)}
+
+    def allocate_minors(self, node: str, count: int, in_use_on_node: Iterable[int] = ()) -> List[int]:
+        """The ``count`` lowest DRBD minors on ``node`` that are free both in the config and on the
+        node itself (``in_use_on_node``: what the node reports configured, which includes devices
+        the config lost track of). The one allocator for create and replace-disks."""
+        used = self.used_minors(node) | {int(m) for m in in_use_on_node}
+        out: List[int] = []
+        minor = 0
+        while len(out) < count:
+            if minor > MAX_DRBD_MINOR:
+                raise ConfigError(f"no free DRBD minor on {node}: {len(used)} are in use")
+            if minor not in used:
+                out.append(minor)
+            minor += 1
+        return out
 
     def ssconf(self) -> Dict[str, Any]:
         return {

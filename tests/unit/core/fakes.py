@@ -93,11 +93,30 @@ class FakeRpc:
             from plugins.module_utils.herd.config import Config
             node.ssconf = Config.from_dict(node.config).ssconf()
             return {"changed": True, "serial_no": node.config["serial_no"]}
+        if verb == "storage_list":
+            return self.storage_list(node)
         if verb == "cluster_leave":
             node.ssconf = None
             node.config = None
             return {"changed": True}
         raise RpcError(endpoint.name, verb, "unknown verb in fake")
+
+    def storage_list(self, node: FakeNode) -> Dict[str, Any]:
+        """The agent's storage_list for the LVM-backed disks this node holds (names as the
+        real templates make them, tagged herd) and its DRBD minors."""
+        config = self.store.load() if self.store.exists() else None
+        lvs = []
+        for key in sorted(node.disks):
+            name, uuid = key.split("/")
+            inst = config.instances.get(name) if config else None
+            if inst is None or inst.disk_template not in ("plain", "drbd"):
+                continue
+            index = next(i for i, d in enumerate(inst.disks) if d.uuid == uuid)
+            suffixes = ["_data", "_meta"] if inst.disk_template == "drbd" else [""]
+            lvs += [{"vg": config.cluster.volume_group, "lv": f"{uuid}.disk{index}{suffix}", "herd": True,
+                     "instance": name, "tags": ["herd"]} for suffix in suffixes]
+        minors = {str(state["minor"]): self.drbd_status(node, key) for key, state in node.drbd.items()}
+        return {"lvs": lvs, "files": [], "seeds": [], "errors": [], "drbd": {"configs": [], "proc": {"minors": minors}}}
 
     # ---------------------------------------------------------------- drbd
     def _peer(self, node: FakeNode, args: Dict[str, Any]) -> str:
@@ -141,7 +160,8 @@ class FakeRpc:
 
     def drbd_verb(self, node: FakeNode, verb: str, args: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         if verb == "drbd_status" and not args.get("template"):
-            return {"loaded": True, "minors": {str(st["minor"]): {"cs": st["cs"]} for st in node.drbd.values()}}
+            return {"loaded": True, "minors": {str(st["minor"]): self.drbd_status(node, key)
+                                               for key, st in node.drbd.items()}}
         if args.get("template") != "drbd" or not (verb.startswith("drbd_") or verb in (
                 "disk_create", "disk_remove", "disk_shutdown", "disk_info")):
             return None

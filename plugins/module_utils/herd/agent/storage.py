@@ -247,10 +247,20 @@ def drbd_attach(args: Dict[str, Any]) -> Dict[str, Any]:
 
 @verb("drbd_connect")
 def drbd_connect(args: Dict[str, Any]) -> Dict[str, Any]:
-    """Reconnect a StandAlone resource. args: drbd disk request + {"dual_primary": bool}
-    -> {"changed", "status"}"""
+    """Reconnect a StandAlone resource. args: drbd disk request + {"dual_primary": bool,
+    "timeout": seconds to wait until Connected/SyncSource/SyncTarget (0: do not wait; call the
+    first node with 0 and the second with a timeout), "discard_my_data": bool (this node is the
+    split-brain victim the operator chose: its changes are overwritten by the peer's)}
+    -> {"changed", "steps", "status"}; fails naming the state when the connection does not hold."""
     driver, req = _drbd(args)
-    return driver.connect(req, dual_primary=bool(args.get("dual_primary")))
+    timeout = args.get("timeout", 0)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 <= timeout <= 3600:
+        raise ValidationError(f"timeout {timeout!r} must be a number of seconds from 0 to 3600")
+    discard = args.get("discard_my_data", False)
+    if not isinstance(discard, bool):
+        raise ValidationError(f"discard_my_data {discard!r} must be true or false")
+    return driver.connect(req, dual_primary=bool(args.get("dual_primary")), timeout=float(timeout),
+                          discard_my_data=discard)
 
 
 @verb("drbd_disconnect")
@@ -278,7 +288,8 @@ def drbd_secondary(args: Dict[str, Any]) -> Dict[str, Any]:
 def drbd_set_mode(args: Dict[str, Any]) -> Dict[str, Any]:
     """Migration/failover step on one node: role and whether two primaries are allowed.
     args: drbd disk request + {"role": "primary"|"secondary", "dual_primary": bool, "force": bool,
-    "timeout": seconds to wait for Connected+UpToDate before a second primary (60)}
+    "timeout": seconds to wait for Connected+UpToDate before a second primary (60),
+    "connect_timeout": seconds a StandAlone resource it reconnects gets to reach Connected (0: no wait)}
     -> {"changed", "steps": [...], "status", "path"}.
     Dual: call the current primary first, then the target. Back to single: call the node that
     stays primary first, then the one becoming secondary (it also forbids two primaries)."""
@@ -286,8 +297,13 @@ def drbd_set_mode(args: Dict[str, Any]) -> Dict[str, Any]:
     timeout = args.get("timeout", 60)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 <= timeout <= 3600:
         raise ValidationError(f"timeout {timeout!r} must be a number of seconds from 0 to 3600")
+    connect_timeout = args.get("connect_timeout", 0)
+    if not isinstance(connect_timeout, (int, float)) or isinstance(connect_timeout, bool) \
+            or not 0 <= connect_timeout <= 3600:
+        raise ValidationError(f"connect_timeout {connect_timeout!r} must be a number of seconds from 0 to 3600")
     return driver.set_mode(req, role=args.get("role") or "secondary", dual_primary=bool(args.get("dual_primary")),
-                           force=bool(args.get("force")), timeout=float(timeout))
+                           force=bool(args.get("force")), timeout=float(timeout),
+                           connect_timeout=float(connect_timeout))
 
 
 @verb("drbd_status")

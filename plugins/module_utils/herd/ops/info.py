@@ -4,7 +4,8 @@ from typing import Any, Dict, List, Optional
 
 from .. import names
 from ..config import Config
-from ..errors import RpcError
+from ..errors import HerdError, RpcError
+from . import disk_health
 from .cluster import cluster_view
 from .common import Context
 from .node import FLAGS as FLAG_NAMES
@@ -153,6 +154,7 @@ def instance_info(ctx: Context, selected: Optional[List[str]] = None, live: bool
     if live and wanted:
         vm_nodes = [n for n in sorted(config.nodes) if config.nodes[n].vm_capable]
         running = nodecalls.running_on(ctx, config, vm_nodes)
+    drbd_proc = _drbd_proc(ctx, config, [config.instances[n] for n in wanted]) if live else {}
     rows = []
     for name in wanted:
         inst = config.instances[name]
@@ -161,10 +163,31 @@ def instance_info(ctx: Context, selected: Optional[List[str]] = None, live: bool
             where = [n for n, r in running.items() if not isinstance(r, RpcError) and name in r]
             view["status"] = status_word(config, inst, where, running)
             view["running_on"] = where
+            if inst.disk_template == "drbd":
+                problems = disk_health.drbd_problems(inst, drbd_proc)
+                asked = any(drbd_proc.get(n) is not None for n in inst.nodes())
+                view["disk_health"] = disk_health.health_word(problems, asked)
+                view["disk_problems"] = [p.text() for p in problems]
+            else:
+                view["disk_health"] = None
+                view["disk_problems"] = []
         else:
             view["status"] = None
+            view["disk_health"] = None
+            view["disk_problems"] = []
         rows.append(view)
     return {"instances": rows, "table": instance_table(rows)}
+
+
+def _drbd_proc(ctx: Context, config: Config, instances: List[Any]) -> Dict[str, Optional[Dict[str, Any]]]:
+    """Every DRBD minor of the nodes holding a drbd instance's disks (None: node not asked)."""
+    nodes = sorted({n for inst in instances if inst.disk_template == "drbd" for n in inst.nodes()
+                    if n in config.nodes and not config.nodes[n].offline})
+    if not nodes:
+        return {}
+    answers = ctx.rpc.call_many([(ctx.endpoint(config.nodes[n], config), "drbd_status", {}) for n in nodes],
+                                timeout=30)
+    return {n: (None if isinstance(a, (RpcError, HerdError)) else a) for n, a in answers.items()}
 
 
 def instance_table(rows: List[Dict[str, Any]]) -> List[str]:

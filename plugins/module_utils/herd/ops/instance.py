@@ -140,7 +140,7 @@ def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, 
     inst.primary_node = answer["primary"]
     inst.secondary_node = answer.get("secondary") if mirrored else None
     if inst.disk_template == "drbd":
-        allocate_drbd(config, inst)
+        allocate_drbd(ctx, config, inst)
     want_running = spec["state"] in ("running", "restarted")
     after = instance_view(inst)
     after["admin_state"] = "up" if want_running else "down"
@@ -238,29 +238,34 @@ def locks_node_guard(config: Any, node: str) -> None:
         raise PrerequisiteError(f"node {node} went offline")
 
 
-def allocate_drbd(config: Any, inst: Instance) -> None:
-    """Minors per node, one port and a secret per disk, allocated once and kept."""
+def minors_in_use(ctx: Context, config: Any, node: str, purpose: str) -> List[int]:
+    """The DRBD minors ``node`` has configured right now (its kernel's view, which the config
+    may not know: removals on an offline node, failed steps of earlier jobs)."""
+    try:
+        live = nodecalls.call(ctx, config, node, "drbd_status", {}, timeout=30)
+    except RpcError as exc:
+        raise PrerequisiteError(f"{purpose}: {node} does not answer: {exc}") from None
+    if not live.get("loaded"):
+        raise PrerequisiteError(f"{purpose}: {node} has no DRBD kernel module loaded "
+                                "(load it with the herd.cluster.storage role, or modprobe drbd)")
+    return sorted(int(m) for m, status in (live.get("minors") or {}).items()
+                  if (status or {}).get("cs") != "Unconfigured")
+
+
+def allocate_drbd(ctx: Context, config: Any, inst: Instance) -> None:
+    """Minors per node (free in the config and on the node), one port and a secret per disk,
+    allocated once and kept."""
     import secrets
 
-    used: Dict[str, set] = {}
-    for other in config.instances.values():
-        for disk in other.disks:
-            for node, minor in disk.logical_id.get("minors", {}).items():
-                used.setdefault(node, set()).add(minor)
-    taken_ports = set(config.used_ports())
-    if inst.network_port:
-        taken_ports.add(inst.network_port)
-    for disk in inst.disks:
-        minors = {}
-        for node in inst.nodes():
-            minor = 0
-            while minor in used.setdefault(node, set()):
-                minor += 1
-            used[node].add(minor)
-            minors[node] = minor
-        port = next(p for p in range(11000, 15000) if p not in taken_ports)
-        taken_ports.add(port)
-        disk.logical_id.update({"minors": minors, "port": port, "secret": secrets.token_hex(16)})
+    per_node = {node: config.allocate_minors(node, len(inst.disks),
+                                             minors_in_use(ctx, config, node, f"instance {inst.name}"))
+                for node in inst.nodes()}
+    reserved = {inst.network_port} if inst.network_port else set()
+    for index, disk in enumerate(inst.disks):
+        port = config.allocate_port(reserved)
+        reserved.add(port)
+        disk.logical_id.update({"minors": {node: minors[index] for node, minors in per_node.items()},
+                                "port": port, "secret": secrets.token_hex(16)})
 
 
 def _recheck_unique(config: Any, inst: Instance) -> None:

@@ -4,10 +4,11 @@ Live migration follows Ganeti's sequence (reference §4b): check the target,
 (drbd: disconnect, reconnect dual-primary, both primary), start the identical
 QEMU on the target with ``-incoming``, set bandwidth and downtime, migrate,
 poll ``query-migrate`` with progress in the job log, finalize both sides, and
-only then switch the primary in the config (drbd: demote the old primary,
-back to single-primary). Any failure cancels the migration, kills the target
-process, resumes the source, reverts the disks and leaves the config as it
-was, with QEMU's own message in the error.
+only then switch the primary in the config; then (drbd) demote the old
+primary, back to single-primary: a failed demote is a recorded job step and a
+warning, never a config naming the source. Any failure before the commit
+cancels the migration, kills the target process, resumes the source, reverts
+the disks and leaves the config as it was, with QEMU's own message in the error.
 """
 
 import time
@@ -131,12 +132,36 @@ def migrate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
             return result
         with ctx.job("instance_migrate", {"name": name, "target": target, "mode": mode}) as job:
             stats = _live_migrate(ctx, job, config, inst, target, mode, timeout)
+            # as Ganeti: the guest runs on the target, so the config says so before anything
+            # else can fail; the demote that follows is cleanup, and its failure is recorded
             with job.step("commit config: switch primary"):
-                _switch_primary(ctx, locks, name, target)
+                moved_config = _switch_primary(ctx, locks, name, target)
+            demote_error = None
+            if inst.disk_template == "drbd":
+                demote_error = _demote_source(ctx, job, moved_config, name, target)
+                stats = dict(stats, drbd_demote_error=demote_error)
             job.finish(stats)
-        result.update(migration=stats, msg=f"instance {name} migrated ({mode}) {inst.primary_node} -> {target} "
-                      f"in {(stats.get('total_time_ms') or 0) / 1000:.1f} s")
+        msg = (f"instance {name} migrated ({mode}) {inst.primary_node} -> {target} "
+               f"in {(stats.get('total_time_ms') or 0) / 1000:.1f} s")
+        if demote_error:
+            msg += (f"; but demoting drbd on {inst.primary_node} failed ({demote_error}): both sides may still be "
+                    "Primary with two primaries allowed; cluster_verify reports it and herd.cluster.instance_migrate "
+                    "with cleanup: true demotes it")
+            ctx.warnings.append(msg)
+        result.update(migration=stats, msg=msg)
         return result
+
+
+def _demote_source(ctx: Context, job: Any, config: Config, name: str, target: str) -> Optional[str]:
+    """After the commit: single-primary on the target (the source demoted, two primaries
+    forbidden). -> None, or the error text, recorded as the job's failed step."""
+    moved = config.instances[name]
+    try:
+        with job.step("drbd: single-primary on the target (demote the source)", node=moved.secondary_node):
+            _drbd_mode(ctx, config, moved, dual=False, primary=target)
+    except HerdError as exc:
+        return str(exc)
+    return None
 
 
 def _live_migrate(ctx: Context, job: Any, config: Config, inst: Instance, target: str, mode: str,
@@ -182,9 +207,6 @@ def _live_migrate(ctx: Context, job: Any, config: Config, inst: Instance, target
         nodecalls.call(ctx, config, source, "migration_finalize",
                        {"name": inst.name, "hypervisor": inst.hypervisor, "role": "source", "success": True})
     job.no_more_undo()  # past the point of no return: the instance runs on the target
-    if drbd:
-        with job.step("drbd: single-primary on the target"):
-            _drbd_mode(ctx, config, inst, dual=False, primary=target)
     return stats
 
 
@@ -225,6 +247,9 @@ def _drbd_mode(ctx: Context, config: Config, inst: Instance, dual: bool, primary
         for node in inst.nodes():
             args = nodecalls.disk_args(config, inst, disk, index, node)
             args.update({"dual_primary": dual, "role": "primary" if dual or node == primary else "secondary"})
+            if node == inst.nodes()[-1]:
+                # the second side: a resource it reconnects must really connect (a split brain does not)
+                args["connect_timeout"] = 60
             nodecalls.call(ctx, config, node, "drbd_set_mode", args)
 
 
@@ -284,6 +309,8 @@ def cleanup(ctx: Context, locks: Any, config: Config, inst: Instance) -> Dict[st
     if new_primary != primary and not ctx.check_mode:
         with ctx.job("instance_migrate_cleanup", {"name": inst.name, "primary": new_primary}):
             _switch_primary(ctx, locks, inst.name, new_primary)
+    if inst.disk_template == "drbd" and new_primary == primary and _secondary_still_primary(ctx, config, inst):
+        actions.append(f"demote drbd on {inst.secondary_node} (still Primary: a demote after a migration failed)")
     if inst.disk_template == "drbd" and actions and not ctx.check_mode:
         fresh = ctx.store.load().instances[inst.name]
         _drbd_mode(ctx, config, fresh, dual=False, primary=fresh.primary_node)
@@ -292,6 +319,22 @@ def cleanup(ctx: Context, locks: Any, config: Config, inst: Instance) -> Dict[st
     return {"changed": bool(actions), "actions": actions, "source": primary, "target": new_primary,
             "node_states": state, "diff": diff_dict(before, after),
             "msg": f"cleanup of {inst.name}: " + ("; ".join(actions) or "nothing to do")}
+
+
+def _secondary_still_primary(ctx: Context, config: Config, inst: Instance) -> bool:
+    """Whether any disk is Primary on the secondary node (what a failed demote leaves)."""
+    node = inst.secondary_node
+    if not node or node not in config.nodes or config.nodes[node].offline:
+        return False
+    for index, disk in enumerate(inst.disks):
+        try:
+            answer = nodecalls.call(ctx, config, node, "drbd_status",
+                                    nodecalls.disk_args(config, inst, disk, index, node))
+        except RpcError:
+            return False
+        if (answer.get("status") or {}).get("primary"):
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------- failover

@@ -36,7 +36,7 @@ such as a parallel evacuation, do not).
 import copy
 import time
 from contextlib import ExitStack
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import names
 from ..config import Config, Instance, now
@@ -44,7 +44,7 @@ from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from . import nodecalls, placement
 from .common import Context, diff_dict
 from .info import live_facts
-from .instance import recover_interrupted
+from .instance import minors_in_use, recover_interrupted
 from .instance_spec import instance_view
 
 OPCODE = "instance_replace_disks"
@@ -70,6 +70,9 @@ def with_secondary(inst: Instance, secondary: str, minors: List[int]) -> Instanc
 
 def secondary_minors(inst: Instance) -> List[Optional[int]]:
     return [(d.logical_id.get("minors") or {}).get(inst.secondary_node) for d in inst.disks]
+
+
+CONNECT_TIMEOUT = 60  # seconds for a DRBD connection to reach Connected/SyncSource/SyncTarget
 
 
 def disk_call(ctx: Context, config: Config, inst: Instance, index: int, node: str, verb: str,
@@ -170,28 +173,10 @@ def check_new_node(ctx: Context, config: Config, inst: Instance, new: str) -> No
 
 
 def allocate_minors(ctx: Context, config: Config, inst: Instance, new: str) -> List[int]:
-    """The lowest free minor per disk on ``new``: free in the config and on the node itself."""
-    try:
-        live = nodecalls.call(ctx, config, new, "drbd_status", {}, timeout=30)
-    except RpcError as exc:
-        raise PrerequisiteError(f"instance {inst.name}: new secondary {new} does not answer: {exc}") from None
-    if not live.get("loaded"):
-        raise PrerequisiteError(f"instance {inst.name}: new secondary {new} has no DRBD kernel module loaded "
-                                "(load it with the herd.cluster.storage role, or modprobe drbd)")
-    used: Set[int] = {int(m) for m in (live.get("minors") or {})}
-    for other in config.instances.values():
-        for disk in other.disks:
-            minor = (disk.logical_id.get("minors") or {}).get(new)
-            if minor is not None:
-                used.add(int(minor))
-    minors = []
-    minor = 0
-    for _disk in inst.disks:
-        while minor in used:
-            minor += 1
-        minors.append(minor)
-        used.add(minor)
-    return minors
+    """The lowest free minor per disk on ``new``: free in the config and on the node itself
+    (the cluster's one minor allocator, ``Config.allocate_minors``)."""
+    live = minors_in_use(ctx, config, new, f"instance {inst.name}: new secondary")
+    return config.allocate_minors(new, len(inst.disks), live)
 
 
 def check_leftovers(ctx: Context, config: Config, target: Instance, new: str) -> None:
@@ -247,6 +232,12 @@ def replace(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     timeout = spec.get("sync_timeout") or DEFAULT_SYNC_TIMEOUT
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
         raise ValidationError(f"sync_timeout {timeout!r} must be a positive number of seconds")
+    survivor = spec.get("split_brain_survivor") or None
+    if survivor is not None:
+        survivor = names.check_hostname(survivor, "split_brain_survivor")
+        if remote is not None:
+            raise ValidationError("split_brain_survivor and remote_node exclude each other: resolve the split "
+                                  "brain first, then move the secondary")
     locks = ctx.locks(f"{OPCODE} {name}")
     with locks.instance(name):
         config = ctx.load_master_config()
@@ -254,6 +245,11 @@ def replace(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         if inst is None:
             raise PrerequisiteError(f"instance {name} does not exist")
         check_drbd(inst)
+        if survivor is not None:
+            with ExitStack() as held:
+                for node in sorted(inst.nodes()):
+                    held.enter_context(locks.node(node, shared=True))
+                return resolve_split_brain(ctx, config, inst, survivor)
         if recover_interrupted(ctx, name, locks, config):
             config = ctx.load_master_config()
             inst = config.instances[name]
@@ -286,6 +282,59 @@ def replace(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
             check_leftovers(ctx, config, target, new)
             return _replace_locked(ctx, locks, allocation, config, inst, target, activate, wait, float(timeout),
                                    reasons)
+
+
+def resolve_split_brain(ctx: Context, config: Config, inst: Instance, survivor: str) -> Dict[str, Any]:
+    """The operator's explicit split-brain resolution: ``survivor`` keeps its data; the other
+    node (the victim) is demoted and reconnects with ``--discard-my-data``, so DRBD resyncs it
+    from the survivor. Only disks that are not connected are touched; nothing is discarded
+    without this request, and never under a running instance."""
+    name = inst.name
+    if survivor not in inst.nodes():
+        raise ValidationError(f"split_brain_survivor {survivor} is not a node of {name}; its nodes are "
+                              f"{inst.primary_node} (primary) and {inst.secondary_node} (secondary)")
+    victim = next(n for n in inst.nodes() if n != survivor)
+    for node in inst.nodes():
+        if config.nodes[node].offline:
+            raise PrerequisiteError(f"instance {name}: {node} is offline; both nodes must be up to reconnect DRBD")
+    if victim == inst.primary_node and inst.admin_state == "up":
+        raise PrerequisiteError(f"instance {name} is marked running on {victim}, whose data would be discarded "
+                                f"under it: stop the instance first, or fail it over to {survivor} "
+                                "(herd.cluster.instance_failover) and run this again")
+    broken = []
+    for index in range(len(inst.disks)):
+        states = {node: drbd_state(ctx, config, inst, index, node) for node in inst.nodes()}
+        if any(s is None for s in states.values()):
+            raise PrerequisiteError(f"instance {name}: disk {index} is not active on "
+                                    f"{', '.join(n for n, s in states.items() if s is None)}; activate the "
+                                    "disks first")
+        if not all((s or {}).get("connected") or (s or {}).get("in_resync") for s in states.values()):
+            broken.append(index)
+    view = instance_view(inst)
+    result: Dict[str, Any] = {"changed": bool(broken), "instance": name, "primary_node": inst.primary_node,
+                              "old_secondary": inst.secondary_node, "new_secondary": inst.secondary_node,
+                              "survivor": survivor, "discarded_on": victim if broken else None,
+                              "actions": [], "synced": None, "diff": diff_dict(view, view)}
+    for index in broken:
+        result["actions"] += [f"disk {index}: {victim} becomes secondary and reconnects discarding its changes",
+                              f"disk {index}: {survivor} reconnects and resyncs {victim} from its data"]
+    if not broken:
+        result["msg"] = f"instance {name}: every disk is connected; no split brain to resolve"
+        return result
+    if ctx.check_mode:
+        result["msg"] = f"instance {name}: would keep the data of {survivor} and discard {victim}'s changes"
+        return result
+    with ctx.job("instance_resolve_split_brain", {"name": name, "survivor": survivor, "victim": victim,
+                                                  "disks": broken}) as job:
+        for index in broken:
+            with job.step(f"disk {index}: discard the changes on {victim}", node=victim):
+                disk_call(ctx, config, inst, index, victim, "drbd_connect", discard_my_data=True, timeout=0)
+            with job.step(f"disk {index}: reconnect {survivor}", node=survivor):
+                disk_call(ctx, config, inst, index, survivor, "drbd_connect", timeout=CONNECT_TIMEOUT)
+        job.finish({"survivor": survivor, "victim": victim, "disks": broken})
+    result["msg"] = (f"instance {name}: split brain resolved on disks {broken}: {survivor}'s data kept, {victim} "
+                     "resyncs from it (cluster_verify shows the resync until it is done)")
+    return result
 
 
 def _plan(config: Config, inst: Instance, target: Instance, activate: bool, wait: bool) -> List[str]:
@@ -408,7 +457,9 @@ def _finish(ctx: Context, job: Any, config: Config, inst: Instance, old: str, ol
         for index in range(len(inst.disks)):
             for node in (primary, new):
                 try:
-                    disk_call(ctx, config, inst, index, node, "drbd_connect")
+                    # the second side waits until the connection holds (a split brain drops it)
+                    disk_call(ctx, config, inst, index, node, "drbd_connect",
+                              timeout=CONNECT_TIMEOUT if node == new else 0)
                 except HerdError as exc:
                     raise HerdError(f"{exc}; the config names {new} as the secondary of {name} since this job's "
                                     f"commit; the old volumes on {old} were kept. Fix the cause and run "

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List
 
 from ..config import MIRRORED_TEMPLATES, Config
-from ..errors import RpcError
+from ..errors import HerdError, RpcError
+from . import disk_health
 from .common import Context
 
 
@@ -32,6 +33,7 @@ class VerifyState:
     config: Config
     facts: Dict[str, Dict[str, Any]] = field(default_factory=dict)       # reachable nodes only
     membership: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # reachable nodes only
+    storage: Dict[str, Dict[str, Any]] = field(default_factory=dict)     # storage_list per answering node
     findings: List[Finding] = field(default_factory=list)
 
     def error(self, code: str, obj: str, message: str) -> None:
@@ -170,6 +172,63 @@ def check_instances(state: VerifyState) -> None:
             state.error("ENODEORPHANINSTANCE", node, f"runs instance {name}, which the cluster does not know")
 
 
+def check_storage(state: VerifyState) -> None:
+    """Storage as the nodes see it (``storage_list``): orphan and missing volumes, DRBD minors
+    the config does not know, and every drbd disk's state on both nodes (degraded,
+    disconnected, StandAlone, split brain, out of sync, secondary missing, a stale Primary)."""
+    from . import nodecalls
+
+    config = state.config
+    uses_storage = {"plain", "drbd"} & ({i.disk_template for i in config.instances.values()}
+                                        | set(config.cluster.enabled_disk_templates))
+    nodes = [n for n in sorted(state.facts) if config.nodes[n].vm_capable]
+    if not uses_storage or not nodes:
+        return
+    calls = []
+    for name in nodes:
+        vgs = sorted({v for inst in config.instances.values() if name in inst.nodes() for d in inst.disks
+                      for v in (d.vg, d.logical_id.get("vg"), d.logical_id.get("meta_vg")) if v})
+        calls.append((state.ctx.endpoint(config.nodes[name], config), "storage_list",
+                      {"storage": nodecalls.storage_context(config), "vgs": vgs}))
+    for name, answer in state.ctx.rpc.call_many(calls, timeout=60).items():
+        if isinstance(answer, (RpcError, HerdError)):
+            state.error("ENODESTORAGE", name, f"cannot list the node's storage: {answer}")
+        else:
+            state.storage[name] = answer
+    for name, listing in sorted(state.storage.items()):
+        for severity, code, obj, message in disk_health.node_problems(config, name, listing):
+            state.findings.append(Finding(severity, code, obj, message))
+    proc = {name: disk_health.proc_from_listing(listing) for name, listing in state.storage.items()}
+    for name, inst in sorted(config.instances.items()):
+        for problem in disk_health.drbd_problems(inst, proc):
+            state.findings.append(Finding(problem.severity, "EINSTANCEFAULTYDISK", name, problem.text()))
+
+
+def check_n1(state: VerifyState) -> None:
+    """Ganeti's N+1 memory check through the allocator's own rules: a node that could not
+    start the instances it is secondary for if their primary failed."""
+    from ..allocator.herdconfig import from_herd_config
+    from .placement import allocator_facts
+
+    config = state.config
+    if not any(inst.disk_template in MIRRORED_TEMPLATES for inst in config.instances.values()):
+        return
+    facts = {name: fact for name, fact in state.facts.items()}
+    try:
+        model = from_herd_config(config.to_dict(), allocator_facts(config, facts))
+    except (HerdError, ValueError, KeyError) as exc:
+        state.warning("ENODEN1", "cluster", f"cannot build the allocator's model for the N+1 check: {exc}")
+        return
+    by_index = {n.idx: n for n in model.nodes}
+    for node in model.nodes:
+        if node.name not in state.facts or node.r_mem <= 0 or not node.fail_n1:
+            continue
+        worst = max(node.peers, key=lambda pdx: node.peers[pdx])
+        failing = by_index[worst].name if worst in by_index else str(worst)
+        state.error("ENODEN1", node.name, f"not enough memory to accommodate instance failovers should node "
+                    f"{failing} fail ({node.peers[worst]} MiB needed, {node.unallocated_mem()} MiB available)")
+
+
 def check_jobs(state: VerifyState) -> None:
     for job in state.ctx.journal.interrupted():
         state.warning("EJOBINTERRUPTED", f"job {job['id']}",
@@ -178,7 +237,8 @@ def check_jobs(state: VerifyState) -> None:
 
 
 Check = Callable[[VerifyState], None]
-CHECKS: List[Check] = [check_config, gather, check_replication, check_node_facts, check_instances, check_jobs]
+CHECKS: List[Check] = [check_config, gather, check_replication, check_node_facts, check_instances, check_storage,
+                       check_n1, check_jobs]
 
 
 def verify(ctx: Context) -> Dict[str, Any]:

@@ -20,6 +20,7 @@ before it are removed.
 """
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -45,10 +46,20 @@ class CommandResult:
 
 
 class Runner:
-    """Runs argument lists. Tests replace it with a recorder (``tests/unit/storage_fakes.py``)."""
+    """Runs argument lists. Tests replace it with a recorder (``tests/unit/storage_fakes.py``).
+
+    Every captured stdout/stderr goes through ``redact_text`` before anyone sees it: drbdadm
+    prints the drbdsetup command line it ran, shared secret included, when that command fails,
+    and that text would otherwise reach error messages, the job journal and Ansible output."""
 
     def __init__(self, env: Optional[Dict[str, str]] = None):
         self.env = dict(env or {})
+        self.secrets: set = set()
+
+    def register_secret(self, secret: str) -> None:
+        """A value to hide wherever it appears in captured output (besides the known patterns)."""
+        if secret:
+            self.secrets.add(secret)
 
     def run(self, argv: Sequence[str], check: bool = True, timeout: float = 600,
             input_text: Optional[str] = None, env: Optional[Dict[str, str]] = None) -> CommandResult:
@@ -63,7 +74,8 @@ class Runner:
             raise StorageError(f"{argv[0]} is not installed on this node") from None
         except subprocess.TimeoutExpired:
             raise StorageError(f"{' '.join(argv)} did not finish within {timeout:g} s") from None
-        result = CommandResult(list(argv), proc.returncode, proc.stdout, proc.stderr)
+        result = CommandResult(list(argv), proc.returncode, redact_text(proc.stdout, self.secrets),
+                               redact_text(proc.stderr, self.secrets))
         if check and proc.returncode != 0:
             raise command_error(result)
         return result
@@ -75,13 +87,32 @@ def command_error(result: CommandResult, what: str = "") -> StorageError:
     return StorageError(f"{prefix}{' '.join(redact(result.argv))} failed (exit {result.rc}): {detail}")
 
 
+REDACTED = "***"
+# secrets as the tools print them: drbdsetup options (--shared-secret=X, --shared-secret X),
+# drbd.conf syntax (shared-secret "X";) as drbdadm dump/drbdsetup show print it
+_SECRET_PATTERNS = (
+    re.compile(r"(--shared-secret[= ])(\"[^\"]*\"|'[^']*'|[^\s'\"]+)"),
+    re.compile(r"(\bshared-secret\s+)(\"[^\"]*\"|[^\s;]+)"),
+)
+
+
+def redact_text(text: Optional[str], secrets: Sequence[str] = ()) -> str:
+    """``text`` with every DRBD shared secret (and every value in ``secrets``) replaced by ***."""
+    if not text:
+        return text or ""
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
 def redact(argv: Sequence[str]) -> List[str]:
-    """Hide a DRBD shared secret in messages."""
-    out = []
+    """Hide a DRBD shared secret in messages that quote a command line."""
+    out: List[str] = []
     for arg in argv:
-        if arg.startswith("--shared-secret="):
-            arg = "--shared-secret=***"
-        out.append(arg)
+        out.append(REDACTED if out and out[-1] == "--shared-secret" else redact_text(arg))
     return out
 
 
@@ -97,6 +128,9 @@ class NodeSettings:
     # drbdadm to use; empty: /lib/drbd/drbdadm-84 when present (our configs are 8.4 syntax), else drbdadm
     drbdadm: str = ""
     proc_drbd: str = "/proc/drbd"
+    # the node_drbd role's tuning (``drbd_tuning`` in node.json): max_buffers, max_epoch_size,
+    # disk_barrier, disk_flushes, md_flushes; storage/drbd.py writes it into every resource file
+    drbd_tuning: Dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Optional[Dict[str, Any]], override: Optional[Dict[str, Any]] = None
@@ -112,6 +146,9 @@ class NodeSettings:
         for key in ("drbd_config_dir", "drbdadm", "proc_drbd"):
             if merged.get(key):
                 setattr(settings, key, names.check_abs_path(merged[key], key))
+        if merged.get("drbd_tuning") is not None:
+            from .drbd import check_tuning  # drbd imports this module
+            settings.drbd_tuning = check_tuning(merged["drbd_tuning"])
         return settings
 
 

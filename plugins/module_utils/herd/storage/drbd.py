@@ -86,6 +86,36 @@ def check_params(params: Any) -> Dict[str, Any]:
     return out
 
 
+# The node_drbd role's tuning that herd writes into every resource: node-local hardware
+# properties (buffers, barriers, flushes). The protocol and the resync controller come from
+# the cluster's drbd diskparams (``check_params``): those must be equal on both peers.
+_TUNING_INT = {"max_buffers": (32, 131072), "max_epoch_size": (1, 20000)}
+_TUNING_BOOL = ("disk_barrier", "disk_flushes", "md_flushes")
+# role keys that are the cluster diskparams' business here (recorded by the role, not applied)
+_TUNING_CLUSTER = ("protocol", "c_plan_ahead", "c_min_rate", "c_max_rate")
+
+
+def check_tuning(tuning: Any) -> Dict[str, Any]:
+    """The node's DRBD tuning from node.json, validated (the values reach a config file)."""
+    if not isinstance(tuning, dict):
+        raise ValidationError("drbd_tuning must be a mapping")
+    out: Dict[str, Any] = {}
+    for key, value in tuning.items():
+        if key in _TUNING_INT:
+            low, high = _TUNING_INT[key]
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValidationError(f"drbd_tuning {key} {value!r} must be an integer from {low} to {high}")
+            out[key] = value
+        elif key in _TUNING_BOOL:
+            if not isinstance(value, bool):
+                raise ValidationError(f"drbd_tuning {key} {value!r} must be true or false")
+            out[key] = value
+        elif key not in _TUNING_CLUSTER:
+            raise ValidationError(f"unknown drbd_tuning key {key!r}; valid: "
+                                  f"{sorted([*_TUNING_INT, *_TUNING_BOOL, *_TUNING_CLUSTER])}")
+    return out
+
+
 @dataclass
 class Endpoint:
     node: str
@@ -197,10 +227,16 @@ class DrbdDisk:
 
 # ----------------------------------------------------------------- config (pure)
 
-def render_config(disk: DrbdDisk, dual_primary: bool = False) -> str:
-    """The DRBD 8.4 resource file for ``disk`` (both hosts; drbdadm picks the local one)."""
+def render_config(disk: DrbdDisk, dual_primary: bool = False, tuning: Optional[Dict[str, Any]] = None) -> str:
+    """The DRBD 8.4 resource file for ``disk`` (both hosts; drbdadm picks the local one), with
+    the cluster's drbd diskparams and this node's tuning (``check_tuning``)."""
     p = disk.params
+    tuning = tuning or {}
     disk_opts = ["on-io-error detach;"]
+    for key in _TUNING_BOOL:
+        if key in tuning:
+            disk_opts.append(f"{key.replace('_', '-')} {'yes' if tuning[key] else 'no'};")
+    net_tuning = [f"        {key.replace('_', '-')} {tuning[key]};" for key in _TUNING_INT if key in tuning]
     if p["dynamic-resync"]:
         disk_opts += [f"c-plan-ahead {p['c-plan-ahead']};", f"c-fill-target {p['c-fill-target']}s;",
                       f"c-delay-target {p['c-delay-target']};", f"c-max-rate {p['c-max-rate']}k;",
@@ -220,6 +256,7 @@ def render_config(disk: DrbdDisk, dual_primary: bool = False) -> str:
         "        after-sb-1pri consensus;",
         "        after-sb-2pri disconnect;",
         f"        allow-two-primaries {'yes' if dual_primary else 'no'};",
+        *net_tuning,
         "    }",
         "    disk {",
         *(f"        {opt}" for opt in disk_opts),
@@ -284,8 +321,8 @@ class Commands:
     def down(self) -> List[str]:
         return self.adm("down")
 
-    def connect(self) -> List[str]:
-        return self.adm("connect")
+    def connect(self, discard_my_data: bool = False) -> List[str]:
+        return self.adm("connect", "--discard-my-data") if discard_my_data else self.adm("connect")
 
     def disconnect(self) -> List[str]:
         return self.adm("disconnect")
@@ -419,6 +456,29 @@ def _derive(s: Dict[str, Any]) -> None:
     s["degraded"] = not (s["connected"] and s["disk_uptodate"] and s["peer_uptodate"])
 
 
+# ----------------------------------------------------------------- drbdsetup show
+
+_SHOW_RESOURCE = re.compile(r"^resource\s+(\S+)\s*\{")
+_SHOW_MINOR = re.compile(r"^\s*device\s+(?:minor\s+(\d+)|\"?/dev/drbd(\d+)\"?(?:\s+minor\s+(\d+))?)\s*;")
+
+
+def parse_drbdsetup_show(text: str) -> Dict[int, str]:
+    """Which resource each configured minor belongs to, from ``drbdsetup show`` (8.4:
+    ``resource NAME { ... _this_host { volume 0 { device minor N; ...``) -> {minor: resource}."""
+    owners: Dict[int, str] = {}
+    resource: Optional[str] = None
+    for line in text.splitlines():
+        match = _SHOW_RESOURCE.match(line)
+        if match:
+            resource = match.group(1).strip('"')
+            continue
+        match = _SHOW_MINOR.match(line)
+        if match and resource is not None:
+            minor = next(g for g in (match.group(3), match.group(1), match.group(2)) if g is not None)
+            owners[int(minor)] = resource
+    return owners
+
+
 # ----------------------------------------------------------------- executor
 
 @register
@@ -448,7 +508,36 @@ class Drbd(Template):
             return "drbdadm"
         return "/lib/drbd/drbdadm-84" if os.path.exists("/lib/drbd/drbdadm-84") else "drbdadm"
 
+    def drbdsetup(self) -> str:
+        adm = self.drbdadm()
+        if adm.endswith("drbdadm-84"):
+            return adm[:-len("drbdadm-84")] + "drbdsetup-84"
+        return "drbdsetup"
+
+    def minor_owners(self) -> Dict[int, str]:
+        """{minor: resource} of every minor configured in the kernel (``drbdsetup show``)."""
+        result = self.runner.run([self.drbdsetup(), "show"], check=False)
+        if result.rc != 0:
+            raise StorageError(f"cannot tell which resources use which DRBD minors: {self.drbdsetup()} show "
+                               f"failed (exit {result.rc}): {(result.stderr or result.stdout).strip()[-500:]}")
+        return parse_drbdsetup_show(result.stdout)
+
+    def check_minor_free(self, disk: DrbdDisk) -> bool:
+        """Refuse a minor that is configured for anything but ``disk``'s resource.
+        -> True when the minor already carries this very resource (an earlier create)."""
+        if self.status(disk) is None:
+            return False
+        owner = self.minor_owners().get(disk.local.minor)
+        if owner == disk.resource:
+            return True
+        raise StorageError(f"disk {disk.index} of {disk.instance}: minor {disk.local.minor} ({disk.device}) on "
+                           f"{disk.local.node} is already in use by "
+                           f"{'resource ' + owner if owner else 'a DRBD device drbdsetup cannot name'}, not "
+                           f"{disk.resource}; refusing to take it over (the master allocates another minor "
+                           "when asked again; cluster_verify lists minors the config does not know)")
+
     def commands(self, disk: DrbdDisk) -> Commands:
+        self.runner.register_secret(disk.secret)
         return Commands(disk, self.drbdadm(), config_path(self.settings, disk))
 
     def status(self, disk: DrbdDisk) -> Optional[Dict[str, Any]]:
@@ -478,7 +567,7 @@ class Drbd(Template):
     def write_config(self, disk: DrbdDisk, dual_primary: bool = False) -> bool:
         """Write the resource file (0600) when its content differs. -> changed"""
         path = config_path(self.settings, disk)
-        text = render_config(disk, dual_primary)
+        text = render_config(disk, dual_primary, self.settings.drbd_tuning)
         try:
             with open(path, encoding="utf-8") as handle:
                 if handle.read() == text:
@@ -513,6 +602,8 @@ class Drbd(Template):
             raise ValidationError(f"disk {req.index} of {req.instance}: a standalone create is for a new secondary, "
                                   f"but {disk.local.node} is the primary")
         cmds = self.commands(disk)
+        # before anything is touched: a minor configured for another resource is not ours
+        running = self.check_minor_free(disk)
         tags = [HERD_TAG, instance_tag(disk.instance)]
         data = self.lvm.create(disk.vg, disk.data_lv, disk.size, tags)
         meta = self.lvm.create(disk.meta_vg, disk.meta_lv, META_SIZE_MIB, tags)
@@ -521,7 +612,7 @@ class Drbd(Template):
         if fresh and self.settings.lvm_driverloaded:
             self.runner.run(cmds.wipe_meta())
         changed = self.write_config(disk) or changed
-        if self.status(disk) is None:
+        if not running:
             self._need_module()
             if fresh:
                 self._adm(cmds, cmds.create_md(), "create-md")
@@ -645,7 +736,7 @@ class Drbd(Template):
             self.sleep(0.5)
 
     def set_mode(self, req: DiskRequest, role: str, dual_primary: bool, force: bool = False,
-                 timeout: float = 60) -> Dict[str, Any]:
+                 timeout: float = 60, connect_timeout: float = 0) -> Dict[str, Any]:
         """Put this node's side into ``role`` with two primaries allowed or not.
 
         Dual: allow two primaries (net-options on the live connection), then, for
@@ -654,7 +745,9 @@ class Drbd(Template):
         Single: demote first when role is secondary, then forbid two primaries; a node
         that stays primary while its peer is still primary leaves that step to the
         peer's call (DRBD refuses it while both are primary). ``force`` promotes a node
-        whose disk is not UpToDate (failover with ignore_consistency)."""
+        whose disk is not UpToDate (failover with ignore_consistency). ``connect_timeout`` > 0
+        (the second node of a pair): wait until the connection holds, failing clearly when a
+        StandAlone resource does not reconnect (a split brain)."""
         if role not in ("primary", "secondary"):
             raise ValidationError(f"drbd role {role!r} must be primary or secondary")
         disk = DrbdDisk.from_request(req)
@@ -670,6 +763,8 @@ class Drbd(Template):
         if status.get("standalone"):
             self._adm(cmds, cmds.connect(), "connect")
             steps.append("connect")
+            if connect_timeout > 0:
+                self.wait_connected(disk, connect_timeout)
         elif dual_primary or not (status.get("primary") and status.get("peer_primary")):
             self._adm(cmds, cmds.two_primaries(dual_primary), "net-options")
             steps.append(f"allow-two-primaries {'yes' if dual_primary else 'no'}")
@@ -690,7 +785,17 @@ class Drbd(Template):
             steps.append("primary")
         return {"changed": bool(steps), "steps": steps, "status": self.status(disk), "path": disk.device}
 
-    def connect(self, req: DiskRequest, dual_primary: bool = False) -> Dict[str, Any]:
+    def connect(self, req: DiskRequest, dual_primary: bool = False, timeout: float = 0,
+                discard_my_data: bool = False) -> Dict[str, Any]:
+        """Connect a StandAlone resource; with ``timeout`` > 0 wait until the connection
+        really holds (Connected or resyncing) and fail clearly when it does not: DRBD drops a
+        connection it finds split-brained back to StandAlone, which ``drbdadm connect``'s
+        exit code never shows. The first node of a pair connects with timeout 0 (its peer
+        is not listening yet), the second waits.
+
+        ``discard_my_data``: this node is the split-brain victim chosen by the operator:
+        demote, then connect with ``--discard-my-data`` so the peer's data overwrites this
+        node's changes. Never implied: only an explicit request discards data."""
         disk = DrbdDisk.from_request(req)
         cmds = self.commands(disk)
         self.write_config(disk, dual_primary)
@@ -698,10 +803,46 @@ class Drbd(Template):
         status = self.status(disk)
         if status is None:
             raise StorageError(f"disk {req.index} of {req.instance}: {disk.device} is not configured; assemble it")
-        if not status["standalone"]:
-            return {"changed": False, "status": status}
-        self._adm(cmds, cmds.connect(), "connect")
-        return {"changed": True, "status": self.status(disk)}
+        steps: List[str] = []
+        if discard_my_data:
+            if not status["standalone"]:
+                self._adm(cmds, cmds.disconnect(), "disconnect (before discarding this node's data)")
+                steps.append("disconnect")
+            if (self.status(disk) or {}).get("primary"):
+                self._adm(cmds, cmds.secondary(), "secondary (before discarding this node's data)")
+                steps.append("secondary")
+            self._adm(cmds, cmds.connect(discard_my_data=True), "connect --discard-my-data")
+            steps.append("connect --discard-my-data")
+        elif status["standalone"]:
+            self._adm(cmds, cmds.connect(), "connect")
+            steps.append("connect")
+        if timeout > 0:
+            status = self.wait_connected(disk, timeout, just_connected=bool(steps))
+        return {"changed": bool(steps), "steps": steps, "status": self.status(disk) if timeout <= 0 else status}
+
+    def wait_connected(self, disk: DrbdDisk, timeout: float, just_connected: bool = True) -> Dict[str, Any]:
+        """Wait for Connected/SyncSource/SyncTarget. StandAlone after a connect means DRBD
+        dropped the connection (split brain, or the peer refused it): fail at once."""
+        deadline = self.clock() + timeout
+        while True:
+            status = self.status(disk) or {}
+            if status.get("connected") or status.get("in_resync"):
+                return status
+            if status.get("standalone") and just_connected:
+                raise StorageError(
+                    f"disk {disk.index} of {disk.instance} ({disk.resource}, {disk.device}) on {disk.local.node} "
+                    f"went back to StandAlone after connecting to {disk.peer.node}: DRBD refused the connection, "
+                    "most likely a split brain (both sides changed the data). Nothing was discarded. Choose the "
+                    "node whose data survives and run herd.cluster.instance_replace_disks with "
+                    "split_brain_survivor: <node> (docs/storage.md, 'Split brain')")
+            if self.clock() >= deadline:
+                raise StorageError(
+                    f"disk {disk.index} of {disk.instance} ({disk.resource}, {disk.device}) on {disk.local.node} "
+                    f"did not connect to {disk.peer.node} within {timeout:g} s; it is "
+                    f"cs:{status.get('cs', 'Unconfigured')} ro:{status.get('role')}/{status.get('peer_role')} "
+                    f"ds:{status.get('disk')}/{status.get('peer_disk')} (WFConnection: the peer is not listening "
+                    "or the replication network between the secondary IPs is cut)")
+            self.sleep(0.5)
 
     def disconnect(self, req: DiskRequest) -> Dict[str, Any]:
         disk = DrbdDisk.from_request(req)

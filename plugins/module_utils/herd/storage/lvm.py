@@ -134,8 +134,12 @@ class LVM:
         return {"changed": True, "path": f"/dev/{vg}/{lv}", "size": rounded}
 
     def remove(self, vg: str, lv: str) -> bool:
-        if self.find(vg, lv) is None:
+        """Remove ``vg/lv`` if it exists; only an LV herd made (its tag and its name pattern):
+        a request naming any other volume (a node's root LV, an operator's data) is refused."""
+        volume = self.find(vg, lv)
+        if volume is None:
             return False
+        check_owned(volume)
         self._run(self.lvremove_argv(vg, lv))
         return True
 
@@ -182,6 +186,18 @@ def _last_error(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines()
              if line.strip() and "WARNING" not in line and "Fix duplicate VG names" not in line]
     return lines[-1] if lines else ""
+
+
+def check_owned(volume: LogicalVolume) -> None:
+    """Refuse to destroy a volume that does not carry herd's tag and LV name pattern."""
+    problems = []
+    if HERD_TAG not in volume.tags:
+        problems.append(f"it has no {HERD_TAG!r} tag (tags: {','.join(volume.tags) or 'none'})")
+    if not _HERD_LV.match(volume.name):
+        problems.append("its name is not herd's <disk uuid>.disk<N>[_data|_meta]")
+    if problems:
+        raise StorageError(f"refusing to remove logical volume {volume.vg}/{volume.name}: herd only removes "
+                           f"volumes it created, and {' and '.join(problems)}")
 
 
 def classify(volume: LogicalVolume) -> Dict[str, Any]:
