@@ -56,7 +56,7 @@ def check_user_name(value: object, what: str = "hvparams.security_domain") -> st
 
 def parse_uid_pool(text: object) -> Tuple[int, int]:
     """``"42000-42031"`` -> (42000, 42031)."""
-    match = _POOL.match(str(text).strip()) if isinstance(text, (str, int)) else None
+    match = _POOL.match(text) if isinstance(text, str) else None
     if not match:
         raise ValidationError(f"uid_pool {text!r} is not a range FIRST-LAST such as 42000-42031")
     first, last = int(match.group(1)), int(match.group(2))
