@@ -220,3 +220,13 @@ def test_item8_no_user_changes_no_owner(tmp_path):
     disk = tmp_path / "disk0"
     disk.write_bytes(b"")
     assert (confine.give([str(disk)], None), os.stat(disk).st_uid) == ([], os.geteuid())
+
+
+def test_item8_a_node_without_a_uid_pool_fails_the_pre_start_check_naming_the_role():
+    assert "herd.cluster.node_hypervisor role" in confine.check_node({"security_model": "pool"}, None)
+    assert confine.check_node({"security_model": "pool"}, "42000-42031") is None
+
+
+def test_item8_a_missing_security_domain_user_fails_the_pre_start_check():
+    assert confine.check_node({"security_model": "user", "security_domain": "herd-no-such-user"}, None) == \
+        "security_domain user herd-no-such-user does not exist"

@@ -141,6 +141,25 @@ def pool_lock(timeout: float = 120) -> Iterator[None]:
         os.close(fd)
 
 
+def check_node(hvparams: dict, uid_pool: Optional[str]) -> Optional[str]:
+    """What keeps this node from running QEMU under these hvparams' security model, or None."""
+    model = hvparams.get("security_model") or "none"
+    if model == "user":
+        try:
+            pwd.getpwnam(str(hvparams.get("security_domain")))
+        except KeyError:
+            return f"security_domain user {hvparams.get('security_domain')} does not exist"
+    if model == "pool":
+        if not uid_pool:
+            return ("security_model pool needs a uid pool: run the herd.cluster.node_hypervisor role "
+                    "(it creates the users and records uid_pool in /etc/herd/node.json)")
+        try:
+            parse_uid_pool(uid_pool)
+        except ValidationError as exc:
+            return str(exc)
+    return None
+
+
 def choose_user(hvparams: dict, uid_pool: Optional[str]) -> Optional[str]:
     """The user QEMU runs as for these hvparams on this node (None: root). Call under ``pool_lock``."""
     model = hvparams.get("security_model") or "none"

@@ -397,6 +397,9 @@ class KVM(Hypervisor):
             for path in (OVMF_CODE, OVMF_VARS_TEMPLATE):
                 if not os.path.isfile(path):
                     problems.append(f"firmware uefi needs {path} on node {node} (Debian package ovmf)")
+        problem = confine.check_node(hv, _uid_pool())
+        if problem:
+            problems.append(f"{problem} (node {node})")
         for index, disk in enumerate(spec.disks):
             if not os.path.exists(disk.path):
                 problems.append(f"disk {index} of {spec.name}: {disk.path} does not exist on node {node}")
