@@ -147,8 +147,8 @@ def test_item7_migration_between_cluster_nodes_runs_over_tls(env):
     finish(a, b, "tls1", status)
     running = b.ok("instance_status", name="tls1")
     b.ok("instance_stop", name="tls1", force=True)
-    assert (accepted["tls"], started["tls"], status["status"], running["status"]) == (True, True, "completed",
-                                                                                     "running")
+    assert (accepted["tls"], started["tls"], status["status"], running["status"]) == \
+        (True, True, "completed", "running")
 
 
 def test_item7_source_refuses_a_target_with_a_certificate_of_another_ca(env):
