@@ -199,6 +199,11 @@ def kvm_usable() -> Dict[str, Any]:
     return kvm_status()
 
 
+def _reopened_files(spec: InstanceSpec) -> List[Optional[str]]:
+    """The files QEMU may open again after it dropped root (hypervisor/confine.py)."""
+    return [d.path for d in spec.disks] + [spec.cdrom, spec.uefi_vars]
+
+
 def _uid_pool() -> Optional[str]:
     """This node's uid pool range (``/etc/herd/node.json``, written by the node_hypervisor role)."""
     from ..agent.facts import node_settings
@@ -415,7 +420,12 @@ class KVM(Hypervisor):
 
     def _launch(self, spec: InstanceSpec, paths: Paths, incoming: Optional[str],
                 tls: Optional[IncomingTLS] = None) -> Dict[str, Any]:
-        """Create taps, run QEMU, return the runtime record. Cleans up on failure."""
+        """Create taps, run QEMU, return the runtime record. Cleans up on failure.
+
+        A migration target leaves the files' owner alone: the source QEMU, under its own
+        user, may reopen a shared disk until it has handed the guest over; the target
+        takes them at ``migration_finalize``.
+        """
         problems = self.check(spec)
         if problems:
             raise HypervisorError("; ".join(problems))
@@ -433,7 +443,8 @@ class KVM(Hypervisor):
             runas = confine.choose_user(spec.hvparams, _uid_pool())
             argv = build_command(spec, paths, incoming=incoming, qemu=self.qemu, runas=runas, tls=tls)
             try:
-                confine.give([d.path for d in spec.disks] + [spec.cdrom, spec.uefi_vars], runas)
+                if not incoming:
+                    confine.give(_reopened_files(spec), runas)
                 for index, nic in enumerate(spec.nics):
                     name = taps.tap_name(spec.name, index)
                     taps.create(name, nic.link, nic.vlan, f"NIC {index} of {spec.name}")
@@ -840,6 +851,9 @@ class KVM(Hypervisor):
             if run_state != "running":
                 raise HypervisorError(f"migrated instance {name} on node {node_name()} is {run_state}, not running")
             runtime = read_runtime(paths) or {}
+            # the source has inactivated its disks: from now on they are this QEMU's
+            if runtime.get("runas") and isinstance(runtime.get("spec"), dict):
+                confine.give(_reopened_files(InstanceSpec.from_dict(runtime["spec"])), runtime["runas"])
             runtime.update({"incoming": None, "migrated": time.time()})
             runtime.pop("incoming_port", None)
             write_runtime(paths, runtime)
