@@ -9,7 +9,7 @@ venv=${HERD_VENV:-/opt/herd/venv}
 apt_packages=(
   # nodes: sshd in namespaces, the agent's python and its tools
   openssh-server openssh-client iproute2 util-linux procps kmod psmisc
-  python3 python3-venv python3-paramiko python3-netaddr python3-jinja2
+  python3 python3-venv python3-paramiko python3-netaddr python3-jinja2 python3-cryptography
   # storage and replication userland (no dm / drbd kernel module here)
   lvm2 drbd-utils e2fsprogs
   # hypervisor

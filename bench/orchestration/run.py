@@ -13,7 +13,9 @@ What it measures (issues 4 and 6):
     `gnt-instance migrate` / `failover` (fake);
   * live migration of a kvm guest with N MiB of dirty memory against the
     physical limit N / migration_bandwidth, and the downtime QEMU reports
-    against the requested migration_downtime;
+    against the requested migration_downtime; over TLS with the cluster's
+    certificates (the default) and, for two of the cases, over plain TCP
+    (the nodes' certificate directories moved aside for those runs);
   * evacuation of a node with 6 kvm guests, max_parallel 1 versus 6.
 
 herd's times are the module task's duration as Ansible records it (task
@@ -107,24 +109,42 @@ def wait_dirty(vcluster: VCluster, node: str, name: str, timeout: float = 300) -
         raise RuntimeError(f"{name} did not finish dirtying its memory")
 
 
+CRYPTO_DIR = "/var/lib/herd/crypto"
+
+
+def set_plain_tcp(vcluster: VCluster, plain: bool) -> None:
+    """A node without certificates migrates over plain TCP: move them aside on every node, or back."""
+    src, dst = (CRYPTO_DIR, CRYPTO_DIR + ".bench-off") if plain else (CRYPTO_DIR + ".bench-off", CRYPTO_DIR)
+    for node in vcluster.node_names:
+        vcluster.exec(node, ["mv", "-T", src, dst], check=True)
+
+
 def herd_kvm_migration(inventory: Path, vcluster: VCluster, guest: Dict[str, str]) -> List[Dict[str, Any]]:
     rows = []
     bandwidth = 128  # MiB/s
-    for dirty, downtime in ((0, 30), (128, 30), (384, 30), (384, 300)):
-        name = f"bmig{dirty}-{downtime}"
+    cases = [(0, 30, "tls"), (128, 30, "tls"), (384, 30, "tls"), (384, 300, "tls"),
+             (0, 30, "plain"), (384, 30, "plain")]
+    for dirty, downtime, transport in cases:
+        name = f"bmig{dirty}-{downtime}-{transport}"
         args = kvm_args(guest, name, memory="512M", kernel_args=f"herd.dirty={dirty}" if dirty else "")
         args["hvparams"].update({"migration_bandwidth": bandwidth, "migration_downtime": downtime})
         result = ansible_run.module(inventory, "node1", "instance", args)
         node = result["instance"]["primary_node"]
         wait_dirty(vcluster, node, name)
-        migrated = ansible_run.module(inventory, "node1", "instance_migrate", {"name": name})
+        if transport == "plain":
+            set_plain_tcp(vcluster, True)
+        try:
+            migrated = ansible_run.module(inventory, "node1", "instance_migrate", {"name": name})
+        finally:
+            if transport == "plain":
+                set_plain_tcp(vcluster, False)
         stats = migrated.get("migration", {})
         seconds = migrated["duration"]["end"] - migrated["duration"]["start"]
         limit = max(dirty, 1) / bandwidth
         rows.append({"dirty_mib": dirty, "bandwidth": bandwidth, "requested_downtime_ms": downtime,
                      "task_s": seconds, "qemu_total_ms": stats.get("total_time_ms"),
                      "downtime_ms": stats.get("downtime_ms"), "transferred_mib": (stats.get("transferred") or 0) / 2**20,
-                     "limit_s": limit})
+                     "limit_s": limit, "transport": transport})
         ansible_run.module(inventory, "node1", "instance", {"name": name, "state": "absent", "shutdown_timeout": 5})
     return rows
 
@@ -180,14 +200,14 @@ def report(results: Dict[str, Any]) -> str:
         # the physical limit is what QEMU really sent over the link at the capped bandwidth; the guest
         # cannot dirty all it was asked to (its 512 MiB also hold the kernel and the initramfs)
         lines += ["", "## Live migration of a 512 MiB kvm guest with dirty memory", "",
-                  "| dirty MiB asked | MiB sent | bandwidth MiB/s | limit s (sent/bandwidth) | QEMU total s "
+                  "| transport | dirty MiB asked | MiB sent | bandwidth MiB/s | limit s (sent/bandwidth) | QEMU total s "
                   "| total/limit | task s | requested downtime ms | downtime ms |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in results["migration"]:
             total = (r["qemu_total_ms"] or 0) / 1000
             sent = r.get("transferred_mib") or 0
             limit = sent / r["bandwidth"]
-            lines.append(f"| {r['dirty_mib']} | {sent:.0f} | {r['bandwidth']} | {limit:.2f} | {total:.2f} | "
+            lines.append(f"| {r.get('transport', 'plain')} | {r['dirty_mib']} | {sent:.0f} | {r['bandwidth']} | {limit:.2f} | {total:.2f} | "
                          f"{ratio(total, limit)} | {r['task_s']:.2f} | {r['requested_downtime_ms']} | "
                          f"{r['downtime_ms']} |")
     if "evacuation" in results:

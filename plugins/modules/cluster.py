@@ -106,6 +106,14 @@ options:
   ssh_key_file:
     description: Private key the master uses to reach node agents.
     type: path
+  renew_crypto:
+    description:
+      - Create a new cluster CA and new migration certificates for every online node, as
+        C(gnt-cluster renew-crypto) does. Always reports a change.
+      - The CA is created at cluster init; live migrations use QEMU's TLS with these certificates.
+      - Offline nodes keep the old certificates until this runs again.
+    type: bool
+    default: false
 '''
 
 EXAMPLES = r'''
@@ -120,6 +128,11 @@ EXAMPLES = r'''
     hvparams:
       kvm:
         machine_type: q35
+
+- name: Rotate the cluster CA and the nodes' migration certificates
+  herd.cluster.cluster:
+    name: cluster.example.org
+    renew_crypto: true
 
 - name: Destroy a test cluster with its instances
   herd.cluster.cluster:
@@ -137,6 +150,22 @@ msg:
   description: What was done.
   returned: always
   type: str
+crypto:
+  description: The certificates made at init or by I(renew_crypto) (no key material).
+  returned: when the cluster is initialised or its certificates are renewed
+  type: dict
+  contains:
+    ca_fingerprint:
+      description: SHA-256 fingerprint of the cluster CA certificate.
+      type: str
+    nodes:
+      description: Nodes that hold a certificate signed by this CA.
+      type: list
+      elements: str
+    failed:
+      description: Online nodes that did not take the new certificates (renew only).
+      type: list
+      elements: str
 removed_instances:
   description: Instances removed by I(state=absent) with I(force=true).
   returned: when state is absent
@@ -149,7 +178,7 @@ from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import C
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import cluster as cluster_op
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import instance as instance_op
 
-PARAMS = ('name', 'force', 'master_node', 'primary_ip', 'secondary_ip') + cluster_op.MODIFIABLE
+PARAMS = ('name', 'force', 'master_node', 'primary_ip', 'secondary_ip', 'renew_crypto') + cluster_op.MODIFIABLE
 
 
 def main():
@@ -178,6 +207,7 @@ def main():
         default_iallocator=dict(type='str'),
         tags=dict(type='list', elements='str'),
         ssh_key_file=dict(type='path', no_log=False),
+        renew_crypto=dict(type='bool', default=False),
     )
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

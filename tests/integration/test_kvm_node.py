@@ -19,6 +19,7 @@ killed by PID and its namespaces removed at the end.
 import ipaddress
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -247,7 +248,9 @@ def env(guest, tmp_path_factory):
             handle.truncate(16 * 2**20)
         spec = {"name": NAME, "uuid": str(uuid.uuid4()), "memory": 128, "vcpus": 1, "network_port": PORT,
                 "hvparams": {"accel": "tcg", "kernel_path": guest["kernel"], "initrd_path": guest["initrd"],
-                             "kernel_args": "quiet", "migration_bandwidth": 256, "migration_downtime": 100},
+                             "kernel_args": "quiet", "migration_bandwidth": 256, "migration_downtime": 100,
+                             # confined as on a cluster: -runas an unprivileged user, in the sandbox
+                             "security_model": "user", "security_domain": "nobody"},
                 "disks": [{"path": disk}],
                 "nics": [{"mac": "aa:00:00:00:00:01", "link": "br0"}]}
         yield {"a": nodes["a"], "b": nodes["b"], "spec": spec, "disk": disk, "base": base, "state": {}}
@@ -337,6 +340,16 @@ def test_second_start_changes_nothing(booted):
     again = booted["a"].ok("instance_start", spec=booted["spec"])
     assert (again["changed"], again["pid"], again["runtime_differs"]) == \
         (False, booted["state"]["start"]["pid"], False)
+
+
+def test_item8_qemu_runs_unprivileged_in_the_seccomp_sandbox_and_owns_its_disk(booted):
+    pid = booted["state"]["start"]["pid"]
+    with open(f"/proc/{pid}/status") as handle:
+        status = dict(line.split(":", 1) for line in handle.read().splitlines() if ":" in line)
+    nobody = pwd.getpwnam("nobody")
+    assert (int(status["Uid"].split()[0]), status["Seccomp"].strip(), status["NoNewPrivs"].strip()) == \
+        (nobody.pw_uid, "2", "1")
+    assert os.stat(booted["disk"]).st_uid == nobody.pw_uid
 
 
 def test_runtime_file_keeps_spec_and_command_line(booted):

@@ -1,5 +1,6 @@
 """The QEMU command line is a pure function of the instance spec (hypervisor/kvm.py)."""
 
+import json
 import os
 import stat
 import uuid as uuidlib
@@ -97,10 +98,24 @@ def test_no_default_devices():
 
 # --- runtime files, sockets, daemon -------------------------------------------
 
-def test_pidfile_in_the_runtime_dir_and_daemonized():
+def test_pidfile_in_the_runtime_dir_and_qemu_in_the_foreground():
     argv = build()
-    assert value_after(argv, "-pidfile") == [f"{RUN}/web1.example.org.pid"]
-    assert "-daemonize" in argv
+    # the sandbox's spawn=deny forbids the fork of -daemonize
+    assert (value_after(argv, "-pidfile"), "-daemonize" in argv) == ([f"{RUN}/web1.example.org.pid"], False)
+
+
+# --- confinement (issue 11 item 8) ------------------------------------------------
+
+def test_item8_root_qemu_runs_in_the_full_seccomp_sandbox():
+    argv = build()
+    assert (value_after(argv, "-sandbox"), value_after(argv, "-runas")) == \
+        (["on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"], [])
+
+
+def test_item8_qemu_with_a_user_runs_as_it_in_the_sandbox_that_lets_runas_drop_root():
+    argv = build(runas="herd-vm00")
+    assert (value_after(argv, "-runas"), value_after(argv, "-sandbox")) == \
+        (["herd-vm00"], ["on,obsolete=deny,spawn=deny,resourcecontrol=deny"])
 
 
 def test_qmp_on_a_unix_socket():
@@ -290,6 +305,24 @@ def test_incoming_is_appended_for_a_migration_target():
 def test_target_command_differs_from_the_source_only_by_incoming():
     spec = make_spec(machine="pc-i440fx-7.2")
     assert build(spec, incoming="tcp:203.0.113.2:0")[:-2] == build(spec)
+
+
+def test_item7_tls_target_defers_incoming_and_loads_server_credentials_and_authz():
+    tls = kvm.IncomingTLS("/var/lib/herd/crypto", ["O=herd cluster x,CN=node1", "O=herd cluster x,CN=node2"])
+    argv = build(incoming="tcp:203.0.113.2:0", tls=tls)
+    objects = value_after(argv, "-object")
+    authz = json.loads(objects[1])
+    assert (argv[-2:], objects[0]) == (["-incoming", "defer"],
+                                       "tls-creds-x509,id=herd-mig-tls,dir=/var/lib/herd/crypto,endpoint=server,"
+                                       "verify-peer=on")
+    assert (authz["qom-type"], authz["policy"], [(r["match"], r["policy"], r["format"]) for r in authz["rules"]]) == \
+        ("authz-list", "deny", [("O=herd cluster x,CN=node1", "allow", "exact"),
+                                ("O=herd cluster x,CN=node2", "allow", "exact")])
+
+
+def test_item7_tls_objects_only_on_a_migration_target():
+    tls = kvm.IncomingTLS("/var/lib/herd/crypto", ["O=herd cluster x,CN=node1"])
+    assert value_after(build(tls=tls), "-object") == []
 
 
 def test_build_command_is_pure():

@@ -62,7 +62,9 @@ DEFAULT_HVPARAMS: Dict[str, Dict[str, Any]] = {
     "kvm": {"accel": "kvm", "machine_type": "pc", "firmware": "bios", "cpu_type": "qemu64",
             "disk_cache": "none", "disk_aio": "threads", "serial_console": True,
             "vnc_bind_address": "127.0.0.1", "kernel_path": "", "initrd_path": "",
-            "kernel_args": "", "migration_bandwidth": 32, "migration_downtime": 30},
+            "kernel_args": "", "migration_bandwidth": 32, "migration_downtime": 30,
+            # QEMU's user (hypervisor/confine.py); new clusters get "pool" (ops/cluster.py)
+            "security_model": "none", "security_domain": ""},
     "fake": {"migration_bandwidth": 32, "migration_downtime": 30},
 }
 DEFAULT_NDPARAMS: Dict[str, Any] = {"spindle_count": 1, "exclusive_storage": False,

@@ -99,6 +99,10 @@ class FakeRpc:
             node.ssconf = None
             node.config = None
             return {"changed": True}
+        if verb == "crypto_install":
+            from plugins.module_utils.herd import crypto
+            return crypto.install(args.get("ca_cert"), args.get("cert"), args.get("key"), args.get("ca_key"),
+                                  directory=self.crypto_dir(node))
         raise RpcError(endpoint.name, verb, "unknown verb in fake")
 
     def storage_list(self, node: FakeNode) -> Dict[str, Any]:
@@ -117,6 +121,13 @@ class FakeRpc:
                      "instance": name, "tags": ["herd"]} for suffix in suffixes]
         minors = {str(state["minor"]): self.drbd_status(node, key) for key, state in node.drbd.items()}
         return {"lvs": lvs, "files": [], "seeds": [], "errors": [], "drbd": {"configs": [], "proc": {"minors": minors}}}
+
+    def crypto_dir(self, node: FakeNode) -> str:
+        """Each node's certificate directory: the master's is beside its config, as on a real node."""
+        import os
+        if node is self.local:
+            return os.path.join(self.store.state_dir, "crypto")
+        return os.path.join(os.path.dirname(self.store.state_dir), "nodes", node.name, "crypto")
 
     # ---------------------------------------------------------------- drbd
     def _peer(self, node: FakeNode, args: Dict[str, Any]) -> str:

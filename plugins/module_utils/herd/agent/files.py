@@ -3,6 +3,7 @@
 import os
 from typing import Any, Dict
 
+from .. import crypto
 from ..config import CONFIG_NAME, SSCONF_NAME, STATE_DIR, Config, read_json, write_json_atomic
 from ..errors import ConfigError
 from .verbs import AgentError, verb
@@ -44,6 +45,15 @@ def _write_ssconf(data: Dict[str, Any]) -> bool:
     return changed
 
 
+@verb("crypto_install")
+def crypto_install(args: Dict[str, Any]) -> Dict[str, Any]:
+    """This node's migration certificates. args: {"ca_cert", "cert", "key" (PEM), "ca_key" (master candidates)}
+
+    The answer names files and fingerprints, never a key.
+    """
+    return crypto.install(args.get("ca_cert"), args.get("cert"), args.get("key"), args.get("ca_key"))
+
+
 @verb("cluster_membership")
 def cluster_membership(args: Dict[str, Any]) -> Dict[str, Any]:
     """What this node believes about its cluster: ssconf and config serial."""
@@ -70,7 +80,7 @@ def cluster_leave(args: Dict[str, Any]) -> Dict[str, Any]:
             name = None
         if name not in (None, args.get("cluster_name")):
             raise AgentError(f"this node belongs to cluster {name!r}, not {args.get('cluster_name')!r}")
-    removed = []
+    removed = crypto.remove()
     for filename in (CONFIG_NAME, SSCONF_NAME):
         path = os.path.join(directory, filename)
         if os.path.exists(path):

@@ -38,6 +38,7 @@ CHOICES = {
     "accel": ("kvm", "tcg"),
     "disk_cache": ("none", "writeback", "writethrough", "directsync", "unsafe", "default"),
     "disk_aio": ("threads", "native", "io_uring"),
+    "security_model": ("none", "user", "pool"),
 }
 DISK_FORMATS = ("raw", "qcow2")
 # -cpu takes a model and optional ",+flag,-flag,prop=value"
@@ -190,6 +191,10 @@ def check_hvparams(params: Any) -> Dict[str, Any]:
         except ValueError:
             raise ValidationError(f"hvparams.vnc_bind_address {vnc!r} is not an IP address "
                                   "(or 'none' to disable VNC)") from None
+    if out["security_model"] == "user":
+        from .confine import check_user_name
+
+        check_user_name(out.get("security_domain"))
     out["serial_console"] = bool(out.get("serial_console", True))
     for key, high in (("migration_bandwidth", 100000), ("migration_downtime", 600000)):
         out[key] = _int(out.get(key), f"hvparams.{key}", 1, high)

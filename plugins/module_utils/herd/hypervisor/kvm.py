@@ -23,13 +23,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
-from .. import names
+from .. import crypto, names
 from ..errors import ValidationError
+from . import confine
 from . import tap as taps
-from .base import Hypervisor, HypervisorError, InstanceSpec, ensure_uefi_vars, run_dir
+from .base import Hypervisor, HypervisorError, InstanceSpec, ensure_uefi_vars, run_dir, state_dir
 from .qmp import QMP, QMPError
 
 QEMU = "qemu-system-x86_64"
@@ -39,6 +41,27 @@ START_TIMEOUT = 120
 KILL_WAIT = 10
 # A live QEMU process whose guest does not run here (any other QEMU state counts as running).
 STATUS_BY_QEMU = {"postmigrate": "migrated", "inmigrate": "incoming"}
+# QOM ids of the migration TLS objects: the target's (command line) and the source's (QMP, per migration)
+TLS_SERVER_ID = "herd-mig-tls"
+TLS_AUTHZ_ID = "herd-mig-authz"
+TLS_CLIENT_ID = "herd-mig-tls-client"
+
+
+class IncomingTLS:
+    """A migration target's TLS setup: the certificate directory and the peer identities admitted."""
+
+    def __init__(self, directory: str, peers: List[str]):
+        self.directory = directory
+        self.peers = list(peers)
+
+    def objects(self) -> List[str]:
+        """``-object`` arguments: x509 server credentials that require a client certificate, and the
+        authorization list (JSON syntax: a list of rules has no flat key=value form)."""
+        authz = {"qom-type": "authz-list", "id": TLS_AUTHZ_ID, "policy": "deny",
+                 "rules": [{"match": peer, "policy": "allow", "format": "exact"} for peer in self.peers]}
+        return ["-object", f"tls-creds-x509,id={TLS_SERVER_ID},dir={_escape(self.directory)},endpoint=server,"
+                           "verify-peer=on",
+                "-object", json.dumps(authz, separators=(",", ":"))]
 
 
 def kvm_dir() -> str:
@@ -74,12 +97,18 @@ def _host_port(address: str, port: int) -> str:
 
 def build_command(spec: InstanceSpec, paths: Paths, machine: Optional[str] = None,
                   incoming: Optional[str] = None, qemu: str = QEMU,
-                  ovmf_code: str = OVMF_CODE) -> List[str]:
+                  ovmf_code: str = OVMF_CODE, runas: Optional[str] = None,
+                  tls: Optional[IncomingTLS] = None) -> List[str]:
     """The QEMU command line for ``spec``: a pure function of its arguments.
 
     ``machine`` is the resolved machine type (pc -> pc-i440fx-7.2); without it
     the spec's ``machine`` or ``machine_type`` is used as it stands.
-    ``incoming`` is a migration URI such as ``tcp:203.0.113.2:8102``.
+    ``incoming`` is a migration URI such as ``tcp:203.0.113.2:8102``; with
+    ``tls`` the target listens only after its TLS parameters are set over QMP
+    (``-incoming defer``, then ``migrate-incoming``).
+    ``runas`` is the user QEMU drops to (hypervisor/confine.py); every QEMU runs
+    in the seccomp sandbox, in the foreground (the sandbox forbids the fork of
+    ``-daemonize``).
     """
     hv = spec.hvparams
     cmd = [qemu, "-name", spec.name, "-uuid", spec.uuid, "-nodefaults", "-no-user-config",
@@ -87,8 +116,10 @@ def build_command(spec: InstanceSpec, paths: Paths, machine: Optional[str] = Non
     if hv.get("cpu_type"):
         cmd += ["-cpu", hv["cpu_type"]]
     cmd += ["-m", str(spec.memory), "-smp", str(spec.vcpus),
-            "-pidfile", paths.pid, "-daemonize",
-            "-qmp", f"unix:{paths.qmp},server=on,wait=off"]
+            "-pidfile", paths.pid, "-sandbox", confine.sandbox(runas)]
+    if runas:
+        cmd += ["-runas", runas]
+    cmd += ["-qmp", f"unix:{paths.qmp},server=on,wait=off"]
     cmd += ["-serial", f"unix:{paths.serial},server=on,wait=off" if hv["serial_console"] else "none"]
     cmd += ["-display", "none"]
     display = spec.vnc_display
@@ -123,7 +154,9 @@ def build_command(spec: InstanceSpec, paths: Paths, machine: Optional[str] = Non
         cmd += ["-netdev", f"tap,id=net{index},ifname={taps.tap_name(spec.uuid, index)},script=no,downscript=no",
                 "-device", f"virtio-net-pci,netdev=net{index},id=virtio-net{index},mac={nic.mac}"]
     cmd += ["-device", "virtio-balloon-pci,id=balloon0"]
-    if incoming:
+    if incoming and tls:
+        cmd += tls.objects() + ["-incoming", "defer"]
+    elif incoming:
         cmd += ["-incoming", incoming]
     return cmd
 
@@ -164,6 +197,37 @@ def kvm_usable() -> Dict[str, Any]:
     from ..agent.facts import kvm_status
 
     return kvm_status()
+
+
+def _reopened_files(spec: InstanceSpec) -> List[Optional[str]]:
+    """The files QEMU may open again after it dropped root (hypervisor/confine.py)."""
+    return [d.path for d in spec.disks] + [spec.cdrom, spec.uefi_vars]
+
+
+def _uid_pool() -> Optional[str]:
+    """This node's uid pool range (``/etc/herd/node.json``, written by the node_hypervisor role)."""
+    from ..agent.facts import node_settings
+
+    value = node_settings().get("uid_pool")
+    return str(value) if value else None
+
+
+def _incoming_tls() -> Optional[IncomingTLS]:
+    """The target's TLS setup when this node holds the cluster's certificates; it then accepts
+    nothing else. The admitted peers are the cluster's nodes, from this node's ssconf."""
+    if not crypto.installed():
+        return None
+    from ..config import SSCONF_NAME, read_json
+    from ..errors import ConfigError
+
+    path = os.path.join(state_dir(), SSCONF_NAME)
+    try:
+        ssconf = read_json(path, "ssconf")
+    except ConfigError as exc:
+        raise HypervisorError(f"node {node_name()} has the cluster's migration certificates but cannot read "
+                              f"its ssconf to know the cluster's nodes: {exc}") from None
+    nodes = ssconf.get("nodes") or []
+    return IncomingTLS(crypto.crypto_dir(), crypto.peer_dns(nodes, str(ssconf.get("cluster_uuid"))))
 
 
 def node_name() -> str:
@@ -338,6 +402,9 @@ class KVM(Hypervisor):
             for path in (OVMF_CODE, OVMF_VARS_TEMPLATE):
                 if not os.path.isfile(path):
                     problems.append(f"firmware uefi needs {path} on node {node} (Debian package ovmf)")
+        problem = confine.check_node(hv, _uid_pool())
+        if problem:
+            problems.append(f"{problem} (node {node})")
         for index, disk in enumerate(spec.disks):
             if not os.path.exists(disk.path):
                 problems.append(f"disk {index} of {spec.name}: {disk.path} does not exist on node {node}")
@@ -351,8 +418,14 @@ class KVM(Hypervisor):
 
     # --- start / stop ----------------------------------------------------------
 
-    def _launch(self, spec: InstanceSpec, paths: Paths, incoming: Optional[str]) -> Dict[str, Any]:
-        """Create taps, run QEMU (-daemonize), return the runtime record. Cleans up on failure."""
+    def _launch(self, spec: InstanceSpec, paths: Paths, incoming: Optional[str],
+                tls: Optional[IncomingTLS] = None) -> Dict[str, Any]:
+        """Create taps, run QEMU, return the runtime record. Cleans up on failure.
+
+        A migration target leaves the files' owner alone: the source QEMU, under its own
+        user, may reopen a shared disk until it has handed the guest over; the target
+        takes them at ``migration_finalize``.
+        """
         problems = self.check(spec)
         if problems:
             raise HypervisorError("; ".join(problems))
@@ -362,40 +435,59 @@ class KVM(Hypervisor):
             ensure_uefi_vars(spec.uefi_vars, OVMF_VARS_TEMPLATE)
         if not spec.machine:
             spec.machine = resolve_machine(spec.hvparams["machine_type"], self.qemu)
-        argv = build_command(spec, paths, incoming=incoming, qemu=self.qemu)
         created: List[str] = []
-        try:
-            for index, nic in enumerate(spec.nics):
-                name = taps.tap_name(spec.uuid, index)
-                taps.create(name, nic.link, nic.vlan, f"NIC {index} of {spec.name}", spec.uuid, spec.name)
-                created.append(name)
-            with open(paths.log, "w", encoding="utf-8") as log:
-                log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n")
-                log.flush()
-                try:
-                    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                          timeout=START_TIMEOUT, check=False, close_fds=True)
-                except subprocess.TimeoutExpired:
-                    raise HypervisorError(f"QEMU did not finish starting {spec.name} within {START_TIMEOUT} s "
-                                          f"on node {node_name()}: {self._log_tail(paths)}") from None
-            if proc.returncode != 0:
-                raise HypervisorError(f"QEMU failed to start {spec.name} on node {node_name()}: "
-                                      f"{self._log_tail(paths) or f'exit status {proc.returncode}'}")
-            pid = _read_pidfile(paths.pid)
-            if not pid or not is_our_qemu(pid, paths):
-                raise HypervisorError(f"QEMU for {spec.name} exited right after starting on node {node_name()}: "
-                                      f"{self._log_tail(paths) or 'no message'}")
-        except BaseException:
-            stray = find_pid(paths)
-            if stray:
-                _kill(stray, paths)
-            self._cleanup_files(paths, created, remove_runtime=False)
-            raise
+        # the pool user is taken once QEMU runs as it: choosing and starting is one step per node
+        with confine.pool_lock():
+            runas = confine.choose_user(spec.hvparams, _uid_pool())
+            argv = build_command(spec, paths, incoming=incoming, qemu=self.qemu, runas=runas, tls=tls)
+            try:
+                if not incoming:
+                    confine.give(_reopened_files(spec), runas)
+                for index, nic in enumerate(spec.nics):
+                    name = taps.tap_name(spec.uuid, index)
+                    taps.create(name, nic.link, nic.vlan, f"NIC {index} of {spec.name}", spec.uuid, spec.name)
+                    created.append(name)
+                with open(paths.log, "w", encoding="utf-8") as log:
+                    log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n")
+                    log.flush()
+                    # its own session: QEMU outlives the agent and the SSH session that started it
+                    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                            close_fds=True, start_new_session=True)
+                pid = self._wait_started(proc, paths, spec.name)
+                if incoming and tls:
+                    with QMP(paths.qmp, timeout=30) as qmp:
+                        qmp.execute("migrate-set-parameters", {"tls-creds": TLS_SERVER_ID, "tls-authz": TLS_AUTHZ_ID})
+                        qmp.execute("migrate-incoming", {"uri": incoming})
+            except BaseException:
+                stray = find_pid(paths)
+                if stray:
+                    _kill(stray, paths)
+                self._cleanup_files(paths, created, remove_runtime=False)
+                raise
         runtime = {"spec": spec.to_dict(), "argv": argv, "pid": pid, "taps": created,
                    "qemu_version": qemu_version(self.qemu), "node": node_name(),
-                   "started": time.time(), "incoming": incoming}
+                   "started": time.time(), "incoming": incoming, "runas": runas, "tls": bool(incoming and tls)}
         write_runtime(paths, runtime)
         return runtime
+
+    def _wait_started(self, proc: "subprocess.Popen[bytes]", paths: Paths, name: str) -> int:
+        """Wait until QEMU answers on QMP (the machine is set up) or exits; its pid."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            code = proc.poll()
+            if code is not None:
+                raise HypervisorError(f"QEMU failed to start {name} on node {node_name()}: "
+                                      f"{self._log_tail(paths) or f'exit status {code}'}")
+            pid = _read_pidfile(paths.pid)
+            if pid == proc.pid and os.path.exists(paths.qmp) and _qmp_status(paths, timeout=5) is not None:
+                if not is_our_qemu(pid, paths):
+                    raise HypervisorError(f"QEMU for {name} exited right after starting on node "
+                                          f"{node_name()}: {self._log_tail(paths) or 'no message'}")
+                return pid
+            if time.monotonic() > deadline:
+                raise HypervisorError(f"QEMU did not finish starting {name} within {START_TIMEOUT} s "
+                                      f"on node {node_name()}: {self._log_tail(paths)}")
+            time.sleep(0.05)
 
     @staticmethod
     def _log_tail(paths: Paths) -> str:
@@ -611,7 +703,8 @@ class KVM(Hypervisor):
         here = qemu_version(self.qemu)
         if runtime.get("qemu_version") and here != runtime["qemu_version"]:
             warnings.append(f"QEMU version differs: source {runtime['qemu_version']}, target {here}")
-        record = self._launch(spec, paths, incoming=f"tcp:{_host_port(str(ip), port)}")
+        tls = _incoming_tls()
+        record = self._launch(spec, paths, incoming=f"tcp:{_host_port(str(ip), port)}", tls=tls)
         if port == 0:
             try:
                 with QMP(paths.qmp) as qmp:
@@ -623,11 +716,11 @@ class KVM(Hypervisor):
         record["incoming_port"] = port
         write_runtime(paths, record)
         return {"name": spec.name, "changed": True, "pid": record["pid"], "address": str(ip), "port": port,
-                "taps": record["taps"], "warnings": warnings}
+                "taps": record["taps"], "warnings": warnings, "tls": tls is not None}
 
     def migration_start(self, name: str, address: str, port: int, live: bool = True,
                         bandwidth: Optional[int] = None, downtime: Optional[int] = None) -> Dict[str, Any]:
-        paths, _pid = self._running(name)
+        paths, pid = self._running(name)
         runtime = read_runtime(paths) or {}
         hv = (runtime.get("spec") or {}).get("hvparams") or {}
         bandwidth = int(bandwidth or hv.get("migration_bandwidth") or 32)
@@ -644,7 +737,11 @@ class KVM(Hypervisor):
                 raise HypervisorError(f"a migration of {name} is already in progress ({current})")
             if not live:
                 qmp.execute("stop")
-            qmp.execute("migrate-set-parameters", {"max-bandwidth": bandwidth * 2**20, "downtime-limit": downtime})
+            tls = crypto.installed()
+            if tls:
+                self._client_tls(qmp, pid)
+            qmp.execute("migrate-set-parameters", {"max-bandwidth": bandwidth * 2**20, "downtime-limit": downtime,
+                                                   "tls-creds": TLS_CLIENT_ID if tls else ""})
             try:
                 qmp.execute("migrate", {"uri": f"tcp:{_host_port(str(ip), int(port))}"})
             except QMPError:
@@ -653,7 +750,34 @@ class KVM(Hypervisor):
                 raise
             status = qmp.execute("query-migrate").get("status")
         return {"name": name, "changed": True, "status": status, "live": live, "bandwidth": bandwidth,
-                "downtime": downtime}
+                "downtime": downtime, "tls": tls}
+
+    @staticmethod
+    def _client_tls(qmp: QMP, pid: int) -> None:
+        """Load this node's current certificates into the source QEMU as the migration's client credentials.
+
+        QEMU reads them at ``object-add`` (so a renewed certificate counts from the next migration on), as
+        the user it runs as: they are handed over in a private copy owned by that user, removed at once.
+        """
+        try:
+            qmp.execute("object-del", {"id": TLS_CLIENT_ID})
+        except QMPError:
+            pass  # none loaded yet
+        uid = confine.process_uid(pid)
+        copy = tempfile.mkdtemp(prefix="herd-tls-")
+        try:
+            for filename in (crypto.CA_CERT, "client-cert.pem", "client-key.pem"):
+                target = os.path.join(copy, filename)
+                shutil.copyfile(os.path.join(crypto.crypto_dir(), filename), target)
+                os.chmod(target, 0o600)
+                if uid:
+                    os.chown(target, uid, -1)
+            if uid:
+                os.chown(copy, uid, -1)
+            qmp.execute("object-add", {"qom-type": "tls-creds-x509", "id": TLS_CLIENT_ID, "dir": copy,
+                                       "endpoint": "client", "verify-peer": True})
+        finally:
+            shutil.rmtree(copy, ignore_errors=True)
 
     def migration_status(self, name: str) -> Dict[str, Any]:
         paths = Paths(name)
@@ -725,6 +849,9 @@ class KVM(Hypervisor):
             if run_state != "running":
                 raise HypervisorError(f"migrated instance {name} on node {node_name()} is {run_state}, not running")
             runtime = read_runtime(paths) or {}
+            # the source has inactivated its disks: from now on they are this QEMU's
+            if runtime.get("runas") and isinstance(runtime.get("spec"), dict):
+                confine.give(_reopened_files(InstanceSpec.from_dict(runtime["spec"])), runtime["runas"])
             runtime.update({"incoming": None, "migrated": time.time()})
             runtime.pop("incoming_port", None)
             write_runtime(paths, runtime)

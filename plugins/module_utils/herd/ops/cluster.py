@@ -2,9 +2,9 @@
 
 import copy
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, Optional
 
-from .. import names
+from .. import crypto, names
 from .. import validate as node_checks
 from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, Cluster, Config, Node, NodeGroup,
                       new_uuid, now)
@@ -29,6 +29,8 @@ def validate_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
     """Check every declared parameter; return the normalised spec. Touches nothing."""
     out = dict(spec)
     names.check_hostname(spec.get("name"), "cluster name")
+    if spec.get("renew_crypto") is not None and not isinstance(spec["renew_crypto"], bool):
+        raise ValidationError(f"renew_crypto must be true or false, got {spec['renew_crypto']!r}")
     if spec.get("master_ip") is not None:
         out["master_ip"] = _ip(spec["master_ip"], "master_ip")
     if spec.get("master_netdev") is not None:
@@ -171,6 +173,8 @@ def _init(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     secondary_ip = _ip(spec.get("secondary_ip") or primary_ip, "secondary_ip")
     stamp = now()
     cluster = Cluster(name=spec["name"], uuid=new_uuid(), master_node=master, ctime=stamp, mtime=stamp)
+    # a new cluster confines QEMU to the node's uid pool unless it declares otherwise
+    cluster.hvparams["kvm"]["security_model"] = NEW_CLUSTER_SECURITY_MODEL
     merge_declared(cluster, spec)
     node_checks.cluster_values(Config(cluster=cluster))
     require(cluster.default_iallocator == "herd" or bool(cluster.default_iallocator), "default_iallocator is empty")
@@ -190,12 +194,72 @@ def _init(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
               "msg": f"cluster {cluster.name} would be initialised with master {master}"}
     if ctx.check_mode:
         return result
-    with ctx.job("cluster_init", spec):
+    with ctx.job("cluster_init", _public(spec)):
+        # the CA first: a master that cannot hold the certificates gets no config either
+        ca_key, ca_cert = crypto.new_ca(cluster.name, cluster.uuid)
+        failed = install_node_crypto(ctx, config, [node], ca_key, ca_cert)
+        if failed:
+            raise PrerequisiteError(f"cannot install the cluster's migration certificates on {master}: "
+                                    f"{failed[master]}")
+        result["crypto"] = {"ca_fingerprint": crypto.fingerprint(ca_cert), "nodes": [master]}
         ctx.store.save(config)
     result["cluster"] = cluster_view(config)
     result["diff"]["after"] = result["cluster"]
     result["msg"] = f"cluster {cluster.name} initialised with master {master}"
     return result
+
+
+NEW_CLUSTER_SECURITY_MODEL = "pool"
+
+
+def _public(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """The spec as the job journal records it (no actions)."""
+    return {k: v for k, v in spec.items() if k != "renew_crypto"}
+
+
+def crypto_dir(ctx: Context) -> str:
+    """The master's certificate directory (its agent's ``crypto.crypto_dir()``)."""
+    return os.path.join(ctx.store.state_dir, "crypto")
+
+
+def install_node_crypto(ctx: Context, config: Config, nodes: Iterable[Node], ca_key: str,
+                        ca_cert: str) -> Dict[str, str]:
+    """Sign a certificate for each node and install it there (the CA key too on master candidates),
+    in one parallel round. Returns {node: error} for the nodes that did not take it."""
+    candidates = set(config.master_candidates()) | {config.cluster.master_node}
+    calls = []
+    for node in nodes:
+        key, cert = crypto.node_certificate(ca_key, ca_cert, node.name, [node.primary_ip, node.secondary_ip],
+                                            config.cluster.uuid)
+        args = {"ca_cert": ca_cert, "cert": cert, "key": key}
+        if node.name in candidates:
+            args["ca_key"] = ca_key
+        calls.append((ctx.endpoint(node, config), "crypto_install", args))
+    return {name: str(answer) for name, answer in ctx.rpc.call_many(calls).items() if isinstance(answer, RpcError)}
+
+
+def renew_crypto(ctx: Context, config: Config) -> Dict[str, Any]:
+    """A new cluster CA and node certificates on every online node (gnt-cluster renew-crypto).
+
+    Running QEMUs keep what they loaded: a migration target loads the new
+    certificates when it starts, a source at each migration, so migrations
+    between nodes that both took the new certificates work at once.
+    """
+    ca_key, ca_cert = crypto.new_ca(config.cluster.name, config.cluster.uuid)
+    online = [n for n in sorted(config.nodes.values(), key=lambda n: n.name) if not n.offline]
+    failed = install_node_crypto(ctx, config, online, ca_key, ca_cert)
+    if config.cluster.master_node in failed:
+        raise PrerequisiteError(f"cannot install the new certificates on the master: "
+                                f"{failed[config.cluster.master_node]}")
+    for name, error in sorted(failed.items()):
+        ctx.warnings.append(f"{name} did not take the new migration certificates ({error}); migrations to and "
+                            "from it fail until renew_crypto runs again")
+    offline = sorted(n.name for n in config.nodes.values() if n.offline)
+    if offline:
+        ctx.warnings.append(f"offline nodes {offline} keep the old certificates; run renew_crypto again "
+                            "once they are back")
+    return {"ca_fingerprint": crypto.fingerprint(ca_cert),
+            "nodes": [n.name for n in online if n.name not in failed], "failed": sorted(failed)}
 
 
 def _master_facts(ctx: Context, endpoint: Any, cluster: Cluster) -> Dict[str, Any]:
@@ -220,17 +284,23 @@ def _modify(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     merge_declared(after_config.cluster, spec)
     _check_modify(config, after_config)
     after = cluster_view(after_config)
-    if before == after:
+    renew = bool(spec.get("renew_crypto"))
+    if before == after and not renew:
         return {"changed": False, "cluster": before, "diff": diff_dict(before, after),
                 "msg": f"cluster {config.cluster.name} already matches"}
+    done = ("modified and its certificates renewed" if before != after else "certificates renewed") \
+        if renew else "modified"
     result = {"changed": True, "cluster": after, "diff": diff_dict(before, after),
-              "msg": f"cluster {config.cluster.name} would be modified"}
+              "msg": f"cluster {config.cluster.name} would be {done}"}
     if ctx.check_mode:
         return result
-    with ctx.job("cluster_modify", spec):
-        after_config.cluster.mtime = now()
-        ctx.commit(after_config)
-    result["msg"] = f"cluster {config.cluster.name} modified"
+    with ctx.job("cluster_modify", _public(spec)):
+        if before != after:
+            after_config.cluster.mtime = now()
+            ctx.commit(after_config)
+        if renew:
+            result["crypto"] = renew_crypto(ctx, after_config)
+    result["msg"] = f"cluster {config.cluster.name} {done}"
     return result
 
 

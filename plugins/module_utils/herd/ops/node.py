@@ -126,8 +126,25 @@ def _add(ctx: Context, locks: Any, config: Config, spec: Dict[str, Any]) -> Dict
             config.nodes[name] = node
             with job.step("commit config"):
                 ctx.commit(config)
+        _install_crypto(ctx, config, node)
     result["msg"] = f"node {name} added"
     return result
+
+
+def _install_crypto(ctx: Context, config: Config, node: Node) -> None:
+    """The new node's migration certificate, signed by the cluster CA the master holds."""
+    from .. import crypto
+    from .cluster import crypto_dir, install_node_crypto
+
+    try:
+        ca_key, ca_cert = crypto.read_ca(crypto_dir(ctx))
+    except crypto.CryptoError as exc:
+        ctx.warnings.append(f"node {node.name} got no migration certificate: {exc}")
+        return
+    failed = install_node_crypto(ctx, config, [node], ca_key, ca_cert)
+    if failed:
+        ctx.warnings.append(f"node {node.name} did not take its migration certificate ({failed[node.name]}); "
+                            "migrations to and from it fail until renew_crypto runs")
 
 
 def _summary(facts: Dict[str, Any]) -> Dict[str, Any]:
