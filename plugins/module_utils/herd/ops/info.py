@@ -99,7 +99,7 @@ def node_info(ctx: Context, selected: Optional[List[str]] = None, live: bool = T
 
 def n1_failures(config: Config, facts: Dict[str, Any]) -> Dict[str, bool]:
     """{node: True when it fails N+1} from the allocator's model of the cluster (htools' FailN1)."""
-    from ..allocator.herdconfig import from_herd_config
+    from ..allocator.config_model import from_herd_config
     from .placement import allocator_facts
 
     model = from_herd_config(config.to_dict(), allocator_facts(config, facts))

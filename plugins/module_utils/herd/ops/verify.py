@@ -207,7 +207,7 @@ def check_storage(state: VerifyState) -> None:
 def check_n1(state: VerifyState) -> None:
     """Ganeti's N+1 memory check through the allocator's own rules: a node that could not
     start the instances it is secondary for if their primary failed."""
-    from ..allocator.herdconfig import from_herd_config
+    from ..allocator.config_model import from_herd_config
     from .placement import allocator_facts
 
     config = state.config
