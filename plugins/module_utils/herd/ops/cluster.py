@@ -1,6 +1,7 @@
 """gnt-cluster init / modify / destroy as one declarative op."""
 
 import copy
+import ipaddress
 import os
 from typing import Any, Dict, Optional
 
@@ -8,7 +9,9 @@ from .. import names
 from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, Cluster, Config, Node, NodeGroup,
                       new_uuid, now)
 from ..errors import PrerequisiteError, RpcError, ValidationError
+from ..rpc import known_host_keys
 from .common import Context, diff_dict, require
+from .master import configure_master_ip
 
 # Parameters an operator may declare; None means "not declared, keep".
 MODIFIABLE = ("master_ip", "master_netdev", "enabled_hypervisors", "enabled_disk_templates", "volume_group",
@@ -32,6 +35,9 @@ def validate_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
         out["master_ip"] = _ip(spec["master_ip"], "master_ip")
     if spec.get("master_netdev") is not None:
         names.check_ifname(spec["master_netdev"], "master_netdev")
+    if out.get("master_ip") is not None and ipaddress.ip_address(out["master_ip"]).is_loopback:
+        raise ValidationError(f"master_ip {out['master_ip']} is a loopback address; the floating cluster IP must "
+                              "be reachable from the other nodes")
     for key, allowed in (("enabled_hypervisors", HYPERVISORS), ("enabled_disk_templates", DISK_TEMPLATES)):
         if spec.get(key) is not None:
             values = spec[key]
@@ -174,6 +180,8 @@ def _init(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     require(cluster.default_iallocator == "herd" or bool(cluster.default_iallocator), "default_iallocator is empty")
     node = Node(name=master, uuid=new_uuid(), primary_ip=primary_ip, secondary_ip=secondary_ip,
                 master_candidate=True, ctime=stamp, mtime=stamp)
+    # Recorded like any node's, so a candidate that takes over can still reach this one.
+    node.ssh_host_keys = known_host_keys(ctx.known_hosts, [master, primary_ip])
     config = Config(cluster=cluster, nodes={master: node},
                     nodegroups={"default": NodeGroup(name="default", uuid=new_uuid())})
     endpoint = ctx.endpoint(node, config)
@@ -190,6 +198,7 @@ def _init(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         return result
     with ctx.job("cluster_init", spec):
         ctx.store.save(config)
+        configure_master_ip(ctx, None, config)
     result["cluster"] = cluster_view(config)
     result["diff"]["after"] = result["cluster"]
     result["msg"] = f"cluster {cluster.name} initialised with master {master}"
@@ -228,6 +237,7 @@ def _modify(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     with ctx.job("cluster_modify", spec):
         after_config.cluster.mtime = now()
         ctx.commit(after_config)
+        configure_master_ip(ctx, config, after_config)
     result["msg"] = f"cluster {config.cluster.name} modified"
     return result
 
