@@ -85,7 +85,7 @@ resynced:
   returned: when this node already was the master
   type: list
   elements: str
-unreachable:
+unreachable_nodes:
   description: Nodes that did not answer (updated when they are back and this runs again).
   returned: success
   type: list

@@ -16,7 +16,7 @@ from vcluster import REPO
 
 
 def cluster_vars(master_ip: str) -> dict:
-    group_vars = yaml.safe_load((REPO / "inventories" / "vcluster" / "group_vars" / "all.yml").read_text())
+    group_vars = yaml.safe_load((REPO / "inventories" / "vcluster" / "group_vars" / "herd_nodes.yml").read_text())
     params = dict(group_vars["herd_cluster"])
     params.update(master_ip=master_ip, master_netdev="br0")
     return params
@@ -50,7 +50,7 @@ def test_a_candidate_takes_over_from_a_dead_master_and_the_old_master_is_resynch
 
             done = ansible_run.module(inventory, "node2", "master_failover", {})
             assert done["changed"] and not done.get("failed"), done.get("msg")
-            assert done["old_master"] == "node1" and done["unreachable"] == ["node1"]
+            assert done["old_master"] == "node1" and done["unreachable_nodes"] == ["node1"]
             assert node_file(vc, "node3", "ssconf.json")["master_node"] == "node2"
             assert master_ip in addresses(vc, "node2")
 

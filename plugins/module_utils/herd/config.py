@@ -197,6 +197,10 @@ class Network:
     # ip -> instance name (or "" for an external reservation)
     allocated: Dict[str, str] = field(default_factory=dict)
     tags: List[str] = field(default_factory=list)
+    subnet6: Optional[str] = None
+    gateway6: Optional[str] = None
+    # node group -> NIC parameters (mode, link, vlan) of this network's NICs there (gnt-network connect)
+    groups: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass

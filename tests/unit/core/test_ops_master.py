@@ -58,7 +58,7 @@ def test_candidate_takes_over_when_the_master_is_gone_and_the_others_agree(three
     assert after.cluster.master_epoch == before.cluster.master_epoch + 1
     assert nodes[2].config["serial_no"] == after.serial_no and nodes[2].ssconf["master_node"] == "node2"
     assert MASTER_IP in nodes[1].master_ips
-    assert result["unreachable"] == ["node1"]
+    assert result["unreachable_nodes"] == ["node1"]
 
 
 def test_master_ip_is_configured_on_the_master_at_init(three, nodes):

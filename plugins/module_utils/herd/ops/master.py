@@ -216,7 +216,7 @@ def _takeover(ctx: Context, config: Config, answers: Dict[str, Answer], decision
         failures = ctx.replicate(after, ssconf_changed=True)
         _master_ip(ctx, after, ctx.local_node, add=True)
     result["serial_no"] = after.serial_no
-    result["unreachable"] = sorted(failures)
+    result["unreachable_nodes"] = sorted(failures)
     result["msg"] = f"{ctx.local_node} took over as master from {old} (master epoch {after.cluster.master_epoch})"
     return result
 
@@ -268,7 +268,7 @@ def _resync(ctx: Context, config: Config, answers: Dict[str, Answer], ahead: Opt
     for name in unreachable:
         ctx.warnings.append(f"{name} does not answer; it is re-synchronised when this runs again after it is back")
     result: Dict[str, Any] = {"changed": bool(stale), "master_node": ctx.local_node, "old_master": None,
-                              "votes": _votes(answers), "resynced": stale, "unreachable": unreachable,
+                              "votes": _votes(answers), "resynced": stale, "unreachable_nodes": unreachable,
                               "fetched_config_from": ahead, "no_voting": False,
                               "diff": diff_dict({"stale_nodes": stale}, {"stale_nodes": []})}
     if ctx.check_mode:
