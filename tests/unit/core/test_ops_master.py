@@ -198,3 +198,8 @@ def test_a_loopback_master_ip_is_refused_before_anything_is_touched(ctx):
     with pytest.raises(ValidationError, match="master_ip 127.0.0.5 is a loopback address"):
         cluster_op.present(ctx, init_spec(master_ip="127.0.0.5", master_netdev="lo"))
     assert not ctx.store.exists()
+
+
+def test_declaring_another_master_points_at_master_failover_on_that_node(three):
+    with pytest.raises(PrerequisiteError, match="run herd.cluster.master_failover on node2 .a master candidate."):
+        cluster_op.present(three, init_spec(master_node="node2"))

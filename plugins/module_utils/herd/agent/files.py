@@ -1,6 +1,7 @@
 """Verbs that write the cluster's files on a node: config copy, ssconf, leave."""
 
 import os
+import socket
 from typing import Any, Dict
 
 from ..config import CONFIG_NAME, SSCONF_NAME, STATE_DIR, Config, config_rank, read_json, write_json_atomic
@@ -22,7 +23,12 @@ def config_write(args: Dict[str, Any]) -> Dict[str, Any]:
     if changed:
         write_json_atomic(path, data)
         _write_ssconf(config.ssconf())  # a candidate's ssconf follows its config copy
-    return {"serial_no": config.serial_no, "changed": changed}
+    dropped = False
+    if config.cluster.master_ip and config.cluster.master_netdev and config.cluster.master_node != socket.gethostname():
+        # A returning old master still carries the floating IP: the newer config says it is not ours.
+        from .masterip import master_ip_remove
+        dropped = master_ip_remove({"ip": config.cluster.master_ip, "netdev": config.cluster.master_netdev})["changed"]
+    return {"serial_no": config.serial_no, "changed": changed or dropped}
 
 
 @verb("ssconf_write")

@@ -220,8 +220,9 @@ def _modify(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         raise PrerequisiteError(f"this node is the master of cluster {config.cluster.name!r}, not "
                                 f"{spec['name']!r}; renaming a cluster is not supported")
     if spec.get("master_node") and spec["master_node"] != config.cluster.master_node:
-        raise PrerequisiteError(f"the master is {config.cluster.master_node}; use herd.cluster.master_failover "
-                                f"to move it to {spec['master_node']}")
+        raise PrerequisiteError(f"the master is {config.cluster.master_node}; the cluster module does not move it: "
+                                f"run herd.cluster.master_failover on {spec['master_node']} (a master candidate), "
+                                f"which takes over once {config.cluster.master_node} is down")
     before = cluster_view(config)
     after_config = config.copy()
     merge_declared(after_config.cluster, spec)
