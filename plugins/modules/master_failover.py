@@ -18,7 +18,7 @@ description:
   - The takeover raises the cluster's master epoch, writes the config to every reachable master candidate and
     the ssconf to every other reachable node, and moves the floating I(master_ip) of the cluster to this
     node's I(master_netdev).
-  - Run on the master itself, it re-synchronises the nodes that are behind, like C(gnt-cluster redist-conf):
+  - Run on the master itself, it re-synchronises the nodes that are behind, like C(gnt-cluster redist-conf);
     a returning old master gets the newest config and ssconf (so it knows it is no longer master and refuses
     to act as one) and loses the master IP. Nothing to do means C(changed=false).
 author: herd contributors (@herd-cluster)

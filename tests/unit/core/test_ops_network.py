@@ -31,8 +31,8 @@ def net(cluster):
 
 def test_network_is_created_with_its_groups_and_a_second_run_changes_nothing(cluster):
     first = network_op.run(cluster, dict(NET))
-    assert first["changed"] and first["network"]["groups"] == {"default": {"mode": "bridged", "link": "br9",
-                                                                         "vlan": 40}}
+    groups = {"default": {"mode": "bridged", "link": "br9", "vlan": 40}}
+    assert first["changed"] and first["network"]["groups"] == groups
     serial = cluster.store.load().serial_no
     again = network_op.run(cluster, dict(NET))
     assert again["changed"] is False and cluster.store.load().serial_no == serial
