@@ -164,3 +164,14 @@ def test_next_free_skips_taken_addresses():
     with pytest.raises(PrerequisiteError, match="no free address"):
         network_op.next_free(net)
     assert network_op.free_count(net) == 0
+
+
+def test_dropping_a_nic_frees_its_address_and_a_new_pool_nic_takes_one(net, first_fit):
+    two = inst("a")
+    two["nics"] = [{"network": "gnt-fsn", "ip": "pool"}, {"network": "gnt-fsn", "ip": "pool"}]
+    instance_op.ensure(net, two)
+    assert sorted(net.store.load().networks["gnt-fsn"].allocated) == ["192.0.2.3", "192.0.2.4"]
+    instance_op.ensure(net, inst("a"))
+    assert net.store.load().networks["gnt-fsn"].allocated == {"192.0.2.3": "a"}
+    instance_op.ensure(net, two)
+    assert net.store.load().networks["gnt-fsn"].allocated == {"192.0.2.3": "a", "192.0.2.4": "a"}
