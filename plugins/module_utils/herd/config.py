@@ -20,7 +20,7 @@ import tempfile
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Set
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from .errors import ConfigError
 
@@ -103,6 +103,10 @@ class Cluster:
     tags: List[str] = field(default_factory=list)
     # Where the master's RPC reads its private key; node_base distributes it.
     ssh_key_file: str = "/root/.ssh/id_herd_cluster"
+    # Bumped by every master failover: a config of a later master epoch is newer than any
+    # config of an earlier one, whatever their serials (an isolated old master may have
+    # kept committing locally).
+    master_epoch: int = 0
     ctime: float = 0.0
     mtime: float = 0.0
 
@@ -196,6 +200,10 @@ class Network:
     # ip -> instance name (or "" for an external reservation)
     allocated: Dict[str, str] = field(default_factory=dict)
     tags: List[str] = field(default_factory=list)
+    subnet6: Optional[str] = None
+    gateway6: Optional[str] = None
+    # node group -> NIC parameters (mode, link, vlan) of this network's NICs there (gnt-network connect)
+    groups: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -295,11 +303,21 @@ class Config:
             "cluster_uuid": self.cluster.uuid,
             "master_node": self.cluster.master_node,
             "master_ip": self.cluster.master_ip,
+            "master_epoch": self.cluster.master_epoch,
             "nodes": sorted(self.nodes),
             "master_candidates": self.master_candidates(),
             "node_primary_ips": {n.name: n.primary_ip for n in self.nodes.values()},
             "node_secondary_ips": {n.name: n.secondary_ip for n in self.nodes.values()},
         }
+
+
+def config_rank(data: Any) -> Tuple[int, int]:
+    """(master epoch, serial) of a config dict: the larger is the newer config."""
+    if not isinstance(data, dict):
+        return (-1, -1)
+    cluster = data.get("cluster") if isinstance(data.get("cluster"), dict) else {}
+    epoch, serial = cluster.get("master_epoch", 0), data.get("serial_no", -1)
+    return (epoch if isinstance(epoch, int) else -1, serial if isinstance(serial, int) else -1)
 
 
 def _mapping(value: Any, where: str) -> Dict[str, Any]:

@@ -37,6 +37,8 @@ class FakeNode:
         self.drbd_modes: List[Any] = []
         # "<instance>/<disk uuid>" -> {"minor", "peer", "cs": Connected|StandAlone, "role", "disk", "polls"}
         self.drbd: Dict[str, Dict[str, Any]] = {}
+        self.master_ips: set = set()
+        self.still_sees: set = set()  # unreachable nodes this one still reaches (a partition)
 
 
 class FakeRpc:
@@ -81,10 +83,27 @@ class FakeRpc:
         if verb == "cluster_membership":
             if node is self.local:
                 ssconf = self.store.load_ssconf()
-                serial = self.store.load().serial_no if self.store.exists() else None
-                return {"ssconf": ssconf, "config_serial": serial}
-            return {"ssconf": copy.deepcopy(node.ssconf),
-                    "config_serial": node.config["serial_no"] if node.config else None}
+                data = self.store.load().to_dict() if self.store.exists() else None
+            else:
+                ssconf, data = copy.deepcopy(node.ssconf), node.config
+            answer = {"ssconf": ssconf, "config_serial": data["serial_no"] if data else None,
+                      "config_epoch": data["cluster"].get("master_epoch", 0) if data else None}
+            if args.get("probe"):
+                probed = self.by_ip.get(args["probe"]["address"])
+                answer["probe_reachable"] = probed is not None and (probed.reachable or probed.name in node.still_sees)
+            return answer
+        if verb == "config_read":
+            data = self.store.load().to_dict() if node is self.local else node.config
+            if data is None:
+                raise RpcError(endpoint.name, verb, "this node holds no copy of the cluster config")
+            return {"config": copy.deepcopy(data)}
+        if verb in ("master_ip_add", "master_ip_remove"):
+            had = args["ip"] in node.master_ips
+            if verb == "master_ip_add":
+                node.master_ips.add(args["ip"])
+            else:
+                node.master_ips.discard(args["ip"])
+            return {"changed": had != (verb == "master_ip_add")}
         if verb == "ssconf_write":
             node.ssconf = copy.deepcopy(args["ssconf"])
             return {"changed": True}

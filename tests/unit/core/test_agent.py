@@ -62,4 +62,4 @@ def test_agent_answers_json_on_stdout_when_run_as_a_program(tmp_path):
         {"version": VERSION, "verb": "cluster_membership", "args": {}}).encode(), capture_output=True,
         env={**os.environ, "HERD_STATE_DIR": str(tmp_path)}, check=False)
     answer = json.loads(proc.stdout)
-    assert answer == {"ok": True, "version": VERSION, "result": {"ssconf": None, "config_serial": None}}
+    assert answer == {"ok": True, "version": VERSION, "result": {"ssconf": None, "config_serial": None, "config_epoch": None}}

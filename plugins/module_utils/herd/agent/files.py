@@ -1,10 +1,11 @@
 """Verbs that write the cluster's files on a node: config copy, ssconf, leave."""
 
 import os
+import socket
 from typing import Any, Dict
 
 from .. import crypto
-from ..config import CONFIG_NAME, SSCONF_NAME, STATE_DIR, Config, read_json, write_json_atomic
+from ..config import CONFIG_NAME, SSCONF_NAME, STATE_DIR, Config, config_rank, read_json, write_json_atomic
 from ..errors import ConfigError
 from .verbs import AgentError, verb
 
@@ -15,14 +16,20 @@ def config_write(args: Dict[str, Any]) -> Dict[str, Any]:
     data = args.get("config")
     config = Config.from_dict(data, source="config from master")  # validates before writing
     path = os.path.join(STATE_DIR, CONFIG_NAME)
-    current = _serial(path)
-    if current is not None and current > config.serial_no:
-        raise AgentError(f"refusing to replace config serial {current} with older serial {config.serial_no}")
-    changed = current != config.serial_no
+    current = _rank(path)
+    offered = config_rank(data)
+    if current is not None and current > offered:
+        raise AgentError(f"refusing to replace config (master epoch, serial) {current} with the older {offered}")
+    changed = current != offered
     if changed:
         write_json_atomic(path, data)
         _write_ssconf(config.ssconf())  # a candidate's ssconf follows its config copy
-    return {"serial_no": config.serial_no, "changed": changed}
+    dropped = False
+    if config.cluster.master_ip and config.cluster.master_netdev and config.cluster.master_node != socket.gethostname():
+        # A returning old master still carries the floating IP: the newer config says it is not ours.
+        from .masterip import master_ip_remove
+        dropped = master_ip_remove({"ip": config.cluster.master_ip, "netdev": config.cluster.master_netdev})["changed"]
+    return {"serial_no": config.serial_no, "changed": changed or dropped}
 
 
 @verb("ssconf_write")
@@ -65,7 +72,26 @@ def cluster_membership(args: Dict[str, Any]) -> Dict[str, Any]:
             ssconf = read_json(ssconf_path, "ssconf")
         except ConfigError as exc:
             ssconf = {"error": str(exc)}
-    return {"ssconf": ssconf, "config_serial": _serial(os.path.join(directory, CONFIG_NAME))}
+    rank = _rank(os.path.join(directory, CONFIG_NAME))
+    answer: Dict[str, Any] = {"ssconf": ssconf, "config_serial": rank[1] if rank else None,
+                              "config_epoch": rank[0] if rank else None}
+    probe = args.get("probe")
+    if probe:
+        # The voters' view of the old master during a master failover: does its SSH port answer?
+        from .masterip import tcp_reachable
+        answer["probe_reachable"] = tcp_reachable(probe.get("address"), probe.get("port"))
+    return answer
+
+
+@verb("config_read")
+def config_read(args: Dict[str, Any]) -> Dict[str, Any]:
+    """This node's copy of the config (a master candidate's), for a new master that is behind."""
+    path = os.path.join(STATE_DIR, CONFIG_NAME)
+    if not os.path.exists(path):
+        raise AgentError("this node holds no copy of the cluster config (not a master candidate)")
+    data = read_json(path, "config")
+    Config.from_dict(data, source=path)  # a corrupt copy is reported here, never handed out
+    return {"config": data}
 
 
 @verb("cluster_leave")
@@ -89,11 +115,12 @@ def cluster_leave(args: Dict[str, Any]) -> Dict[str, Any]:
     return {"removed": removed, "changed": bool(removed)}
 
 
-def _serial(path: str) -> Any:
+def _rank(path: str) -> Any:
+    """(master epoch, serial) of the config copy at path; None without one, (-1, -1) if unreadable."""
     if not os.path.exists(path):
         return None
     try:
         data = read_json(path, "config")
     except ConfigError:
-        return -1
-    return data.get("serial_no") if isinstance(data, dict) else -1
+        return (-1, -1)
+    return config_rank(data)

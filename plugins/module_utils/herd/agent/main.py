@@ -20,7 +20,7 @@ from .verbs import VERBS, AgentError
 
 # Modules that register verbs. A module that is missing (an area not yet
 # installed) is skipped rather than breaking every verb.
-VERB_MODULES = ("facts", "files", "instance", "migration", "storage")
+VERB_MODULES = ("facts", "files", "instance", "masterip", "migration", "storage")
 
 
 def load_all() -> None:

@@ -1,6 +1,7 @@
 """gnt-cluster init / modify / destroy as one declarative op."""
 
 import copy
+import ipaddress
 import os
 from typing import Any, Dict, Iterable, Optional
 
@@ -9,7 +10,9 @@ from .. import validate as node_checks
 from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, Cluster, Config, Node, NodeGroup,
                       new_uuid, now)
 from ..errors import PrerequisiteError, RpcError, ValidationError
+from ..rpc import known_host_keys
 from .common import Context, diff_dict, require
+from .master import configure_master_ip
 
 # Parameters an operator may declare; None means "not declared, keep".
 MODIFIABLE = ("master_ip", "master_netdev", "enabled_hypervisors", "enabled_disk_templates", "volume_group",
@@ -35,6 +38,9 @@ def validate_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
         out["master_ip"] = _ip(spec["master_ip"], "master_ip")
     if spec.get("master_netdev") is not None:
         names.check_ifname(spec["master_netdev"], "master_netdev")
+    if out.get("master_ip") is not None and ipaddress.ip_address(out["master_ip"]).is_loopback:
+        raise ValidationError(f"master_ip {out['master_ip']} is a loopback address; the floating cluster IP must "
+                              "be reachable from the other nodes")
     for key, allowed in (("enabled_hypervisors", HYPERVISORS), ("enabled_disk_templates", DISK_TEMPLATES)):
         if spec.get(key) is not None:
             values = spec[key]
@@ -180,6 +186,8 @@ def _init(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     require(cluster.default_iallocator == "herd" or bool(cluster.default_iallocator), "default_iallocator is empty")
     node = Node(name=master, uuid=new_uuid(), primary_ip=primary_ip, secondary_ip=secondary_ip,
                 master_candidate=True, ctime=stamp, mtime=stamp)
+    # Recorded like any node's, so a candidate that takes over can still reach this one.
+    node.ssh_host_keys = known_host_keys(ctx.known_hosts, [master, primary_ip])
     config = Config(cluster=cluster, nodes={master: node},
                     nodegroups={"default": NodeGroup(name="default", uuid=new_uuid())})
     endpoint = ctx.endpoint(node, config)
@@ -203,6 +211,7 @@ def _init(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
                                     f"{failed[master]}")
         result["crypto"] = {"ca_fingerprint": crypto.fingerprint(ca_cert), "nodes": [master]}
         ctx.store.save(config)
+        configure_master_ip(ctx, None, config)
     result["cluster"] = cluster_view(config)
     result["diff"]["after"] = result["cluster"]
     result["msg"] = f"cluster {cluster.name} initialised with master {master}"
@@ -277,8 +286,9 @@ def _modify(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         raise PrerequisiteError(f"this node is the master of cluster {config.cluster.name!r}, not "
                                 f"{spec['name']!r}; renaming a cluster is not supported")
     if spec.get("master_node") and spec["master_node"] != config.cluster.master_node:
-        raise PrerequisiteError(f"the master is {config.cluster.master_node}; use herd.cluster.master_failover "
-                                f"to move it to {spec['master_node']}")
+        raise PrerequisiteError(f"the master is {config.cluster.master_node}; the cluster module does not move it: "
+                                f"run herd.cluster.master_failover on {spec['master_node']} (a master candidate), "
+                                f"which takes over once {config.cluster.master_node} is down")
     before = cluster_view(config)
     after_config = config.copy()
     merge_declared(after_config.cluster, spec)
@@ -300,6 +310,8 @@ def _modify(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
             ctx.commit(after_config)
         if renew:
             result["crypto"] = renew_crypto(ctx, after_config)
+        if before != after:
+            configure_master_ip(ctx, config, after_config)
     result["msg"] = f"cluster {config.cluster.name} {done}"
     return result
 

@@ -70,6 +70,15 @@ class Context:
             raise PrerequisiteError(f"{self.local_node} holds a copy of the config of cluster "
                                     f"{config.cluster.name!r} but is not its master: run this on the master, "
                                     f"{config.cluster.master_node}")
+        # A master that was cut off and replaced still names itself: the newest ssconf of the
+        # other candidates decides (ops/master.py).
+        from .master import newer_master
+        replaced = newer_master(self, config)
+        if replaced is not None:
+            raise PrerequisiteError(
+                f"{self.local_node} is no longer the master of cluster {config.cluster.name!r}: {replaced[0]} holds "
+                f"a newer config naming {replaced[1]} as master. Run this on {replaced[1]}; running "
+                f"herd.cluster.master_failover there re-synchronises this node")
         return config
 
     @contextmanager

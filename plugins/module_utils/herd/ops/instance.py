@@ -17,6 +17,7 @@ from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from . import nodecalls, placement
 from .common import Context, diff_dict
 from .info import status_word
+from . import network as network_ops
 from .instance_spec import IMMUTABLE, generate_mac, instance_view, is_mirrored, validate
 
 
@@ -141,6 +142,8 @@ def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, 
     inst.secondary_node = answer.get("secondary") if mirrored else None
     if inst.disk_template == "drbd":
         allocate_drbd(ctx, config, inst)
+    requested_nics = spec["nics"] if spec["nics"] is not None else [{}]
+    network_ops.reserve_nics(config, inst, requested_nics)  # NIC params, pool addresses (planned)
     want_running = spec["state"] in ("running", "restarted")
     after = instance_view(inst)
     after["admin_state"] = "up" if want_running else "down"
@@ -168,6 +171,7 @@ def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, 
                 if inst.name in fresh.instances:
                     raise PrerequisiteError(f"instance {inst.name} was created meanwhile by another job")
                 _recheck_unique(fresh, inst)
+                network_ops.reserve_nics(fresh, inst, requested_nics)  # under the cluster lock
                 fresh.instances[inst.name] = inst
                 ctx.commit(fresh)
                 config = fresh
@@ -287,6 +291,7 @@ def _undo_config(ctx: Context, locks: Any, name: str) -> Any:
             fresh = ctx.store.load()
             if name in fresh.instances:
                 del fresh.instances[name]
+                network_ops.release(fresh, name)
                 ctx.commit(fresh)
     return undo
 
@@ -360,7 +365,9 @@ def plan_modify(config: Any, inst: Instance, spec: Dict[str, Any]) -> Dict[str, 
             current = inst.nics[index] if index < len(inst.nics) else None
             mac = declared["mac"] or (current.mac if current else None)
             nics.append({"mac": mac, "link": declared["link"] or (current.link if current else None),
-                         "vlan": declared["vlan"], "ip": declared["ip"], "network": declared["network"],
+                         "vlan": declared["vlan"] if declared["vlan"] is not None else (
+                             current.vlan if current else None), "ip": network_ops.declared_ip(declared, current),
+                         "network": declared["network"],
                          "name": declared["name"]})
         now_nics = [{"mac": n.mac, "link": n.link, "vlan": n.vlan, "ip": n.ip, "network": n.network,
                      "name": n.name} for n in inst.nics]
@@ -385,6 +392,8 @@ def apply_changes(config: Any, inst: Instance, changes: Dict[str, Any]) -> None:
             new.append(Nic(mac=mac, link=nic["link"] or config.cluster.nicparams.get("link", "br0"),
                            vlan=nic["vlan"], ip=nic["ip"], network=nic["network"], name=nic["name"]))
         inst.nics = new
+        network_ops.release(config, inst.name)
+        network_ops.reserve_nics(config, inst, changes["nics"])
     if "tags" in changes:
         inst.tags = changes["tags"]
 
@@ -449,6 +458,9 @@ def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
                 stored = fresh.instances[inst.name]
                 target.network_port = stored.network_port
                 target.mtime = now()
+                if "nics" in changes:  # addresses: the old NICs' freed, the new NICs' taken, under the lock
+                    network_ops.release(fresh, inst.name)
+                    network_ops.reserve_nics(fresh, target, changes["nics"])
                 fresh.instances[inst.name] = target
                 ctx.commit(fresh)
                 config = fresh

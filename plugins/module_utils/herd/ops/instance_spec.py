@@ -109,7 +109,11 @@ def _nic(nic: Any, index: int) -> Dict[str, Any]:
         if not isinstance(vlan, int) or isinstance(vlan, bool) or not 1 <= vlan <= 4094:
             raise ValidationError(f"nics[{index}] vlan {vlan!r} must be an integer from 1 to 4094")
         out["vlan"] = vlan
-    if nic.get("ip"):
+    if nic.get("ip") == "pool":  # herd.cluster.network: the next free address of nic.network
+        if not nic.get("network"):
+            raise ValidationError(f"nics[{index}] ip: pool needs network (the network whose pool to use)")
+        out["ip"] = "pool"
+    elif nic.get("ip"):
         import netaddr
 
         try:
