@@ -48,4 +48,3 @@ def test_an_exhausted_port_pool_is_a_clear_error_not_stopiteration(cluster, firs
     cluster.commit(config)
     with pytest.raises(ConfigError, match="port pool 11000-14999 is exhausted"):
         instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G"], hypervisor="fake"))
-

@@ -143,7 +143,7 @@ def test_orphan_lv_from_real_classify_is_reported_and_owned_lvs_are_not(web1):
     orphan = classify(LogicalVolume(vg, "0b7e3c1e-1111-4222-8333-444455556666.disk0", 100,
                                     ["herd", "originstname+old"]))
     foreign = classify(LogicalVolume(vg, "root", 100, []))
-    out = disk_health.node_problems(config, "node1", {"lvs": mine + [orphan, foreign], "errors": [],
-                                                       "drbd": {"proc": None}})
-    assert [(sev, code, obj) for sev, code, obj, _ in out] == [("warning", "ENODEORPHANLV", "node1")]
+    listing = {"lvs": mine + [orphan, foreign], "errors": [], "drbd": {"proc": None}}
+    out = disk_health.node_problems(config, "node1", listing)
+    assert [row[:3] for row in out] == [("warning", "ENODEORPHANLV", "node1")]
     assert "tagged for instance old" in out[0][3]

@@ -213,9 +213,8 @@ def check_n1(state: VerifyState) -> None:
     config = state.config
     if not any(inst.disk_template in MIRRORED_TEMPLATES for inst in config.instances.values()):
         return
-    facts = {name: fact for name, fact in state.facts.items()}
     try:
-        model = from_herd_config(config.to_dict(), allocator_facts(config, facts))
+        model = from_herd_config(config.to_dict(), allocator_facts(config, dict(state.facts)))
     except (HerdError, ValueError, KeyError) as exc:
         state.warning("ENODEN1", "cluster", f"cannot build the allocator's model for the N+1 check: {exc}")
         return
