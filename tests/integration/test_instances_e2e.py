@@ -155,7 +155,12 @@ def test_declared_instances_converge_and_check_mode_shows_the_plan(site, invento
     undeclared = ansible_run.playbook(inventory, playbook, {"herd_instances": declared[:2]})
     report = undeclared.result("Report undeclared instances", "node1")["msg"]
     assert "decl3" in report and "decl3" in config(vcluster)["instances"]
-    pruned = ansible_run.playbook(inventory, playbook, {"herd_instances": [], "herd_instances_prune": True})
+    refused = ansible_run.playbook(inventory, playbook, {"herd_instances": [], "herd_instances_prune": True})
+    guard = refused.result("Refuse to prune every instance without an explicit prune_all", "node1")
+    assert refused.rc != 0 and "herd_instances_prune_all: true" in guard["msg"], refused
+    assert "decl1" in config(vcluster)["instances"]
+    pruned = ansible_run.playbook(inventory, playbook, {"herd_instances": [], "herd_instances_prune": True,
+                                                        "herd_instances_prune_all": True})
     assert pruned.rc == 0, pruned
     assert not any(n.startswith("decl") for n in config(vcluster)["instances"])
 
