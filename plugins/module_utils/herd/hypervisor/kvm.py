@@ -794,11 +794,16 @@ class KVM(Hypervisor):
         except QMPError as exc:
             return {"name": name, "status": "unknown", "error": str(exc), "process": True}
         ram = info.get("ram") or {}
+        error = info.get("error-desc")
+        if info.get("status") == "failed" and not error:
+            # QEMU 7.2 leaves error-desc empty for some failures (a disk it could not hand over)
+            # and prints the reason on its stderr, the log
+            error = self._log_tail(paths) or None
         return {"name": name, "status": info.get("status", "none"), "process": True, "qemu_status": run_state,
                 "transferred": ram.get("transferred"), "total": ram.get("total"),
                 "remaining": ram.get("remaining"), "total_time_ms": info.get("total-time"),
                 "downtime_ms": info.get("downtime"), "expected_downtime_ms": info.get("expected-downtime"),
-                "dirty_sync_count": ram.get("dirty-sync-count"), "error": info.get("error-desc")}
+                "dirty_sync_count": ram.get("dirty-sync-count"), "error": error}
 
     def migration_abort(self, name: str, role: str, resume_completed: bool = False) -> Dict[str, Any]:
         paths = Paths(name)
