@@ -6,11 +6,13 @@ Per instance, under ``/run/herd/kvm/`` (``$HERD_RUN_DIR/kvm``):
   command line, QEMU's version, the taps; a migration target builds the
   identical machine from it (Ganeti keeps ``conf/<name>.runtime`` the same way);
 - ``<name>.pid`` (QEMU's ``-pidfile``), ``<name>.qmp`` (QMP),
-  ``<name>.serial`` (serial console), ``<name>.log`` (QEMU's stderr at start).
+  ``<name>.serial`` (serial console), ``<name>.log`` (QEMU's stdout and stderr).
 
 The command line is built by the pure function ``build_command``. QEMU runs
-with ``-daemonize``: the launching process returns only once QEMU has set
-up the machine (or failed), and QEMU's own error message is in the log file.
+in the foreground of its own session, confined (hypervisor/confine.py): the
+launching process returns once QEMU answers on QMP (the machine is set up) or
+has exited, and QEMU's own error message is in the log file. Migrations run
+over TLS when the node holds the cluster's certificates (crypto.py).
 A process counts as this instance's QEMU only when the pidfile's pid is
 alive, is in this node's network namespace, and its command line has
 ``-name <name>`` and ``-pidfile <our pidfile>``.
