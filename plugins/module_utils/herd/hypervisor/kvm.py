@@ -143,8 +143,11 @@ def build_command(spec: InstanceSpec, paths: Paths, machine: Optional[str] = Non
         cmd += ["-boot", "order=c"]
     cache = "writeback" if hv["disk_cache"] == "default" else hv["disk_cache"]
     for index, disk in enumerate(spec.disks):
+        # auto-read-only=off: the image stays open read-write when a migration source
+        # inactivates it; with -drive's default QEMU reopens it read-only by path, which a
+        # QEMU that dropped root cannot do in herd's 0700 instance directories
         cmd += ["-drive", f"file={_escape(disk.path)},format={disk.format},if=none,id=disk{index},"
-                          f"cache={cache},aio={hv['disk_aio']},discard=unmap"]
+                          f"cache={cache},aio={hv['disk_aio']},discard=unmap,auto-read-only=off"]
         device = f"virtio-blk-pci,drive=disk{index},id=virtio-disk{index}"
         if index == 0 and not hv.get("kernel_path"):
             device += ",bootindex=1"
