@@ -229,6 +229,22 @@ def test_item7_a_running_source_migrates_with_certificates_renewed_after_it_star
     assert status["status"] == "completed"
 
 
+def test_item8_unprivileged_source_hands_over_a_disk_in_a_root_only_directory(env):
+    """herd's instance directories are 0700 root: a source QEMU that dropped root must not need to
+    reopen its disk by path when it inactivates it at the end of a migration."""
+    a, b = env["a"], env["b"]
+    private = os.path.join(env["base"], "private")
+    os.makedirs(private, mode=0o700)
+    disk = os.path.join(private, "disk0")
+    with open(disk, "wb") as handle:
+        handle.truncate(16 * 2**20)
+    a.ok("instance_start", spec=dict(spec("tls7"), disks=[{"path": disk}]))
+    _accepted, _started, status = migrate(a, b, "tls7")
+    finish(a, b, "tls7", status)
+    b.ok("instance_stop", name="tls7", force=True)
+    assert (status["status"], status.get("error")) == ("completed", None)
+
+
 @pytest.fixture(scope="module")
 def guest():
     proc = subprocess.run(["/usr/bin/python3", os.path.join(REPO, "tests", "guest", "build.py")],

@@ -216,8 +216,10 @@ def test_disks_are_virtio_with_cache_and_aio():
                      hvparams={"disk_cache": "writethrough", "disk_aio": "io_uring"})
     argv = build(spec)
     drives = value_after(argv, "-drive")
-    assert drives == ["file=/srv/d0,format=raw,if=none,id=disk0,cache=writethrough,aio=io_uring,discard=unmap",
-                      "file=/dev/gnt/d1,format=raw,if=none,id=disk1,cache=writethrough,aio=io_uring,discard=unmap"]
+    assert drives == ["file=/srv/d0,format=raw,if=none,id=disk0,cache=writethrough,aio=io_uring,discard=unmap,"
+                      "auto-read-only=off",
+                      "file=/dev/gnt/d1,format=raw,if=none,id=disk1,cache=writethrough,aio=io_uring,discard=unmap,"
+                      "auto-read-only=off"]
     assert "virtio-blk-pci,drive=disk1,id=virtio-disk1" in value_after(argv, "-device")
 
 

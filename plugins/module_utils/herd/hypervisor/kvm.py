@@ -6,11 +6,13 @@ Per instance, under ``/run/herd/kvm/`` (``$HERD_RUN_DIR/kvm``):
   command line, QEMU's version, the taps; a migration target builds the
   identical machine from it (Ganeti keeps ``conf/<name>.runtime`` the same way);
 - ``<name>.pid`` (QEMU's ``-pidfile``), ``<name>.qmp`` (QMP),
-  ``<name>.serial`` (serial console), ``<name>.log`` (QEMU's stderr at start).
+  ``<name>.serial`` (serial console), ``<name>.log`` (QEMU's stdout and stderr).
 
 The command line is built by the pure function ``build_command``. QEMU runs
-with ``-daemonize``: the launching process returns only once QEMU has set
-up the machine (or failed), and QEMU's own error message is in the log file.
+in the foreground of its own session, confined (hypervisor/confine.py): the
+launching process returns once QEMU answers on QMP (the machine is set up) or
+has exited, and QEMU's own error message is in the log file. Migrations run
+over TLS when the node holds the cluster's certificates (crypto.py).
 A process counts as this instance's QEMU only when the pidfile's pid is
 alive, is in this node's network namespace, and its command line has
 ``-name <name>`` and ``-pidfile <our pidfile>``.
@@ -141,8 +143,11 @@ def build_command(spec: InstanceSpec, paths: Paths, machine: Optional[str] = Non
         cmd += ["-boot", "order=c"]
     cache = "writeback" if hv["disk_cache"] == "default" else hv["disk_cache"]
     for index, disk in enumerate(spec.disks):
+        # auto-read-only=off: the image stays open read-write when a migration source
+        # inactivates it; with -drive's default QEMU reopens it read-only by path, which a
+        # QEMU that dropped root cannot do in herd's 0700 instance directories
         cmd += ["-drive", f"file={_escape(disk.path)},format={disk.format},if=none,id=disk{index},"
-                          f"cache={cache},aio={hv['disk_aio']},discard=unmap"]
+                          f"cache={cache},aio={hv['disk_aio']},discard=unmap,auto-read-only=off"]
         device = f"virtio-blk-pci,drive=disk{index},id=virtio-disk{index}"
         if index == 0 and not hv.get("kernel_path"):
             device += ",bootindex=1"
@@ -792,11 +797,16 @@ class KVM(Hypervisor):
         except QMPError as exc:
             return {"name": name, "status": "unknown", "error": str(exc), "process": True}
         ram = info.get("ram") or {}
+        error = info.get("error-desc")
+        if info.get("status") == "failed" and not error:
+            # QEMU 7.2 leaves error-desc empty for some failures (a disk it could not hand over)
+            # and prints the reason on its stderr, the log
+            error = self._log_tail(paths) or None
         return {"name": name, "status": info.get("status", "none"), "process": True, "qemu_status": run_state,
                 "transferred": ram.get("transferred"), "total": ram.get("total"),
                 "remaining": ram.get("remaining"), "total_time_ms": info.get("total-time"),
                 "downtime_ms": info.get("downtime"), "expected_downtime_ms": info.get("expected-downtime"),
-                "dirty_sync_count": ram.get("dirty-sync-count"), "error": info.get("error-desc")}
+                "dirty_sync_count": ram.get("dirty-sync-count"), "error": error}
 
     def migration_abort(self, name: str, role: str, resume_completed: bool = False) -> Dict[str, Any]:
         paths = Paths(name)
