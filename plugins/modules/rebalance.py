@@ -16,8 +16,8 @@ description:
     set touch disjoint nodes and may run in parallel).
   - The cluster comes from I(cluster_file) (a Ganeti htools text file) or, on the master, from herd's config.
   - With I(execute=true) the job sets run in order, the moves of one set in parallel; the first set with a
-    failed move stops the run. Each move runs as the steps of its C(commands), in order, each its own instance
-    job, an instance migration (a failover for instances that do not run) and, for the moves that change a drbd
+    failed move stops the run. Each move runs its C(steps) in order (C(commands) only displays them), each its
+    own instance job, an instance migration (a failover for instances that do not run) and, for the moves that change a drbd
     secondary (C(r:node), C(r:node f), C(f r:node), C(f r:node f)), M(herd.cluster.instance_replace_disks) to
     that node. A move stops at its first failed step.
   - The result has the initial score, each move with the score after it, the predicted final score and the
@@ -136,7 +136,8 @@ final_score:
   type: float
 moves:
   description: Moves in order; each with instance, move (hbal notation), old and new nodes, score after it,
-    commands and touched nodes.
+    steps (the operations to run, as data; C(op) is C(migrate) or C(replace_secondary), C(node) its target),
+    commands (the same steps as gnt-instance commands, for display) and touched nodes.
   returned: always
   type: list
   elements: dict

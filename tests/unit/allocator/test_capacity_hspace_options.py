@@ -27,9 +27,9 @@ NOCAP = "--no-capacity-checks"
 
 # multi-group, unhealthy-group and unhealthy-node data: every option combination
 UNHEALTHY = ("hspace-groups-two", "hspace-bad-group", "n1-failure")
-FLAGS = [sum(f, []) for f in itertools.product([[], [ACCEPT]], [[], [INDEPENDENT]],
-                                                 [[], [NOCAP]])]
-# exclusive storage: with checks must differ from without them exactly as hspace's
+FLAGS = [sum(f, []) for f in
+         itertools.product([[], [ACCEPT]], [[], [INDEPENDENT]], [[], [NOCAP]])]
+# exclusive storage: capacity checks on and off, each as hspace's
 EXCLUSIVE = ("hspace-tiered-exclusive", "hspace-tiered-dualspec-exclusive")
 CASES = [(name, flags) for name in UNHEALTHY for flags in FLAGS] + \
     [(name, flags) for name in EXCLUSIVE for flags in ([], [NOCAP])]

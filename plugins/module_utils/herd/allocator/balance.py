@@ -38,6 +38,7 @@ from .model import NO_NODE, Cluster, Instance, mirror_type
 from .moves import Move, apply_unchecked, move_label, move_steps, step_command
 from .score import CV_IDX, WEIGHTS, optimal_score
 
+
 # --------------------------------------------------------------------------- options/results
 
 @dataclass
