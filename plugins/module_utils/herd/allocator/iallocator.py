@@ -416,4 +416,3 @@ def main(argv: list[str] | None = None) -> int:
         print(out["info"], file=sys.stderr)
     sys.stdout.write(json.dumps(out, separators=(",", ":")) + "\n")
     return 0
-
