@@ -41,7 +41,7 @@ dest="$work/ansible_collections/herd/cluster"
 # under every version the installed ansible-test names.
 reqs_py=$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.join(os.path.dirname(ansible_test.__file__), "_internal", "python_requirements.py"))')
 mkdir -p /root/.ansible/test/cache
-for pip_version in $(grep -oE "pip='[0-9.]+'" "$reqs_py" | grep -oE "[0-9.]+[0-9]" | sort -u); do
+grep -oE "pip='[0-9.]+'" "$reqs_py" | grep -oE "[0-9.]+[0-9]" | sort -u | while read -r pip_version; do
   cp "$root/scripts/ansible-test-get-pip.py" "/root/.ansible/test/cache/get_pip_${pip_version//./_}.py"
 done
 mkdir -p "$dest"

@@ -67,4 +67,3 @@ def main() -> int:
     sys.stdout.write(json.dumps(answer) + "\n")
     sys.stdout.flush()
     return 0
-

@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             elif a == "-v" or a == "--verbose":
                 verbose += 1
             elif a in ("-h", "--help"):
-                print(USAGE)
+                sys.stdout.write(USAGE + "\n")
                 return 0
             elif a.startswith("--") and a != "-":
                 # Ganeti passes default_iallocator_params as --k=v; ignore unknown ones
@@ -394,10 +394,10 @@ def main(argv: list[str] | None = None) -> int:
                 path = a
             i += 1
     except (IndexError, ValueError) as exc:
-        print(f"Error: bad command line: {exc}\n{USAGE}", file=sys.stderr)
+        sys.stderr.write(f"Error: bad command line: {exc}\n{USAGE}" + "\n")
         return 1
     if path is None:
-        print(f"Error: no request file given\n{USAGE}", file=sys.stderr)
+        sys.stderr.write(f"Error: no request file given\n{USAGE}" + "\n")
         return 1
     try:
         text_data = None
@@ -406,15 +406,14 @@ def main(argv: list[str] | None = None) -> int:
                 text_data = fh.read()
         req = load_request(path, static_kvm_mem=static_mem, text_data=text_data)
     except (RequestError, TextFormatError, OSError) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"Error: {exc}" + "\n")
         return 1
     if req.warnings:
-        print("Warning: cluster has inconsistent data:", file=sys.stderr)
+        sys.stderr.write("Warning: cluster has inconsistent data:" + "\n")
         for w in req.warnings:
-            print(f"  - {w}", file=sys.stderr)
+            sys.stderr.write(f"  - {w}" + "\n")
     out = run(req, ignore_soft, capacity, restrict, explain)
     if verbose:
-        print(out["info"], file=sys.stderr)
+        sys.stderr.write(out["info"] + "\n")
     sys.stdout.write(json.dumps(out, separators=(",", ":")) + "\n")
     return 0
-
