@@ -3,7 +3,7 @@
 import os
 from typing import Any, Dict
 
-from ..config import CONFIG_NAME, SSCONF_NAME, STATE_DIR, Config, read_json, write_json_atomic
+from ..config import CONFIG_NAME, SSCONF_NAME, Config, node_state_dir, read_json, write_json_atomic
 from ..errors import ConfigError
 from .verbs import AgentError, verb
 
@@ -13,7 +13,7 @@ def config_write(args: Dict[str, Any]) -> Dict[str, Any]:
     """Store the master's config if it is newer than ours. args: {"config": {...}}"""
     data = args.get("config")
     config = Config.from_dict(data, source="config from master")  # validates before writing
-    path = os.path.join(STATE_DIR, CONFIG_NAME)
+    path = os.path.join(node_state_dir(), CONFIG_NAME)
     current = _serial(path)
     if current is not None and current > config.serial_no:
         raise AgentError(f"refusing to replace config serial {current} with older serial {config.serial_no}")
@@ -34,7 +34,7 @@ def ssconf_write(args: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _write_ssconf(data: Dict[str, Any]) -> bool:
-    path = os.path.join(STATE_DIR, SSCONF_NAME)
+    path = os.path.join(node_state_dir(), SSCONF_NAME)
     try:
         changed = read_json(path, "ssconf") != data
     except ConfigError:
@@ -47,7 +47,7 @@ def _write_ssconf(data: Dict[str, Any]) -> bool:
 @verb("cluster_membership")
 def cluster_membership(args: Dict[str, Any]) -> Dict[str, Any]:
     """What this node believes about its cluster: ssconf and config serial."""
-    directory = STATE_DIR
+    directory = node_state_dir()
     ssconf_path = os.path.join(directory, SSCONF_NAME)
     ssconf = None
     if os.path.exists(ssconf_path):
@@ -61,7 +61,7 @@ def cluster_membership(args: Dict[str, Any]) -> Dict[str, Any]:
 @verb("cluster_leave")
 def cluster_leave(args: Dict[str, Any]) -> Dict[str, Any]:
     """Forget the cluster: remove config copy and ssconf. args: {"cluster_name": ...}"""
-    directory = STATE_DIR
+    directory = node_state_dir()
     ssconf_path = os.path.join(directory, SSCONF_NAME)
     if os.path.exists(ssconf_path):
         try:
