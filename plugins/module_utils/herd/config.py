@@ -28,6 +28,13 @@ SCHEMA_VERSION = 1
 
 # HERD_STATE_DIR lets tests run the engine and agent against a scratch directory.
 STATE_DIR = os.environ.get("HERD_STATE_DIR", "/var/lib/herd")
+
+
+def node_state_dir() -> str:
+    """The agent's state directory, read at call time (one agent process per request on a node;
+    in-process tests switch it per node)."""
+    return os.environ.get("HERD_STATE_DIR", "/var/lib/herd")
+
 CONFIG_NAME = "config.json"
 SSCONF_NAME = "ssconf.json"
 

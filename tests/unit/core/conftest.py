@@ -8,12 +8,17 @@ from plugins.module_utils.herd.jobs import Journal
 from plugins.module_utils.herd.ops.common import Context
 from plugins.module_utils.herd.rpc import MANAGED_BLOCK
 
-from .fakes import FakeNode, FakeRpc
+from .agentnodes import AgentNode, AgentRpc
 
 
 @pytest.fixture
-def nodes():
-    return [FakeNode(f"node{i}", f"198.51.100.{10 + i}", f"203.0.113.{10 + i}", i) for i in (1, 2, 3, 4)]
+def nodes(tmp_path):
+    """Four nodes running the real agent in process; node1 is the master, its agent state is the
+    master's state directory."""
+    made = [AgentNode(f"node{i}", f"198.51.100.{10 + i}", f"203.0.113.{10 + i}", i, tmp_path / "nodes" / f"node{i}",
+                      tmp_path / "shared") for i in (1, 2, 3, 4)]
+    made[0].state_dir = str(tmp_path / "state")
+    return made
 
 
 @pytest.fixture
@@ -35,7 +40,7 @@ def ctx(tmp_path, nodes):
     known_hosts.write_text(f"# BEGIN {MANAGED_BLOCK}\n"
                            + "".join(f"{n.name},{n.addresses[0]} ssh-ed25519 {n.host_key}\n" for n in nodes[:3])
                            + f"# END {MANAGED_BLOCK}\n")
-    context = Context(store=store, journal=Journal(store.state_dir), rpc=FakeRpc(nodes, nodes[0], store),
+    context = Context(store=store, journal=Journal(store.state_dir), rpc=AgentRpc(nodes, nodes[0]),
                       local_node="node1", known_hosts=str(known_hosts), lock_timeout=2)
     return context
 

@@ -211,7 +211,9 @@ def test_verify_is_clean_on_a_fresh_cluster(cluster):
 
 
 def test_verify_reports_a_candidate_with_a_stale_config(cluster, nodes):
-    nodes[1].config["serial_no"] -= 1
+    stale = nodes[1].config
+    stale["serial_no"] -= 1
+    nodes[1].config = stale
     result = verify_op.verify(cluster)
     assert any(f["code"] == "ECLUSTERCFG" and f["object"] == "node2" and "serial" in f["message"]
                for f in result["findings"])

@@ -121,7 +121,7 @@ def test_remove_stops_and_deletes_disks_and_runtime_files(cluster, nodes, first_
 
 def test_instance_info_reports_error_states(cluster, nodes, first_fit):
     instance_op.ensure(cluster, spec())
-    nodes[0].running.pop("web1")
+    nodes[0].drop("web1")
     rows = info.instance_info(cluster)["instances"]
     assert rows[0]["status"] == "ERROR_down"
     assert info.instance_info(cluster)["table"][0].split()[:5] == ["Instance", "Hypervisor", "OS",

@@ -23,13 +23,14 @@ def web1(cluster, first_fit):
 
 def test_live_migration_moves_the_process_and_then_the_config(web1, nodes, relocate_to_node2):
     result = migrate.migrate(web1, {"name": "web1"})
-    assert result["target"] == "node2" and result["migration"]["total_time_ms"] == 700
+    assert result["target"] == "node2" and result["migration"]["status"] == "completed"
     assert "web1" in nodes[1].running and "web1" not in nodes[0].running
     assert web1.store.load().instances["web1"].primary_node == "node2"
 
 
 def test_failed_migration_resumes_source_kills_target_and_keeps_config(web1, nodes, relocate_to_node2):
-    nodes[0].migration_status = {"status": "failed", "error": "Unable to write to socket: Connection reset by peer"}
+    nodes[0].answers["migration_status"] = {"status": "failed",
+                                           "error": "Unable to write to socket: Connection reset by peer"}
     with pytest.raises(HerdError, match="migration of web1 failed: Unable to write to socket"):
         migrate.migrate(web1, {"name": "web1"})
     assert web1.store.load().instances["web1"].primary_node == "node1"
@@ -90,15 +91,16 @@ def test_failover_from_a_dead_primary_needs_ignore_consistency(web1, nodes, relo
 
 def test_cleanup_after_a_completed_migration_finalizes_both_and_switches(web1, nodes):
     # the migration completed but the module died before finalizing and switching the config
-    nodes[1].running["web1"] = nodes[0].running.pop("web1")
-    nodes[0].migrated.add("web1")
+    runtime = nodes[0].running["web1"]
+    nodes[1].put("web1", runtime)
+    nodes[0].put("web1", runtime, "postmigrate")
     result = migrate.migrate(web1, {"name": "web1", "cleanup": True})
     assert result["changed"] and web1.store.load().instances["web1"].primary_node == "node2"
     assert "web1" not in nodes[0].migrated and "web1" in nodes[1].running
 
 
 def test_cleanup_of_a_half_done_migration_kills_the_target_and_resumes_the_source(web1, nodes):
-    nodes[1].incoming["web1"] = dict(nodes[0].running["web1"])
+    nodes[1].put("web1", nodes[0].running["web1"], "incoming")
     result = migrate.migrate(web1, {"name": "web1", "cleanup": True})
     assert web1.store.load().instances["web1"].primary_node == "node1"
     assert nodes[1].incoming == {} and nodes[0].aborted == ["web1"]
@@ -111,7 +113,7 @@ def test_any_later_migrate_repairs_an_interrupted_one_first(web1, nodes):
     data = web1.journal.get(job.id)
     data["pid"] = 2 ** 22 + 4321
     web1.journal.write(data)
-    nodes[1].incoming["web1"] = dict(nodes[0].running["web1"])
+    nodes[1].put("web1", nodes[0].running["web1"], "incoming")
     result = migrate.migrate(web1, {"name": "web1"})
     assert result["actions"][0] == "kill the incoming process on node2"
     assert web1.journal.get(job.id)["status"] == "error"
@@ -140,8 +142,9 @@ def test_an_instance_operation_repairs_an_interrupted_migration(web1, nodes):
     data = web1.journal.get(job.id)
     data["pid"] = 2 ** 22 + 4322
     web1.journal.write(data)
-    nodes[1].running["web1"] = nodes[0].running.pop("web1")
-    nodes[0].migrated.add("web1")
+    runtime = nodes[0].running["web1"]
+    nodes[1].put("web1", runtime)
+    nodes[0].put("web1", runtime, "postmigrate")
     instance_op.ensure(web1, spec(disk_template="sharedfile"))
     assert web1.store.load().instances["web1"].primary_node == "node2"
     assert "web1" not in nodes[0].migrated
@@ -149,7 +152,7 @@ def test_an_instance_operation_repairs_an_interrupted_migration(web1, nodes):
 
 def test_verify_reports_a_stale_copy_and_cleanup_stops_it(web1, nodes):
     from plugins.module_utils.herd.ops import verify as verify_op
-    nodes[2].running["web1"] = dict(nodes[0].running["web1"])  # node3 came back with an old copy
+    nodes[2].put("web1", nodes[0].running["web1"])  # node3 came back with an old copy
     findings = verify_op.verify(web1)["findings"]
     assert any(f["code"] == "EINSTANCEWRONGNODE" and "runs on node3" in f["message"] for f in findings)
     result = migrate.migrate(web1, {"name": "web1", "cleanup": True})
@@ -160,6 +163,6 @@ def test_verify_reports_a_stale_copy_and_cleanup_stops_it(web1, nodes):
 
 def test_verify_reports_an_instance_the_config_does_not_know(web1, nodes):
     from plugins.module_utils.herd.ops import verify as verify_op
-    nodes[1].running["ghost"] = {"memory": 128}
+    nodes[1].put("ghost", dict(nodes[0].running["web1"], name="ghost"))
     findings = verify_op.verify(web1)["findings"]
     assert any(f["code"] == "ENODEORPHANINSTANCE" and f["object"] == "node2" for f in findings)

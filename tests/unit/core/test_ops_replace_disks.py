@@ -36,7 +36,7 @@ def changes_since(ctx, start):
 
 
 def status(ctx, node, key):
-    return ctx.rpc.drbd_status(node, key)
+    return node.drbd.status(key)
 
 
 def job_steps(ctx):
@@ -151,7 +151,7 @@ def test_a_primary_that_is_not_uptodate_is_refused(web1, nodes):
 
 
 def test_leftovers_on_the_new_node_are_refused_not_overwritten(web1, nodes):
-    nodes[2].disks[keys(web1)[0]] = 1024  # an earlier placement whose cleanup was skipped
+    nodes[2].drbd.disks[keys(web1)[0]] = 1024  # an earlier placement whose cleanup was skipped
     with pytest.raises(PrerequisiteError, match="node3 still holds disk 0 of the instance .*lvremove"):
         replace_disks.replace(web1, {"name": "web1", "remote_node": "node3"})
     assert nodes[2].disks == {keys(web1)[0]: 1024}
@@ -159,15 +159,15 @@ def test_leftovers_on_the_new_node_are_refused_not_overwritten(web1, nodes):
 
 def test_a_failed_create_on_the_new_node_is_rolled_back(web1, nodes, monkeypatch):
     config = web1.store.load()
-    real = web1.rpc.drbd_verb
+    real = nodes[2].drbd.answer
 
-    def second_disk_fails(node, verb, args):
-        if node.name == "node3" and verb == "drbd_create" and args["index"] == 1:
-            real(node, verb, args)  # its volumes exist, then create-md fails
+    def second_disk_fails(verb, args):
+        if verb == "drbd_create" and args["index"] == 1:
+            real(verb, args)  # its volumes exist, then create-md fails
             raise RpcError("node3", verb, "drbdmeta: create-md failed: No space left on device")
-        return real(node, verb, args)
+        return real(verb, args)
 
-    monkeypatch.setattr(web1.rpc, "drbd_verb", second_disk_fails)
+    monkeypatch.setattr(nodes[2].drbd, "answer", second_disk_fails)
     with pytest.raises(RpcError, match="No space left on device"):
         replace_disks.replace(web1, {"name": "web1", "remote_node": "node3"})
     assert nodes[2].disks == {} and nodes[2].drbd == {}                  # nothing left on the new node
@@ -181,14 +181,15 @@ def test_a_failed_create_on_the_new_node_is_rolled_back(web1, nodes, monkeypatch
 
 
 def test_a_failed_disconnect_brings_the_old_secondary_back_and_reconnects_the_primary(web1, nodes, monkeypatch):
-    real = web1.rpc.drbd_verb
+    def second_disconnect_fails(node, real):
+        def answer(verb, args):
+            if verb == "drbd_disconnect" and args["index"] == 1:
+                raise RpcError(node.name, verb, "drbdsetup disconnect: timeout")
+            return real(verb, args)
+        return answer
 
-    def second_disconnect_fails(node, verb, args):
-        if verb == "drbd_disconnect" and args["index"] == 1:
-            raise RpcError(node.name, verb, "drbdsetup disconnect: timeout")
-        return real(node, verb, args)
-
-    monkeypatch.setattr(web1.rpc, "drbd_verb", second_disconnect_fails)
+    for node in nodes:
+        monkeypatch.setattr(node.drbd, "answer", second_disconnect_fails(node, node.drbd.answer))
     with pytest.raises(RpcError, match="timeout"):
         replace_disks.replace(web1, {"name": "web1", "remote_node": "node3"})
     assert web1.store.load().instances["web1"].secondary_node == "node2"

@@ -5,7 +5,7 @@ import socket
 from typing import Any, Dict
 
 from .. import crypto
-from ..config import CONFIG_NAME, SSCONF_NAME, STATE_DIR, Config, config_rank, read_json, write_json_atomic
+from ..config import CONFIG_NAME, SSCONF_NAME, Config, config_rank, node_state_dir, read_json, write_json_atomic
 from ..errors import ConfigError
 from .verbs import AgentError, verb
 
@@ -15,7 +15,7 @@ def config_write(args: Dict[str, Any]) -> Dict[str, Any]:
     """Store the master's config if it is newer than ours. args: {"config": {...}}"""
     data = args.get("config")
     config = Config.from_dict(data, source="config from master")  # validates before writing
-    path = os.path.join(STATE_DIR, CONFIG_NAME)
+    path = os.path.join(CONFIG_NAME)
     current = _rank(path)
     offered = config_rank(data)
     if current is not None and current > offered:
@@ -42,7 +42,7 @@ def ssconf_write(args: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _write_ssconf(data: Dict[str, Any]) -> bool:
-    path = os.path.join(STATE_DIR, SSCONF_NAME)
+    path = os.path.join(node_state_dir(), SSCONF_NAME)
     try:
         changed = read_json(path, "ssconf") != data
     except ConfigError:
@@ -64,7 +64,7 @@ def crypto_install(args: Dict[str, Any]) -> Dict[str, Any]:
 @verb("cluster_membership")
 def cluster_membership(args: Dict[str, Any]) -> Dict[str, Any]:
     """What this node believes about its cluster: ssconf and config serial."""
-    directory = STATE_DIR
+    directory = node_state_dir()
     ssconf_path = os.path.join(directory, SSCONF_NAME)
     ssconf = None
     if os.path.exists(ssconf_path):
@@ -97,7 +97,7 @@ def config_read(args: Dict[str, Any]) -> Dict[str, Any]:
 @verb("cluster_leave")
 def cluster_leave(args: Dict[str, Any]) -> Dict[str, Any]:
     """Forget the cluster: remove config copy and ssconf. args: {"cluster_name": ...}"""
-    directory = STATE_DIR
+    directory = node_state_dir()
     ssconf_path = os.path.join(directory, SSCONF_NAME)
     if os.path.exists(ssconf_path):
         try:

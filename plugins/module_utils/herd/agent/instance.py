@@ -207,3 +207,18 @@ def uefi_vars_put(args: Dict[str, Any]) -> Dict[str, Any]:
 def instance_check(args: Dict[str, Any]) -> Dict[str, Any]:
     """args: {"hypervisor", "spec"} -> {"problems": [...]}: what would stop the spec starting here."""
     return {"problems": driver(args).check(spec_from_args(args))}
+
+
+@verb("instance_disk_grown")
+def instance_disk_grown(args: Dict[str, Any]) -> Dict[str, Any]:
+    """args: {"hypervisor", "name", "index": disk index, "size": new size in MiB}
+    -> {"name", "changed", "index", "size"}: the running guest is told that the disk grew."""
+    name = _name(args)
+    index = args.get("index")
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < base.MAX_DISKS:
+        raise ValidationError(f"index {index!r} must be a disk index from 0 to {base.MAX_DISKS - 1}")
+    size = args.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        raise ValidationError(f"size {size!r} must be a positive number of MiB")
+    with base.instance_lock(name, "instance_disk_grown"):
+        return driver(args).disk_grown(name, index, size)

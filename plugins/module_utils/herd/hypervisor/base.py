@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
 
 from .. import names
-from ..config import DEFAULT_HVPARAMS
+from ..config import DEFAULT_HVPARAMS, node_state_dir
 from ..errors import HerdError, ValidationError
 
 CHOICES = {
@@ -261,6 +261,10 @@ class Hypervisor:
     def migration_finalize(self, name: str, role: str, success: bool) -> Dict[str, Any]:
         raise NotImplementedError
 
+    def disk_grown(self, name: str, index: int, size: int) -> Dict[str, Any]:
+        """Tell the running guest that disk ``index`` is now ``size`` MiB."""
+        raise NotImplementedError
+
 
 def run_dir() -> str:
     """Runtime root on the node (/run/herd; HERD_RUN_DIR for tests), read at call time."""
@@ -314,7 +318,7 @@ def instance_lock(name: str, what: str, timeout: float = 180) -> Iterator[None]:
 
 
 def state_dir() -> str:
-    return os.environ.get("HERD_STATE_DIR", "/var/lib/herd")
+    return node_state_dir()
 
 
 UEFI_VARS_SUFFIX = "OVMF_VARS.fd"

@@ -149,6 +149,13 @@ class Fake(Hypervisor):
         removed = _remove(name)
         return {"name": name, "changed": removed, "cleaned": [_path(name)] if removed else []}
 
+    def disk_grown(self, name: str, index: int, size: int) -> Dict[str, Any]:
+        """Records the new size under "grown" in the state file, as block_resize would tell the guest."""
+        current = self._running(name)
+        current.setdefault("grown", {})[str(index)] = size
+        _write(name, current)
+        return {"name": name, "changed": True, "index": index, "size": size}
+
     # --- migration ---------------------------------------------------------------
 
     def _running(self, name: str) -> Dict[str, Any]:

@@ -894,6 +894,14 @@ class KVM(Hypervisor):
                 run_state = qmp.execute("query-status").get("status")
         return {"name": name, "role": role, "changed": resumed, "resumed": resumed, "qemu_status": run_state}
 
+    def disk_grown(self, name: str, index: int, size: int) -> Dict[str, Any]:
+        """Tell the running guest that disk ``index`` grew to ``size`` MiB (QMP block_resize on the
+        drive the command line names disk<index>); the guest sees the new size without a restart."""
+        paths, _pid = self._running(name)
+        with QMP(paths.qmp, timeout=30) as qmp:
+            qmp.execute("block_resize", {"device": f"disk{index}", "size": size * 2**20})
+        return {"name": name, "changed": True, "index": index, "size": size}
+
     @staticmethod
     def _wait_state(paths: Paths, wanted: "tuple[str, ...]", timeout: float) -> Optional[str]:
         deadline = time.monotonic() + timeout

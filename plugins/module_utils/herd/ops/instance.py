@@ -474,8 +474,7 @@ def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
 
 def _notify_grow(ctx: Context, config: Any, inst: Instance, index: int, size: int) -> None:
     try:
-        nodecalls.call(ctx, config, inst.primary_node, "instance_disk_grown",
-                       {"name": inst.name, "hypervisor": inst.hypervisor, "index": index, "size": size})
+        nodecalls.instance_disk_grown(ctx, config, inst, index, size)
     except RpcError as exc:
         ctx.warnings.append(f"disk {index} of {inst.name} grew, but the running guest was not told: {exc}; "
                             "it sees the new size after a restart")

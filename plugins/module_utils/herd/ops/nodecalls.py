@@ -204,6 +204,12 @@ def instance_stop(ctx: Context, config: Config, inst: Instance, node: Optional[s
                 timeout=timeout + 60)
 
 
+def instance_disk_grown(ctx: Context, config: Config, inst: Instance, index: int, size: int) -> Dict[str, Any]:
+    """Tell the instance's running guest that disk ``index`` now has ``size`` MiB."""
+    return call(ctx, config, inst.primary_node, "instance_disk_grown",
+                {"name": inst.name, "hypervisor": inst.hypervisor, "index": index, "size": size})
+
+
 def instance_cleanup(ctx: Context, config: Config, inst: Instance, node: str, purge: bool = False) -> Dict[str, Any]:
     """Remove runtime files (runtime spec, sockets) of a stopped instance on a node; with ``purge``
     (instance removal) also what is kept with the instance (the UEFI variables)."""

@@ -1,0 +1,401 @@
+"""The cluster's nodes for the op tests: the real herd-node agent run in process.
+
+Each request goes, as JSON, through ``agent.main.handle`` and back through
+``rpc.decode_answer``, inside the node's own world: its state and runtime
+directories (``HERD_STATE_DIR``/``HERD_RUN_DIR``), its node settings, a
+recording storage runner with an in-memory volume group, and private
+``/srv/herd`` directories (a bind mount on a real node; here a prefix mapped
+both ways), with ``/srv/herd-shared`` common to every node. The ``fake``
+hypervisor stands in for KVM (which cannot run here) for every instance.
+
+What stays simulated, and only that: the transport (reachability, host keys,
+the agent's version), the hardware facts ``node_facts`` reports (memory,
+bridges, volume group), and the DRBD kernel module (``DrbdSim``, answering the
+drbd template's disk verbs, since /proc/drbd and drbdsetup cannot run here).
+``SIMULATED_VERBS`` names every verb answered outside the agent; the contract
+test checks each is a verb the agent serves.
+"""
+
+import base64
+import contextlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from plugins.module_utils.herd import rpc as rpc_mod
+from plugins.module_utils.herd.agent import facts, main
+from plugins.module_utils.herd.agent import storage as agent_storage
+from plugins.module_utils.herd.config import CONFIG_NAME, SSCONF_NAME, write_json_atomic
+from plugins.module_utils.herd.errors import RpcError
+from plugins.module_utils.herd.hypervisor import base as hv_base
+from plugins.module_utils.herd.hypervisor import fake as fake_hv
+from plugins.module_utils.herd.version import VERSION
+
+from ..storage_fakes import FakeVolumeGroups, RecordingRunner
+
+# The node's world is process-wide (environment, module settings): one request at a time, as
+# operations such as evacuation call nodes from several threads.
+WORLD_LOCK = threading.RLock()
+PRIVATE_ROOT = "/srv/herd/"
+SHARED_ROOT = "/srv/herd-shared/"
+DRBD_DISK_VERBS = ("disk_create", "disk_remove", "disk_shutdown", "disk_info", "disk_assemble", "disk_grow")
+SIMULATED_VERBS = ("node_facts", "drbd_create", "drbd_remove", "drbd_attach", "drbd_connect", "drbd_disconnect",
+                   "drbd_status", "drbd_set_mode") + DRBD_DISK_VERBS
+
+
+def fake_host_key(seed: int) -> str:
+    blob = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes([seed % 256]) * 32
+    return base64.b64encode(blob).decode()
+
+
+def _map(value: Any, pairs: List[Tuple[str, str]]) -> Any:
+    """Rewrite path prefixes in a JSON value (the node's mount table, applied one way)."""
+    if isinstance(value, str):
+        for old, new in pairs:
+            if value.startswith(old):
+                return new + value[len(old):]
+        return value
+    if isinstance(value, list):
+        return [_map(v, pairs) for v in value]
+    if isinstance(value, dict):
+        return {k: _map(v, pairs) for k, v in value.items()}
+    return value
+
+
+class AgentNode:
+    """One node: its identity, its private directories, and what it holds (read from them)."""
+
+    def __init__(self, name: str, primary_ip: str, secondary_ip: str, index: int, root: Path, shared: Path):
+        self.name = name
+        self.addresses = [primary_ip, secondary_ip]
+        self.hostname = name
+        self.host_key = fake_host_key(index)
+        self.reachable = True
+        self.agent_version = VERSION
+        self.memory_total = 4096
+        self.root = root
+        self.state_dir = str(root / "state")
+        self.run_dir = str(root / "run")
+        self.mounts = [(PRIVATE_ROOT, str(root / "srv" / "herd") + "/"),
+                       (SHARED_ROOT, str(shared / "srv" / "herd-shared") + "/")]
+        for _virtual, real in self.mounts:
+            os.makedirs(real + "file-storage", exist_ok=True)
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.settings = str(root / "node.json")
+        Path(self.settings).write_text(json.dumps({"lvm_driverloaded": False, "drbd_config_dir": str(root / "drbd"),
+                                                   "proc_drbd": str(root / "proc_drbd")}))
+        self.runner = RecordingRunner()
+        self.volumes = FakeVolumeGroups(self.runner, {"gnt": 20480})
+        self.calls: List[str] = []
+        self.requests: List[Tuple[str, Dict[str, Any]]] = []
+        self.fail: Dict[str, str] = {}            # verb -> error the node answers instead
+        self.answers: Dict[str, Dict[str, Any]] = {}  # verb -> what the hardware reports instead
+        self.drbd = DrbdSim(self)
+
+    # --------------------------------------------------------------- the node's world
+    @contextlib.contextmanager
+    def world(self) -> Iterator[None]:
+        """Run agent code as on this node (one agent process per request there)."""
+        saved_env = {k: os.environ.get(k) for k in ("HERD_STATE_DIR", "HERD_RUN_DIR")}
+        saved = [(facts, "NODE_SETTINGS", facts.NODE_SETTINGS), (agent_storage, "Runner", agent_storage.Runner),
+                 (hv_base, "registry", hv_base.registry)]
+        os.environ["HERD_STATE_DIR"] = self.state_dir
+        os.environ["HERD_RUN_DIR"] = self.run_dir
+        facts.NODE_SETTINGS = self.settings
+        agent_storage.Runner = lambda: self.runner  # type: ignore[assignment,misc]
+        hv_base.registry = lambda: {"kvm": fake_hv.Fake, "fake": fake_hv.Fake}  # no hardware KVM here
+        try:
+            yield
+        finally:
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            for module, attr, value in saved:
+                setattr(module, attr, value)
+
+    def handle(self, verb: str, args: Dict[str, Any]) -> Dict[str, Any]:
+        """The agent's answer to one request, decoded as the master's rpc decodes it."""
+        if self.agent_version != VERSION:  # an agent of another version refuses this master
+            answer = {"ok": False, "version": self.agent_version, "kind": "version_mismatch",
+                      "error": f"agent is {self.agent_version}, master is {VERSION!r}"}
+        elif verb in self.answers:
+            answer = {"ok": True, "version": VERSION, "result": self.answers[verb]}
+        else:
+            request = json.loads(json.dumps({"version": VERSION, "verb": verb, "args": _map(args, self.mounts)}))
+            simulated = self.drbd.answer(verb, request["args"]) if self.drbd.handles(verb, request["args"]) else None
+            if simulated is not None:
+                answer = {"ok": True, "version": VERSION, "result": simulated}
+            else:
+                with self.world():
+                    answer = main.handle(request)
+                if answer.get("ok") and verb == "node_facts":
+                    answer["result"].update(self.hardware(request["args"]))
+        back = [(real, virtual) for virtual, real in self.mounts]
+        raw = json.dumps(_map(answer, back)).encode()
+        return rpc_mod.decode_answer(self.name, verb, raw, b"", 0)
+
+    def hardware(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        """node_facts values that describe this machine rather than the simulated node."""
+        found = {"hostname": self.hostname, "addresses": list(self.addresses), "memory_total": self.memory_total,
+                 "memory_free": 2048, "cpu_count": 2, "qemu_version": "7.2.0",
+                 "kvm": {"usable": False, "reason": "no hardware KVM in the unit tests"}, "bridges": ["br0"]}
+        if args.get("vg"):
+            vg = args["vg"]
+            present = vg in self.volumes.vgs
+            found["volume_group"] = {"name": vg, "present": present, "size": self.volumes.vgs.get(vg, 0),
+                                     "free": self.volumes.free(vg) if present else 0}
+        return found
+
+    # --------------------------------------------------------------- what the node holds
+    def _hv_states(self) -> Dict[str, Dict[str, Any]]:
+        directory = os.path.join(self.state_dir, "fake")
+        out = {}
+        if os.path.isdir(directory):
+            for entry in sorted(os.listdir(directory)):
+                if entry.endswith(".json"):
+                    out[entry[:-5]] = json.loads(Path(directory, entry).read_text())
+        return out
+
+    def _in_state(self, status: str) -> Dict[str, Dict[str, Any]]:
+        return {name: data["spec"] for name, data in self._hv_states().items() if data.get("status") == status}
+
+    @property
+    def running(self) -> Dict[str, Dict[str, Any]]:
+        """{instance: runtime spec} of the guests running here."""
+        return self._in_state("running")
+
+    @property
+    def incoming(self) -> Dict[str, Dict[str, Any]]:
+        return self._in_state("incoming")
+
+    @property
+    def migrated(self) -> Dict[str, Dict[str, Any]]:
+        return self._in_state("postmigrate")
+
+    @property
+    def runtime_files(self) -> set:
+        return set(self._hv_states())
+
+    def hv_state(self, name: str) -> Optional[Dict[str, Any]]:
+        return self._hv_states().get(name)
+
+    def put(self, name: str, spec: Dict[str, Any], status: str = "running") -> None:
+        """Leave a guest in ``status`` here (what a crash or an interrupted migration leaves)."""
+        path = os.path.join(self.state_dir, "fake", f"{name}.json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        migration = {"status": "completed"} if status == "postmigrate" else None
+        Path(path).write_text(json.dumps({"spec": spec, "status": status, "started": 0, "migration": migration}))
+
+    def drop(self, name: str) -> None:
+        """The guest's process died and left nothing."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.state_dir, "fake", f"{name}.json"))
+
+    @property
+    def aborted(self) -> List[str]:
+        return [args.get("name") for verb, args in self.requests if verb == "migration_abort"]
+
+    @property
+    def disks(self) -> Dict[str, int]:
+        """{"<instance>/<disk uuid>": MiB} of every disk this node holds or sees (shared storage too)."""
+        found: Dict[str, int] = {}
+        for _virtual, real in self.mounts:
+            directory = Path(real, "file-storage")
+            for path in sorted(directory.glob("*/*.disk*")):
+                found[f"{path.parent.name}/{path.name.split('.')[0]}"] = path.stat().st_size // 2**20
+        for (_vg, lv), volume in self.volumes.lvs.items():
+            instance = next((t.split(":", 1)[1] for t in volume["tags"] if ":" in t), "?")
+            found[f"{instance}/{lv.split('.')[0]}"] = volume["size"]
+        found.update(self.drbd.disks)
+        return found
+
+    def _file(self, name: str) -> Path:
+        return Path(self.state_dir, name)
+
+    @property
+    def config(self) -> Optional[Dict[str, Any]]:
+        path = self._file(CONFIG_NAME)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    @config.setter
+    def config(self, data: Dict[str, Any]) -> None:
+        write_json_atomic(str(self._file(CONFIG_NAME)), data)
+
+    @property
+    def ssconf(self) -> Optional[Dict[str, Any]]:
+        path = self._file(SSCONF_NAME)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    @ssconf.setter
+    def ssconf(self, data: Dict[str, Any]) -> None:
+        write_json_atomic(str(self._file(SSCONF_NAME)), data, mode=0o644)
+
+
+class AgentRpc:
+    """call/call_many like rpc.Rpc, delivering each request to the addressed node's agent."""
+
+    def __init__(self, nodes: List[AgentNode], local: AgentNode):
+        self.by_ip = {n.addresses[0]: n for n in nodes}
+        self.by_name = {n.name: n for n in nodes}
+        self.local = local
+        for node in nodes:
+            node.drbd.peers = {n.name: n.drbd for n in nodes}
+        self.log: List[Any] = []  # (node, verb, disk index or None), in call order across nodes
+
+    def node_for(self, endpoint: Any) -> AgentNode:
+        node = self.by_ip.get(endpoint.address)
+        if node is None or not node.reachable:
+            raise RpcError(endpoint.name, "connect", f"cannot reach {endpoint.address}:22: No route to host")
+        if endpoint.name != self.local.name and endpoint.host_keys.get("ssh-ed25519") != node.host_key:
+            raise RpcError(endpoint.name, "connect", "host key mismatch")
+        return node
+
+    def call(self, endpoint: Any, verb: str, args: Optional[Dict[str, Any]] = None,
+             timeout: Any = None) -> Dict[str, Any]:
+        node = self.node_for(endpoint)
+        args = args or {}
+        node.calls.append(verb)
+        node.requests.append((verb, args))
+        self.log.append((node.name, verb, args.get("index")))
+        if verb in node.fail:
+            raise RpcError(endpoint.name, verb, node.fail[verb])
+        with WORLD_LOCK:
+            return node.handle(verb, args)
+
+    def call_many(self, calls: List[Any], timeout: Any = None) -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
+        for endpoint, verb, args in calls:
+            try:
+                out[endpoint.name] = self.call(endpoint, verb, args)
+            except RpcError as exc:
+                out[endpoint.name] = exc
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+class DrbdSim:
+    """The DRBD kernel module and drbd-utils of one node, as the drbd template's verbs see them.
+
+    Connected only when both sides are up and point at each other; a connected
+    UpToDate side syncs an Inconsistent peer in ``sync_polls`` status polls.
+    """
+
+    sync_polls = 2
+
+    def __init__(self, node: AgentNode):
+        self.node = node
+        self.disks: Dict[str, int] = {}                  # "<instance>/<disk uuid>" -> MiB (data LV)
+        self.state: Dict[str, Dict[str, Any]] = {}       # key -> {"minor", "peer", "cs", "role", "disk", "polls"}
+        self.modes: List[Any] = []
+        self.peers: Dict[str, "DrbdSim"] = {}            # filled by the fixture: node name -> its DrbdSim
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.state
+
+    def __getitem__(self, key: str) -> Dict[str, Any]:
+        return self.state[key]
+
+    def __eq__(self, other: Any) -> bool:
+        return self.state == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def handles(self, verb: str, args: Dict[str, Any]) -> bool:
+        if verb == "drbd_status" and not args.get("template"):
+            return True
+        return args.get("template") == "drbd" and (verb.startswith("drbd_") or verb in DRBD_DISK_VERBS)
+
+    def _peer(self, args: Dict[str, Any]) -> str:
+        return next(n for n in args["drbd"]["nodes"] if n != self.node.name)
+
+    def _up(self, key: str, args: Dict[str, Any], cs: str = "Connected", disk: str = "UpToDate") -> None:
+        spec = args["drbd"]
+        self.state[key] = {"minor": spec["nodes"][self.node.name]["minor"], "peer": self._peer(args), "cs": cs,
+                           "role": "Primary" if spec["primary"] == self.node.name and cs == "Connected"
+                           else "Secondary", "disk": disk, "polls": 0}
+
+    def status(self, key: str) -> Optional[Dict[str, Any]]:
+        state = self.state.get(key)
+        if state is None:
+            return None
+        peer_sim = self.peers.get(state["peer"])
+        peer = peer_sim.state.get(key) if peer_sim is not None else None
+        connected = (state["cs"] == "Connected" and peer is not None and peer["cs"] == "Connected"
+                     and peer["peer"] == self.node.name and peer_sim.node.reachable)
+        cs = "StandAlone" if state["cs"] == "StandAlone" else "WFConnection"
+        peer_disk = "DUnknown"
+        in_resync = False
+        percent = None
+        if connected:
+            cs = "Connected"
+            peer_disk = peer["disk"]
+            if state["disk"] == "UpToDate" and peer["disk"] == "Inconsistent":
+                state["polls"] += 1
+                if state["polls"] > self.sync_polls:
+                    peer["disk"] = peer_disk = "UpToDate"
+                else:
+                    cs, in_resync, percent = "SyncSource", True, 100.0 * (state["polls"] - 1) / self.sync_polls
+        return {"minor": state["minor"], "cs": cs, "role": state["role"], "disk": state["disk"],
+                "peer_disk": peer_disk, "connected": cs == "Connected", "standalone": cs == "StandAlone",
+                "in_resync": in_resync, "sync_percent": percent, "eta_seconds": 3 if in_resync else None,
+                "primary": state["role"] == "Primary", "disk_uptodate": state["disk"] == "UpToDate",
+                "peer_uptodate": peer_disk == "UpToDate"}
+
+    def answer(self, verb: str, args: Dict[str, Any]) -> Dict[str, Any]:
+        if verb == "drbd_status" and not args.get("template"):
+            return {"loaded": True, "minors": {str(st["minor"]): {"cs": st["cs"]} for st in self.state.values()}}
+        key = f"{args['instance']}/{args['disk']['uuid']}"
+        uuid, index = args["disk"]["uuid"], args["index"]
+        logical_id = {"vg": "gnt", "data_lv": f"{uuid}.disk{index}_data", "meta_vg": "gnt",
+                      "meta_lv": f"{uuid}.disk{index}_meta", "resource": f"herd-{uuid}"}
+        if verb in ("disk_create", "drbd_create"):
+            self.disks.setdefault(key, args["disk"]["size"])
+            if args.get("standalone"):
+                self._up(key, args, cs="StandAlone", disk="Inconsistent")
+            else:
+                self._up(key, args)
+            return {"changed": True, "path": f"/dev/drbd{self.state[key]['minor']}", "logical_id": logical_id}
+        if verb in ("disk_remove", "drbd_remove"):
+            self.state.pop(key, None)
+            self.disks.pop(key, None)
+            return {"changed": True}
+        if verb == "disk_shutdown":
+            return {"changed": self.state.pop(key, None) is not None}
+        if verb == "disk_info":
+            return {"exists": key in self.disks, "data_lv": key in self.disks, "meta_lv": key in self.disks,
+                    "config": key in self.state, "status": self.status(key)}
+        if verb == "disk_grow":
+            assert args["new_size"] >= self.disks[key]
+            self.disks[key] = args["new_size"]
+            return {"changed": True}
+        if verb == "disk_assemble":
+            assert key in self.disks, f"disk {key} missing on {self.node.name}"
+            minor = args["drbd"]["nodes"][self.node.name]["minor"]
+            return {"changed": False, "path": f"/dev/drbd{minor}", "format": "raw"}
+        if verb == "drbd_attach":
+            assert key in self.disks, f"disk {key} missing on {self.node.name}"
+            changed = key not in self.state
+            if changed:
+                self._up(key, args)
+                self.state[key]["role"] = "Secondary"
+            return {"changed": changed, "path": f"/dev/drbd{self.state[key]['minor']}"}
+        if verb == "drbd_disconnect":
+            self.state[key]["cs"] = "StandAlone"
+            return {"changed": True}
+        if verb == "drbd_connect":
+            state = self.state[key]
+            changed = state["cs"] == "StandAlone"
+            state.update(cs="Connected", peer=self._peer(args), minor=args["drbd"]["nodes"][self.node.name]["minor"])
+            return {"changed": changed}
+        if verb == "drbd_status":
+            return {"loaded": True, "status": self.status(key), "minor": self.state.get(key, {}).get("minor")}
+        if verb == "drbd_set_mode":
+            self.modes.append((args["instance"], args["role"], args["dual_primary"]))
+            return {"changed": True}
+        raise AssertionError(f"DrbdSim has no answer for {verb}")
