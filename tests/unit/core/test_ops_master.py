@@ -9,10 +9,30 @@ from plugins.module_utils.herd.ops import cluster as cluster_op
 from plugins.module_utils.herd.ops import master as master_op
 from plugins.module_utils.herd.ops.common import Context
 
+from plugins.module_utils.herd.rpc import MANAGED_BLOCK
+
 from .conftest import add_spec, init_spec
-from .fakes import FakeRpc
+from .fakes import FakeNode, FakeRpc
 
 MASTER_IP = "198.51.100.200"
+
+
+# Master failover is about which nodes answer and what each one's files say: the fake nodes
+# model reachability and the floating IP directly (the in-process agent would run `ip` here).
+@pytest.fixture
+def nodes():
+    return [FakeNode(f"node{i}", f"198.51.100.{10 + i}", f"203.0.113.{10 + i}", i) for i in (1, 2, 3, 4)]
+
+
+@pytest.fixture
+def ctx(tmp_path, nodes):
+    store = ConfigStore(str(tmp_path / "state"))
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"# BEGIN {MANAGED_BLOCK}\n"
+                           + "".join(f"{n.name},{n.addresses[0]} ssh-ed25519 {n.host_key}\n" for n in nodes[:3])
+                           + f"# END {MANAGED_BLOCK}\n")
+    return Context(store=store, journal=Journal(store.state_dir), rpc=FakeRpc(nodes, nodes[0], store),
+                   local_node="node1", known_hosts=str(known_hosts), lock_timeout=2)
 
 
 @pytest.fixture

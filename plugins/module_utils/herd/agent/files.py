@@ -86,7 +86,7 @@ def cluster_membership(args: Dict[str, Any]) -> Dict[str, Any]:
 @verb("config_read")
 def config_read(args: Dict[str, Any]) -> Dict[str, Any]:
     """This node's copy of the config (a master candidate's), for a new master that is behind."""
-    path = os.path.join(STATE_DIR, CONFIG_NAME)
+    path = os.path.join(node_state_dir(), CONFIG_NAME)
     if not os.path.exists(path):
         raise AgentError("this node holds no copy of the cluster config (not a master candidate)")
     data = read_json(path, "config")
