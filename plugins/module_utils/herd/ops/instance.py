@@ -16,6 +16,7 @@ from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from . import nodecalls, placement
 from .common import Context, diff_dict
 from .info import status_word
+from .recovery import recover_interrupted
 from .instance_spec import IMMUTABLE, generate_mac, instance_view, is_mirrored, validate
 
 
@@ -33,37 +34,6 @@ def ensure(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         if inst is None:
             return create(ctx, locks, spec)
         return modify(ctx, locks, spec)
-
-
-def recover_interrupted(ctx: Context, name: str, locks: Any = None, config: Any = None) -> List[str]:
-    """Jobs on this instance whose process died: close them and repair what they left.
-
-    An interrupted migration is repaired by the migration cleanup (the
-    instance may run on the target, or on both nodes), an interrupted
-    replace-disks is rolled back or reconnected (``replace_disks.repair``); other interrupted jobs
-    left nothing running that the config does not know about, since their
-    undo steps could not run either: the current state is taken as it is and
-    this run converges from it.
-    """
-    actions: List[str] = []
-    for job in ctx.journal.interrupted():
-        if job.get("params", {}).get("name") != name or not job.get("opcode", "").startswith("instance_"):
-            continue
-        ctx.journal.mark_recovered(job["id"], "found by a later operation on the same instance")
-        ctx.warnings.append(f"job {job['id']} ({job['opcode']}) on {name} had been interrupted during "
-                            f"{job.get('last_message')!r}; it is closed, and this run repairs and converges "
-                            "from the current state")
-        if job["opcode"] == "instance_migrate" and locks is not None and config is not None \
-                and name in config.instances and not ctx.check_mode:
-            from .migrate import cleanup
-
-            actions += cleanup(ctx, locks, config, config.instances[name])["actions"]
-        if job["opcode"] == "instance_replace_disks" and locks is not None and config is not None \
-                and name in config.instances and not ctx.check_mode:
-            from .replace_disks import repair
-
-            actions += repair(ctx, config, config.instances[name], job)
-    return actions
 
 
 # --------------------------------------------------------------------------- create
