@@ -280,6 +280,41 @@ def test_an_interrupted_replacement_before_its_commit_is_rolled_back_by_the_next
     assert web1.journal.get(job.id)["status"] == "error"
 
 
+def interrupted_replacement(web1):
+    """A replace-disks whose master died after the new node's devices were made and the old
+    secondary was taken down, before its commit."""
+    config = web1.store.load()
+    inst = config.instances["web1"]
+    job = web1.journal.open("instance_replace_disks", {
+        "name": "web1", "primary": "node1", "old_secondary": "node2", "new_secondary": "node3",
+        "old_minors": replace_disks.secondary_minors(inst), "new_minors": [0, 1]})
+    job.start()
+    data = web1.journal.get(job.id)
+    data["pid"] = 2 ** 22 + 4324
+    web1.journal.write(data)
+    planned = replace_disks.with_secondary(inst, "node3", [0, 1])
+    for index in range(2):
+        replace_disks.disk_call(web1, config, planned, index, "node3", "drbd_create", standalone=True)
+        replace_disks.disk_call(web1, config, inst, index, "node2", "disk_shutdown")
+        replace_disks.disk_call(web1, config, inst, index, "node1", "drbd_disconnect")
+    return job
+
+
+@pytest.mark.parametrize("operation", ["migrate", "failover", "migrate_cleanup"])
+def test_an_interrupted_replacement_is_repaired_by_a_later_migration_or_failover(web1, nodes, operation,
+                                                                                monkeypatch):
+    monkeypatch.setattr(herdplace, "relocate", lambda config, facts, name: {"success": True, "primary": "node2"})
+    job = interrupted_replacement(web1)
+    if operation == "failover":
+        migrate.failover(web1, {"name": "web1", "target_node": "node2"})
+    else:
+        migrate.migrate(web1, {"name": "web1", "target_node": "node2", "cleanup": operation == "migrate_cleanup"})
+    assert web1.journal.get(job.id)["status"] == "error"
+    assert nodes[2].disks == {} and nodes[2].drbd == {}          # what the job made on node3 is gone
+    for key in keys(web1):
+        assert key in nodes[1].drbd                              # the old secondary is up again
+
+
 # --------------------------------------------------------------------------- evacuate and rebalance
 
 def test_evacuate_secondary_mode_gives_each_drbd_instance_a_new_secondary(cluster, nodes, first_fit):

@@ -9,7 +9,7 @@ killed run is found and cleaned by the next one.
 """
 
 import copy
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from .. import validate as node_checks
 from ..config import Disk, Instance, Nic, new_uuid, now
@@ -18,6 +18,7 @@ from . import nodecalls, placement
 from .common import Context, diff_dict
 from .info import status_word
 from . import network as network_ops
+from .recovery import recover_interrupted, repairs
 from .instance_spec import IMMUTABLE, generate_mac, instance_view, is_mirrored, validate
 
 
@@ -35,42 +36,6 @@ def ensure(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         if inst is None:
             return create(ctx, locks, spec)
         return modify(ctx, locks, spec)
-
-
-def recover_interrupted(ctx: Context, name: str, locks: Any = None, config: Any = None) -> List[str]:
-    """Jobs on this instance whose process died: close them and repair what they left.
-
-    An interrupted migration is repaired by the migration cleanup (the
-    instance may run on the target, or on both nodes), an interrupted
-    replace-disks is rolled back or reconnected (``replace_disks.repair``), an interrupted
-    create has what it recorded as created removed (``remove_created``); other interrupted jobs
-    left nothing running that the config does not know about, since their
-    undo steps could not run either: the current state is taken as it is and
-    this run converges from it.
-    """
-    actions: List[str] = []
-    for job in ctx.journal.interrupted():
-        if job.get("params", {}).get("name") != name or not job.get("opcode", "").startswith("instance_"):
-            continue
-        ctx.journal.mark_recovered(job["id"], "found by a later operation on the same instance")
-        ctx.warnings.append(f"job {job['id']} ({job['opcode']}) on {name} had been interrupted during "
-                            f"{job.get('last_message')!r}; it is closed, and this run repairs and converges "
-                            "from the current state")
-        if job["opcode"] == "instance_create" and config is not None and not ctx.check_mode:
-            removed = remove_created(ctx, config, job)
-            ctx.warnings += removed
-            actions += removed
-        if job["opcode"] == "instance_migrate" and locks is not None and config is not None \
-                and name in config.instances and not ctx.check_mode:
-            from .migrate import cleanup
-
-            actions += cleanup(ctx, locks, config, config.instances[name])["actions"]
-        if job["opcode"] == "instance_replace_disks" and locks is not None and config is not None \
-                and name in config.instances and not ctx.check_mode:
-            from .replace_disks import repair
-
-            actions += repair(ctx, config, config.instances[name], job)
-    return actions
 
 
 # --------------------------------------------------------------------------- create
@@ -199,6 +164,14 @@ def created_record(inst: Instance) -> Dict[str, Any]:
             "disks": [{"uuid": d.uuid, "size": d.size, "name": d.name, "vg": d.vg,
                        "logical_id": {k: v for k, v in d.logical_id.items() if k != "secret"}}
                       for d in inst.disks]}
+
+
+@repairs("instance_create")
+def _repair_create(ctx: Context, locks: Any, config: Any, inst: Optional[Instance], job: Dict[str, Any]) -> List[str]:
+    """An interrupted create: what it recorded as created goes, unless it had committed."""
+    removed = remove_created(ctx, config, job)
+    ctx.warnings.extend(removed)
+    return removed
 
 
 def remove_created(ctx: Context, config: Any, job: Dict[str, Any]) -> List[str]:

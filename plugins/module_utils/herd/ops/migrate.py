@@ -21,8 +21,9 @@ from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from . import nodecalls, placement
 from .common import Context, diff_dict
 from .info import live_facts
-from .instance import instance_status, recover_interrupted
+from .instance import instance_status
 from .instance_spec import effective_hvparams, instance_view
+from .recovery import recover_interrupted, repairs
 
 MIGRATABLE = ("drbd", "sharedfile", "diskless")
 POLL_INTERVAL = 0.5
@@ -112,8 +113,18 @@ def migrate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         interrupted = [j for j in ctx.journal.interrupted()
                        if j.get("params", {}).get("name") == name and j["opcode"] == "instance_migrate"]
         if spec.get("cleanup") or interrupted:
-            recover_interrupted(ctx, name)
-            return cleanup(ctx, locks, config, inst)
+            # every interrupted job on the instance is repaired (a migration's by this same cleanup)
+            actions = recover_interrupted(ctx, name, locks, config)
+            if actions:
+                config = ctx.load_master_config()
+                inst = config.instances[name]
+            result = cleanup(ctx, locks, config, inst)
+            result["actions"] = actions + result["actions"]
+            result["changed"] = result["changed"] or bool(actions)
+            return result
+        if recover_interrupted(ctx, name, locks, config):
+            config = ctx.load_master_config()
+            inst = config.instances[name]
         status = instance_status(ctx, config, inst)
         if not status["running"]:
             if spec.get("fallback_to_failover"):
@@ -251,6 +262,12 @@ def _drbd_mode(ctx: Context, config: Config, inst: Instance, dual: bool, primary
                 # the second side: a resource it reconnects must really connect (a split brain does not)
                 args["connect_timeout"] = 60
             nodecalls.call(ctx, config, node, "drbd_set_mode", args)
+
+
+@repairs("instance_migrate")
+def repair(ctx: Context, locks: Any, config: Config, inst: Instance, job: Dict[str, Any]) -> List[str]:
+    """An interrupted migration: the instance may run on the target, or on both nodes."""
+    return cleanup(ctx, locks, config, inst)["actions"]
 
 
 def cleanup(ctx: Context, locks: Any, config: Config, inst: Instance) -> Dict[str, Any]:

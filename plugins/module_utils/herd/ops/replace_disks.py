@@ -44,8 +44,9 @@ from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from . import nodecalls, placement
 from .common import Context, diff_dict
 from .info import live_facts
-from .instance import minors_in_use, recover_interrupted
+from .instance import minors_in_use
 from .instance_spec import instance_view
+from .recovery import recover_interrupted, repairs
 
 OPCODE = "instance_replace_disks"
 COMMIT_STEP = "commit config: new secondary"
@@ -577,7 +578,8 @@ def resume(ctx: Context, config: Config, inst: Instance, earlier: Dict[str, Any]
     return result
 
 
-def repair(ctx: Context, config: Config, inst: Instance, job: Dict[str, Any]) -> List[str]:
+@repairs("instance_replace_disks")
+def repair(ctx: Context, locks: Any, config: Config, inst: Instance, job: Dict[str, Any]) -> List[str]:
     """An interrupted replace-disks job (the master died): roll back when it had not
     committed (old secondary up again, primary reconnected to it, the new node's device
     and volumes removed); after its commit, reconnect the primary to the new secondary
