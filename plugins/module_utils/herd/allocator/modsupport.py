@@ -16,28 +16,11 @@ class PlanError(HerdError):
     """A request the planner cannot serve; the message is for the operator."""
 
 
-def load_herd_cluster(params: dict[str, Any]) -> Cluster:
-    """Build the model from herd's config + live facts on the master, through
-    ``ops.info.load_allocator_cluster(params)`` (the lead's hook).  Any herd
-    error (not the master, no cluster, node unreachable) becomes a PlanError
-    with its message."""
-    from ..errors import HerdError
-    try:
-        from ..ops.info import load_allocator_cluster
-    except ImportError:
-        raise PlanError("reading the cluster from herd's config is not available "
-                        "(ops.info.load_allocator_cluster is missing); pass cluster_file "
-                        "(a Ganeti htools text file) instead") from None
-    try:
-        return load_allocator_cluster(params)
-    except HerdError as exc:
-        raise PlanError(f"cannot read the cluster from herd's config: {exc}; run on the "
-                        "master or pass cluster_file") from None
-
-
-def cluster_from_params(params: dict[str, Any]) -> Cluster:
-    if params.get("_cluster") is not None:  # already loaded by the caller (ops.rebalance on the master)
-        return params["_cluster"]
+def cluster_from_params(params: dict[str, Any], cluster: Cluster | None = None) -> Cluster:
+    """The model to plan on: ``cluster`` (herd's own, built on the master by ``ops.facts``) or
+    the Ganeti text file ``cluster_file`` names."""
+    if cluster is not None:
+        return cluster
     path = params.get("cluster_file")
     kw = dict(ignore_dynu=bool(params.get("ignore_dynu", False)),
               offline_nodes=list(params.get("offline_nodes") or []),
@@ -50,12 +33,13 @@ def cluster_from_params(params: dict[str, Any]) -> Cluster:
             raise PlanError(f"cannot read cluster_file {path}: {exc.strerror}") from None
         except ValueError as exc:
             raise PlanError(f"cluster_file {path}: {exc}") from None
-    return load_herd_cluster(params)
+    raise PlanError("no cluster to plan on: run on the master (herd's config) or pass cluster_file "
+                    "(a Ganeti htools text file)")
 
 
-def rebalance_plan(params: dict[str, Any]) -> dict[str, Any]:
+def rebalance_plan(params: dict[str, Any], cluster: Cluster | None = None) -> dict[str, Any]:
     """The plan (never executes anything)."""
-    c = cluster_from_params(params)
+    c = cluster_from_params(params, cluster)
     opts = BalanceOptions(
         max_moves=params.get("max_moves", -1) if params.get("max_moves") is not None else -1,
         min_gain=float(params.get("min_gain", 0.01)),
@@ -85,8 +69,8 @@ def rebalance_plan(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def capacity_report(params: dict[str, Any]) -> dict[str, Any]:
-    c = cluster_from_params(params)
+def capacity_report(params: dict[str, Any], cluster: Cluster | None = None) -> dict[str, Any]:
+    c = cluster_from_params(params, cluster)
 
     def spec(d: dict[str, Any] | None) -> Spec | None:
         if not d:

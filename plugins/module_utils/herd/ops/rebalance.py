@@ -12,17 +12,25 @@ failed step, and the first set with a failed move stops the run.
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..errors import HerdError
+from ..allocator.modsupport import capacity_report, rebalance_plan
+from ..errors import HerdError, ValidationError
 from . import migrate, replace_disks
 from .common import Context
-from .info import load_allocator_cluster
+from .facts import allocator_cluster
 
 
 def plan(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
-    from ..allocator.modsupport import rebalance_plan
+    cluster = allocator_cluster(ctx, ctx.load_master_config(), legacy_n1=bool(params.get("legacy_n1", False)))
+    return rebalance_plan(params, cluster)
 
-    cluster = load_allocator_cluster(params, ctx)
-    return rebalance_plan(dict(params, _cluster=cluster))
+
+def capacity(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
+    """hspace on this cluster's config and live facts."""
+    cluster = allocator_cluster(ctx, ctx.load_master_config(), legacy_n1=bool(params.get("legacy_n1", False)))
+    try:
+        return capacity_report(params, cluster)
+    except (KeyError, ValueError) as exc:
+        raise ValidationError(f"capacity spec: {exc}") from None
 
 
 def execute(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
@@ -67,7 +75,7 @@ def execute(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
             result["failures"] = failed  # not "failed": Ansible's own key
             result["stopped_at_set"] = index
             break
-    after = load_allocator_cluster(params, ctx)
+    after = allocator_cluster(ctx, ctx.load_master_config(), legacy_n1=bool(params.get("legacy_n1", False)))
     result["achieved_score"] = after.score()
     result["msg"] = (("stopped at job set %d: " % result["stopped_at_set"] if result["failures"] else "")
                      + f"executed {len(result['executed'])} of {len(result['moves'])} move(s); score "

@@ -39,11 +39,12 @@ from contextlib import ExitStack
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .. import names
+from ..allocator import herdplace
 from ..config import Config, Instance, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from . import nodecalls, placement
 from .common import Context, diff_dict
-from .info import live_facts
+from .facts import allocator_facts, live_facts
 from .instance_spec import instance_view
 from .recovery import recover_interrupted, repairs
 
@@ -130,9 +131,7 @@ def choose_node(ctx: Context, config: Config, inst: Instance, remote: Optional[s
     """The operator's node, or the allocator's relocate answer (hail relocate, Ganeti's -I)."""
     if remote:
         return remote, []
-    from ..allocator import herdplace
-
-    facts = placement.allocator_facts(config, live_facts(ctx, config))
+    facts = allocator_facts(config, live_facts(ctx, config))
     answer = herdplace.relocate(config.to_dict(), facts, inst.name)
     if not answer.get("success") or not answer.get("secondary"):
         lines = "; ".join(answer.get("reasons") or []) or "no node fits"
