@@ -16,6 +16,8 @@ description:
     Ganeti's C(hspace). Returns the counts, the specs and why the last allocation failed. Changes nothing.
   - The cluster comes from I(cluster_file) (a Ganeti htools text file) or, on the master, from herd's config.
 author: herd contributors (@herd-cluster)
+extends_documentation_fragment:
+  - herd.cluster.common
 attributes:
   check_mode:
     support: full
@@ -88,7 +90,7 @@ tiered:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.herd.cluster.plugins.module_utils.herd.allocator.plans import (  # noqa: E402
     PlanError, capacity_report)
-from ansible_collections.herd.cluster.plugins.module_utils.herd.ops.info import load_allocator_cluster  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops.facts import load_allocator_cluster  # noqa: E402
 
 
 def main():
@@ -103,9 +105,12 @@ def main():
             accept_existing=dict(type='bool', default=False),
             max_instances=dict(type='int'),
             offline_nodes=dict(type='list', elements='str', default=[]),
+            **COMMON_ARGS
         ),
         supports_check_mode=True,
     )
+    if not module.params['cluster_file']:
+        module.exit_json(changed=False, **run(module, rebalance_op.capacity, dict(module.params)))
     try:
         rep = capacity_report(module.params, live=load_allocator_cluster)
     except (PlanError, KeyError, ValueError) as exc:

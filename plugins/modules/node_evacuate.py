@@ -130,7 +130,7 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import (
     COMMON_ARGS, exit_or_fail_on_failures, run)
-from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import migrate
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import evacuate as evacuate_op
 
 
 def main():
@@ -144,7 +144,7 @@ def main():
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     spec = dict((k, module.params[k]) for k in ('node', 'mode', 'live', 'ignore_consistency', 'max_parallel'))
-    result = run(module, migrate.evacuate, spec)
+    result = run(module, evacuate_op.evacuate, spec)
     # 'failed' is Ansible's own key in a result: the list goes over as 'failures'
     result['failures'] = result.pop('failed')
     exit_or_fail_on_failures(module, result)

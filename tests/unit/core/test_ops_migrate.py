@@ -3,7 +3,7 @@ import pytest
 from plugins.module_utils.herd.allocator import placement as allocator_placement
 from plugins.module_utils.herd.errors import HerdError, PrerequisiteError
 from plugins.module_utils.herd.ops import instance as instance_op
-from plugins.module_utils.herd.ops import migrate
+from plugins.module_utils.herd.ops import evacuate, migrate
 
 from .test_ops_instance import spec
 
@@ -122,7 +122,7 @@ def test_any_later_migrate_repairs_an_interrupted_one_first(web1, nodes):
 def test_evacuate_moves_every_primary_in_parallel(cluster, nodes, first_fit, relocate_to_node2):
     for i in range(3):
         instance_op.ensure(cluster, spec(name=f"vm{i}", disk_template="sharedfile", primary_node="node1"))
-    result = migrate.evacuate(cluster, {"node": "node1", "mode": "primary", "max_parallel": 3})
+    result = evacuate.evacuate(cluster, {"node": "node1", "mode": "primary", "max_parallel": 3})
     assert len(result["moved"]) == 3 and result["failed"] == []
     config = cluster.store.load()
     assert all(config.instances[f"vm{i}"].primary_node != "node1" for i in range(3))
@@ -131,7 +131,7 @@ def test_evacuate_moves_every_primary_in_parallel(cluster, nodes, first_fit, rel
 
 def test_evacuate_reports_what_cannot_move(cluster, first_fit, relocate_to_node2):
     instance_op.ensure(cluster, spec(name="local1", disk_template="file"))
-    result = migrate.evacuate(cluster, {"node": "node1", "mode": "primary"})
+    result = evacuate.evacuate(cluster, {"node": "node1", "mode": "primary"})
     assert result["failed"] == [{"instance": "local1",
                                  "reason": "file disks live on node1 only; it cannot be moved"}]
 

@@ -7,7 +7,7 @@ import pytest
 from plugins.module_utils.herd.allocator import placement as allocator_placement
 from plugins.module_utils.herd.errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from plugins.module_utils.herd.ops import instance as instance_op
-from plugins.module_utils.herd.ops import migrate, rebalance, replace_disks
+from plugins.module_utils.herd.ops import evacuate, migrate, rebalance, replace_disks
 from plugins.module_utils.herd.ops import node as node_op
 
 from .test_ops_instance import spec
@@ -303,7 +303,7 @@ def interrupted_replacement(web1):
 @pytest.mark.parametrize("operation", ["migrate", "failover", "migrate_cleanup"])
 def test_an_interrupted_replacement_is_repaired_by_a_later_migration_or_failover(web1, nodes, operation,
                                                                                 monkeypatch):
-    monkeypatch.setattr(herdplace, "relocate", lambda config, facts, name: {"success": True, "primary": "node2"})
+    monkeypatch.setattr(allocator_placement, "relocate", lambda config, facts, name: {"success": True, "primary": "node2"})
     job = interrupted_replacement(web1)
     if operation == "failover":
         migrate.failover(web1, {"name": "web1", "target_node": "node2"})
@@ -321,7 +321,7 @@ def test_evacuate_secondary_mode_gives_each_drbd_instance_a_new_secondary(cluste
     for name in ("db1", "db2"):
         instance_op.ensure(cluster, spec(name=name, disk_template="drbd", disks=["512M"]))
     node_op.present(cluster, {"name": "node2", "drained": True})
-    result = migrate.evacuate(cluster, {"node": "node2", "mode": "secondary", "max_parallel": 2})
+    result = evacuate.evacuate(cluster, {"node": "node2", "mode": "secondary", "max_parallel": 2})
     assert result["failed"] == []
     assert sorted((m["instance"], m["to"], m["how"]) for m in result["moved"]) == [
         ("db1", "node3", "replace_disks"), ("db2", "node3", "replace_disks")]
@@ -335,7 +335,7 @@ def test_evacuate_secondary_mode_gives_each_drbd_instance_a_new_secondary(cluste
 def test_evacuate_secondary_mode_in_check_mode_plans_only(cluster, nodes, first_fit):
     instance_op.ensure(cluster, spec(name="db1", disk_template="drbd", disks=["512M"]))
     cluster.check_mode = True
-    result = migrate.evacuate(cluster, {"node": "node2", "mode": "secondary"})
+    result = evacuate.evacuate(cluster, {"node": "node2", "mode": "secondary"})
     assert result["planned"] == [{"instance": "db1", "from": "node2", "to": "node3", "how": "replace_disks"}]
     assert result["moved"] == [] and nodes[2].disks == {}
 
@@ -343,10 +343,10 @@ def test_evacuate_secondary_mode_in_check_mode_plans_only(cluster, nodes, first_
 def test_evacuate_all_fails_over_then_replaces_the_secondary_left_behind(cluster, nodes, first_fit):
     instance_op.ensure(cluster, spec(name="db1", disk_template="drbd", disks=["512M"]))
     cluster.check_mode = True
-    planned = migrate.evacuate(cluster, {"node": "node1", "mode": "all"})["planned"]
+    planned = evacuate.evacuate(cluster, {"node": "node1", "mode": "all"})["planned"]
     assert [(p["how"], p["to"]) for p in planned] == [("migrate", "node2"), ("replace_disks", "node3")]
     cluster.check_mode = False
-    result = migrate.evacuate(cluster, {"node": "node1", "mode": "all"})
+    result = evacuate.evacuate(cluster, {"node": "node1", "mode": "all"})
     assert result["failed"] == [] and len(result["moved"]) == 2
     inst = cluster.store.load().instances["db1"]
     assert (inst.primary_node, inst.secondary_node) == ("node2", "node3")

@@ -5,9 +5,12 @@ from typing import Any, Dict, List, Optional
 from .. import names
 from ..config import Config
 from ..errors import HerdError, RpcError
-from . import disk_health
+from ..units import format_mib
+from . import disk_health, nodecalls
 from .cluster import cluster_view
 from .common import Context
+from .facts import live_facts
+from .instance_spec import instance_view
 from .node import FLAGS as FLAG_NAMES
 from .node import node_view
 
@@ -23,24 +26,6 @@ def cluster_info(ctx: Context) -> Dict[str, Any]:
         "instances": sorted(config.instances),
         "networks": sorted(config.networks),
     }
-
-
-def live_facts(ctx: Context, config: Config, nodes: Optional[List[str]] = None) -> Dict[str, Any]:
-    """node_facts from every online node, in parallel: {node: facts or {"error": ...}}."""
-    selected = [config.nodes[n] for n in (nodes or sorted(config.nodes))]
-    calls = [(ctx.endpoint(n, config), "node_facts",
-              {"vg": config.cluster.volume_group,
-               "file_dirs": [config.cluster.file_storage_dir, config.cluster.shared_file_storage_dir]})
-             for n in selected if not n.offline]
-    answers = ctx.rpc.call_many(calls, timeout=30)
-    out: Dict[str, Any] = {}
-    for node in selected:
-        if node.offline:
-            out[node.name] = {"error": "offline"}
-            continue
-        answer = answers.get(node.name)
-        out[node.name] = {"error": str(answer)} if isinstance(answer, RpcError) else answer
-    return out
 
 
 def node_role(config: Config, name: str) -> str:
@@ -143,9 +128,6 @@ def job_info(ctx: Context, job_id: Optional[int] = None, status: Optional[str] =
 
 def instance_info(ctx: Context, selected: Optional[List[str]] = None, live: bool = True) -> Dict[str, Any]:
     """gnt-instance list: one row per instance with its real status."""
-    from . import nodecalls
-    from .instance_spec import instance_view
-
     config = ctx.load_master_config()
     for name in selected or []:
         names.check_instance_name(name)
@@ -198,8 +180,6 @@ def instance_table(rows: List[Dict[str, Any]]) -> List[str]:
 
 
 def format_mib_cell(mib: Any) -> str:
-    from ..units import format_mib
-
     return "?" if mib is None else format_mib(int(mib))
 
 
@@ -214,15 +194,3 @@ def status_word(config: Config, inst: Any, where: List[str], answers: Dict[str, 
     if inst.primary_node in where:
         return "running" if inst.admin_state == "up" else "ERROR_up"
     return "ERROR_down" if inst.admin_state == "up" else "ADMIN_down"
-
-
-def load_allocator_cluster(params: Dict[str, Any], ctx: Optional[Context] = None) -> Any:
-    """The allocator's model of this cluster (config plus live facts), for the rebalance and
-    capacity_info modules when they run on the master without a cluster_file."""
-    from ..allocator.config_model import from_herd_config
-    from .placement import allocator_facts
-
-    ctx = ctx or Context.on_this_node(check_mode=True)
-    config = ctx.load_master_config()
-    facts = allocator_facts(config, live_facts(ctx, config))
-    return from_herd_config(config.to_dict(), facts, legacy_n1=bool(params.get("legacy_n1", False)))

@@ -8,10 +8,11 @@ fails with the same reasons before anything is created.
 
 from typing import Any, Dict, List, Optional
 
+from ..allocator import placement as allocator_placement
 from ..config import Config, Instance
 from ..errors import PrerequisiteError
 from .common import Context
-from .info import live_facts
+from .facts import allocator_facts, live_facts
 
 
 def request_for(config: Config, inst: Instance) -> Dict[str, Any]:
@@ -28,46 +29,9 @@ def request_for(config: Config, inst: Instance) -> Dict[str, Any]:
     }
 
 
-def allocator_facts(config: Config, raw: Dict[str, Any]) -> Dict[str, Any]:
-    """Node facts in the allocator's terms (Ganeti's IAllocator node fields), one place for the mapping.
-
-    memory_free is what the node reports, less the memory of running ``fake``
-    instances (they use none for real but must count, as Ganeti's fake
-    hypervisor counts them); memory_dom0 is what is neither free nor used by
-    instances, so the allocator sees no unaccounted memory. Disk is the storage
-    of the cluster's first enabled disk template (as Ganeti reports one
-    storage unit to htools).
-    """
-    out: Dict[str, Any] = {}
-    first = config.cluster.enabled_disk_templates[0]
-    for name, fact in raw.items():
-        if not isinstance(fact, dict) or fact.get("error") or "memory_total" not in fact:
-            out[name] = fact
-            continue
-        running = [i for i in config.instances.values() if i.primary_node == name and i.admin_state == "up"]
-        fake_mem = sum(i.beparams.get("maxmem", 0) for i in running if i.hypervisor == "fake")
-        real_mem = sum(i.beparams.get("maxmem", 0) for i in running if i.hypervisor != "fake")
-        free = fact["memory_free"] - fake_mem
-        total = fact["memory_total"]
-        if first in ("plain", "drbd"):
-            vg = fact.get("volume_group") or {}
-            disk_total, disk_free = vg.get("size", 0), vg.get("free", 0)
-        elif first in ("file", "sharedfile"):
-            wanted = config.cluster.file_storage_dir if first == "file" else config.cluster.shared_file_storage_dir
-            space = next((s for s in fact.get("file_storage", []) if s.get("path") == wanted), {})
-            disk_total, disk_free = space.get("total", 0), space.get("free", 0)
-        else:
-            disk_total = disk_free = 0
-        out[name] = dict(fact, memory_free=max(free, 0), memory_dom0=max(total - fact["memory_free"] - real_mem, 0),
-                         cpu_dom0=0, disk_total=disk_total, disk_free=disk_free)
-    return out
-
-
 def place(ctx: Context, config: Config, inst: Instance, primary: Optional[str], secondary: Optional[str]
           ) -> Dict[str, Any]:
     """Return {"primary", "secondary", "reasons": [...], "score": ...} or raise with per-node reasons."""
-    from ..allocator import placement as allocator_placement
-
     facts = allocator_facts(config, live_facts(ctx, config))
     request = request_for(config, inst)
     answer = allocator_placement.place(config.to_dict(), facts, request, primary=primary, secondary=secondary)

@@ -17,7 +17,7 @@ from ..allocator.moves import MIGRATE, REPLACE_SECONDARY, STEP_OPS
 from ..allocator.plans import rebalance_plan
 from . import migrate, replace_disks
 from .common import Context
-from .info import load_allocator_cluster
+from .facts import load_allocator_cluster
 
 
 def plan(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
@@ -66,7 +66,7 @@ def execute(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
             result["failures"] = failed  # not "failed": Ansible's own key
             result["stopped_at_set"] = index
             break
-    after = load_allocator_cluster(params, ctx)
+    after = allocator_cluster(ctx, ctx.load_master_config(), legacy_n1=bool(params.get("legacy_n1", False)))
     result["achieved_score"] = after.score()
     result["msg"] = (("stopped at job set %d: " % result["stopped_at_set"] if result["failures"] else "")
                      + f"executed {len(result['executed'])} of {len(result['moves'])} move(s); score "

@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional
 from ..allocator.roller import RollerError, RollerOptions, reboot_groups
 from ..errors import PrerequisiteError, ValidationError
 from .common import Context
-from .info import live_facts
+from .facts import live_facts
 
 
 def plan_reboot_groups(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:

@@ -39,11 +39,12 @@ from contextlib import ExitStack
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import names
+from ..allocator import placement as allocator_placement
 from ..config import Config, Instance, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from . import nodecalls, placement
 from .common import Context, diff_dict
-from .info import live_facts
+from .facts import allocator_facts, live_facts
 from .instance import minors_in_use
 from .instance_spec import instance_view
 from .recovery import recover_interrupted, repairs
@@ -134,9 +135,7 @@ def choose_node(ctx: Context, config: Config, inst: Instance, remote: Optional[s
     """The operator's node, or the allocator's relocate answer (hail relocate, Ganeti's -I)."""
     if remote:
         return remote, []
-    from ..allocator import placement as allocator_placement
-
-    facts = placement.allocator_facts(config, live_facts(ctx, config))
+    facts = allocator_facts(config, live_facts(ctx, config))
     answer = allocator_placement.relocate(config.to_dict(), facts, inst.name)
     if not answer.get("success") or not answer.get("secondary"):
         lines = "; ".join(answer.get("reasons") or []) or "no node fits"
