@@ -88,9 +88,10 @@ tiered:
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run  # noqa: E402
 from ansible_collections.herd.cluster.plugins.module_utils.herd.allocator.plans import (  # noqa: E402
     PlanError, capacity_report)
-from ansible_collections.herd.cluster.plugins.module_utils.herd.ops.facts import load_allocator_cluster  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import rebalance as rebalance_op  # noqa: E402
 
 
 def main():
@@ -112,7 +113,7 @@ def main():
     if not module.params['cluster_file']:
         module.exit_json(changed=False, **run(module, rebalance_op.capacity, dict(module.params)))
     try:
-        rep = capacity_report(module.params, live=load_allocator_cluster)
+        rep = capacity_report(module.params)
     except (PlanError, KeyError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **rep)

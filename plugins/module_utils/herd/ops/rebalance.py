@@ -12,16 +12,24 @@ its first failed step, and the first set with a failed move stops the run.
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..errors import HerdError
+from ..errors import HerdError, ValidationError
 from ..allocator.moves import MIGRATE, REPLACE_SECONDARY, STEP_OPS
-from ..allocator.plans import rebalance_plan
+from ..allocator.plans import capacity_report, rebalance_plan
 from . import migrate, replace_disks
 from .common import Context
-from .facts import load_allocator_cluster
+from .facts import allocator_cluster, load_allocator_cluster
 
 
 def plan(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
     return rebalance_plan(params, live=lambda p: load_allocator_cluster(p, ctx))
+
+
+def capacity(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
+    """hspace on this cluster's config and live facts."""
+    try:
+        return capacity_report(params, live=lambda p: load_allocator_cluster(p, ctx))
+    except (KeyError, ValueError) as exc:
+        raise ValidationError(f"capacity spec: {exc}") from None
 
 
 def execute(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
