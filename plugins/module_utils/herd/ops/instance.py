@@ -18,6 +18,7 @@ from . import nodecalls, placement
 from .common import Context, diff_dict
 from .info import status_word
 from . import network as network_ops
+from .phases import allocation_lock, check_still_there, node_locks
 from .recovery import recover_interrupted, repairs
 from .instance_spec import IMMUTABLE, generate_mac, instance_view, is_mirrored, validate
 
@@ -90,7 +91,7 @@ def build_instance(ctx: Context, config: Any, spec: Dict[str, Any]) -> Instance:
 def create(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
     # Placement through commit holds the allocation lock: two creates at once
     # would otherwise both see the same free memory (Ganeti's node-allocation lock).
-    with locks.lock("allocation", timeout=max(ctx.lock_timeout, 300)):
+    with allocation_lock(ctx, locks):
         return _create_locked(ctx, locks, spec)
 
 
@@ -118,7 +119,8 @@ def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, 
                               "msg": f"instance {inst.name} would be created on {inst.primary_node}"}
     if ctx.check_mode:
         return result
-    with ctx.job("instance_create", {**spec, "uuid": inst.uuid}) as job:
+    with node_locks(locks, inst.nodes(), shared=True), ctx.job("instance_create", {**spec, "uuid": inst.uuid}) as job:
+        check_still_there(ctx.store.load(), inst.nodes(), what=f"instance {inst.name}")
         for node in inst.nodes():
             locks_node_guard(config, node)
         with job.step("create disks", nodes=inst.nodes()):
@@ -133,6 +135,7 @@ def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, 
         with job.step("commit config"):
             with locks.cluster():
                 fresh = ctx.store.load()
+                check_still_there(fresh, inst.nodes(), what=f"instance {inst.name}")
                 if inst.name in fresh.instances:
                     raise PrerequisiteError(f"instance {inst.name} was created meanwhile by another job")
                 _recheck_unique(fresh, inst)

@@ -23,6 +23,7 @@ from .common import Context, diff_dict
 from .facts import allocator_facts, live_facts
 from .instance import instance_status
 from .instance_spec import effective_hvparams, instance_view
+from .phases import check_still_there, node_locks
 from .recovery import recover_interrupted, repairs
 
 MIGRATABLE = ("drbd", "sharedfile", "diskless")
@@ -84,6 +85,7 @@ def _migration_tags(config: Config, node: str) -> set:
 def _switch_primary(ctx: Context, locks: Any, name: str, target: str) -> Config:
     with locks.cluster():
         fresh = ctx.store.load()
+        check_still_there(fresh, [target], [name], what=f"switching the primary of {name}")
         inst = fresh.instances[name]
         old = inst.primary_node
         inst.primary_node = target
@@ -139,7 +141,9 @@ def migrate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
                                   "msg": f"instance {name} would migrate ({mode}) {inst.primary_node} -> {target}"}
         if ctx.check_mode:
             return result
-        with ctx.job("instance_migrate", {"name": name, "target": target, "mode": mode}) as job:
+        with node_locks(locks, inst.nodes() + [target], shared=True), \
+                ctx.job("instance_migrate", {"name": name, "target": target, "mode": mode}) as job:
+            check_still_there(ctx.store.load(), inst.nodes() + [target], [name], what=f"migration of {name}")
             stats = _live_migrate(ctx, job, config, inst, target, mode, timeout)
             # as Ganeti: the guest runs on the target, so the config says so before anything
             # else can fail; the demote that follows is cleanup, and its failure is recorded

@@ -8,6 +8,7 @@ from ..errors import PrerequisiteError, RpcError, ValidationError
 from ..rpc import Endpoint, known_host_keys
 from .cluster import _ip
 from .common import Context, diff_dict, require
+from .phases import LockDecl, Operation, commit
 
 FLAGS = ("master_candidate", "drained", "offline", "vm_capable", "master_capable")
 
@@ -222,33 +223,52 @@ def _modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
         return result
 
 
-def absent(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
-    name = names.check_hostname(spec.get("name"))
-    locks = ctx.locks(f"node remove {name}")
-    with locks.node(name), locks.cluster():
-        config = ctx.load_master_config()
+class NodeRemove(Operation):
+    """gnt-node remove: the node-allocation lock (no instance is being placed on it) and the
+    node's own lock, exclusive."""
+
+    opcode = "node_remove"
+
+    def check_arguments(self) -> None:
+        self.name = names.check_hostname(self.spec.get("name"))
+        self.locks = self.ctx.locks(f"node remove {self.name}")
+
+    def declare_locks(self, config: Config) -> LockDecl:
+        return LockDecl(node_alloc=True, nodes=[self.name])
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        name = self.name
         if name not in config.nodes:
             return {"changed": False, "node": None, "diff": diff_dict(None, None), "msg": f"node {name} is absent"}
         require(name != config.cluster.master_node,
                 f"{name} is the master of cluster {config.cluster.name}; it cannot be removed "
                 "(fail the master over first, or destroy the cluster)")
-        holding = config.instances_on(name)
-        require(not holding, f"node {name} still holds instances {holding} (as primary or secondary); "
+        self._require_empty(config)
+        self.node = config.nodes[name]
+        return {"changed": True, "node": None, "diff": diff_dict(node_view(self.node), None),
+                "msg": f"node {name} would be removed"}
+
+    def _require_empty(self, config: Config) -> None:
+        holding = config.instances_on(self.name)
+        require(not holding, f"node {self.name} still holds instances {holding} (as primary or secondary); "
                 "evacuate it first (herd.cluster.node_evacuate)")
-        node = config.nodes[name]
-        result = {"changed": True, "node": None, "diff": diff_dict(node_view(node), None),
-                  "msg": f"node {name} would be removed"}
-        if ctx.check_mode:
-            return result
-        with ctx.job("node_remove", spec) as job:
-            del config.nodes[name]
-            with job.step("commit config"):
-                ctx.commit(config)
-            if not node.offline:
-                try:
-                    ctx.rpc.call(ctx.endpoint(node, config), "cluster_leave", {"cluster_name": config.cluster.name})
-                except RpcError as exc:
-                    ctx.warnings.append(f"{name} was removed from the config but could not be told to forget "
-                                        f"the cluster: {exc}")
-        result["msg"] = f"node {name} removed"
-        return result
+
+    def execute(self, job: Any, config: Config, result: Dict[str, Any]) -> None:
+        def remove(fresh: Config) -> None:
+            self._require_empty(fresh)
+            del fresh.nodes[self.name]
+
+        with job.step("commit config"):
+            config = commit(self.ctx, self.locks, remove, what=f"node remove {self.name}")
+        if not self.node.offline:
+            try:
+                self.ctx.rpc.call(self.ctx.endpoint(self.node, config), "cluster_leave",
+                                  {"cluster_name": config.cluster.name})
+            except RpcError as exc:
+                self.ctx.warnings.append(f"{self.name} was removed from the config but could not be told to "
+                                         f"forget the cluster: {exc}")
+        result["msg"] = f"node {self.name} removed"
+
+
+def absent(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    return NodeRemove(ctx, spec).run()

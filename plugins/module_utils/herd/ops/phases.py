@@ -1,0 +1,136 @@
+"""The one shape of a state-changing operation (Ganeti's LogicalUnit), and its locks.
+
+    check arguments      every value validated before anything is read or touched
+    declare locks        by level: instances, node allocation, nodes (shared or exclusive)
+    acquire              in one fixed order, the same for every operation
+    check prerequisites  against the config loaded under those locks
+    execute              steps in a job, each registering its undo
+    commit               under the config lock, re-checking that every node and instance the
+                         operation refers to still exists, then save and replicate
+
+Lock order. herd's ``cluster`` lock guards the config's read-modify-write and
+is held only for that moment, so it is taken last, at each commit; the levels
+an operation holds for its whole run are taken before it in this order:
+instances (sorted), the node-allocation lock, nodes (sorted). Any two
+operations that take the same locks take them in the same order, so they
+wait for each other and never deadlock. The node-allocation lock is what
+placement and node removal share: an instance create holds it from placement
+to commit, a node removal holds it while it removes, so a node cannot go away
+between an instance being placed on it and that instance being committed.
+"""
+
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
+
+from ..config import Config
+from ..errors import PrerequisiteError
+from ..jobs import Locks
+from .common import Context
+
+LEVELS = ("instance", "node_alloc", "node")
+ALLOCATION_LOCK = "allocation"
+
+
+@dataclass
+class LockDecl:
+    """What an operation locks, by level."""
+
+    instances: List[str] = field(default_factory=list)
+    node_alloc: bool = False
+    nodes: List[str] = field(default_factory=list)
+    shared_nodes: bool = False  # use the nodes (create, migrate) rather than change them (remove)
+
+
+@contextmanager
+def acquire(ctx: Context, locks: Locks, decl: LockDecl, allocation_timeout: Optional[float] = None
+            ) -> Iterator[None]:
+    """Take ``decl``'s locks in the fixed order; release them all on exit."""
+    with ExitStack() as held:
+        for name in sorted(set(decl.instances)):
+            held.enter_context(locks.instance(name))
+        if decl.node_alloc:
+            held.enter_context(locks.lock(ALLOCATION_LOCK, timeout=allocation_timeout))
+        for node in sorted(set(decl.nodes)):
+            held.enter_context(locks.node(node, shared=decl.shared_nodes))
+        yield
+
+
+def allocation_lock(ctx: Context, locks: Locks) -> Any:
+    """The node-allocation lock alone (placement holds it for minutes while disks are made)."""
+    return locks.lock(ALLOCATION_LOCK, timeout=max(ctx.lock_timeout, 300))
+
+
+def node_locks(locks: Locks, nodes: Iterable[str], shared: bool) -> ExitStack:
+    """The locks of ``nodes``, sorted, for an operation that learns its nodes late (placement)."""
+    stack = ExitStack()
+    try:
+        for node in sorted({n for n in nodes if n}):
+            stack.enter_context(locks.node(node, shared=shared))
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+def check_still_there(config: Config, nodes: Iterable[str] = (), instances: Iterable[str] = (),
+                      what: str = "this operation") -> None:
+    """Refuse a commit that would refer to a node or instance removed meanwhile."""
+    gone_nodes = sorted({n for n in nodes if n and n not in config.nodes})
+    if gone_nodes:
+        raise PrerequisiteError(f"{what}: node(s) {', '.join(gone_nodes)} were removed from the cluster "
+                                "while it ran; nothing was committed")
+    gone = sorted({i for i in instances if i and i not in config.instances})
+    if gone:
+        raise PrerequisiteError(f"{what}: instance(s) {', '.join(gone)} were removed while it ran; "
+                                "nothing was committed")
+
+
+def commit(ctx: Context, locks: Locks, change: Callable[[Config], None], nodes: Iterable[str] = (),
+           instances: Iterable[str] = (), what: str = "this operation") -> Config:
+    """The commit phase: under the config lock, load the newest config, re-check what the
+    operation refers to, apply ``change`` and save (serial+1, replicated)."""
+    with locks.cluster():
+        fresh = ctx.store.load()
+        check_still_there(fresh, nodes, instances, what)
+        change(fresh)
+        ctx.commit(fresh)
+        return fresh
+
+
+class Operation:
+    """A state-changing operation in phases. Subclasses set ``opcode`` and fill in the phases;
+    ``run`` drives them in order and is the only entry point."""
+
+    opcode = ""
+
+    def __init__(self, ctx: Context, spec: Dict[str, Any]):
+        self.ctx = ctx
+        self.spec = spec
+        self.locks = ctx.locks(self.opcode)
+
+    def check_arguments(self) -> None:
+        """Validate ``spec``; nothing is read from the cluster yet."""
+
+    def declare_locks(self, config: Config) -> LockDecl:
+        return LockDecl()
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        """Check against the locked config; return the result (changed, diff, msg) it would give."""
+        raise NotImplementedError
+
+    def execute(self, job: Any, config: Config, result: Dict[str, Any]) -> None:
+        """Make the change, registering undo steps on ``job``; commit through ``commit``."""
+        raise NotImplementedError
+
+    def run(self) -> Dict[str, Any]:
+        self.check_arguments()
+        decl = self.declare_locks(self.ctx.load_master_config())
+        with acquire(self.ctx, self.locks, decl, allocation_timeout=max(self.ctx.lock_timeout, 300)):
+            config = self.ctx.load_master_config()
+            result = self.check_prerequisites(config)
+            if self.ctx.check_mode or not result.get("changed"):
+                return result
+            with self.ctx.job(self.opcode, self.spec) as job:
+                self.execute(job, config, result)
+            return result
