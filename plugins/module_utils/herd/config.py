@@ -62,6 +62,8 @@ DEFAULT_IPOLICY: Dict[str, Any] = {
     "spindle-ratio": 32.0,
 }
 
+# Ganeti's DRBD_META_SIZE: the external metadata volume of every drbd disk, on each of its nodes
+DRBD_META_SIZE_MIB = 128
 DEFAULT_BEPARAMS: Dict[str, Any] = {"maxmem": 128, "minmem": 128, "vcpus": 1,
                                     "auto_balance": True, "spindle_use": 1}
 DEFAULT_NICPARAMS: Dict[str, Any] = {"mode": "bridged", "link": "br0", "vlan": None}

@@ -75,6 +75,7 @@ class AgentNode:
         self.reachable = True
         self.agent_version = VERSION
         self.memory_total = 4096
+        self.memory_free = 2048
         self.root = root
         self.state_dir = str(root / "state")
         self.run_dir = str(root / "run")
@@ -141,7 +142,7 @@ class AgentNode:
     def hardware(self, args: Dict[str, Any]) -> Dict[str, Any]:
         """node_facts values that describe this machine rather than the simulated node."""
         found = {"hostname": self.hostname, "addresses": list(self.addresses), "memory_total": self.memory_total,
-                 "memory_free": 2048, "cpu_count": 2, "qemu_version": "7.2.0",
+                 "memory_free": self.memory_free, "cpu_count": 2, "qemu_version": "7.2.0",
                  "kvm": {"usable": False, "reason": "no hardware KVM in the unit tests"}, "bridges": ["br0"]}
         if args.get("vg"):
             vg = args["vg"]

@@ -166,3 +166,42 @@ def test_verify_reports_an_instance_the_config_does_not_know(web1, nodes):
     nodes[1].put("ghost", dict(nodes[0].running["web1"], name="ghost"))
     findings = verify_op.verify(web1)["findings"]
     assert any(f["code"] == "ENODEORPHANINSTANCE" and f["object"] == "node2" for f in findings)
+
+
+# ------------------------------------------------------- a named target is judged by the allocator's rules
+
+def _tag(ctx, cluster_tags, node_tags):
+    from plugins.module_utils.herd.ops import cluster as cluster_op
+    from plugins.module_utils.herd.ops import node as node_op
+    cluster_op.present(ctx, {"name": "cluster.example", "tags": cluster_tags})
+    for name, tags in node_tags.items():
+        node_op.present(ctx, {"name": name, "tags": tags})
+
+
+def test_a_named_target_without_the_sources_migration_tag_is_refused(web1):
+    _tag(web1, ["htools:migration:rack"], {"node1": ["rack:a"], "node3": ["rack:b"]})
+    with pytest.raises(PrerequisiteError, match="node3: FailMig.*rack:a"):
+        migrate.migrate(web1, {"name": "web1", "target_node": "node3"})
+
+
+def test_allowmigration_lets_a_named_target_receive_from_another_tag(web1, nodes):
+    _tag(web1, ["htools:migration:rack", "htools:allowmigration:rack:a::rack:b"],
+         {"node1": ["rack:a"], "node3": ["rack:b"]})
+    migrate.migrate(web1, {"name": "web1", "target_node": "node3"})
+    assert "web1" in nodes[2].running
+
+
+def test_a_migration_tag_prefix_matches_only_up_to_its_colon(web1, nodes):
+    _tag(web1, ["htools:migration:rack"], {"node1": ["rackspace"]})  # not a "rack:" tag
+    migrate.migrate(web1, {"name": "web1", "target_node": "node3"})
+    assert "web1" in nodes[2].running
+
+
+def test_a_named_target_that_would_break_n_plus_1_is_refused_like_a_chosen_one(web1, nodes):
+    for node in nodes:
+        node.memory_total, node.memory_free = 1024, 1000
+    # node3 has the memory for web1 (256 MiB), but then not the 800 MiB to absorb db1's failover
+    instance_op.ensure(web1, spec(name="db1", disk_template="drbd", memory="800M", primary_node="node2",
+                                  secondary_node="node3"))
+    with pytest.raises(PrerequisiteError, match="node3: FailMem"):
+        migrate.migrate(web1, {"name": "web1", "target_node": "node3"})

@@ -22,13 +22,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ..config import DEFAULT_BEPARAMS
 from .model import DISK_TEMPLATES, NO_NODE, Cluster, IPolicy, disk_space_total
 
 FACT_KEYS = ("memory_total", "memory_free", "memory_dom0", "cpu_count", "cpu_dom0",
              "disk_total", "disk_free")
 
-_BE_DEFAULTS = {"maxmem": 128, "minmem": 128, "vcpus": 1, "auto_balance": True,
-                "spindle_use": 1}
+_BE_DEFAULTS = DEFAULT_BEPARAMS
 _ND_DEFAULTS = {"spindle_count": 1, "exclusive_storage": False}
 
 

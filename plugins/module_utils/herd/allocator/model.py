@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from ..config import DRBD_META_SIZE_MIB
 from . import rules
 from .score import Stats, node_vector
 
@@ -70,10 +71,10 @@ def required_nodes(template: str) -> int:
 
 
 def disk_space_total(template: str, sizes: Iterable[int]) -> int:
-    """Ganeti ComputeDiskSize: drbd adds 128 MiB metadata per disk."""
+    """Ganeti ComputeDiskSize: drbd adds its metadata volume per disk."""
     sizes = list(sizes)
     if template == "drbd":
-        return sum(s + 128 for s in sizes)
+        return sum(s + DRBD_META_SIZE_MIB for s in sizes)
     if template in ("diskless", "blockdev"):
         return 0
     return sum(sizes)

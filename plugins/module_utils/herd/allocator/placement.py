@@ -10,6 +10,8 @@ from typing import Any, Dict, List, Optional
 
 from . import allocate as alloc
 from .config_model import from_herd_config
+from .model import mirror_type
+from .moves import apply_move
 
 
 def _unreachable(facts: Dict[str, Any]) -> List[str]:
@@ -55,6 +57,27 @@ def relocate(config: Dict[str, Any], facts: Dict[str, Any], name: str) -> Dict[s
     except alloc.AllocError as exc:
         return {"success": False, "reasons": [str(exc)] + list(getattr(exc, "reasons", [])) + _unreachable(facts)}
     return {"success": True, ("secondary" if drbd else "primary"): nodes[0], "reasons": list(reasons)}
+
+
+def check_target(config: Dict[str, Any], facts: Dict[str, Any], name: str, target: str) -> List[str]:
+    """Why ``target`` cannot take instance ``name`` as its new primary (migration or failover), by
+    the rules the allocator applies to a node it picks: memory with N+1, disk, CPU ratio, the
+    group's instance policy and the migration tags (``htools:migration:``,
+    ``htools:allowmigration:``). An empty list when it can; a drbd instance's target is its
+    secondary (a failover move), any other the named node (a failover-to-any move)."""
+    model = from_herd_config(config, facts)
+    if name not in model.inst_by_name or target not in model.node_by_name:
+        return [f"{target}: not in the allocator's view of the cluster"] + _unreachable(facts)
+    inst = model.instances[model.inst_by_name[name]]
+    node = model.nodes[model.node_by_name[target]]
+    reasons = []
+    move = ("f",) if mirror_type(inst.template) == "internal" else ("fa", node.idx)
+    mark = model.checkpoint()
+    failure = apply_move(model, inst, move)
+    model.rollback(mark)
+    if failure is not None:
+        reasons.append(str(failure))
+    return reasons
 
 
 def evacuate(config: Dict[str, Any], facts: Dict[str, Any], node: str, names: List[str],

@@ -11,7 +11,8 @@ from typing import Any, Dict, Optional
 
 from .. import names
 from .. import validate as node_checks
-from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, MIRRORED_TEMPLATES, Config, Instance)
+from ..config import (DEFAULT_BEPARAMS, DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, MIRRORED_TEMPLATES, Config,
+                      Instance)
 from ..errors import PrerequisiteError, ValidationError
 from ..units import parse_size_mib
 
@@ -164,10 +165,23 @@ def generate_mac(config: Config, taken: Optional[set] = None) -> str:
     raise PrerequisiteError(f"no free MAC left under prefix {config.cluster.mac_prefix}")
 
 
-def effective_hvparams(config: Config, inst: Instance) -> Dict[str, Any]:
-    merged = dict(config.cluster.hvparams.get(inst.hypervisor, {}))
-    merged.update(inst.hvparams)
+def fill(*layers: Dict[str, Any]) -> Dict[str, Any]:
+    """Ganeti's FillDict: each layer's values over the ones before (defaults, cluster, instance)."""
+    merged: Dict[str, Any] = {}
+    for layer in layers:
+        merged.update(layer)
     return merged
+
+
+def effective_hvparams(config: Config, inst: Instance) -> Dict[str, Any]:
+    """The hypervisor parameters the instance runs with: herd's defaults, the cluster's, its own."""
+    return fill(DEFAULT_HVPARAMS.get(inst.hypervisor, {}), config.cluster.hvparams.get(inst.hypervisor, {}),
+                inst.hvparams)
+
+
+def effective_beparams(config: Config, inst: Instance) -> Dict[str, Any]:
+    """Memory, vCPUs and the other backend parameters the instance runs with."""
+    return fill(DEFAULT_BEPARAMS, config.cluster.beparams, inst.beparams)
 
 
 def instance_view(inst: Optional[Instance]) -> Optional[Dict[str, Any]]:

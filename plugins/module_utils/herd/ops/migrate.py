@@ -54,32 +54,21 @@ def _target(ctx: Context, config: Config, inst: Instance, requested: Optional[st
 
 
 def check_target(ctx: Context, config: Config, inst: Instance, target: str, need_memory: bool) -> Dict[str, Any]:
-    """Memory, bridges, flags, migration tags: every reason the target cannot take the instance."""
+    """Every reason the target cannot take the instance: its flags, its bridges (what the node
+    reports), and, when the instance will run there, the allocator's own rules for a new primary
+    (memory with N+1, instance policy, migration tags), so a named target is judged as a chosen one."""
     placement.check_nodes_usable(config, [target], f"instance {inst.name}")
     facts = nodecalls.call(ctx, config, target, "node_facts", {})
     problems = []
-    memory = inst.beparams.get("maxmem", 128)
-    committed = sum(i.beparams.get("maxmem", 0) for i in config.instances.values()
-                    if i.primary_node == target and i.admin_state == "up")
-    free = min(facts.get("memory_free", 0), facts.get("memory_total", 0) - committed)
-    if need_memory and free < memory:
-        problems.append(f"{target}: FailMem needs {memory} MiB, has {free} free")
     missing = sorted({nic.link for nic in inst.nics} - set(facts.get("bridges", [])))
     if missing:
         problems.append(f"{target}: bridge(s) {missing} do not exist there")
-    source_tags = _migration_tags(config, inst.primary_node)
-    target_tags = _migration_tags(config, target)
-    if source_tags - target_tags:
-        problems.append(f"{target}: FailMig lacks migration tags {sorted(source_tags - target_tags)} of "
-                        f"{inst.primary_node}")
+    if need_memory:
+        problems += allocator_placement.check_target(config.to_dict(), allocator_facts(config, live_facts(ctx, config)),
+                                           inst.name, target)
     if problems:
         raise PrerequisiteError(f"cannot move {inst.name} to {target}: " + "; ".join(problems))
     return facts
-
-
-def _migration_tags(config: Config, node: str) -> set:
-    cluster_prefixes = [t[len("htools:migration:"):] for t in config.cluster.tags if t.startswith("htools:migration:")]
-    return {t for t in config.nodes[node].tags if any(t.startswith(p) for p in cluster_prefixes)}
 
 
 def _switch_primary(ctx: Context, locks: Any, name: str, target: str) -> Config:

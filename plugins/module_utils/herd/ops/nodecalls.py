@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional
 from ..config import Config, Disk, Instance
 from ..errors import PrerequisiteError, RpcError
 from .common import Context
-from .instance_spec import effective_hvparams
+from .instance_spec import effective_beparams, effective_hvparams
 
 
 def storage_context(config: Config) -> Dict[str, Any]:
@@ -134,10 +134,11 @@ def os_remove(ctx: Context, config: Config, inst: Instance) -> List[str]:
 def runtime_spec(config: Config, inst: Instance, assembled: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Everything the hypervisor needs to build the machine, from the config."""
     hvparams = effective_hvparams(config, inst)
+    beparams = effective_beparams(config, inst)
     return {
         "name": inst.name, "uuid": inst.uuid, "hypervisor": inst.hypervisor,
-        "memory": inst.beparams.get("maxmem", config.cluster.beparams.get("maxmem", 128)),
-        "vcpus": inst.beparams.get("vcpus", config.cluster.beparams.get("vcpus", 1)),
+        "memory": beparams["maxmem"],
+        "vcpus": beparams["vcpus"],
         "hvparams": hvparams,
         "disks": [{"path": a["path"], "format": a["format"], "uuid": d.uuid, "size": d.size, "index": i}
                   for i, (d, a) in enumerate(zip(inst.disks, assembled))],

@@ -40,7 +40,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import names
 from ..allocator import placement as allocator_placement
-from ..config import Config, Instance, now
+from ..config import DRBD_META_SIZE_MIB, Config, Instance, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from . import nodecalls, placement
 from .common import Context, diff_dict
@@ -51,7 +51,6 @@ from .recovery import recover_interrupted, repairs
 
 OPCODE = "instance_replace_disks"
 COMMIT_STEP = "commit config: new secondary"
-META_SIZE_MIB = 128
 POLL_INTERVAL = 2.0   # seconds between resync polls (Ganeti's drbd_wait_sync polls every 2 s)
 STALL_POLLS = 30      # polls a disk may stay neither in sync nor syncing before the wait gives up
 DEFAULT_SYNC_TIMEOUT = 86400.0
@@ -157,7 +156,7 @@ def check_new_node(ctx: Context, config: Config, inst: Instance, new: str) -> No
         vg = disk.logical_id.get("vg") or disk.vg or config.cluster.volume_group
         meta_vg = disk.logical_id.get("meta_vg") or metavg or vg
         need[vg] = need.get(vg, 0) + disk.size
-        need[meta_vg] = need.get(meta_vg, 0) + META_SIZE_MIB
+        need[meta_vg] = need.get(meta_vg, 0) + DRBD_META_SIZE_MIB
     for vg, mib in sorted(need.items()):
         try:
             facts = nodecalls.call(ctx, config, new, "node_facts", {"vg": vg}, timeout=30)
@@ -169,7 +168,8 @@ def check_new_node(ctx: Context, config: Config, inst: Instance, new: str) -> No
                                     f"({group.get('error') or 'not found'})")
         if group.get("free", 0) < mib:
             raise PrerequisiteError(f"{purpose}: {new} has {group.get('free', 0)} MiB free in volume group {vg}; "
-                                    f"the disks of {inst.name} need {mib} MiB there (data + 128 MiB meta per disk)")
+                                    f"the disks of {inst.name} need {mib} MiB there "
+                                    f"(data + {DRBD_META_SIZE_MIB} MiB meta per disk)")
 
 
 def allocate_minors(ctx: Context, config: Config, inst: Instance, new: str) -> List[int]:
