@@ -17,16 +17,6 @@ from .model import Cluster, Instance
 Move = tuple  # ("f",) | (kind, node_idx)
 
 
-def move_name(c: Cluster, move: Move) -> str:
-    """hbal's notation: ``f``, ``r:node``, ``f r:node f``, ``r:node f``, ``f r:node``, ``fa:node``."""
-    kind = move[0]
-    if kind == "f":
-        return "f"
-    name = c.nodes[move[1]].name
-    return {"fa": f"fa:{name}", "r": f"r:{name}", "frf": f"f r:{name} f",
-            "rf": f"r:{name} f", "fr": f"f r:{name}"}[kind]
-
-
 def apply_move(c: Cluster, inst: Instance, move: Move, force: bool = False) -> rules.Reason | None:
     """Apply ``move`` to ``inst`` (htools applyMoveEx).  Journaled: callers may
     ``rollback`` to a checkpoint taken before.  On failure nothing changes."""
