@@ -41,7 +41,6 @@ SSCONF_NAME = "ssconf.json"
 HYPERVISORS = ("kvm", "fake")
 DISK_TEMPLATES = ("diskless", "file", "sharedfile", "plain", "drbd")
 MIRRORED_TEMPLATES = ("drbd",)
-SHARED_TEMPLATES = ("sharedfile", "diskless")
 
 # The port pool (VNC and DRBD) starts where Ganeti's does.
 FIRST_PORT = 11000

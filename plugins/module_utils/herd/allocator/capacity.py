@@ -356,15 +356,3 @@ def capacity(c: Cluster, template: str | None = None, std_spec: Spec | None = No
                        limit, independent_groups),
         tiered_alloc(c, template, tiered_specs, capacity_checks, ignore_soft, accept_existing,
                      limit, independent_groups))
-
-
-def hts_lines(rep: CapacityReport) -> list[str]:
-    """A few of hspace's ``--machine-readable`` keys, for side-by-side comparison."""
-    t = rep.tiered
-    return [
-        f"HTS_INI_SCORE={rep.initial_score:.8f}",
-        f"HTS_TSPEC='{' '.join(f'{s.hts()}={n}' for s, n in t.specs)}'",
-        f"HTS_TRL_INST_CNT={t.count}",
-        f"HTS_ALLOC_INSTANCES={rep.standard.count}",
-        f"HTS_ALLOC_FAIL_REASON={rep.standard.fail_reason.upper()}",
-    ]

@@ -242,19 +242,6 @@ class Node:
         """htools unallocatedMem: recorded free memory minus missing memory."""
         return int(self.t_mem) - self.n_mem - self.i_mem - max(0, self.x_mem)
 
-    def avail_mem(self) -> int:
-        return max(0, self.unallocated_mem() - self.r_mem)
-
-    def avail_disk(self) -> int:
-        return 0 if self.f_dsk < self.lo_dsk else self.f_dsk - self.lo_dsk
-
-    def p_dsk(self, free_dsk: int | None = None, free_sp: int | None = None) -> float:
-        if self.excl_stor:
-            free = self.f_spindles if free_sp is None else free_sp
-            return 1.0 if self.t_spindles == 0 else free / self.t_spindles
-        free = self.f_dsk if free_dsk is None else free_dsk
-        return 1.0 if self.t_dsk == 0 else free / self.t_dsk
-
     @property
     def online(self) -> bool:
         return not self.offline
@@ -655,13 +642,6 @@ class Cluster:
         inst.pnode, inst.snode = pdx, sdx
         inst.location_score = self.location_score_for(inst, pdx, sdx) if pdx != NO_NODE else 0
 
-    def set_node_offline(self, ndx: int, offline: bool = True, reason: str = "") -> None:
-        n = self.nodes[ndx]
-        self._unstat(n)
-        n.offline = offline
-        n.offline_reason = reason if offline else ""
-        self._restat(n)
-
     # ---------------------------------------------------------------- primitives
     def _pri_collections(self, n: Node, inst: Instance, sign: int) -> None:
         idx = inst.idx
@@ -871,9 +851,6 @@ class Cluster:
 
     def group_nodes(self, gdx: int) -> list[int]:
         return [n.idx for n in self.nodes if n.group == gdx]
-
-    def online_nodes(self, gdx: int | None = None) -> list[int]:
-        return [n.idx for n in self.nodes if not n.offline and (gdx is None or n.group == gdx)]
 
     def inst_group(self, inst: Instance) -> int:
         return self.nodes[inst.pnode].group

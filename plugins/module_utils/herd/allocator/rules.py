@@ -277,12 +277,3 @@ def n1_reason(node_name: str, failed_name: str, detail: str = "") -> Reason:
     if detail:
         text += f" ({detail})"
     return Reason("FailN1", node_name, text)
-
-
-def policy_health(n: "Node") -> Reason | None:
-    """``getPolicyHealth``: soft policy status of a node as it stands."""
-    if n.inst_sp > n.hi_spindles:
-        return _r(n, "FailDisk", "spindle use above the policy limit", True)
-    if n.t_cpu and n.u_cpu / n.t_cpu > n.vcpu_ratio:
-        return _r(n, "FailCPU", "vCPU ratio above the policy limit", True)
-    return None

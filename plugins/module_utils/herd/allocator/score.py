@@ -263,11 +263,3 @@ def optimal_score(cluster: "Cluster", nodes: Iterable[int] | None = None) -> flo
         return 0.0
     drbd = float(sum(sum(n.peers.values()) for n in sel))
     return 0.25 * (drbd / less - drbd / total)
-
-
-def format_breakdown(rows: list[tuple[str, float, float]]) -> str:
-    """Render like ``hbal -v -v -v`` ("Field Value Weight" table)."""
-    lines = [f"   {'Field':<24} {'Value':>12} {'Weight':>6}"]
-    for name, w, v in rows:
-        lines.append(f"   {name:<24} {v:12.8f} x{w:.2f}")
-    return "\n".join(lines)

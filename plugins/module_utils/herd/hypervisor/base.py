@@ -227,9 +227,6 @@ class Hypervisor:
         """Every instance this node knows of (running or left in error), by name."""
         raise NotImplementedError
 
-    def list_running(self) -> List[str]:
-        return sorted(n for n, st in self.list_instances().items() if st["status"] == "running")
-
     def info(self, name: str) -> Dict[str, Any]:
         raise NotImplementedError
 

@@ -7,7 +7,6 @@ commit the config. The returned dict has ``changed``, ``diff`` (before/after)
 and op-specific keys; the Ansible module passes it through.
 """
 
-import os
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -135,11 +134,3 @@ def diff_dict(before: Any, after: Any) -> Dict[str, Any]:
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise PrerequisiteError(message)
-
-
-def local_hostname() -> str:
-    return socket.gethostname()
-
-
-def ensure_dir(path: str) -> None:
-    os.makedirs(path, mode=0o700, exist_ok=True)
