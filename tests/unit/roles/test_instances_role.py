@@ -1,0 +1,32 @@
+"""roles/instances passes every option of the instance module, and only those."""
+
+import ast
+import os
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def instance_module_options():
+    with open(os.path.join(ROOT, "plugins", "modules", "instance.py"), encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "INSTANCE_ARGS":
+            return {kw.arg for kw in node.value.keywords}
+    raise AssertionError("plugins/modules/instance.py defines no INSTANCE_ARGS")
+
+
+def test_the_instances_role_passes_every_instance_option():
+    with open(os.path.join(ROOT, "roles", "instances", "tasks", "main.yml"), encoding="utf-8") as handle:
+        tasks = yaml.safe_load(handle)
+    converge = next(t for t in tasks if t.get("name") == "Converge declared instance")
+    assert set(converge["herd.cluster.instance"]) == instance_module_options()
+
+
+def test_the_roles_argument_spec_names_every_instance_option():
+    with open(os.path.join(ROOT, "roles", "instances", "meta", "argument_specs.yml"), encoding="utf-8") as handle:
+        text = " ".join(yaml.safe_load(handle)["argument_specs"]["main"]["options"]["instances_declared"]
+                        ["description"])
+    missing = sorted(o for o in instance_module_options() if o not in text)
+    assert missing == []
