@@ -9,11 +9,14 @@ steps could not run either), so the current state is taken as it is and the
 new run converges from it.
 
 Each operation module registers at import time; ``recover_interrupted``
-imports every module in ``REPAIR_MODULES`` first, so a repair runs whichever
-operation found the job.
+loads every module that registers a repair first (``load_repairs``), so a
+repair runs whichever operation found the job. That loader is the one
+place the operations are imported late: a plugin-loading edge, not a
+dependency of the logic (the import is written out so that Ansible's module
+packaging, which follows import statements, ships those modules with every
+module that can find an interrupted job).
 """
 
-import importlib
 from typing import Any, Callable, Dict, List, Optional
 
 from ..config import Config, Instance
@@ -22,7 +25,6 @@ from .common import Context
 # ctx, locks (held on the instance), config, instance, job -> actions taken
 Repair = Callable[[Context, Any, Config, Optional[Instance], Dict[str, Any]], List[str]]
 REPAIRS: Dict[str, Repair] = {}
-REPAIR_MODULES = ("instance", "migrate", "replace_disks")
 
 
 def repairs(opcode: str) -> Callable[[Repair], Repair]:
@@ -36,8 +38,8 @@ def repairs(opcode: str) -> Callable[[Repair], Repair]:
 
 
 def load_repairs() -> None:
-    for module in REPAIR_MODULES:
-        importlib.import_module(f"{__package__}.{module}")
+    """Import every operation that registers a repair (add a new one here)."""
+    from . import instance, migrate, replace_disks  # noqa: F401  (they register on import)
 
 
 def recover_interrupted(ctx: Context, name: str, locks: Any, config: Config) -> List[str]:
