@@ -258,28 +258,6 @@ def test_a_replacement_stopped_after_its_commit_is_finished_by_the_next_run(web1
     assert replace_disks.replace(web1, {"name": "web1", "remote_node": "node3"})["changed"] is False
 
 
-def test_an_interrupted_replacement_before_its_commit_is_rolled_back_by_the_next_operation(web1, nodes):
-    config = web1.store.load()
-    inst = config.instances["web1"]
-    job = web1.journal.open("instance_replace_disks", {
-        "name": "web1", "primary": "node1", "old_secondary": "node2", "new_secondary": "node3",
-        "old_minors": replace_disks.secondary_minors(inst), "new_minors": [0, 1]})
-    job.start()
-    data = web1.journal.get(job.id)
-    data["pid"] = 2 ** 22 + 4323  # the master died during "disconnect the primary"
-    web1.journal.write(data)
-    planned = replace_disks.with_secondary(inst, "node3", [0, 1])
-    for index in range(2):
-        replace_disks.disk_call(web1, config, planned, index, "node3", "drbd_create", standalone=True)
-        replace_disks.disk_call(web1, config, inst, index, "node2", "disk_shutdown")
-        replace_disks.disk_call(web1, config, inst, index, "node1", "drbd_disconnect")
-    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "512M"]))
-    assert nodes[2].disks == {} and nodes[2].drbd == {}
-    for key in keys(web1):
-        assert status(web1, nodes[0], key)["connected"] and nodes[0].drbd[key]["peer"] == "node2"
-    assert web1.journal.get(job.id)["status"] == "error"
-
-
 def interrupted_replacement(web1):
     """A replace-disks whose master died after the new node's devices were made and the old
     secondary was taken down, before its commit."""
@@ -298,6 +276,15 @@ def interrupted_replacement(web1):
         replace_disks.disk_call(web1, config, inst, index, "node2", "disk_shutdown")
         replace_disks.disk_call(web1, config, inst, index, "node1", "drbd_disconnect")
     return job
+
+
+def test_an_interrupted_replacement_before_its_commit_is_rolled_back_by_the_next_operation(web1, nodes):
+    job = interrupted_replacement(web1)
+    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "512M"]))
+    assert nodes[2].disks == {} and nodes[2].drbd == {}
+    for key in keys(web1):
+        assert status(web1, nodes[0], key)["connected"] and nodes[0].drbd[key]["peer"] == "node2"
+    assert web1.journal.get(job.id)["status"] == "error"
 
 
 @pytest.mark.parametrize("operation", ["migrate", "failover", "migrate_cleanup"])
