@@ -132,10 +132,10 @@ def test_drbd_disk_syncs_migrates_fails_over_and_leaves_nothing(vm, site):
         time.sleep(2)
         migrated = vm.module("instance_migrate", {"name": name})
         try:
-            out, _ = watcher.communicate(timeout=30)
+            out = watcher.communicate(timeout=30)[0]
         except subprocess.TimeoutExpired:
             watcher.kill()
-            out, _ = watcher.communicate()
+            out = watcher.communicate()[0]
         assert migrated["changed"] and not migrated.get("failed"), migrated
         assert out.strip() == "dual", "node2 was never Primary/Primary during the live migration"
         assert proc_drbd(vm, "node2")[minor2]["ro"] == "Primary/Secondary"
