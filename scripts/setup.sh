@@ -16,6 +16,8 @@ apt_packages=(
   qemu-system-x86 qemu-utils ovmf genisoimage
   # guest image for tests: busybox initramfs
   busybox-static cpio gzip
+  # VM nodes (scripts/vmcluster): the Debian base image is debootstrapped
+  debootstrap
   # reference: Ganeti's htools (hail, hbal, hspace)
   ganeti-htools-3.0 ganeti-htools
   git rsync

@@ -4,8 +4,10 @@
 # whole collection), the changelog fragments' lint, galaxy-importer on the
 # built tarball, ansible-test sanity on the oldest ansible-core that
 # meta/runtime.yml declares and on the newest release, the molecule scenarios
-# of the roles, and pytest (unit tests, then the integration tests on a real
-# virtual cluster with real sshd and QEMU).
+# of the roles, pytest (unit tests, then the integration tests on a real
+# virtual cluster with real sshd and QEMU), and the real-storage tests on
+# Debian VM nodes (tests/vm). The exit code is non-zero when either pytest
+# run fails.
 # Long fault tests are marked `slow` and run with HERD_SLOW=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +21,7 @@ export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
 stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 
 stage "ruff"
-ruff check --quiet plugins tests bench scripts/vcluster files
+ruff check --quiet plugins tests bench scripts/vcluster scripts/vmcluster files
 
 stage "ansible-lint --profile production"
 ansible-lint --offline --profile production
@@ -45,4 +47,14 @@ fi
 stage "pytest: unit and integration"
 marker=()
 [ "${HERD_SLOW:-0}" = 1 ] || marker=(-m "not slow")
-exec python -m pytest -p no:cacheprovider -q "${marker[@]}" tests/unit tests/integration
+rc=0
+python -m pytest -p no:cacheprovider -q "${marker[@]}" tests/unit tests/integration || rc=$?
+
+# Real LVM and DRBD on three Debian VM nodes (scripts/vmcluster); the base
+# image is built on first use and cached in /var/cache/herd-vm.
+stage "pytest: VM nodes, real storage"
+vm_rc=0
+python -m pytest -p no:cacheprovider -q --durations=0 -m vm tests/vm || vm_rc=$?
+
+stage "done (pytest rc $rc, VM rc $vm_rc)"
+[ "$rc" = 0 ] && [ "$vm_rc" = 0 ]

@@ -15,8 +15,10 @@ description:
   - "Creates each bridge in I(bridges) with its physical port; by default the port's global addresses and its
     routes (the default route included) move onto the bridge. All live changes of one run go to the kernel in one
     C(ip -batch) (and one C(bridge -batch) for VLANs), so the management connection over that port survives: the
-    bridge takes the port's MAC address, gets the address before the port loses it, and the routes are replaced,
-    not deleted and re-added."
+    bridge is created with the port's MAC address, gets the address before the port loses it, and the routes are
+    replaced, not deleted and re-added."
+  - An existing bridge whose MAC address differs from its port's (set by udev's MAC policy or by hand) gets the
+    port's MAC back.
   - C(vlan_aware) bridges get C(vlan_filtering 1) and exactly the allowed VLANs (I(vlans)) tagged on the port;
     untagged traffic stays on the port's PVID (VLAN 1).
   - An instance-only bridge (I(instance_only)) carries no host address; its port must not carry one either.
@@ -518,15 +520,19 @@ def main():
             if not have_gw:
                 move_routes.append(dict(dst='default', gateway=bridge['gateway'], metric=None, family=family))
 
+        port_mac = links[port].get('address') if port else None
         if not exists:
-            ip_batch.append('link add name %s type bridge stp_state 0 forward_delay 0%s'
-                            % (name, ' vlan_filtering 1' if bridge['vlan_aware'] else ''))
-            if port and links[port].get('address'):
-                ip_batch.append('link set dev %s address %s' % (name, links[port]['address']))
+            # the MAC given at creation is marked as set by the administrator, so udev's
+            # MACAddressPolicy does not replace it (a separate `link set address` can race udev)
+            ip_batch.append('link add name %s%s type bridge stp_state 0 forward_delay 0%s'
+                            % (name, ' address %s' % port_mac if port_mac else '',
+                               ' vlan_filtering 1' if bridge['vlan_aware'] else ''))
         else:
             data = (link.get('linkinfo') or {}).get('info_data') or {}
             if bool(data.get('vlan_filtering')) != bridge['vlan_aware']:
                 ip_batch.append('link set dev %s type bridge vlan_filtering %d' % (name, int(bridge['vlan_aware'])))
+            if port_mac and link.get('address') != port_mac:
+                ip_batch.append('link set dev %s address %s' % (name, port_mac))
         if bridge.get('mtu'):
             for dev in [port, name] if port else [name]:
                 if not links.get(dev) or links[dev].get('mtu') != bridge['mtu']:
