@@ -35,6 +35,7 @@ def node_state_dir() -> str:
     in-process tests switch it per node)."""
     return os.environ.get("HERD_STATE_DIR", "/var/lib/herd")
 
+
 CONFIG_NAME = "config.json"
 SSCONF_NAME = "ssconf.json"
 

@@ -60,7 +60,7 @@ def _run_both(first, second) -> dict:
     for proc in procs:
         proc.join(120)
         assert proc.exitcode == 0
-    outcomes = dict(queue.get(timeout=5) for _ in procs)
+    outcomes = dict(queue.get(timeout=5) for _proc in procs)
     return {name: outcomes[proc.pid] for name, proc in zip(("first", "second"), procs)}
 
 

@@ -29,8 +29,8 @@ def test_live_migration_moves_the_process_and_then_the_config(web1, nodes, reloc
 
 
 def test_failed_migration_resumes_source_kills_target_and_keeps_config(web1, nodes, relocate_to_node2):
-    nodes[0].answers["migration_status"] = {"status": "failed",
-                                           "error": "Unable to write to socket: Connection reset by peer"}
+    nodes[0].answers["migration_status"] = {
+        "status": "failed", "error": "Unable to write to socket: Connection reset by peer"}
     with pytest.raises(HerdError, match="migration of web1 failed: Unable to write to socket"):
         migrate.migrate(web1, {"name": "web1"})
     assert web1.store.load().instances["web1"].primary_node == "node1"

@@ -288,9 +288,10 @@ def test_an_interrupted_replacement_before_its_commit_is_rolled_back_by_the_next
 
 
 @pytest.mark.parametrize("operation", ["migrate", "failover", "migrate_cleanup"])
-def test_an_interrupted_replacement_is_repaired_by_a_later_migration_or_failover(web1, nodes, operation,
-                                                                                monkeypatch):
-    monkeypatch.setattr(allocator_placement, "relocate", lambda config, facts, name: {"success": True, "primary": "node2"})
+def test_an_interrupted_replacement_is_repaired_by_a_later_migration_or_failover(
+        web1, nodes, operation, monkeypatch):
+    monkeypatch.setattr(allocator_placement, "relocate",
+                        lambda config, facts, name: {"success": True, "primary": "node2"})
     job = interrupted_replacement(web1)
     if operation == "failover":
         migrate.failover(web1, {"name": "web1", "target_node": "node2"})
