@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from plugins.module_utils.herd import crypto
 from plugins.module_utils.herd import rpc as rpc_mod
 from plugins.module_utils.herd.agent import facts, main
 from plugins.module_utils.herd.agent import storage as agent_storage
@@ -278,6 +279,11 @@ class AgentRpc:
 
     def close(self) -> None:
         pass
+
+    def crypto_dir(self, node: AgentNode) -> str:
+        """Where that node's agent keeps its certificates (crypto.crypto_dir as seen on the node)."""
+        with node.world():
+            return crypto.crypto_dir()
 
 
 class DrbdSim:
