@@ -313,6 +313,22 @@ class DrbdSim:
 
     __hash__ = None  # type: ignore[assignment]
 
+    # ------------------------------------------------- states the tests put the kernel in
+    def leftover(self, key: str, minor: int = 0, peer: str = "node4") -> None:
+        """A resource the kernel runs that the cluster config does not know (e.g. removed while offline)."""
+        self.state[key] = {"minor": minor, "peer": peer, "cs": "StandAlone", "role": "Secondary",
+                           "disk": "UpToDate", "polls": 0}
+
+    def standalone(self, key: str) -> None:
+        """The resource dropped its connection (split brain): StandAlone, up if it was down."""
+        self.state.setdefault(key, {"minor": 0, "peer": "", "cs": "StandAlone", "role": "Secondary",
+                                    "disk": "UpToDate", "polls": 0})
+        self.state[key]["cs"] = "StandAlone"
+
+    def set_role(self, key: str, role: str) -> None:
+        """What a demote or promote that failed half-way left behind."""
+        self.state[key]["role"] = role
+
     def handles(self, verb: str, args: Dict[str, Any]) -> bool:
         if verb == "drbd_status" and not args.get("template"):
             return True
