@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from plugins.module_utils.herd import crypto
 from plugins.module_utils.herd import rpc as rpc_mod
 from plugins.module_utils.herd.agent import facts, main
 from plugins.module_utils.herd.agent import storage as agent_storage
@@ -279,6 +280,11 @@ class AgentRpc:
     def close(self) -> None:
         pass
 
+    def crypto_dir(self, node: AgentNode) -> str:
+        """Where that node's agent keeps its certificates (crypto.crypto_dir as seen on the node)."""
+        with node.world():
+            return crypto.crypto_dir()
+
 
 class DrbdSim:
     """The DRBD kernel module and drbd-utils of one node, as the drbd template's verbs see them.
@@ -306,6 +312,22 @@ class DrbdSim:
         return self.state == other
 
     __hash__ = None  # type: ignore[assignment]
+
+    # ------------------------------------------------- states the tests put the kernel in
+    def leftover(self, key: str, minor: int = 0, peer: str = "node4") -> None:
+        """A resource the kernel runs that the cluster config does not know (e.g. removed while offline)."""
+        self.state[key] = {"minor": minor, "peer": peer, "cs": "StandAlone", "role": "Secondary",
+                           "disk": "UpToDate", "polls": 0}
+
+    def standalone(self, key: str) -> None:
+        """The resource dropped its connection (split brain): StandAlone, up if it was down."""
+        self.state.setdefault(key, {"minor": 0, "peer": "", "cs": "StandAlone", "role": "Secondary",
+                                    "disk": "UpToDate", "polls": 0})
+        self.state[key]["cs"] = "StandAlone"
+
+    def set_role(self, key: str, role: str) -> None:
+        """What a demote or promote that failed half-way left behind."""
+        self.state[key]["role"] = role
 
     def handles(self, verb: str, args: Dict[str, Any]) -> bool:
         if verb == "drbd_status" and not args.get("template"):

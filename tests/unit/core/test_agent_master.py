@@ -4,7 +4,6 @@ import socket
 
 import pytest
 
-from plugins.module_utils.herd.agent import files
 from plugins.module_utils.herd.agent.main import handle
 from plugins.module_utils.herd.config import Cluster, Config
 from plugins.module_utils.herd.version import VERSION
@@ -12,7 +11,7 @@ from plugins.module_utils.herd.version import VERSION
 
 @pytest.fixture
 def state(tmp_path, monkeypatch):
-    monkeypatch.setattr(files, "STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("HERD_STATE_DIR", str(tmp_path))
     return tmp_path
 
 

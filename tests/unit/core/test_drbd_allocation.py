@@ -11,18 +11,15 @@ from plugins.module_utils.herd.ops import replace_disks
 
 from .test_ops_instance import spec
 
-FOREIGN = {"minor": 0, "peer": "node4", "cs": "StandAlone", "role": "Secondary", "disk": "UpToDate", "polls": 0}
-
-
 def test_create_skips_a_minor_a_node_uses_that_the_config_does_not_know(cluster, first_fit, nodes):
-    nodes[1].drbd["left-over/x"] = dict(FOREIGN)  # e.g. removed from the config while node2 was offline
+    nodes[1].drbd.leftover("left-over/x")  # e.g. removed from the config while node2 was offline
     instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G", "1G"]))
     inst = cluster.store.load().instances["web1"]
     assert [d.logical_id["minors"] for d in inst.disks] == [{"node1": 0, "node2": 1}, {"node1": 1, "node2": 2}]
 
 
 def test_create_and_replace_disks_allocate_minors_the_same_way(cluster, first_fit, nodes):
-    nodes[2].drbd["left-over/x"] = dict(FOREIGN)
+    nodes[2].drbd.leftover("left-over/x")
     instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G"]))
     config = cluster.store.load()
     inst = config.instances["web1"]

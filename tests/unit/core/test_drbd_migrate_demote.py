@@ -54,11 +54,11 @@ def test_cleanup_demotes_what_a_failed_demote_left_primary(web1, nodes):
     migrate.migrate(web1, {"name": "web1"})
     web1.rpc.call = real
     key = f"web1/{web1.store.load().instances['web1'].disks[0].uuid}"
-    nodes[0].drbd[key]["role"] = "Primary"  # what the failed demote left
-    nodes[0].drbd_modes.clear()
+    nodes[0].drbd.set_role(key, "Primary")  # what the failed demote left
+    nodes[0].drbd.modes.clear()
     result = migrate.migrate(web1, {"name": "web1", "cleanup": True})
     assert any("demote drbd on node1" in a for a in result["actions"])
-    assert ("web1", "secondary", False) in nodes[0].drbd_modes
+    assert ("web1", "secondary", False) in nodes[0].drbd.modes
 
 
 def test_a_clean_migration_commits_before_it_demotes(web1, nodes):

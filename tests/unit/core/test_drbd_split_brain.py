@@ -21,9 +21,7 @@ def web1(cluster, first_fit):
 def split(ctx, nodes):
     key = f"web1/{ctx.store.load().instances['web1'].disks[0].uuid}"
     for node in nodes[:2]:
-        node.drbd.setdefault(key, {"minor": 0, "peer": "", "cs": "StandAlone", "role": "Secondary",
-                                   "disk": "UpToDate", "polls": 0})
-        node.drbd[key]["cs"] = "StandAlone"
+        node.drbd.standalone(key)
     return key
 
 
@@ -45,7 +43,7 @@ def test_only_the_victim_discards_and_the_survivor_waits_for_the_connection(web1
     result = replace_disks.replace(web1, {"name": "web1", "split_brain_survivor": "node2"})
     assert result["changed"] and result["survivor"] == "node2" and result["discarded_on"] == "node1"
     assert seen == [("node1", True, 0), ("node2", False, replace_disks.CONNECT_TIMEOUT)]
-    assert web1.rpc.drbd_status(nodes[0], key)["connected"]
+    assert nodes[0].drbd.status(key)["connected"]
     inst = web1.store.load().instances["web1"]
     assert (inst.primary_node, inst.secondary_node) == ("node1", "node2")
 

@@ -157,7 +157,6 @@ def test_item7_renew_crypto_is_not_journalled_as_a_parameter(cluster):
 def test_item7_cluster_leave_forgets_the_certificates(tmp_path, monkeypatch):
     from plugins.module_utils.herd.agent import files
     monkeypatch.setenv("HERD_STATE_DIR", str(tmp_path))
-    monkeypatch.setattr(files, "STATE_DIR", str(tmp_path))
     ca_key, ca_cert = crypto.new_ca("cluster.example", UUID)
     key, cert = crypto.node_certificate(ca_key, ca_cert, "node1", ["198.51.100.11"], UUID)
     crypto.install(ca_cert, cert, key, ca_key=ca_key)

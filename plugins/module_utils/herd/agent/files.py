@@ -15,7 +15,7 @@ def config_write(args: Dict[str, Any]) -> Dict[str, Any]:
     """Store the master's config if it is newer than ours. args: {"config": {...}}"""
     data = args.get("config")
     config = Config.from_dict(data, source="config from master")  # validates before writing
-    path = os.path.join(CONFIG_NAME)
+    path = os.path.join(node_state_dir(), CONFIG_NAME)
     current = _rank(path)
     offered = config_rank(data)
     if current is not None and current > offered:

@@ -10,9 +10,9 @@ and op-specific keys; the Ansible module passes it through.
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from ..config import STATE_DIR, Config, ConfigStore, Node
+from ..config import STATE_DIR, Config, ConfigStore, Node, config_rank
 from ..errors import ConfigError, PrerequisiteError, RpcError
 from ..jobs import Job, Journal, Locks
 from ..rpc import Endpoint, Rpc
@@ -70,8 +70,7 @@ class Context:
                                     f"{config.cluster.name!r} but is not its master: run this on the master, "
                                     f"{config.cluster.master_node}")
         # A master that was cut off and replaced still names itself: the newest ssconf of the
-        # other candidates decides (ops/master.py).
-        from .master import newer_master
+        # other candidates decides.
         replaced = newer_master(self, config)
         if replaced is not None:
             raise PrerequisiteError(
@@ -134,3 +133,21 @@ def diff_dict(before: Any, after: Any) -> Dict[str, Any]:
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise PrerequisiteError(message)
+
+
+def newer_master(ctx: Context, config: Config) -> Optional[Tuple[str, str]]:
+    """(node, master it names) of a master candidate holding a newer config that names another
+    master: this node was master once and has been replaced while it was away."""
+    calls = [(ctx.endpoint(node, config), "cluster_membership", {})
+             for node in sorted(config.nodes.values(), key=lambda n: n.name)
+             if node.name != ctx.local_node and node.master_candidate and not node.offline]
+    rank = config_rank(config.to_dict())
+    for name, result in sorted(ctx.rpc.call_many(calls).items()):
+        if isinstance(result, RpcError):
+            continue
+        serial, epoch = result.get("config_serial"), result.get("config_epoch")
+        ssconf = result.get("ssconf") if isinstance(result.get("ssconf"), dict) else {}
+        master = ssconf.get("master_node")
+        if isinstance(serial, int) and (epoch or 0, serial) > rank and master and master != ctx.local_node:
+            return name, master
+    return None

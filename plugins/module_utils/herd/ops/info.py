@@ -9,7 +9,7 @@ from ..units import format_mib
 from . import disk_health, nodecalls
 from .cluster import cluster_view
 from .common import Context
-from .facts import live_facts
+from .facts import allocator_facts, live_facts
 from .instance_spec import instance_view
 from .node import FLAGS as FLAG_NAMES
 from .node import node_view
@@ -85,7 +85,6 @@ def node_info(ctx: Context, selected: Optional[List[str]] = None, live: bool = T
 def n1_failures(config: Config, facts: Dict[str, Any]) -> Dict[str, bool]:
     """{node: True when it fails N+1} from the allocator's model of the cluster (htools' FailN1)."""
     from ..allocator.config_model import from_herd_config
-    from .placement import allocator_facts
 
     model = from_herd_config(config.to_dict(), allocator_facts(config, facts))
     return {n.name: bool(n.fail_n1) for n in model.nodes}

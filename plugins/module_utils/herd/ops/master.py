@@ -288,21 +288,3 @@ def _resync(ctx: Context, config: Config, answers: Dict[str, Answer], ahead: Opt
     result["msg"] = (f"{ctx.local_node} is the master; re-synchronised {', '.join(stale)}" if stale
                      else f"{ctx.local_node} is already the master and every answering node agrees")
     return result
-
-
-def newer_master(ctx: Context, config: Config) -> Optional[Tuple[str, str]]:
-    """(node, master it names) of a master candidate holding a newer config that names another
-    master: this node was master once and has been replaced while it was away."""
-    calls = [(ctx.endpoint(node, config), "cluster_membership", {})
-             for node in sorted(config.nodes.values(), key=lambda n: n.name)
-             if node.name != ctx.local_node and node.master_candidate and not node.offline]
-    rank = config_rank(config.to_dict())
-    for name, result in sorted(ctx.rpc.call_many(calls).items()):
-        if isinstance(result, RpcError):
-            continue
-        serial, epoch = result.get("config_serial"), result.get("config_epoch")
-        ssconf = result.get("ssconf") if isinstance(result.get("ssconf"), dict) else {}
-        master = ssconf.get("master_node")
-        if isinstance(serial, int) and (epoch or 0, serial) > rank and master and master != ctx.local_node:
-            return name, master
-    return None

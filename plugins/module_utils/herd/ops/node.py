@@ -6,7 +6,7 @@ from .. import names
 from ..config import Config, Node, NodeGroup, new_uuid, now
 from ..errors import PrerequisiteError, RpcError, ValidationError
 from ..rpc import Endpoint, known_host_keys
-from .cluster import _ip
+from .cluster import _ip, crypto_dir, install_node_crypto
 from .common import Context, diff_dict, require
 from .phases import LockDecl, Operation, commit
 
@@ -135,7 +135,6 @@ def _add(ctx: Context, locks: Any, config: Config, spec: Dict[str, Any]) -> Dict
 def _install_crypto(ctx: Context, config: Config, node: Node) -> None:
     """The new node's migration certificate, signed by the cluster CA the master holds."""
     from .. import crypto
-    from .cluster import crypto_dir, install_node_crypto
 
     try:
         ca_key, ca_cert = crypto.read_ca(crypto_dir(ctx))

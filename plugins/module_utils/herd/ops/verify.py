@@ -14,6 +14,7 @@ from ..config import MIRRORED_TEMPLATES, Config
 from ..errors import HerdError, RpcError
 from . import disk_health
 from .common import Context
+from .facts import allocator_facts
 
 
 @dataclass
@@ -208,7 +209,6 @@ def check_n1(state: VerifyState) -> None:
     """Ganeti's N+1 memory check through the allocator's own rules: a node that could not
     start the instances it is secondary for if their primary failed."""
     from ..allocator.config_model import from_herd_config
-    from .placement import allocator_facts
 
     config = state.config
     if not any(inst.disk_template in MIRRORED_TEMPLATES for inst in config.instances.values()):
