@@ -57,6 +57,6 @@ def test_the_probe_tells_whether_the_old_masters_port_answers(state):
 
 
 def test_master_ip_verbs_refuse_bad_values_before_touching_anything():
-    assert "master_ip '10.0.0.300' is not an IP address" in call("master_ip_add", {"ip": "10.0.0.300",
-                                                                                    "netdev": "br0"})["error"]
+    answer = call("master_ip_add", {"ip": "10.0.0.300", "netdev": "br0"})
+    assert "master_ip '10.0.0.300' is not an IP address" in answer["error"]
     assert "master_netdev" in call("master_ip_add", {"ip": "10.0.0.3", "netdev": "br0; reboot"})["error"]

@@ -11,6 +11,7 @@ from plugins.module_utils.herd.ops import replace_disks
 
 from .test_ops_instance import spec
 
+
 def test_create_skips_a_minor_a_node_uses_that_the_config_does_not_know(cluster, first_fit, nodes):
     nodes[1].drbd.leftover("left-over/x")  # e.g. removed from the config while node2 was offline
     instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G", "1G"]))

@@ -169,10 +169,12 @@ def test_restarted_always_restarts_and_applies_pending_changes(cluster, nodes, f
 IMAGE = {"os": "image", "osparams": {"image": "/srv/images/debian.raw"}}
 
 
-def interrupt_during(cluster, nodes, monkeypatch, verb, os_spec=IMAGE):
+def interrupt_during(cluster, nodes, monkeypatch, verb, os_spec=None):
     """Run a create that dies at ``verb`` the way a killed process does: no rollback runs, and
     its journal entry stays "running" under a pid that no longer exists."""
     from plugins.module_utils.herd.jobs import Job
+
+    os_spec = IMAGE if os_spec is None else os_spec
 
     monkeypatch.setattr(Job, "rollback", lambda self: [])
     for node in nodes:

@@ -64,8 +64,8 @@ def check_target(ctx: Context, config: Config, inst: Instance, target: str, need
     if missing:
         problems.append(f"{target}: bridge(s) {missing} do not exist there")
     if need_memory:
-        problems += allocator_placement.check_target(config.to_dict(), allocator_facts(config, live_facts(ctx, config)),
-                                           inst.name, target)
+        facts = allocator_facts(config, live_facts(ctx, config))
+        problems += allocator_placement.check_target(config.to_dict(), facts, inst.name, target)
     if problems:
         raise PrerequisiteError(f"cannot move {inst.name} to {target}: " + "; ".join(problems))
     return facts
