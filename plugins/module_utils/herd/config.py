@@ -450,9 +450,14 @@ def write_json_atomic(path: str, data: Any, mode: int = 0o600) -> None:
 
 def write_text_atomic(path: str, text: str, mode: int = 0o600) -> None:
     """Temp file in the same directory, fsync, rename, fsync the directory."""
+    write_bytes_atomic(path, text.encode("utf-8"), mode)
+
+
+def write_bytes_atomic(path: str, payload: bytes, mode: int = 0o600) -> None:
+    """The one atomic writer: a temp file in the same directory with ``mode`` from its creation
+    (files holding secrets are never readable for a moment), fsync, rename, fsync the directory."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    payload = text.encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
     try:
         os.fchmod(fd, mode)

@@ -26,10 +26,10 @@ import datetime
 import hashlib
 import ipaddress
 import os
-import tempfile
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from . import names
+from .config import write_bytes_atomic
 from .errors import HerdError, ValidationError
 
 CA_CERT = "ca-cert.pem"
@@ -183,20 +183,7 @@ def _write(path: str, text: str, mode: int) -> bool:
             return False
     except (OSError, UnicodeDecodeError):
         pass
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_bytes_atomic(path, text.encode("ascii"), mode)
     return True
 
 

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
 
 from .. import names
-from ..config import DEFAULT_HVPARAMS, node_state_dir
+from ..config import DEFAULT_HVPARAMS, node_state_dir, write_bytes_atomic
 from ..errors import HerdError, ValidationError
 
 CHOICES = {
@@ -344,20 +344,7 @@ def write_uefi_vars(path: str, data: bytes) -> None:
     """Write the variables file atomically, mode 0600 from its creation (it can hold secrets:
     Secure Boot keys, boot entries with credentials)."""
     check_uefi_vars_path(path)
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomic(path, data, 0o600)
 
 
 def ensure_uefi_vars(path: str, template: str) -> bool:
