@@ -11,7 +11,10 @@ hypervisor stands in for KVM (which cannot run here) for every instance.
 What stays simulated, and only that: the transport (reachability, host keys,
 the agent's version), the hardware facts ``node_facts`` reports (memory,
 bridges, volume group), and the DRBD kernel module (``DrbdSim``, answering the
-drbd template's disk verbs, since /proc/drbd and drbdsetup cannot run here).
+drbd template's disk verbs, since drbdsetup cannot run here). The agent reads
+what the simulated module holds where it reads the real one: each request
+first writes the node's /proc/drbd from ``DrbdSim``, and the drbd data/meta
+LVs live in the node's fake volume group.
 ``SIMULATED_VERBS`` names every verb answered outside the agent; the contract
 test checks each is a verb the agent serves.
 """
@@ -32,6 +35,8 @@ from plugins.module_utils.herd.config import CONFIG_NAME, SSCONF_NAME, write_jso
 from plugins.module_utils.herd.errors import RpcError
 from plugins.module_utils.herd.hypervisor import base as hv_base
 from plugins.module_utils.herd.hypervisor import fake as fake_hv
+from plugins.module_utils.herd.storage.drbd import META_SIZE_MIB
+from plugins.module_utils.herd.storage.lvm import HERD_TAG, INSTANCE_TAG_PREFIX, instance_tag
 from plugins.module_utils.herd.version import VERSION
 
 from ..storage_fakes import FakeVolumeGroups, RecordingRunner
@@ -86,8 +91,9 @@ class AgentNode:
             os.makedirs(real + "file-storage", exist_ok=True)
         os.makedirs(self.state_dir, exist_ok=True)
         self.settings = str(root / "node.json")
+        self.proc_drbd = str(root / "proc_drbd")
         Path(self.settings).write_text(json.dumps({"lvm_driverloaded": False, "drbd_config_dir": str(root / "drbd"),
-                                                   "proc_drbd": str(root / "proc_drbd")}))
+                                                   "proc_drbd": self.proc_drbd}))
         self.runner = RecordingRunner()
         self.volumes = FakeVolumeGroups(self.runner, {"gnt": 20480})
         self.calls: List[str] = []
@@ -132,6 +138,7 @@ class AgentNode:
             if simulated is not None:
                 answer = {"ok": True, "version": VERSION, "result": simulated}
             else:
+                Path(self.proc_drbd).write_text(self.drbd.proc_text())
                 with self.world():
                     answer = main.handle(request)
                 if answer.get("ok") and verb == "node_facts":
@@ -210,9 +217,11 @@ class AgentNode:
             for path in sorted(directory.glob("*/*.disk*")):
                 found[f"{path.parent.name}/{path.name.split('.')[0]}"] = path.stat().st_size // 2**20
         for (_vg, lv), volume in self.volumes.lvs.items():
-            instance = next((t.split(":", 1)[1] for t in volume["tags"] if ":" in t), "?")
+            if lv.endswith("_meta"):  # a drbd disk counts once, by its data LV
+                continue
+            instance = next((t[len(INSTANCE_TAG_PREFIX):] for t in volume["tags"]
+                             if t.startswith(INSTANCE_TAG_PREFIX)), "?")
             found[f"{instance}/{lv.split('.')[0]}"] = volume["size"]
-        found.update(self.drbd.disks)
         return found
 
     def _file(self, name: str) -> Path:
@@ -291,16 +300,18 @@ class DrbdSim:
 
     Connected only when both sides are up and point at each other; a connected
     UpToDate side syncs an Inconsistent peer in ``sync_polls`` status polls.
+    A disk's backing store is its data and meta LVs in the node's volume group,
+    named and tagged as the drbd template creates them.
     """
 
     sync_polls = 2
+    vg = "gnt"
 
     def __init__(self, node: AgentNode):
         self.node = node
-        self.disks: Dict[str, int] = {}                  # "<instance>/<disk uuid>" -> MiB (data LV)
-        self.state: Dict[str, Dict[str, Any]] = {}       # key -> {"minor", "peer", "cs", "role", "disk", "polls"}
+        self.state: Dict[str, Dict[str, Any]] = {}  # key -> {"minor", "peer", "cs", "role", "disk", "oos", "polls"}
         self.modes: List[Any] = []
-        self.peers: Dict[str, "DrbdSim"] = {}            # filled by the fixture: node name -> its DrbdSim
+        self.peers: Dict[str, "DrbdSim"] = {}       # filled by the fixture: node name -> its DrbdSim
 
     def __contains__(self, key: str) -> bool:
         return key in self.state
@@ -313,25 +324,69 @@ class DrbdSim:
 
     __hash__ = None  # type: ignore[assignment]
 
+    # ------------------------------------------------- the backing LVs, in the node's volume group
+    def _lvs(self, key: str) -> Dict[str, Tuple[str, str]]:
+        """{"data"|"meta": (vg, lv)} of the disk ``key`` ("<instance>/<disk uuid>") present here."""
+        instance, uuid = key.split("/", 1)
+        tag = instance_tag(instance)
+        found = {}
+        for (vg, lv), volume in self.node.volumes.lvs.items():
+            if lv.startswith(f"{uuid}.disk") and tag in volume["tags"]:
+                for role in ("data", "meta"):
+                    if lv.endswith(f"_{role}"):
+                        found[role] = (vg, lv)
+        return found
+
+    @property
+    def disks(self) -> Dict[str, int]:
+        """{"<instance>/<disk uuid>": MiB of the data LV} of every drbd disk whose data LV is here."""
+        out = {}
+        for (_vg, lv), volume in self.node.volumes.lvs.items():
+            instance = next((t[len(INSTANCE_TAG_PREFIX):] for t in volume["tags"]
+                             if t.startswith(INSTANCE_TAG_PREFIX)), None)
+            if instance is not None and lv.endswith("_data"):
+                out[f"{instance}/{lv.split('.')[0]}"] = volume["size"]
+        return out
+
+    def volumes(self, key: str, size: int, index: int = 0) -> None:
+        """Create the disk's data and meta LVs (what drbd_create's lvcreate leaves)."""
+        instance, uuid = key.split("/", 1)
+        tags = [HERD_TAG, instance_tag(instance)]
+        group = self.node.volumes
+        for suffix, mib in (("_data", size), ("_meta", META_SIZE_MIB)):
+            group.lvs.setdefault((self.vg, f"{uuid}.disk{index}{suffix}"), {"size": group._round(mib),
+                                                                             "tags": list(tags)})
+
+    def remove_volumes(self, key: str) -> None:
+        for name in self._lvs(key).values():
+            del self.node.volumes.lvs[name]
+
     # ------------------------------------------------- states the tests put the kernel in
     def leftover(self, key: str, minor: int = 0, peer: str = "node4") -> None:
         """A resource the kernel runs that the cluster config does not know (e.g. removed while offline)."""
         self.state[key] = {"minor": minor, "peer": peer, "cs": "StandAlone", "role": "Secondary",
-                           "disk": "UpToDate", "polls": 0}
+                           "disk": "UpToDate", "oos": 0, "polls": 0}
 
     def standalone(self, key: str) -> None:
         """The resource dropped its connection (split brain): StandAlone, up if it was down."""
         self.state.setdefault(key, {"minor": 0, "peer": "", "cs": "StandAlone", "role": "Secondary",
-                                    "disk": "UpToDate", "polls": 0})
+                                    "disk": "UpToDate", "oos": 0, "polls": 0})
         self.state[key]["cs"] = "StandAlone"
 
     def set_role(self, key: str, role: str) -> None:
         """What a demote or promote that failed half-way left behind."""
         self.state[key]["role"] = role
 
+    def down(self, key: str) -> None:
+        """The device is not configured (drbdsetup down, a reboot); its LVs stay."""
+        del self.state[key]
+
+    def out_of_sync(self, key: str, kib: int) -> None:
+        """Blocks DRBD knows differ from the peer's (the oos counter of /proc/drbd, in KiB)."""
+        self.state[key]["oos"] = kib
+
     def handles(self, verb: str, args: Dict[str, Any]) -> bool:
-        if verb == "drbd_status" and not args.get("template"):
-            return True
+        # drbd_status without a disk reads /proc/drbd in the agent itself
         return args.get("template") == "drbd" and (verb.startswith("drbd_") or verb in DRBD_DISK_VERBS)
 
     def _peer(self, args: Dict[str, Any]) -> str:
@@ -341,9 +396,10 @@ class DrbdSim:
         spec = args["drbd"]
         self.state[key] = {"minor": spec["nodes"][self.node.name]["minor"], "peer": self._peer(args), "cs": cs,
                            "role": "Primary" if spec["primary"] == self.node.name and cs == "Connected"
-                           else "Secondary", "disk": disk, "polls": 0}
+                           else "Secondary", "disk": disk, "oos": 0, "polls": 0}
 
-    def status(self, key: str) -> Optional[Dict[str, Any]]:
+    def status(self, key: str, advance: bool = True) -> Optional[Dict[str, Any]]:
+        """The resource's state as drbd_status reports it; ``advance``: a poll moves a resync on."""
         state = self.state.get(key)
         if state is None:
             return None
@@ -353,32 +409,53 @@ class DrbdSim:
                      and peer["peer"] == self.node.name and peer_sim.node.reachable)
         cs = "StandAlone" if state["cs"] == "StandAlone" else "WFConnection"
         peer_disk = "DUnknown"
+        peer_role = "Unknown"
         in_resync = False
         percent = None
         if connected:
             cs = "Connected"
             peer_disk = peer["disk"]
+            peer_role = peer["role"]
             if state["disk"] == "UpToDate" and peer["disk"] == "Inconsistent":
-                state["polls"] += 1
-                if state["polls"] > self.sync_polls:
-                    peer["disk"] = peer_disk = "UpToDate"
+                polls = state["polls"] + 1
+                if advance:
+                    state["polls"] = polls
+                if polls > self.sync_polls:
+                    if advance:
+                        peer["disk"] = "UpToDate"
+                    peer_disk = "UpToDate"
                 else:
-                    cs, in_resync, percent = "SyncSource", True, 100.0 * (state["polls"] - 1) / self.sync_polls
-        return {"minor": state["minor"], "cs": cs, "role": state["role"], "disk": state["disk"],
-                "peer_disk": peer_disk, "connected": cs == "Connected", "standalone": cs == "StandAlone",
-                "in_resync": in_resync, "sync_percent": percent, "eta_seconds": 3 if in_resync else None,
-                "primary": state["role"] == "Primary", "disk_uptodate": state["disk"] == "UpToDate",
-                "peer_uptodate": peer_disk == "UpToDate"}
+                    cs, in_resync, percent = "SyncSource", True, 100.0 * (polls - 1) / self.sync_polls
+        return {"minor": state["minor"], "cs": cs, "role": state["role"], "peer_role": peer_role,
+                "disk": state["disk"], "peer_disk": peer_disk, "connected": cs == "Connected",
+                "standalone": cs == "StandAlone", "in_resync": in_resync, "sync_percent": percent,
+                "eta_seconds": 3 if in_resync else None, "primary": state["role"] == "Primary",
+                "disk_uptodate": state["disk"] == "UpToDate", "peer_uptodate": peer_disk == "UpToDate",
+                "oos": state.get("oos", 0)}
+
+    def proc_text(self) -> str:
+        """/proc/drbd of this node (DRBD 8.4), read-only: writing it does not move a resync on."""
+        lines = ["version: 8.4.11 (api:1/proto:86-101)", "srcversion: 0"]
+        rows = sorted(((st["minor"], self.status(key, advance=False)) for key, st in self.state.items()),
+                      key=lambda row: row[0])
+        for minor, st in rows:
+            assert st is not None
+            lines.append(f" {minor}: cs:{st['cs']} ro:{st['role']}/{st['peer_role']} "
+                         f"ds:{st['disk']}/{st['peer_disk']} C r-----")
+            lines.append(f"    ns:0 nr:0 dw:0 dr:0 al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:{st['oos']}")
+            if st["in_resync"]:
+                lines.append(f"\t[=>..................] sync'ed: {st['sync_percent']:.1f}% (0/0)K")
+                lines.append("\tfinish: 0:00:03 speed: 1,024 (1,024) K/sec")
+        return "\n".join(lines) + "\n"
 
     def answer(self, verb: str, args: Dict[str, Any]) -> Dict[str, Any]:
-        if verb == "drbd_status" and not args.get("template"):
-            return {"loaded": True, "minors": {str(st["minor"]): {"cs": st["cs"]} for st in self.state.values()}}
         key = f"{args['instance']}/{args['disk']['uuid']}"
         uuid, index = args["disk"]["uuid"], args["index"]
-        logical_id = {"vg": "gnt", "data_lv": f"{uuid}.disk{index}_data", "meta_vg": "gnt",
+        logical_id = {"vg": self.vg, "data_lv": f"{uuid}.disk{index}_data", "meta_vg": self.vg,
                       "meta_lv": f"{uuid}.disk{index}_meta", "resource": f"herd-{uuid}"}
+        lvs = self._lvs(key)
         if verb in ("disk_create", "drbd_create"):
-            self.disks.setdefault(key, args["disk"]["size"])
+            self.volumes(key, args["disk"]["size"], index)
             if args.get("standalone"):
                 self._up(key, args, cs="StandAlone", disk="Inconsistent")
             else:
@@ -386,23 +463,24 @@ class DrbdSim:
             return {"changed": True, "path": f"/dev/drbd{self.state[key]['minor']}", "logical_id": logical_id}
         if verb in ("disk_remove", "drbd_remove"):
             self.state.pop(key, None)
-            self.disks.pop(key, None)
+            self.remove_volumes(key)
             return {"changed": True}
         if verb == "disk_shutdown":
             return {"changed": self.state.pop(key, None) is not None}
         if verb == "disk_info":
-            return {"exists": key in self.disks, "data_lv": key in self.disks, "meta_lv": key in self.disks,
+            return {"exists": "data" in lvs, "data_lv": "data" in lvs, "meta_lv": "meta" in lvs,
                     "config": key in self.state, "status": self.status(key)}
         if verb == "disk_grow":
-            assert args["new_size"] >= self.disks[key]
-            self.disks[key] = args["new_size"]
+            volume = self.node.volumes.lvs[lvs["data"]]
+            assert args["new_size"] >= volume["size"]
+            volume["size"] = args["new_size"]
             return {"changed": True}
         if verb == "disk_assemble":
-            assert key in self.disks, f"disk {key} missing on {self.node.name}"
+            assert "data" in lvs, f"disk {key} missing on {self.node.name}"
             minor = args["drbd"]["nodes"][self.node.name]["minor"]
             return {"changed": False, "path": f"/dev/drbd{minor}", "format": "raw"}
         if verb == "drbd_attach":
-            assert key in self.disks, f"disk {key} missing on {self.node.name}"
+            assert "data" in lvs, f"disk {key} missing on {self.node.name}"
             changed = key not in self.state
             if changed:
                 self._up(key, args)

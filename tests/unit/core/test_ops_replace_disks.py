@@ -151,7 +151,7 @@ def test_a_primary_that_is_not_uptodate_is_refused(web1, nodes):
 
 
 def test_leftovers_on_the_new_node_are_refused_not_overwritten(web1, nodes):
-    nodes[2].drbd.disks[keys(web1)[0]] = 1024  # an earlier placement whose cleanup was skipped
+    nodes[2].drbd.volumes(keys(web1)[0], 1024)  # an earlier placement whose cleanup was skipped
     with pytest.raises(PrerequisiteError, match="node3 still holds disk 0 of the instance .*lvremove"):
         replace_disks.replace(web1, {"name": "web1", "remote_node": "node3"})
     assert nodes[2].disks == {keys(web1)[0]: 1024}

@@ -39,7 +39,7 @@ def test_a_healthy_drbd_instance_has_no_storage_findings(web1):
 
 
 def test_a_standalone_secondary_is_a_faulty_disk_naming_node_instance_and_resource(web1, nodes):
-    nodes[1].drbd[key(web1)]["cs"] = "StandAlone"
+    nodes[1].drbd.standalone(key(web1))
     found = findings(web1, "EINSTANCEFAULTYDISK")
     inst = web1.store.load().instances["web1"]
     text = " | ".join(f["message"] for f in found)
@@ -56,21 +56,33 @@ def test_an_unreachable_secondary_shows_as_a_disconnected_primary(web1, nodes):
 
 
 def test_a_missing_secondary_device_is_reported(web1, nodes):
-    del nodes[1].drbd[key(web1)]
+    nodes[1].drbd.down(key(web1))
     found = findings(web1, "EINSTANCEFAULTYDISK")
     assert any("node2" in f["message"] and "secondary is missing" in f["message"] for f in found)
 
 
 def test_an_orphan_volume_and_an_unknown_minor_are_reported_on_their_node(web1, nodes):
-    nodes[2].disks["gone/0b7e3c1e-1111-4222-8333-444455556666"] = 1024
-    nodes[2].drbd["gone/x"] = {"minor": 7, "peer": "node1", "cs": "StandAlone", "role": "Secondary",
-                               "disk": "UpToDate", "polls": 0}
+    nodes[2].drbd.volumes("gone/0b7e3c1e-1111-4222-8333-444455556666", 1024)
+    nodes[2].drbd.leftover("gone/0b7e3c1e-1111-4222-8333-444455556666", minor=7, peer="node1")
     drbd = findings(web1, "ENODEDRBD")
     assert [(f["object"], "minor 7" in f["message"]) for f in drbd] == [("node3", True)]
+    orphans = findings(web1, "ENODEORPHANLV")
+    assert [(f["object"], f["message"].split(" ")[1]) for f in orphans] == [
+        ("node3", "gnt/0b7e3c1e-1111-4222-8333-444455556666.disk0_data"),
+        ("node3", "gnt/0b7e3c1e-1111-4222-8333-444455556666.disk0_meta")]
+    assert all("tagged for instance gone" in f["message"] for f in orphans)
+
+
+def test_out_of_sync_blocks_on_a_connected_disk_are_reported(web1, nodes):
+    nodes[0].drbd.out_of_sync(key(web1), 4096)
+    found = findings(web1, "EINSTANCEFAULTYDISK")
+    assert [(f["object"], f["message"].split(": ", 1)[0]) for f in found] == [("web1", "node1")]
+    assert "4096 KiB out of sync with node2" in found[0]["message"]
+    assert not verify_op.verify(web1)["ok"]
 
 
 def test_a_missing_volume_is_reported_for_its_instance(web1, nodes):
-    nodes[1].disks.pop(key(web1))
+    nodes[1].drbd.remove_volumes(key(web1))
     found = findings(web1, "EINSTANCEFAULTYDISK")
     assert any(f["message"].startswith("node2: volume") and "_data is missing" in f["message"] for f in found)
 
@@ -78,7 +90,7 @@ def test_a_missing_volume_is_reported_for_its_instance(web1, nodes):
 def test_instance_info_shows_disk_health(web1, nodes):
     row = info.instance_info(web1)["instances"][0]
     assert row["disk_health"] == "ok"
-    nodes[1].drbd[key(web1)]["cs"] = "StandAlone"
+    nodes[1].drbd.standalone(key(web1))
     row = info.instance_info(web1)["instances"][0]
     assert row["disk_health"] == "degraded"
     assert any("StandAlone" in line for line in row["disk_problems"])
