@@ -87,6 +87,15 @@ migration:
   description: QEMU's final migration statistics (total time, downtime, transferred bytes).
   returned: after a migration
   type: dict
+mode:
+  description: How the instance moved, C(live) or C(non-live).
+  returned: with a migration (not with cleanup, nor when it fell back to a failover)
+  type: str
+  sample: live
+node_states:
+  description: Each node's view of the instance during a cleanup (running, incoming, migrated, absent).
+  returned: with cleanup
+  type: dict
 actions:
   description: What a cleanup did.
   returned: with cleanup

@@ -151,6 +151,10 @@ bridges:
   returned: always
   type: list
   elements: dict
+secondary:
+  description: The secondary interface as requested (its name and address), or null when none was given.
+  returned: always
+  type: dict
 '''
 
 import json

@@ -354,8 +354,8 @@ class DrbdSim:
         tags = [HERD_TAG, instance_tag(instance)]
         group = self.node.volumes
         for suffix, mib in (("_data", size), ("_meta", META_SIZE_MIB)):
-            group.lvs.setdefault((self.vg, f"{uuid}.disk{index}{suffix}"), {"size": group._round(mib),
-                                                                             "tags": list(tags)})
+            group.lvs.setdefault((self.vg, f"{uuid}.disk{index}{suffix}"),
+                                 {"size": group._round(mib), "tags": list(tags)})
 
     def remove_volumes(self, key: str) -> None:
         for name in self._lvs(key).values():
