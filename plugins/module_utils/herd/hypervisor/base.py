@@ -268,6 +268,21 @@ def run_dir() -> str:
     return os.environ.get("HERD_RUN_DIR", "/run/herd")
 
 
+def flock_until(fd: int, deadline: float, busy: str) -> None:
+    """Take an exclusive flock on ``fd``, polling until ``deadline`` (time.monotonic());
+    past it, a HypervisorError with the ``busy`` message."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            if time.monotonic() > deadline:
+                raise HypervisorError(busy) from None
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def instance_lock(name: str, what: str, timeout: float = 180) -> Iterator[None]:
     """Serialise the verbs that change one instance on this node (flock on /run/herd/locks/<name>.lock).
@@ -283,17 +298,8 @@ def instance_lock(name: str, what: str, timeout: float = 180) -> Iterator[None]:
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() > deadline:
-                        raise HypervisorError(f"{what}: instance {name} is busy with another operation on this "
-                                              f"node (lock {path} held for more than {timeout:g} s)") from None
-                    time.sleep(0.1)
+            flock_until(fd, deadline, f"{what}: instance {name} is busy with another operation on this "
+                                      f"node (lock {path} held for more than {timeout:g} s)")
             try:
                 same = os.fstat(fd).st_ino == os.stat(path).st_ino
             except FileNotFoundError:

@@ -22,8 +22,6 @@ forbids fork, so QEMU is not started with ``-daemonize``.
 """
 
 import contextlib
-import errno
-import fcntl
 import os
 import pwd
 import re
@@ -32,7 +30,7 @@ import time
 from typing import Iterable, Iterator, List, Optional, Set, Tuple
 
 from ..errors import ValidationError
-from .base import HypervisorError, run_dir
+from .base import HypervisorError, flock_until, run_dir
 
 SECURITY_MODELS = ("none", "user", "pool")
 SANDBOX_ROOT = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
@@ -125,17 +123,7 @@ def pool_lock(timeout: float = 120) -> Iterator[None]:
     os.makedirs(directory, mode=0o750, exist_ok=True)
     fd = os.open(os.path.join(directory, "uid-pool.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() > deadline:
-                    raise HypervisorError(f"the uid pool lock stayed busy for {timeout:g} s") from None
-                time.sleep(0.05)
+        flock_until(fd, time.monotonic() + timeout, f"the uid pool lock stayed busy for {timeout:g} s")
         yield
     finally:
         os.close(fd)
