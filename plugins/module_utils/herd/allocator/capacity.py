@@ -26,6 +26,7 @@ The cluster passed in is not modified (work happens on a clone).
 
 from __future__ import annotations
 
+import bisect
 import sys
 import time
 from collections import Counter
@@ -34,11 +35,14 @@ from typing import Any
 
 from .allocate import allocate, global_n1, place
 from .model import Cluster, Instance, ISpec
-from .rules import FAIL_MODES
+from .rules import FAIL_MODES, critical_values, policy_critical_values
 
 UNIT_MEM = 64
 UNIT_DSK = 256
 UNIT_CPU = 1
+# answer shrunk specs from remembered failures (see _Run); off only to check
+# that it changes no result
+REMEMBER_FAILURES = True
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,18 @@ def _shrink(spec: Spec, mode: str) -> Spec | None:
 
 
 class _Run:
+    """One allocation run on the working clone.
+
+    Failed attempts are remembered for the current cluster state (it changes
+    only when an instance is committed) together with, per dimension, the open
+    interval of sizes around the spec in which no node check can change its
+    answer (``rules.critical_values``).  A shrunk spec inside every interval
+    fails the same way, with the same failure counts, so the tiered walk's
+    64 MiB / 256 MiB steps cost a lookup instead of an allocation.  Only
+    failures where no node (pair) passed the node checks are remembered: when
+    candidates existed and the global N+1 check dropped them, the answer
+    depends on the sizes in ways these intervals do not describe."""
+
     def __init__(self, c: Cluster, template: str, su: int, capacity: bool,
                  ignore_soft: bool, limit: int | None, start: _Start) -> None:
         self.c = c
@@ -133,8 +149,47 @@ class _Run:
         self.limit = limit
         self.count = 0
         self.seq = 0
+        self.remember = REMEMBER_FAILURES
+        self._crit: tuple[list[float], ...] | None = None
+        self._failed: list[tuple[tuple[float, ...], Counter]] = []
 
-    def try_one(self, spec: Spec, commit: bool) -> tuple[bool, Counter, list[str]]:
+    def _critical(self) -> tuple[list[float], ...]:
+        if self._crit is None:
+            dims: tuple[list[float], ...] = ([], [], [], [])
+            for n in self.c.nodes:
+                if not n.offline:
+                    for d, vals in zip(dims, critical_values(n)):
+                        d.extend(vals)
+            for g in self.c.groups:
+                for d, vals in zip(dims, policy_critical_values(g.ipolicy)):
+                    d.extend(vals)
+            self._crit = tuple(sorted(set(d)) for d in dims)
+        return self._crit
+
+    def _remember(self, spec: Spec, fails: Counter) -> None:
+        bounds: list[float] = []
+        for crit, v in zip(self._critical(), (spec.mem, spec.dsk, spec.cpu, spec.spn)):
+            i = bisect.bisect_left(crit, v)
+            if i < len(crit) and crit[i] == v:
+                return              # on a critical value: no neighbour is known to match
+            bounds.append(crit[i - 1] if i else float("-inf"))
+            bounds.append(crit[i] if i < len(crit) else float("inf"))
+        self._failed.append((tuple(bounds), fails))
+
+    def _known_failure(self, spec: Spec) -> Counter | None:
+        m, d, cp, sp = spec.mem, spec.dsk, spec.cpu, spec.spn
+        for b, fails in self._failed:
+            if b[0] < m < b[1] and b[2] < d < b[3] and b[4] < cp < b[5] and b[6] < sp < b[7]:
+                return fails
+        return None
+
+    def try_one(self, spec: Spec, commit: bool) -> tuple[bool, Counter, list[str] | None]:
+        """Allocate ``spec`` once (committed if ``commit``).  The reasons of a
+        failure answered from memory are None (see ``reasons``)."""
+        if self.remember:
+            known = self._known_failure(spec)
+            if known is not None:
+                return False, known, None
         c = self.c
         self.seq += 1
         inst = _new_inst(c, f"new-{self.seq}", spec, self.template, self.su)
@@ -148,13 +203,29 @@ class _Run:
         if res.success and commit:
             place(c, inst, res.nodes, force=True)
             c.commit()
+            self._crit = None
+            self._failed = []
             return True, res.failures, []
         c.drop_last_instance(inst)
         self.seq -= 1
+        # every allowed group is allocable, so a failure without FailN1 means
+        # no node (pair) passed the node checks
+        if not res.success and self.remember and "FailN1" not in res.failures:
+            self._remember(spec, res.failures)
         return res.success, res.failures, ([] if res.success else
                                            [str(r) for r in res.reasons])
 
-    def iterate(self, spec: Spec) -> tuple[int, Counter, list[str]]:
+    def reasons(self, spec: Spec, reasons: list[str] | None) -> list[str]:
+        """The per-node reasons of the failure of ``spec`` in the current state."""
+        if reasons is not None:
+            return reasons
+        remember, self.remember = self.remember, False
+        try:
+            return self.try_one(spec, False)[2] or []
+        finally:
+            self.remember = remember
+
+    def iterate(self, spec: Spec) -> tuple[int, Counter, list[str] | None]:
         """Allocate ``spec`` until failure (hspace iterateAlloc)."""
         n = 0
         while self.limit is None or self.count < self.limit:
@@ -233,7 +304,8 @@ def standard_alloc(c: Cluster, template: str | None = None, spec: Spec | None = 
                            w.score(), time.monotonic() - t0)
     run = _Run(w, tmpl, su, capacity, ignore_soft, limit, start)
     n, fails, reasons = run.iterate(sp)
-    return AllocReport("standard", tmpl, n, [(sp, n)], _fail_mode(fails), fails, reasons,
+    return AllocReport("standard", tmpl, n, [(sp, n)], _fail_mode(fails), fails,
+                       run.reasons(sp, reasons),
                        w.score(), time.monotonic() - t0)
 
 
@@ -256,7 +328,7 @@ def tiered_alloc(c: Cluster, template: str | None = None, specs: list[Spec] | No
     run = _Run(w, tmpl, su, capacity, ignore_soft, limit, start)
     placed: dict[Spec, int] = {}
     order: list[Spec] = []
-    last: dict[str, Any] = {"fails": Counter(), "reasons": []}
+    last: dict[str, Any] = {"fails": Counter(), "reasons": [], "spec": None}
 
     dead: set[tuple[int, Spec]] = set()   # (allocation count, spec) known to add nothing
     tried: dict[tuple[int, Spec], tuple[bool, Counter]] = {}
@@ -284,10 +356,11 @@ def tiered_alloc(c: Cluster, template: str | None = None, specs: list[Spec] | No
     def _level(spec: Spec) -> bool:
         key = (run.count, spec)
         if key in tried and not tried[key][0]:
-            n, fails, reasons = 0, tried[key][1], last["reasons"]
+            n, fails, reasons = 0, tried[key][1], None
         else:
             n, fails, reasons = run.iterate(spec)
-        last["fails"], last["reasons"] = fails, reasons
+        # the state only changes in iterate, so it is still this one at the end
+        last["fails"], last["reasons"], last["spec"] = fails, reasons, spec
         if n:
             if spec not in placed:
                 order.append(spec)
@@ -339,7 +412,8 @@ def tiered_alloc(c: Cluster, template: str | None = None, specs: list[Spec] | No
             level(spec)
     finally:
         sys.setrecursionlimit(old_limit)
-    fails, reasons = last["fails"], last["reasons"]
+    fails = last["fails"]
+    reasons = run.reasons(last["spec"], last["reasons"]) if last["spec"] is not None else []
     specs_out = [(sp, placed[sp]) for sp in order]
     return AllocReport("tiered", tmpl, run.count, specs_out, _fail_mode(fails), fails, reasons,
                        w.score(), time.monotonic() - t0)

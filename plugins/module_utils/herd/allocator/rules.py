@@ -277,3 +277,52 @@ def n1_reason(node_name: str, failed_name: str, detail: str = "") -> Reason:
     if detail:
         text += f" ({detail})"
     return Reason("FailN1", node_name, text)
+
+
+
+def critical_values(n: "Node") -> tuple[list[float], list[float], list[float], list[float]]:
+    """Where the answers of ``pri_failure``/``sec_failure`` on ``n`` may change
+    as an instance's memory, disk, vCPUs and spindles grow, per dimension.
+
+    Every check above compares one integer instance size with a value derived
+    from the node: ``size >= t`` changes between t-1 and t (kept as t-0.5),
+    ``size > t`` between t and t+1 (t+0.5).  Two sizes with no kept value
+    between them get the same answer from every check, with the same failure
+    mode.  Capacity planning uses this to answer a shrunk spec without running
+    the checks again.  Keep in step with the two checks: a missing value here
+    makes the tiered capacity walk skip a real change of outcome."""
+    unalloc = n.unallocated_mem()
+    # primary: free memory and N+1 (size >= unallocated - rMem), forthcoming
+    # memory; secondary: the same plus N+1 with the primary's peer memory
+    mem = [unalloc - 0.5, unalloc - n.r_mem - 0.5, n.f_mem_forth - 0.5]
+    mem.extend(unalloc - m - 0.5 for m in n.peers.values())
+    # size >= free disk, size > free disk - reserved floor (with and without
+    # forthcoming instances)
+    dsk = [n.f_dsk - 0.5, n.f_dsk - n.lo_dsk + 0.5, n.f_dsk_forth - 0.5,
+           n.f_dsk_forth - n.lo_dsk + 0.5]
+    cpu: list[float] = []
+    if n.t_cpu and n.vcpu_ratio >= 0:
+        for used in (n.u_cpu, n.u_cpu_forth):
+            # (used + vcpus) / t_cpu > ratio is computed in floats: bracket the
+            # exact threshold so rounding cannot move the change past a kept value
+            lo = int((n.vcpu_ratio * n.t_cpu - used) // 1)
+            cpu.extend((lo - 0.5, lo + 0.5, lo + 1.5))
+    spn = [n.f_spindles + 0.5, n.f_sp_forth + 0.5]      # size > free spindles
+    return mem, dsk, cpu, spn
+
+
+def policy_critical_values(pol: "IPolicy") -> tuple[list[float], list[float], list[float],
+                                                    list[float]]:
+    """``critical_values`` of ``policy_failure``: below a minimum (size < t,
+    t-0.5) or above a maximum (size > t, t+0.5)."""
+    mem: list[float] = []
+    dsk: list[float] = []
+    cpu: list[float] = []
+    spn: list[float] = []
+    for mn, mx in pol.minmax:
+        for s, off in ((mn, -0.5), (mx, 0.5)):
+            mem.append(s.memory_size + off)
+            dsk.append(s.disk_size + off)
+            cpu.append(s.cpu_count + off)
+            spn.append(s.spindle_use + off)
+    return mem, dsk, cpu, spn
