@@ -96,6 +96,43 @@ def generate(nodes: int, instances: int, seed: int = 1, drbd_share: float = 0.7,
     return "\n".join(lines) + "\n"
 
 
+def iallocator_message(c: object, request: dict) -> dict:
+    """An IAllocator message (hail's JSON input) describing the loaded herd
+    cluster ``c`` (``text.load_text``) with ``request``: the same cluster for
+    hail and herd's IAllocator."""
+    groups = {g.uuid: {"name": g.name, "alloc_policy": g.alloc_policy, "networks": [],
+                       "tags": list(g.tags), "ipolicy": g.ipolicy.as_dict()}
+              for g in c.groups}  # type: ignore[attr-defined]
+    uuid = [g.uuid for g in c.groups]  # type: ignore[attr-defined]
+    nodes = {}
+    for n in c.nodes:  # type: ignore[attr-defined]
+        nodes[n.name] = {
+            "total_memory": int(n.t_mem), "reserved_memory": n.n_mem, "free_memory": n.f_mem,
+            "total_disk": int(n.t_dsk), "free_disk": n.f_dsk, "total_cpus": int(n.t_cpu),
+            "reserved_cpus": n.n_cpu, "group": uuid[n.group], "offline": n.offline,
+            "drained": False, "vm_capable": True, "master_candidate": True,
+            "master_capable": True, "tags": list(n.tags), "total_spindles": n.t_spindles,
+            "free_spindles": n.f_spindles, "primary_ip": "192.0.2.1",
+            "secondary_ip": "192.0.2.1", "i_pri_memory": 0, "i_pri_up_memory": 0,
+            "ndparams": {"spindle_count": n.t_spindles, "exclusive_storage": n.excl_stor,
+                         "oob_program": None}}
+    insts = {}
+    for i in c.instances:  # type: ignore[attr-defined]
+        names = [c.nodes[i.pnode].name] + (  # type: ignore[attr-defined]
+            [c.nodes[i.snode].name] if i.snode >= 0 else [])  # type: ignore[attr-defined]
+        size = i.dsk - 128 if i.template == "drbd" else i.dsk
+        insts[i.name] = {
+            "disks": [{"size": size, "mode": "rw", "spindles": 1}], "disk_space_total": i.dsk,
+            "memory": i.mem, "vcpus": i.vcpus, "disk_template": i.template, "nodes": names,
+            "tags": list(i.tags), "nics": [], "spindle_use": i.spindle_use,
+            "admin_state": "up", "admin_state_source": "admin", "hypervisor": "xen-pvm",
+            "os": "debian-image"}
+    return {"cluster_name": "bench", "cluster_tags": list(c.cluster_tags),  # type: ignore
+            "enabled_hypervisors": ["xen-pvm"], "version": 2,
+            "ipolicy": c.ipolicy.as_dict(),  # type: ignore[attr-defined]
+            "nodegroups": groups, "nodes": nodes, "instances": insts, "request": request}
+
+
 if __name__ == "__main__":  # pragma: no cover
     import sys
     sys.stdout.write(generate(int(sys.argv[1]), int(sys.argv[2])))

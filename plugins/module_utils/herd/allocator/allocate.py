@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from . import rules
 from .model import NO_NODE, SHARED_MOVABLE, Cluster, Instance, mirror_type
-from .moves import apply_move, move_opcodes
+from .moves import apply_move, move_opcodes, replace_secondary_each
 from .rules import Reason
 
 # In groups larger than this, the global N+1 check picks re-creation targets by
@@ -548,38 +548,51 @@ def _evac_one_node_only(c: Cluster, inst: Instance, gdx: int, avail: list[int],
 
 def _evac_drbd_all(c: Cluster, inst: Instance, gdx: int, avail: list[int], ignore_soft: bool,
                    reasons: list[str]) -> tuple | str:
+    """Every (new primary, new secondary) pair, as hail: replace the secondary
+    with the new primary, fail over, replace the secondary with the final one.
+    The first two steps depend on the new primary only, so they are applied
+    once per new primary and only the last step is tried per pair."""
     best = None
     last = "no nodes available"
     for tp in avail:
-        for ts in avail:
-            if tp == ts:
-                continue
-            mark = c.checkpoint()
-            seq = []
-            err = None
-            if c.nodes[inst.pnode].offline:
-                r = apply_move(c, inst, ("f",), ignore_soft)
-                if r:
-                    err = f"Failing over to the secondary: {r.mode}"
-                seq.append(("f",))
-            steps = [(("r", tp), "Changing secondary to new primary"),
-                     (("f",), "Failing over to new primary"),
-                     (("r", ts), "Changing secondary to final secondary")]
-            for mv, what in steps:
-                if err:
-                    break
-                r = apply_move(c, inst, mv, ignore_soft)
-                if r:
-                    err = f"{what}: {r.mode}"
-                    reasons.append(f"{c.nodes[tp].name}/{c.nodes[ts].name}: {what}: {r}")
-                seq.append(mv)
-            if err is None:
+        mark = c.checkpoint()
+        seq: list[tuple] = []
+        err = None
+        line = None
+        if c.nodes[inst.pnode].offline:
+            r = apply_move(c, inst, ("f",), ignore_soft)
+            if r:
+                err = f"Failing over to the secondary: {r.mode}"
+            seq.append(("f",))
+        for mv, what in ((("r", tp), "Changing secondary to new primary"),
+                         (("f",), "Failing over to new primary")):
+            if err:
+                break
+            r = apply_move(c, inst, mv, ignore_soft)
+            if r:
+                err = f"{what}: {r.mode}"
+                line = f"{what}: {r}"
+            seq.append(mv)
+        what = "Changing secondary to final secondary"
+        finals = [ts for ts in avail if ts != tp]
+        tried = replace_secondary_each(c, inst, finals, ignore_soft) if err is None else \
+            ((ts, None) for ts in finals)
+        for ts, r in tried:
+            if err is None and r is None:
                 s = c.score(gdx)
                 if best is None or not best[0] < s:
-                    best = (s, tuple(seq))
-            elif best is None:
-                last = "Allocation failed: " + err
-            c.rollback(mark)
+                    best = (s, tuple(seq) + (("r", ts),))
+                continue
+            if err is None:
+                e = f"{what}: {r.mode}"
+                reasons.append(f"{c.nodes[tp].name}/{c.nodes[ts].name}: {what}: {r}")
+            else:
+                e = err
+                if line is not None:
+                    reasons.append(f"{c.nodes[tp].name}/{c.nodes[ts].name}: {line}")
+            if best is None:
+                last = "Allocation failed: " + e
+        c.rollback(mark)
     if best is None:
         return "Can't find any good nodes for relocation: " + last
     return best[1]

@@ -13,7 +13,7 @@ that carry a move out (what an executor runs); ``move_label`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from . import rules
 from .model import Cluster, Instance
@@ -40,6 +40,31 @@ def apply_move(c: Cluster, inst: Instance, move: Move, force: bool = False) -> r
     if res is not None:
         c.rollback(mark)
     return res
+
+
+def replace_secondary_each(c: Cluster, inst: Instance, targets: Iterable[int],
+                           force: bool = False) -> Iterator[tuple[int, rules.Reason | None]]:
+    """``apply_move(c, inst, ("r", t), force)`` for each target ``t`` in turn:
+    yields ``(t, reason)`` with the move applied while the reason is None, and
+    undoes it before the next target (the cluster is as before at the end).
+    Taking the instance off its current nodes is shared by every target,
+    which halves the work of trying many secondaries."""
+    old_pdx, old_sdx = inst.pnode, inst.snode
+    force_s = c.nodes[old_sdx].offline or force
+    mark = c.checkpoint()
+    try:
+        c.remove_pri(old_pdx, inst)
+        c.remove_sec(old_sdx, inst)
+        base = c.checkpoint()
+        for t in targets:
+            c.set_inst_nodes(inst, old_pdx, t)
+            r = c.add_sec(t, inst, old_pdx, force_s)
+            if r is None:
+                r = c.add_pri(old_pdx, inst, True)
+            yield t, r
+            c.rollback(base)
+    finally:
+        c.rollback(mark)
 
 
 def apply_unchecked(c: Cluster, inst: Instance, move: Move, force: bool) -> rules.Reason | None:
