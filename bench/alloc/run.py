@@ -25,6 +25,7 @@ finish.  Output: markdown on stdout and in bench/alloc/results.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import resource
@@ -42,6 +43,9 @@ sys.path.insert(0, HERE)
 from gen import generate  # noqa: E402
 from htools_live import HSPACE_DATA, HTOOLS, hbal_cases  # noqa: E402
 
+from gen import iallocator_message  # noqa: E402
+
+from plugins.module_utils.herd.allocator import iallocator  # noqa: E402
 from plugins.module_utils.herd.allocator import score as hscore  # noqa: E402
 from plugins.module_utils.herd.allocator.balance import BalanceOptions, balance  # noqa: E402
 from plugins.module_utils.herd.allocator.capacity import capacity  # noqa: E402
@@ -62,6 +66,14 @@ GENERATED = [
 ]
 # capacity (hspace) is compared on these; at 400 nodes neither finishes in a useful time here
 CAPACITY_CASES = {"gen-4", "gen-20", "gen-100"}
+# IAllocator node-evacuate (all mode) of every instance on one node, beside hail
+EVACUATIONS = [
+    # name, generated cluster (nodes, instances), node evacuated
+    ("evac-20-node001", 20, 200, "node001"),
+    ("evac-100-node001", 100, 1500, "node001"),
+    ("evac-100-node050", 100, 1500, "node050"),
+]
+HAIL = "/usr/lib/ganeti/iallocators/hail"
 
 
 class Case:
@@ -208,7 +220,8 @@ def run_hbal(case: Case, timeout: float, gnodes: list[str]) -> dict:
         pn, _sep, sn = new.partition(":")
         placements[inst] = (pn, sn)
         moves += 1
-    return {"score": replay_score(case, placements, gnodes), "moves": moves, "time": wall}
+    return {"score": replay_score(case, placements, gnodes), "moves": moves, "time": cpu,
+            "wall": wall}
 
 
 def run_herd_capacity(case: Case) -> dict:
@@ -235,6 +248,40 @@ def run_hspace(case: Case, timeout: float) -> dict:
     ts = re.search(r"HTS_TSPEC='([^']*)'", p.stdout)
     tiered = sum(int(x.split("=")[1]) for x in ts.group(1).split()) if ts else 0
     return {"std": int(std.group(1)) if std else 0, "tiered": tiered, "time": cpu, "wall": wall}
+
+
+def run_evacuation(workdir: str, name: str, nodes: int, insts: int, node: str,
+                   timeout: float) -> str:
+    """One node-evacuate request answered by herd's IAllocator in-process and
+    by hail; a markdown row (CPU seconds, and whether the answers are equal)."""
+    path = os.path.join(workdir, f"gen-{nodes}.data")
+    if not os.path.exists(path):
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(generate(nodes, insts))
+    c = load_text(open(path, encoding="utf-8").read())
+    ndx = c.node_by_name[node]
+    names = [i.name for i in c.instances if ndx in (i.pnode, i.snode)]
+    msg = iallocator_message(c, {"type": "node-evacuate", "evac_mode": "all",
+                                 "instances": names})
+    req = os.path.join(workdir, f"{name}.json")
+    with open(req, "w", encoding="utf-8") as fh:
+        json.dump(msg, fh)
+    c0 = time.process_time()
+    ours = iallocator.run(iallocator.parse_request(msg))
+    cpu = time.process_time() - c0
+    p, _wall, hcpu = run_tool([HAIL, req], timeout)
+    if p is None or p.returncode != 0:
+        theirs, same = "timeout" if p is None else f"rc={p.returncode}", "-"
+    else:
+        theirs = f"{hcpu:.2f}"
+        same = "yes" if json.loads(p.stdout)["result"] == ours["result"] else "no"
+    moved, failed = len(ours["result"][0]), len(ours["result"][1])
+    return (f"| {name} | {len(names)} | {moved}/{failed} | {cpu:.2f} | {theirs} | "
+            f"{ratio(cpu, hcpu) if theirs[0].isdigit() else '-'} | {same} |")
+
+
+EVAC_HEAD = ("| node-evacuate case | instances | moved/failed | herd cpu s | hail cpu s | ratio | "
+             "same answer |\n|---|---|---|---|---|---|---|")
 
 
 def cases(workdir: str) -> list[Case]:
@@ -344,6 +391,15 @@ def main() -> int:
                f"{cap_cells[3]} | {cap_cells[4]} |")
         rows.append(row)
         print(row, flush=True)
+    evac_rows = []
+    for name, nodes, insts, node in EVACUATIONS:
+        if only and not any(name == o or (o.endswith("*") and name.startswith(o[:-1]))
+                            for o in only):
+            continue
+        if not evac_rows:
+            print("\n" + EVAC_HEAD)
+        evac_rows.append(run_evacuation(args.workdir, name, nodes, insts, node, args.timeout))
+        print(evac_rows[-1], flush=True)
     with open(args.out, "w", encoding="utf-8") as fh:
         fh.write("# herd allocator vs Ganeti htools 3.0.2\n\n")
         fh.write(f"Command: `/opt/herd/venv/bin/python bench/alloc/run.py --timeout "
@@ -358,6 +414,8 @@ def main() -> int:
                  "clusters also `--accept-existing`); ratio = herd/hspace of the sum "
                  "(>= 1 is herd as good or better).\n\n")
         fh.write(head + "\n" + sep + "\n" + "\n".join(rows) + "\n")
+        if evac_rows:
+            fh.write("\n" + EVAC_HEAD + "\n" + "\n".join(evac_rows) + "\n")
     return 0
 
 

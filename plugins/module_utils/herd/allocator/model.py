@@ -22,6 +22,7 @@ hard/soft check order of ``addPriEx``/``addSecExEx``.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -311,6 +312,7 @@ class Instance:
 _NODE_SCALARS = ("i_mem", "f_dsk", "f_spindles", "f_mem_forth", "f_dsk_forth", "u_cpu",
                  "u_cpu_forth", "inst_sp", "inst_sp_forth", "f_sp_forth", "r_mem", "fail_n1",
                  "loc_score", "load_c", "load_m", "load_d", "load_n")
+_SCALARS_OF = operator.itemgetter(*_NODE_SCALARS)
 
 
 class Cluster:
@@ -616,17 +618,29 @@ class Cluster:
         """Stop recording and forget the journal (changes stay)."""
         self._journal = None
 
-    def _snap(self, n: Node) -> None:
+    def _snap(self, n: Node) -> tuple | None:
+        """The node's state before a primitive changes it (None when not
+        recording); ``_log_node`` turns it into the primitive's undo."""
         if self._journal is None:
+            return None
+        return _SCALARS_OF(n.__dict__), n.vec
+
+    def _log_node(self, n: Node, snap: tuple | None, revert: Callable[[], None]) -> None:
+        """Record the undo of one primitive on ``n``: ``revert`` puts the
+        collections back; the scalars and the score vector come from ``snap``
+        (the vector is not recomputed: it is the one the statistics held)."""
+        if snap is None:
             return
-        vals = tuple(getattr(n, f) for f in _NODE_SCALARS)
+        vals, vec = snap
 
         def undo() -> None:
             self._unstat(n)
-            for f, v in zip(_NODE_SCALARS, vals):
-                setattr(n, f, v)
-            self._restat(n)
-        self._journal.append(undo)
+            revert()
+            n.__dict__.update(zip(_NODE_SCALARS, vals))
+            n.vec = vec
+            self.stats[n.group].add(n)
+            self.all_stats.add(n)
+        self._journal.append(undo)  # type: ignore[union-attr]
 
     def _log(self, fn: Callable[[], None]) -> None:
         if self._journal is not None:
@@ -677,10 +691,9 @@ class Cluster:
         fail = rules.pri_failure(n, inst, force, self.node_name)
         if fail is not None:
             return fail
-        self._snap(n)
+        snap = self._snap(n)
         self._unstat(n)
         self._pri_collections(n, inst, 1)
-        self._log(lambda: self._undo_collections(n, inst, True))
         uses_disk = inst.uses_local_storage
         # forthcoming fields (updated for every instance)
         n.f_mem_forth -= inst.mem
@@ -708,15 +721,15 @@ class Cluster:
             n.load_n += u[3]
             n.loc_score += inst.location_score + self._dsrd_score(n, inst)
         self._restat(n)
+        self._log_node(n, snap, lambda: self._revert_collections(n, inst, True))
         return None
 
     def remove_pri(self, ndx: int, inst: Instance) -> None:
         """htools ``removePri``."""
         n = self.nodes[ndx]
-        self._snap(n)
+        snap = self._snap(n)
         self._unstat(n)
         self._pri_collections(n, inst, -1)
-        self._log(lambda: self._undo_collections(n, inst, True, removed=True))
         uses_disk = inst.uses_local_storage
         n.f_mem_forth += inst.mem
         if uses_disk:
@@ -745,13 +758,12 @@ class Cluster:
             n.load_n -= u[3]
             n.loc_score -= inst.location_score + self._dsrd_score(n, inst)
         self._restat(n)
+        self._log_node(n, snap, lambda: self._revert_collections(n, inst, True, removed=True))
 
-    def _undo_collections(self, n: Node, inst: Instance, primary: bool,
-                          removed: bool = False, pdx: int = NO_NODE,
-                          peer_old: int | None = None) -> None:
-        # Called from the journal, after the scalar snapshot was pushed (so it
-        # runs before the scalar restore): reverse the collection change.
-        self._unstat(n)
+    def _revert_collections(self, n: Node, inst: Instance, primary: bool,
+                            removed: bool = False, pdx: int = NO_NODE,
+                            peer_old: int | None = None) -> None:
+        # part of a primitive's undo (``_log_node``): reverse its collection change
         sign = 1 if removed else -1
         if primary:
             self._pri_collections(n, inst, sign)
@@ -770,7 +782,6 @@ class Cluster:
                     n.peers[pdx] = peer_old
                 else:
                     n.peers.pop(pdx, None)
-        self._restat(n)
 
     def add_sec(self, ndx: int, inst: Instance, pdx: int, force: bool = False,
                 ignore_disks: bool = False) -> rules.Reason | None:
@@ -780,7 +791,7 @@ class Cluster:
         fail = rules.sec_failure(n, inst, pdx, force, ignore_disks, self.node_name)
         if fail is not None:
             return fail
-        self._snap(n)
+        snap = self._snap(n)
         self._unstat(n)
         idx = inst.idx
         n.slist_forth.add(idx)
@@ -804,14 +815,15 @@ class Cluster:
             n.inst_sp += self._spindle_delta(n, inst)
             n.load_d += inst.util[2]
         del uses_disk
-        self._log(lambda: self._undo_collections(n, inst, False, pdx=pdx, peer_old=peer_old))
         self._restat(n)
+        self._log_node(n, snap, lambda: self._revert_collections(n, inst, False, pdx=pdx,
+                                                                 peer_old=peer_old))
         return None
 
     def remove_sec(self, ndx: int, inst: Instance) -> None:
         """htools ``removeSec``."""
         n = self.nodes[ndx]
-        self._snap(n)
+        snap = self._snap(n)
         self._unstat(n)
         idx = inst.idx
         pdx = inst.pnode
@@ -841,9 +853,9 @@ class Cluster:
                 n.r_mem = max(n.peers.values(), default=0)
             n.fail_n1 = n.unallocated_mem() <= n.r_mem
             n.load_d -= inst.util[2]
-        self._log(lambda: self._undo_collections(n, inst, False, removed=True, pdx=pdx,
-                                                 peer_old=peer_old))
         self._restat(n)
+        self._log_node(n, snap, lambda: self._revert_collections(n, inst, False, removed=True,
+                                                                 pdx=pdx, peer_old=peer_old))
 
     # ---------------------------------------------------------------- helpers
     def node_name(self, ndx: int) -> str:
