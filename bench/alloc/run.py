@@ -331,6 +331,8 @@ def main() -> int:
     ap.add_argument("--herd-time-limit", type=float, default=300.0,
                     help="wall seconds for one herd rebalance (it stops and reports the moves "
                          "found; default 300)")
+    ap.add_argument("--capacity-only", action="store_true",
+                    help="skip the balancing runs (herd and hbal); capacity and evacuation only")
     ap.add_argument("--workdir", default=os.path.join(HERE, "data"))
     ap.add_argument("--out", default=os.path.join(HERE, "results.md"))
     args = ap.parse_args()
@@ -348,7 +350,7 @@ def main() -> int:
                             for o in only):
             continue
         hb = hh = hc = hs = None
-        if case.hbal:
+        if case.hbal and not args.capacity_only:
             hb = run_herd_balance(case, args.herd_time_limit)
             if "error" not in hb:
                 hh = run_hbal(case, args.timeout, hb["nodes"])
