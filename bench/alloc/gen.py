@@ -32,8 +32,11 @@ POLICY = ("|8192,2,102400,1,1,1|128,1,1024,1,1,1;65536,16,1048576,16,8,12|"
 
 def generate(nodes: int, instances: int, seed: int = 1, drbd_share: float = 0.7,
              tagged_share: float = 0.2, hot_share: float = 0.34,
-             hot_weight: float = 6.0) -> str:
-    """Return the text of a cluster with ``nodes`` nodes and up to ``instances``."""
+             hot_weight: float = 6.0, groups: int = 1, offline: int = 0) -> str:
+    """Return the text of a cluster with ``nodes`` nodes and up to ``instances``.
+
+    ``groups`` node groups (nodes dealt round-robin; a drbd instance keeps both
+    nodes in one group); the last ``offline`` nodes are offline and empty."""
     rnd = random.Random(seed)
     n_rows = []
     for i in range(nodes):
@@ -41,7 +44,8 @@ def generate(nodes: int, instances: int, seed: int = 1, drbd_share: float = 0.7,
         n_rows.append({"name": f"node{i + 1:03d}", "t_mem": t_mem, "n_mem": 1024,
                        "t_dsk": t_dsk, "cpus": cpus, "used_mem": 0, "used_dsk": 0})
     hot = max(1, int(nodes * hot_share))
-    weights = [hot_weight if i < hot else 1.0 for i in range(nodes)]
+    weights = [0.0 if i >= nodes - offline else hot_weight if i < hot else 1.0
+               for i in range(nodes)]
     inst_rows = []
     services = [f"svc:s{k}" for k in range(max(2, nodes // 2))]
     for j in range(instances):
@@ -60,7 +64,7 @@ def generate(nodes: int, instances: int, seed: int = 1, drbd_share: float = 0.7,
                 placed = (p, None, dneed)
                 break
             s = rnd.choices(range(nodes), weights)[0]
-            if s == p:
+            if s == p or s % groups != p % groups:
                 continue
             sn = n_rows[s]
             if sn["t_dsk"] - sn["used_dsk"] - dneed < 10240:
@@ -79,20 +83,22 @@ def generate(nodes: int, instances: int, seed: int = 1, drbd_share: float = 0.7,
             f"inst{j + 1:05d}", str(mem), str(dneed), str(vcpus), "running", "Y",
             n_rows[p]["name"], n_rows[s]["name"] if s is not None else "",
             "drbd" if s is not None else "plain", tags, "1"]))
-    lines = ["default|uuid-default|preferred||", ""]
-    for n in n_rows:
+    gnames = ["default"] + [f"group{k}" for k in range(1, groups)]
+    lines = [f"{g}|uuid-{g}|preferred||" for g in gnames] + [""]
+    for i, n in enumerate(n_rows):
         f_mem = n["t_mem"] - n["n_mem"] - n["used_mem"]
         f_dsk = n["t_dsk"] - n["used_dsk"]
         lines.append("|".join([n["name"], str(n["t_mem"]), str(n["n_mem"]), str(f_mem),
-                               str(n["t_dsk"]), str(f_dsk), str(n["cpus"]), "N",
-                               "uuid-default", "1"]))
+                               str(n["t_dsk"]), str(f_dsk), str(n["cpus"]),
+                               "Y" if i >= nodes - offline else "N",
+                               f"uuid-{gnames[i % groups]}", "1"]))
     lines.append("")
     lines.extend(inst_rows)
     lines.append("")
     lines.append("htools:iextags:svc")
     lines.append("")
     lines.append(POLICY)
-    lines.append("default" + POLICY)
+    lines.extend(g + POLICY for g in gnames)
     return "\n".join(lines) + "\n"
 
 
