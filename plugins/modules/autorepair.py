@@ -62,10 +62,14 @@ options:
 '''
 
 EXAMPLES = r'''
-- name: Allow storage repairs on every instance and failover on web1
+- name: Allow storage repairs on every instance
   herd.cluster.cluster:
     name: cluster.example.org
     tags: [herd:autorepair:fix-storage]
+- name: And failover for web1
+  herd.cluster.instance:
+    name: web1.example.org
+    tags: [herd:autorepair:failover]
 - name: See what would be repaired
   herd.cluster.autorepair:
   check_mode: true
