@@ -43,6 +43,7 @@ attributes:
       is touched, no tag is written.
   diff_mode:
     support: none
+    description: The repairs' own modules show their diffs; this report lists each instance's state instead.
 options:
   instances:
     description: Only these instances (default every instance).
