@@ -131,3 +131,20 @@ def test_the_watcher_pass_goes_on_after_one_instance_fails(web1, nodes):
     assert [f["instance"] for f in result["failures"]] == ["web1"] and "split brain" in result["failures"][0]["reason"]
     assert [a["instance"] for a in result["activated"]] == ["db1"]
     assert nodes[2].drbd.status(keys(web1, "db1")[0])["connected"]
+
+
+def test_a_node_that_does_not_answer_yet_is_skipped_not_failed(web1, nodes):
+    instance_op.ensure(web1, spec(name="db1", disk_template="drbd", disks=["1G"], primary_node="node2",
+                                  secondary_node="node3"))
+    web1_key, db1_key = keys(web1)[0], keys(web1, "db1")[0]
+    nodes[2].drbd.down(db1_key)
+    nodes[1].reachable = False          # node2 is still rebooting: web1's secondary, db1's primary
+    result = disks_activate.activate_all(web1)
+    assert result["failures"] == [] and result["activated"] == []
+    assert any(s.startswith("web1: node2 does not answer") for s in result["skipped"])
+    assert any(s.startswith("db1: cannot read the disks of db1") for s in result["skipped"])
+    assert db1_key not in nodes[2].drbd and web1_key in nodes[0].drbd
+    nodes[1].reachable = True
+    nodes[1].drbd.down(web1_key)
+    again = disks_activate.activate_all(web1)
+    assert [a["instance"] for a in again["activated"]] == ["db1", "web1"]

@@ -227,6 +227,11 @@ def test_a_failed_repair_is_recorded_and_not_retried_until_reset(web1, nodes):
         assert "reset: [web1]" in row(again)["msg"] and changes_since(web1, start) == []
     instance_tags(web1, ["web"])                           # declaring the tags keeps the repair state
     assert any(t.endswith(":failure") for t in web1.store.load().instances["web1"].tags)
+    web1.check_mode = True
+    plan = autorepair.autorepair(web1, {"reset": ["web1"]})
+    assert plan["reset"] == ["web1"] and row(plan)["state"] == "would-repair"
+    assert any(t.endswith(":failure") for t in web1.store.load().instances["web1"].tags)
+    web1.check_mode = False
     result = autorepair.autorepair(web1, {"reset": ["web1"]})
     assert result["reset"] == ["web1"] and result["repaired"] == ["web1"]
     assert web1.store.load().instances["web1"].secondary_node == "node3"

@@ -51,6 +51,7 @@ from ..jobs import _alive
 from . import disks_activate, migrate, replace_disks
 from .common import Context
 from .info import drbd_proc
+from . import repair_tags
 from .repair_tags import Record, policy, record_tag, records
 
 OPCODE = "autorepair"
@@ -198,6 +199,9 @@ def autorepair(ctx: Context, spec: Optional[Dict[str, Any]] = None) -> Dict[str,
     cleared = _reset(ctx, config, opts["reset"])
     if cleared and not ctx.check_mode:
         config = ctx.load_master_config()
+    for name in cleared if ctx.check_mode else []:
+        # what the round would see after the reset (this copy of the config is never saved)
+        config.instances[name].tags = [t for t in config.instances[name].tags if not repair_tags.is_state(t)]
     wanted = [config.instances[n] for n in sorted(opts["instances"] or config.instances)]
     proc = drbd_proc(ctx, config, wanted)
     rows: List[Dict[str, Any]] = []

@@ -38,6 +38,10 @@ OPCODE = "instance_activate_disks"
 STATES = ("active",)
 
 
+class Unreachable(PrerequisiteError):
+    """The instance's primary does not answer (rebooting, or dead and not yet marked offline)."""
+
+
 @dataclass
 class Step:
     node: str
@@ -86,12 +90,21 @@ def plan(ctx: Context, config: Config, inst: Instance) -> Dict[str, Any]:
     skipped += [f"{n} is offline: the disks of {inst.name} stay degraded until it is back or the secondary is "
                 "replaced (herd.cluster.instance_replace_disks)" for n in nodes if n not in online]
     for index in range(len(inst.disks)):
-        states = {node: _drbd_status(ctx, config, inst, index, node) for node in online}
+        states = {}
+        for node in list(online):
+            try:
+                states[node] = _drbd_status(ctx, config, inst, index, node)
+            except RpcError as exc:
+                if node == primary:
+                    raise
+                # a secondary still rebooting: the primary's side is done now, its own at the next run
+                online.remove(node)
+                skipped.append(f"{node} does not answer ({exc}): the disks of {inst.name} are not activated there")
         if len(online) == 2 and all(s is not None and s.get("cs") == "StandAlone" for s in states.values()):
             raise PrerequisiteError(f"disk {index} of {inst.name} is StandAlone on both {online[0]} and {online[1]}: "
                                     f"a split brain is not activated automatically; {SPLIT_BRAIN_HINT}")
         for node in online:
-            status = states[node]
+            status = states.get(node)
             if status is None:
                 steps.append(Step(node, index, "drbd_attach", "not configured"))
             elif status.get("cs") == "StandAlone":
@@ -133,7 +146,7 @@ class ActivateDisks(Operation):
         try:
             found = plan(self.ctx, config, inst)
         except RpcError as exc:
-            raise PrerequisiteError(f"cannot read the disks of {self.name}: {exc}") from None
+            raise Unreachable(f"cannot read the disks of {self.name}: {exc}") from None
         self.steps = found["steps"]
         if not self.quiet:
             self.ctx.warnings.extend(found["skipped"])
@@ -177,6 +190,10 @@ def activate_all(ctx: Context, spec: Optional[Dict[str, Any]] = None) -> Dict[st
             op = ActivateDisks(ctx, {"name": name, "state": "active"})
             op.quiet = True
             result = op.run()
+        except Unreachable as exc:
+            # a primary still rebooting is the restart step's (and the next run's) business
+            skipped.append(f"{name}: {exc}")
+            continue
         except HerdError as exc:
             failures.append({"instance": name, "reason": str(exc)})
             continue
