@@ -68,8 +68,8 @@ actions:
   returned: with name
   type: list
   elements: str
-skipped:
-  description: Nodes or instances left out and why (an offline node).
+left_out:
+  description: Nodes or instances left out and why (an offline node, a node that does not answer yet).
   returned: always
   type: list
   elements: str

@@ -141,8 +141,8 @@ def test_a_node_that_does_not_answer_yet_is_skipped_not_failed(web1, nodes):
     nodes[1].reachable = False          # node2 is still rebooting: web1's secondary, db1's primary
     result = disks_activate.activate_all(web1)
     assert result["failures"] == [] and result["activated"] == []
-    assert any(s.startswith("web1: node2 does not answer") for s in result["skipped"])
-    assert any(s.startswith("db1: cannot read the disks of db1") for s in result["skipped"])
+    assert any(s.startswith("web1: node2 does not answer") for s in result["left_out"])
+    assert any(s.startswith("db1: cannot read the disks of db1") for s in result["left_out"])
     assert db1_key not in nodes[2].drbd and web1_key in nodes[0].drbd
     nodes[1].reachable = True
     nodes[1].drbd.down(web1_key)

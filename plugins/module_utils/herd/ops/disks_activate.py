@@ -153,7 +153,7 @@ class ActivateDisks(Operation):
         before = {"disks_active": not self.steps}
         actions = [s.text() for s in self.steps]
         return {"changed": bool(self.steps), "instance": self.name, "actions": actions,
-                "skipped": found["skipped"], "diff": diff_dict(before, {"disks_active": True}),
+                "left_out": found["skipped"], "diff": diff_dict(before, {"disks_active": True}),
                 "msg": (f"instance {self.name}: would " + "; ".join(actions)) if actions
                 else f"the disks of {self.name} are active"}
 
@@ -197,11 +197,11 @@ def activate_all(ctx: Context, spec: Optional[Dict[str, Any]] = None) -> Dict[st
         except HerdError as exc:
             failures.append({"instance": name, "reason": str(exc)})
             continue
-        skipped += [f"{name}: {s}" for s in result.get("skipped", [])]
+        skipped += [f"{name}: {s}" for s in result.get("left_out", [])]
         if result["changed"]:
             activated.append({"instance": name, "actions": result["actions"]})
     changed = bool(activated)
     verb = "would activate" if ctx.check_mode else "activated"
     msg = (f"{verb} the disks of " + ", ".join(a["instance"] for a in activated)) if activated \
         else "the disks of every instance that should run are active"
-    return {"changed": changed, "activated": activated, "failures": failures, "skipped": skipped, "msg": msg}
+    return {"changed": changed, "activated": activated, "failures": failures, "left_out": skipped, "msg": msg}
