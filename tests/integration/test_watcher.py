@@ -1,5 +1,8 @@
 """playbooks/watcher.yml: a crashed instance (its fake hypervisor state removed on its node) is
-started again; an instance the operator stopped is left alone; a second run does nothing."""
+started again; an instance the operator stopped is left alone; the disk re-activation and the
+auto-repair steps run over the real cluster (the namespace nodes have no DRBD or device-mapper,
+so there is nothing to activate or repair here: the DRBD cases are the unit tests'); a second
+run does nothing."""
 
 from __future__ import annotations
 
@@ -16,18 +19,20 @@ def status(inventory, names):
     return {r["name"]: r["status"] for r in rows}
 
 
-def make(inventory, name, state):
+def make(inventory, name, state, template="diskless"):
     result = ansible_run.module(inventory, MASTER, "instance", {
-        "name": name, "state": state, "hypervisor": "fake", "disk_template": "diskless", "memory": "128M",
-        "primary_node": "node2"})
+        "name": name, "state": state, "hypervisor": "fake", "disk_template": template, "memory": "128M",
+        "primary_node": "node2", **({"disks": ["64M"]} if template != "diskless" else {})})
     assert not result.get("failed"), result.get("msg")
 
 
 def test_watcher_restarts_a_crashed_instance_and_leaves_a_stopped_one_alone(site, inventory, vcluster):
     names = ["wt-crashed", "wt-stopped"]
     try:
-        make(inventory, "wt-crashed", "running")
+        make(inventory, "wt-crashed", "running", template="file")
         make(inventory, "wt-stopped", "stopped")
+        disks = ansible_run.module(inventory, MASTER, "instance_disks", {"name": "wt-crashed", "state": "active"})
+        assert not disks.get("failed") and disks["changed"] is False and disks["actions"] == [], disks
         vcluster.exec("node2", ["rm", "-f", "/var/lib/herd/fake/wt-crashed.json"], check=True)
         assert status(inventory, names) == {"wt-crashed": "ERROR_down", "wt-stopped": "ADMIN_down"}
 
@@ -35,6 +40,10 @@ def test_watcher_restarts_a_crashed_instance_and_leaves_a_stopped_one_alone(site
         assert run.rc == 0, run
         restarted = [r["item"]["name"] for r in run.result("Restart the instances that crashed", MASTER)["results"]]
         assert restarted == ["wt-crashed"]
+        activated = run.result("Re-activate the disks of the instances that should run", MASTER)
+        assert not activated.get("failed") and activated["failures"] == [], activated
+        repaired = run.result("Auto-repair what the operator opted into", MASTER)
+        assert not repaired.get("failed") and repaired["instances"] == [] and repaired["repaired"] == [], repaired
         assert status(inventory, names) == {"wt-crashed": "running", "wt-stopped": "ADMIN_down"}
 
         again = ansible_run.playbook(inventory, REPO / "playbooks" / "watcher.yml")

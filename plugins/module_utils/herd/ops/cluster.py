@@ -11,6 +11,7 @@ from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, Cluster, Co
                       new_uuid, now)
 from ..errors import PrerequisiteError, RpcError, ValidationError
 from ..rpc import known_host_keys
+from . import repair_tags
 from .common import Context, diff_dict, require
 from .master import configure_master_ip
 
@@ -64,6 +65,7 @@ def validate_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
         names.check_simple(spec["default_iallocator"], "default_iallocator")
     if spec.get("tags") is not None:
         out["tags"] = sorted(set(names.check_tag(t) for t in spec["tags"]))
+        repair_tags.check_tags(out["tags"])
     if spec.get("hvparams") is not None:
         hvparams = spec["hvparams"]
         if not isinstance(hvparams, dict):

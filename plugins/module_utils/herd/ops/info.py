@@ -135,7 +135,7 @@ def instance_info(ctx: Context, selected: Optional[List[str]] = None, live: bool
     if live and wanted:
         vm_nodes = [n for n in sorted(config.nodes) if config.nodes[n].vm_capable]
         running = nodecalls.running_on(ctx, config, vm_nodes)
-    drbd_proc = _drbd_proc(ctx, config, [config.instances[n] for n in wanted]) if live else {}
+    proc = drbd_proc(ctx, config, [config.instances[n] for n in wanted]) if live else {}
     rows = []
     for name in wanted:
         inst = config.instances[name]
@@ -145,8 +145,8 @@ def instance_info(ctx: Context, selected: Optional[List[str]] = None, live: bool
             view["status"] = status_word(config, inst, where, running)
             view["running_on"] = where
             if inst.disk_template == "drbd":
-                problems = disk_health.drbd_problems(inst, drbd_proc)
-                asked = any(drbd_proc.get(n) is not None for n in inst.nodes())
+                problems = disk_health.drbd_problems(inst, proc)
+                asked = any(proc.get(n) is not None for n in inst.nodes())
                 view["disk_health"] = disk_health.health_word(problems, asked)
                 view["disk_problems"] = [p.text() for p in problems]
             else:
@@ -160,7 +160,7 @@ def instance_info(ctx: Context, selected: Optional[List[str]] = None, live: bool
     return {"instances": rows, "table": instance_table(rows)}
 
 
-def _drbd_proc(ctx: Context, config: Config, instances: List[Any]) -> Dict[str, Optional[Dict[str, Any]]]:
+def drbd_proc(ctx: Context, config: Config, instances: List[Any]) -> Dict[str, Optional[Dict[str, Any]]]:
     """Every DRBD minor of the nodes holding a drbd instance's disks (None: node not asked)."""
     nodes = sorted({n for inst in instances if inst.disk_template == "drbd" for n in inst.nodes()
                     if n in config.nodes and not config.nodes[n].offline})

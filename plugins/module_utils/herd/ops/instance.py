@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 from .. import validate as node_checks
 from ..config import Disk, Instance, Nic, new_uuid, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
-from . import nodecalls, placement
+from . import nodecalls, placement, repair_tags
 from .common import Context, diff_dict
 from .info import status_word
 from . import network as network_ops
@@ -349,8 +349,11 @@ def plan_modify(config: Any, inst: Instance, spec: Dict[str, Any]) -> Dict[str, 
                      "name": n.name} for n in inst.nics]
         if nics != now_nics:
             changes["nics"] = nics
-    if spec["tags"] is not None and spec["tags"] != sorted(inst.tags):
-        changes["tags"] = spec["tags"]
+    if spec["tags"] is not None:
+        # the repair state autorepair keeps in the tags is not the operator's to declare: kept as it is
+        kept = [t for t in inst.tags if repair_tags.is_state(t)]
+        if sorted(set(spec["tags"]) | set(kept)) != sorted(inst.tags):
+            changes["tags"] = sorted(set(spec["tags"]) | set(kept))
     return changes
 
 

@@ -15,6 +15,7 @@ from ..config import (DEFAULT_BEPARAMS, DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERV
                       Instance)
 from ..errors import PrerequisiteError, ValidationError
 from ..units import parse_size_mib
+from . import repair_tags
 
 STATES = ("present", "running", "stopped", "restarted", "absent")
 OS_TYPES = ("noop", "image", "cloud_init")
@@ -72,6 +73,7 @@ def validate(spec: Dict[str, Any], config: Optional[Config] = None) -> Dict[str,
     out["os"] = os_type  # None: not declared (noop at creation, unchanged afterwards)
     out["osparams"] = _osparams(os_type or "noop", spec.get("osparams") or {})
     out["tags"] = None if spec.get("tags") is None else sorted(set(names.check_tag(t) for t in spec["tags"]))
+    repair_tags.check_tags(out["tags"] or [])
     return out
 
 

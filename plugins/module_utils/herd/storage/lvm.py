@@ -265,7 +265,9 @@ class Plain(Template):
         volume = self.lvm.find(ids["vg"], ids["lv"])
         return {"exists": volume is not None, "path": f"/dev/{ids['vg']}/{ids['lv']}",
                 "size": volume.size if volume else None, "tags": volume.tags if volume else [],
-                "device_present": os.path.exists(f"/dev/{ids['vg']}/{ids['lv']}")}
+                "device_present": os.path.exists(f"/dev/{ids['vg']}/{ids['lv']}"),
+                # without device-mapper no LV can be active: activate-disks has nothing to do then
+                "activatable": bool(self.settings.lvm_driverloaded)}
 
     def list(self, ctx: StorageContext) -> List[Dict[str, Any]]:
         return [classify(v) for v in self.lvm.list_lvs(ctx.vg)]
