@@ -89,6 +89,15 @@ options:
     description: Tags; the list replaces the current tags.
     type: list
     elements: str
+  vnc_password:
+    description:
+      - Password of the instance's VNC console, 1 to 8 printable ASCII characters (VNC authentication uses 8);
+        an empty string removes it. Only accepted when VNC listens on a non-local address
+        (I(hvparams.vnc_bind_address) not loopback): a loopback-bound console is reached through SSH.
+      - QEMU reads it from a file only root can read on the node (mode 0600), never from its command line. It
+        is never shown in results, diffs or the job journal (C(instance.vnc_password_set) says whether one is
+        set); a change applies at the next restart.
+    type: str
   primary_node:
     description: Node to create the instance on; without it the allocator chooses.
     type: str
@@ -176,6 +185,7 @@ INSTANCE_ARGS = dict(
     os=dict(type='str', choices=['noop', 'image', 'cloud_init']),
     osparams=dict(type='dict', no_log=True),
     tags=dict(type='list', elements='str'),
+    vnc_password=dict(type='str', no_log=True),
     primary_node=dict(type='str'),
     secondary_node=dict(type='str'),
     restart_on_change=dict(type='bool', default=False),

@@ -444,3 +444,31 @@ def test_tap_with_vlan_on_a_plain_bridge_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(tap, "_ip", lambda args, what: pytest.fail(f"ran {args}"))
     with pytest.raises(base.HypervisorError, match="vlan 100 needs a VLAN-aware bridge"):
         tap.create("hv12345678", "br0", 100, "NIC 0 of web1", UUID, "web1")
+
+
+# --- VNC password ---------------------------------------------------------------
+
+def test_vnc_password_is_a_secret_object_never_on_the_command_line():
+    spec = make_spec(vnc_password="s3cr#tPw", hvparams={"vnc_bind_address": "0.0.0.0"})
+    argv = build(spec)
+    assert "s3cr#tPw" not in " ".join(argv)
+    assert value_after(argv, "-object") == [f"secret,id=herd-vnc-secret,format=raw,file={RUN}/web1.example.org.vnc-secret"]
+    assert value_after(argv, "-vnc") == ["0.0.0.0:5100,password-secret=herd-vnc-secret"]
+
+
+def test_vnc_password_is_not_used_on_a_loopback_console():
+    argv = build(make_spec(vnc_password="s3cr#tPw"))
+    assert value_after(argv, "-vnc") == ["127.0.0.1:5100"] and "-object" not in argv
+
+
+def test_vnc_secret_file_is_0600_from_its_creation(tmp_path):
+    path = str(tmp_path / "web1.vnc-secret")
+    kvm.write_secret(path, "s3cr#tPw")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with open(path, encoding="utf-8") as handle:
+        assert handle.read() == "s3cr#tPw"
+
+
+def test_node_refuses_an_unusable_vnc_password():
+    with pytest.raises(ValidationError, match="1 to 8"):
+        make_spec(vnc_password="123456789", hvparams={"vnc_bind_address": "0.0.0.0"})

@@ -190,6 +190,8 @@ class Instance:
     disks: List[Disk] = field(default_factory=list)
     tags: List[str] = field(default_factory=list)
     network_port: Optional[int] = None
+    # The VNC password (a secret: never in views, diffs or logs; given to QEMU as a 0600 file).
+    vnc_password: Optional[str] = None
     # Changes accepted while running that take effect at the next restart.
     pending_restart: bool = False
     ctime: float = 0.0

@@ -114,6 +114,8 @@ class InstanceSpec:
     # set at start from ``qemu -machine help`` (pc -> pc-i440fx-7.2) and kept in the
     # runtime file, so a migration target builds the very same machine
     machine: Optional[str] = None
+    # VNC password (a secret: handed to QEMU in a 0600 file, never on its command line)
+    vnc_password: Optional[str] = None
 
     @classmethod
     def from_dict(cls, data: Any) -> "InstanceSpec":
@@ -147,8 +149,10 @@ class InstanceSpec:
                                                                           for i, d in enumerate(disks)]:
             if path and "," in path:
                 raise ValidationError(f"{what} path {path!r} must not contain ','")
+        vnc_password = check_vnc_password(data.get("vnc_password")) if data.get("vnc_password") else None
         return cls(name=name, uuid=uuid, memory=memory, vcpus=vcpus, hvparams=hv, network_port=port,
-                   disks=disks, nics=nics, cdrom=cdrom, uefi_vars=uefi_vars, machine=machine)
+                   disks=disks, nics=nics, cdrom=cdrom, uefi_vars=uefi_vars, machine=machine,
+                   vnc_password=vnc_password)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -159,6 +163,37 @@ class InstanceSpec:
         if self.network_port is None or self.hvparams.get("vnc_bind_address") in ("", "none", None):
             return None
         return self.network_port - VNC_BASE_PORT
+
+    @property
+    def vnc_password_applies(self) -> bool:
+        """QEMU asks for the password: one is set and VNC listens on a non-local address."""
+        return bool(self.vnc_password) and self.vnc_display is not None and \
+            vnc_bind_is_remote(self.hvparams.get("vnc_bind_address"))
+
+
+VNC_PASSWORD_MAX = 8  # VNC authentication (DES) uses the first 8 characters only
+
+
+def check_vnc_password(value: Any) -> str:
+    """A VNC password: 1 to 8 printable ASCII characters. The message never echoes the value."""
+    if not isinstance(value, str):
+        raise ValidationError(f"vnc_password must be a string, got {type(value).__name__}")
+    if not 1 <= len(value) <= VNC_PASSWORD_MAX:
+        raise ValidationError(f"vnc_password has {len(value)} characters: VNC authentication takes 1 to "
+                              f"{VNC_PASSWORD_MAX}")
+    if not all(" " < c <= "~" for c in value):
+        raise ValidationError("vnc_password must be printable ASCII without spaces (VNC authentication)")
+    return value
+
+
+def vnc_bind_is_remote(address: Any) -> bool:
+    """VNC listens on an address other machines can reach (not loopback, not off)."""
+    if address in ("", "none", None):
+        return False
+    try:
+        return not ipaddress.ip_address(str(address)).is_loopback
+    except ValueError:
+        return False
 
 
 def check_hvparams(params: Any) -> Dict[str, Any]:

@@ -47,6 +47,7 @@ STATUS_BY_QEMU = {"postmigrate": "migrated", "inmigrate": "incoming"}
 TLS_SERVER_ID = "herd-mig-tls"
 TLS_AUTHZ_ID = "herd-mig-authz"
 TLS_CLIENT_ID = "herd-mig-tls-client"
+VNC_SECRET_ID = "herd-vnc-secret"
 
 
 class IncomingTLS:
@@ -82,9 +83,12 @@ class Paths:
         self.serial = os.path.join(base, f"{name}.serial")
         self.runtime = os.path.join(base, f"{name}.runtime.json")
         self.log = os.path.join(base, f"{name}.log")
+        # the VNC password QEMU reads (-object secret,file=...): 0600, root's
+        self.vnc_secret = os.path.join(base, f"{name}.vnc-secret")
 
     def leftovers(self) -> List[str]:
-        return [p for p in (self.pid, self.qmp, self.serial, self.runtime, self.log) if os.path.exists(p)]
+        return [p for p in (self.pid, self.qmp, self.serial, self.runtime, self.log, self.vnc_secret)
+                if os.path.exists(p)]
 
 
 def _escape(value: str) -> str:
@@ -126,7 +130,12 @@ def build_command(spec: InstanceSpec, paths: Paths, machine: Optional[str] = Non
     cmd += ["-display", "none"]
     display = spec.vnc_display
     if display is not None:
-        cmd += ["-vga", "std", "-vnc", _host_port(hv["vnc_bind_address"], display)]
+        vnc = _host_port(hv["vnc_bind_address"], display)
+        if spec.vnc_password_applies:
+            # QEMU reads the password from the file: it is never on the command line (ps)
+            cmd += ["-object", f"secret,id={VNC_SECRET_ID},format=raw,file={_escape(paths.vnc_secret)}"]
+            vnc += f",password-secret={VNC_SECRET_ID}"
+        cmd += ["-vga", "std", "-vnc", vnc]
     if hv["firmware"] == "uefi":
         cmd += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_escape(ovmf_code)}",
                 "-drive", f"if=pflash,format=raw,unit=1,file={_escape(spec.uefi_vars or '')}"]
@@ -350,6 +359,15 @@ def write_runtime(paths: Paths, data: Dict[str, Any]) -> None:
     os.replace(tmp, paths.runtime)
 
 
+def write_secret(path: str, text: str) -> None:
+    """A secret file, 0600 from its creation, replaced atomically."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
 def _wait_gone(pid: int, paths: Paths, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -440,6 +458,8 @@ class KVM(Hypervisor):
             ensure_uefi_vars(spec.uefi_vars, OVMF_VARS_TEMPLATE)
         if not spec.machine:
             spec.machine = resolve_machine(spec.hvparams["machine_type"], self.qemu)
+        if spec.vnc_password_applies:
+            write_secret(paths.vnc_secret, spec.vnc_password or "")
         created: List[str] = []
         # the pool user is taken once QEMU runs as it: choosing and starting is one step per node
         with confine.pool_lock():
@@ -510,7 +530,7 @@ class KVM(Hypervisor):
         for name in sorted(set((tap_names or []) + runtime.get("taps", []) + taps.instance_taps(paths.name))):
             if taps.remove(name, paths.name):
                 removed.append(f"tap {name}")
-        for path in (paths.pid, paths.qmp, paths.serial, paths.log, paths.runtime):
+        for path in (paths.pid, paths.qmp, paths.serial, paths.log, paths.runtime, paths.vnc_secret):
             if path == paths.runtime and not remove_runtime:
                 continue
             if path == paths.log and keep_log:
@@ -649,6 +669,8 @@ class KVM(Hypervisor):
         paths = Paths(name)
         result = self.status(name)
         runtime = read_runtime(paths)
+        if runtime and isinstance(runtime.get("spec"), dict) and runtime["spec"].get("vnc_password"):
+            runtime["spec"]["vnc_password"] = "********"
         result["runtime"] = runtime
         result["taps"] = [{"name": t, "bridge": taps.master_of(t), "vlans": taps.vlans_of(t)}
                           for t in taps.instance_taps(name)]

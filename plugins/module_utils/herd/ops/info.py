@@ -8,6 +8,7 @@ from ..errors import HerdError, RpcError
 from ..units import format_mib
 from . import disk_health, nodecalls
 from .cluster import cluster_view
+from .console import console
 from .common import Context
 from .facts import allocator_facts, live_facts
 from .instance_spec import instance_view
@@ -140,6 +141,7 @@ def instance_info(ctx: Context, selected: Optional[List[str]] = None, live: bool
     for name in wanted:
         inst = config.instances[name]
         view = instance_view(inst)
+        view["console"] = console(config, inst)
         if live:
             where = [n for n, r in running.items() if not isinstance(r, RpcError) and name in r]
             view["status"] = status_word(config, inst, where, running)
