@@ -75,6 +75,14 @@ options:
         C(kernel_args), C(cpu_type), C(machine_type) (C(pc) or C(q35)), C(firmware) (C(bios) or C(uefi)),
         C(disk_cache), C(disk_aio), C(serial_console), C(vnc_bind_address) (default C(127.0.0.1)), C(accel)
         (C(kvm) or C(tcg)), C(migration_bandwidth) (MiB/s), C(migration_downtime) (ms).
+      - C(cdrom_image_path) (an ISO on the node, attached as a CD next to a cloud-init seed), C(boot_order)
+        (C(disk), C(cdrom) (needs C(cdrom_image_path)) or C(network)), C(disk_discard) (C(unmap) or C(ignore)),
+        C(disk_type) (C(paravirtual) for virtio-blk, C(scsi-hd) for SCSI disks on virtio-scsi), C(vhost_net)
+        (bool; needs C(/dev/vhost-net) on the node).
+      - C(kvm_extra), extra QEMU arguments, as a list or one string split into words (no shell). Options herd
+        manages (C(-runas), C(-sandbox), C(-name), C(-pidfile), C(-qmp), C(-serial), C(-vnc), C(-machine),
+        C(-incoming) ...) and devices reusing the ids of herd's own (C(disk0), C(net0), C(scsi0),
+        C(herd-*) ...) are refused.
     type: dict
   os:
     description: OS provider run at creation. C(noop), C(image) (copies I(osparams.image) onto disk 0) or
