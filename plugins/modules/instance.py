@@ -101,7 +101,7 @@ options:
     description:
       - Password of the instance's VNC console, 1 to 8 printable ASCII characters (VNC authentication uses 8);
         an empty string removes it. Only accepted when VNC listens on a non-local address
-        (I(hvparams.vnc_bind_address) not loopback): a loopback-bound console is reached through SSH.
+        (I(hvparams.vnc_bind_address) not loopback); a loopback-bound console is reached through SSH.
       - QEMU reads it from a file only root can read on the node (mode 0600), never from its command line. It
         is never shown in results, diffs or the job journal (C(instance.vnc_password_set) says whether one is
         set); a change applies at the next restart.

@@ -16,7 +16,7 @@ description:
     there. C(running), C(ADMIN_down), C(ERROR_up) (runs but should not), C(ERROR_down) (should run but does not),
     C(ERROR_wrongnode), C(ERROR_nodedown), C(ERROR_nodeoffline).
   - Also returns C(table), lines like C(gnt-instance list) prints. Returns an empty list when there are none.
-  - Each entry has C(console): how to reach the instance's consoles from the controller, like
+  - Each entry has C(console), how to reach the instance's consoles from the controller, like
     C(gnt-instance console). C(console.command_line) is the exact command attaching the terminal to the serial
     console (C(ssh -t root@NODE socat STDIO,raw,echo=0,escape=0x1d UNIX-CONNECT:SOCKET); leave it with C(^]));
     C(console.vnc) the VNC endpoint (C(null) when VNC is off).
