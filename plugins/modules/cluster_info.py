@@ -13,17 +13,30 @@ short_description: Show the cluster's parameters and members (gnt-cluster info)
 version_added: 0.1.0
 description:
   - Returns the cluster parameters, the config serial number and the names of nodes, groups, instances and networks.
+  - With I(search_tags), also the tags of the cluster, node groups, nodes, instances and networks that match, like
+    C(gnt-cluster search-tags).
 author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
   - herd.cluster.info_module
-options: {}
+options:
+  search_tags:
+    description:
+      - A Python regular expression (at most 256 characters); C(tags) lists every tag it matches anywhere in the
+        tag, with the path of its owner (C(/cluster), C(/nodegroups/NAME), C(/nodes/NAME), C(/instances/NAME),
+        C(/networks/NAME)). An invalid expression fails the task, naming it.
+    type: str
 '''
 
 EXAMPLES = r'''
 - name: Read the cluster parameters
   herd.cluster.cluster_info:
   register: info
+
+- name: Where is the tag "web" used (gnt-cluster search-tags web)
+  herd.cluster.cluster_info:
+    search_tags: web
+  register: found
 '''
 
 RETURN = r'''
@@ -60,6 +73,12 @@ networks:
   returned: always
   type: list
   elements: str
+tags:
+  description: The matching tags, sorted by owner then tag.
+  returned: when I(search_tags) is given
+  type: list
+  elements: dict
+  sample: [{path: /instances/web1, tag: "herd:autorepair:migrate"}, {path: /nodes/node2, tag: rack-b}]
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -68,8 +87,10 @@ from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import info
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(COMMON_ARGS), supports_check_mode=True)
-    module.exit_json(changed=False, **run(module, info.cluster_info))
+    argument_spec = dict(search_tags=dict(type='str'))
+    argument_spec.update(COMMON_ARGS)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module.exit_json(changed=False, **run(module, info.cluster_info, module.params['search_tags']))
 
 
 if __name__ == '__main__':

@@ -75,6 +75,14 @@ options:
         C(kernel_args), C(cpu_type), C(machine_type) (C(pc) or C(q35)), C(firmware) (C(bios) or C(uefi)),
         C(disk_cache), C(disk_aio), C(serial_console), C(vnc_bind_address) (default C(127.0.0.1)), C(accel)
         (C(kvm) or C(tcg)), C(migration_bandwidth) (MiB/s), C(migration_downtime) (ms).
+      - C(cdrom_image_path) (an ISO on the node, attached as a CD next to a cloud-init seed), C(boot_order)
+        (C(disk), C(cdrom) (needs C(cdrom_image_path)) or C(network)), C(disk_discard) (C(unmap) or C(ignore)),
+        C(disk_type) (C(paravirtual) for virtio-blk, C(scsi-hd) for SCSI disks on virtio-scsi), C(vhost_net)
+        (bool; needs C(/dev/vhost-net) on the node).
+      - C(kvm_extra), extra QEMU arguments, as a list or one string split into words (no shell). Options herd
+        manages (C(-runas), C(-sandbox), C(-name), C(-pidfile), C(-qmp), C(-serial), C(-vnc), C(-machine),
+        C(-incoming) ...) and devices reusing the ids of herd's own (C(disk0), C(net0), C(scsi0),
+        C(herd-*) ...) are refused.
     type: dict
   os:
     description: OS provider run at creation. C(noop), C(image) (copies I(osparams.image) onto disk 0) or
@@ -89,6 +97,15 @@ options:
     description: Tags; the list replaces the current tags.
     type: list
     elements: str
+  vnc_password:
+    description:
+      - Password of the instance's VNC console, 1 to 8 printable ASCII characters (VNC authentication uses 8);
+        an empty string removes it. Only accepted when VNC listens on a non-local address
+        (I(hvparams.vnc_bind_address) not loopback); a loopback-bound console is reached through SSH.
+      - QEMU reads it from a file only root can read on the node (mode 0600), never from its command line. It
+        is never shown in results, diffs or the job journal (C(instance.vnc_password_set) says whether one is
+        set); a change applies at the next restart.
+    type: str
   primary_node:
     description: Node to create the instance on; without it the allocator chooses.
     type: str
@@ -176,6 +193,7 @@ INSTANCE_ARGS = dict(
     os=dict(type='str', choices=['noop', 'image', 'cloud_init']),
     osparams=dict(type='dict', no_log=True),
     tags=dict(type='list', elements='str'),
+    vnc_password=dict(type='str', no_log=True),
     primary_node=dict(type='str'),
     secondary_node=dict(type='str'),
     restart_on_change=dict(type='bool', default=False),

@@ -16,6 +16,10 @@ description:
     there. C(running), C(ADMIN_down), C(ERROR_up) (runs but should not), C(ERROR_down) (should run but does not),
     C(ERROR_wrongnode), C(ERROR_nodedown), C(ERROR_nodeoffline).
   - Also returns C(table), lines like C(gnt-instance list) prints. Returns an empty list when there are none.
+  - Each entry has C(console), how to reach the instance's consoles from the controller, like
+    C(gnt-instance console). C(console.command_line) is the exact command attaching the terminal to the serial
+    console (C(ssh -t root@NODE socat STDIO,raw,echo=0,escape=0x1d UNIX-CONNECT:SOCKET); leave it with C(^]));
+    C(console.vnc) the VNC endpoint (C(null) when VNC is off).
   - For drbd instances each entry has C(disk_health) (C(ok), C(resyncing), C(degraded), C(unknown)) and
     C(disk_problems), from the DRBD state on both nodes (the rules cluster_verify uses); C(null) and an empty list
     for other templates or with C(live=false).
@@ -86,6 +90,26 @@ instances:
   returned: always
   type: list
   elements: dict
+  contains:
+    console:
+      description:
+        - The instance's consoles (C(null) for hypervisors without one). C(node) the primary node;
+          C(serial_socket) the serial console's unix socket there; C(command) (a list) and C(command_line) (one
+          shell line) attach to it from the controller, C(escape) (C(^])) detaches; both C(null) when
+          C(hvparams.serial_console) is off. C(vnc) has C(address), C(port), C(display) and C(tunnel) (the SSH
+          port forward for a loopback-bound server), C(null) when VNC is off; C(vnc_password) whether a VNC
+          password is set.
+      returned: always
+      type: dict
+      sample:
+        node: node1
+        escape: "^]"
+        serial_socket: /run/herd/kvm/web1.serial
+        command: [ssh, -t, root@node1, socat, "STDIO,raw,echo=0,escape=0x1d", "UNIX-CONNECT:/run/herd/kvm/web1.serial"]
+        command_line: ssh -t root@node1 socat STDIO,raw,echo=0,escape=0x1d UNIX-CONNECT:/run/herd/kvm/web1.serial
+        vnc: {address: 127.0.0.1, port: 11000, display: "127.0.0.1:5100",
+              tunnel: "ssh -L 11000:127.0.0.1:11000 root@node1"}
+        vnc_password: false
 selected:
   description: With I(fields), one dict per instance with the values of those fields (sizes in MiB).
   returned: when I(fields) is given

@@ -24,6 +24,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -583,3 +584,40 @@ def test_uefi_instance_gets_its_own_vars_file_kept_after_stop(env):
     a.ok("instance_stop", name="uefi1", force=True)
     assert (state, os.path.getsize(vars_file), a.ok("instance_status", name="uefi1")["status"]) == \
         ("running", os.path.getsize("/usr/share/OVMF/OVMF_VARS_4M.fd"), "stopped")
+
+
+def test_scsi_disk_boot_iso_vnc_password_and_extra_arguments_reach_qemu(env):
+    """One guest with the runbook's KVM parameters: disk_type scsi-hd, an installer ISO booted first,
+    a VNC password (a secret object, not on the command line), kvm_extra."""
+    a = env["a"]
+    disk = os.path.join(env["base"], "scsi1.disk0")
+    with open(disk, "wb") as handle:
+        handle.truncate(8 * 2**20)
+    iso_dir = os.path.join(env["base"], "iso")
+    os.makedirs(iso_dir, exist_ok=True)
+    with open(os.path.join(iso_dir, "README"), "w") as handle:
+        handle.write("installer\n")
+    iso = os.path.join(env["base"], "installer.iso")
+    sh("genisoimage", "-quiet", "-output", iso, "-volid", "INSTALL", iso_dir)
+    spec = idle_spec(env, "scsi1", network_port=PORT + 2, vnc_password="s3cr#tPw", disks=[{"path": disk}],
+                     hvparams={"accel": "tcg", "disk_type": "scsi-hd", "cdrom_image_path": iso, "boot_order": "cdrom",
+                               "disk_discard": "ignore", "vnc_bind_address": "0.0.0.0", "kvm_extra": "-rtc base=utc"})
+    started = a.ok("instance_start", spec=spec)
+    try:
+        with QMP(started["qmp"]) as qmp:
+            block = {b["device"]: b for b in qmp.execute("query-block")}
+            peripherals = {p["name"] for p in qmp.execute("qom-list", {"path": "/machine/peripheral"})}
+            vnc = qmp.execute("query-vnc")
+        with open(f"/proc/{started['pid']}/cmdline", "rb") as handle:
+            cmdline = handle.read()
+        secret_mode = stat.S_IMODE(os.stat(os.path.join(a.kvm_dir, "scsi1.vnc-secret")).st_mode)
+        info = a.ok("instance_info", name="scsi1")
+    finally:
+        a.ok("instance_stop", name="scsi1", force=True)
+    assert (block["cdrom1"]["inserted"]["file"], block["disk0"]["inserted"]["file"]) == (iso, disk)
+    assert {"scsi0", "scsi-disk0", "ide-cd1"} <= peripherals
+    assert (vnc["enabled"], vnc["auth"]) == (True, "vnc")
+    assert b"s3cr#tPw" not in cmdline and b"password-secret=herd-vnc-secret" in cmdline
+    assert b"-rtc\x00base=utc" in cmdline
+    assert secret_mode == 0o600 and "s3cr#tPw" not in json.dumps(info)
+    assert "scsi1.vnc-secret" not in a.files()

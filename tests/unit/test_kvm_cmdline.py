@@ -444,3 +444,136 @@ def test_tap_with_vlan_on_a_plain_bridge_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(tap, "_ip", lambda args, what: pytest.fail(f"ran {args}"))
     with pytest.raises(base.HypervisorError, match="vlan 100 needs a VLAN-aware bridge"):
         tap.create("hv12345678", "br0", 100, "NIC 0 of web1", UUID, "web1")
+
+
+# --- VNC password ---------------------------------------------------------------
+
+def test_vnc_password_is_a_secret_object_never_on_the_command_line():
+    spec = make_spec(vnc_password="s3cr#tPw", hvparams={"vnc_bind_address": "0.0.0.0"})
+    argv = build(spec)
+    assert "s3cr#tPw" not in " ".join(argv)
+    assert value_after(argv, "-object") == [f"secret,id=herd-vnc-secret,format=raw,file={RUN}/web1.example.org.vnc-secret"]
+    assert value_after(argv, "-vnc") == ["0.0.0.0:5100,password-secret=herd-vnc-secret"]
+
+
+def test_vnc_password_is_not_used_on_a_loopback_console():
+    argv = build(make_spec(vnc_password="s3cr#tPw"))
+    assert value_after(argv, "-vnc") == ["127.0.0.1:5100"] and "-object" not in argv
+
+
+def test_vnc_secret_file_is_0600_from_its_creation(tmp_path):
+    path = str(tmp_path / "web1.vnc-secret")
+    kvm.write_secret(path, "s3cr#tPw")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with open(path, encoding="utf-8") as handle:
+        assert handle.read() == "s3cr#tPw"
+
+
+def test_node_refuses_an_unusable_vnc_password():
+    with pytest.raises(ValidationError, match="1 to 8"):
+        make_spec(vnc_password="123456789", hvparams={"vnc_bind_address": "0.0.0.0"})
+
+
+# --- boot from an ISO, discard, disk type, vhost-net, extra arguments -----------------
+
+ISO = "/srv/images/debian-12-netinst.iso"
+
+
+def device_values(argv):
+    return value_after(argv, "-device")
+
+
+def test_cdrom_image_is_a_second_cd_next_to_the_seed():
+    argv = build(make_spec(cdrom="/srv/herd/file-storage/web1/seed.iso", hvparams={"cdrom_image_path": ISO}))
+    drives = value_after(argv, "-drive")
+    assert f"file={ISO},format=raw,if=none,id=cdrom1,media=cdrom,readonly=on" in drives
+    assert "ide-cd,drive=cdrom1,id=ide-cd1" in device_values(argv)
+    assert "ide-cd,drive=cdrom0,id=ide-cd0" in device_values(argv)
+
+
+def test_boot_order_cdrom_boots_the_iso_first_then_disk0():
+    argv = build(make_spec(hvparams={"cdrom_image_path": ISO, "boot_order": "cdrom"}))
+    assert value_after(argv, "-boot") == ["order=d"]
+    assert "ide-cd,drive=cdrom1,id=ide-cd1,bootindex=1" in device_values(argv)
+    assert "virtio-blk-pci,drive=disk0,id=virtio-disk0,bootindex=2" in device_values(argv)
+
+
+def test_boot_order_network_boots_nic0_first():
+    argv = build(make_spec(hvparams={"boot_order": "network"}))
+    assert value_after(argv, "-boot") == ["order=n"]
+    assert any(d.startswith("virtio-net-pci,netdev=net0,") and d.endswith(",bootindex=1") for d in device_values(argv))
+
+
+def test_boot_order_cdrom_without_an_iso_is_refused():
+    with pytest.raises(ValidationError, match="boot_order cdrom needs hvparams.cdrom_image_path"):
+        make_spec(hvparams={"boot_order": "cdrom"})
+
+
+@pytest.mark.parametrize("path", ["images/x.iso", "/srv/a,b.iso"])
+def test_bad_cdrom_image_path_is_refused(path):
+    with pytest.raises(ValidationError, match="cdrom_image_path"):
+        make_spec(hvparams={"cdrom_image_path": path})
+
+
+@pytest.mark.parametrize("discard", ["ignore", "unmap"])
+def test_disk_discard(discard):
+    drive = value_after(build(make_spec(hvparams={"disk_discard": discard})), "-drive")[0]
+    assert f",discard={discard}," in drive
+
+
+def test_disk_discard_choices():
+    with pytest.raises(ValidationError, match=r"disk_discard 'on' is not one of \['ignore', 'unmap'\]"):
+        make_spec(hvparams={"disk_discard": "on"})
+
+
+def test_scsi_hd_disks_sit_on_one_virtio_scsi_controller():
+    spec = make_spec(hvparams={"disk_type": "scsi-hd"},
+                     disks=[{"path": "/srv/herd/file-storage/web1/disk0"}, {"path": "/srv/herd/file-storage/web1/disk1"}])
+    devices = device_values(build(spec))
+    assert devices.count("virtio-scsi-pci,id=scsi0") == 1
+    assert "scsi-hd,drive=disk0,id=scsi-disk0,bus=scsi0.0,bootindex=1" in devices
+    assert "scsi-hd,drive=disk1,id=scsi-disk1,bus=scsi0.0" in devices
+    assert not any(d.startswith("virtio-blk-pci") for d in devices)
+
+
+def test_vhost_net_on_the_tap_netdev():
+    netdev = value_after(build(make_spec(hvparams={"vhost_net": True})), "-netdev")[0]
+    assert netdev.endswith(",vhost=on")
+    assert not value_after(build(), "-netdev")[0].endswith(",vhost=on")
+
+
+def test_kvm_extra_string_is_split_into_arguments_without_a_shell():
+    argv = build(make_spec(hvparams={"kvm_extra": "-device 'virtio-rng-pci,id=rng0' -rtc base=utc;reboot"}))
+    tail = argv[argv.index("virtio-balloon-pci,id=balloon0") + 1:]
+    assert tail == ["-device", "virtio-rng-pci,id=rng0", "-rtc", "base=utc;reboot"]
+
+
+def test_kvm_extra_list_is_taken_as_it_stands():
+    argv = build(make_spec(hvparams={"kvm_extra": ["-rtc", "base=localtime"]}))
+    assert argv[argv.index("virtio-balloon-pci,id=balloon0") + 1:] == ["-rtc", "base=localtime"]
+
+
+@pytest.mark.parametrize("extra", ["-runas nobody", "-sandbox off", "--pidfile /tmp/x", "-qmp unix:/tmp/q",
+                                   "-serial stdio", "-incoming tcp:0:4444", "-machine q35", "-m 4096"])
+def test_kvm_extra_refuses_options_herd_manages(extra):
+    with pytest.raises(ValidationError, match="is managed by herd"):
+        make_spec(hvparams={"kvm_extra": extra})
+
+
+@pytest.mark.parametrize("extra", ["-device virtio-blk-pci,drive=x,id=virtio-disk0",
+                                   "-chardev socket,id=serial0,path=/tmp/s", "-object secret,id=herd-vnc-secret,data=x",
+                                   "-netdev user,id=net0"])
+def test_kvm_extra_refuses_ids_of_herds_own_devices(extra):
+    with pytest.raises(ValidationError, match="herd uses for its own devices"):
+        make_spec(hvparams={"kvm_extra": extra})
+
+
+@pytest.mark.parametrize("extra", ["-rtc 'base=utc", ["-rtc", "a\nb"], {"rtc": "utc"}, [1]])
+def test_kvm_extra_malformed_is_refused(extra):
+    with pytest.raises(ValidationError, match="kvm_extra"):
+        make_spec(hvparams={"kvm_extra": extra})
+
+
+def test_migration_defaults_are_cluster_hvparams_checked_on_the_node():
+    with pytest.raises(ValidationError, match="migration_bandwidth"):
+        make_spec(hvparams={"migration_bandwidth": 0})

@@ -72,6 +72,8 @@ DEFAULT_HVPARAMS: Dict[str, Dict[str, Any]] = {
             "disk_cache": "none", "disk_aio": "threads", "serial_console": True,
             "vnc_bind_address": "127.0.0.1", "kernel_path": "", "initrd_path": "",
             "kernel_args": "", "migration_bandwidth": 32, "migration_downtime": 30,
+            "cdrom_image_path": "", "boot_order": "disk", "disk_discard": "unmap", "disk_type": "paravirtual",
+            "vhost_net": False, "kvm_extra": "",
             # QEMU's user (hypervisor/confine.py); new clusters get "pool" (ops/cluster.py)
             "security_model": "none", "security_domain": ""},
     "fake": {"migration_bandwidth": 32, "migration_downtime": 30},
@@ -190,6 +192,8 @@ class Instance:
     disks: List[Disk] = field(default_factory=list)
     tags: List[str] = field(default_factory=list)
     network_port: Optional[int] = None
+    # The VNC password (a secret: never in views, diffs or logs; given to QEMU as a 0600 file).
+    vnc_password: Optional[str] = None
     # Changes accepted while running that take effect at the next restart.
     pending_restart: bool = False
     ctime: float = 0.0

@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 
 from .config import Cluster, Config, Instance
 from .errors import ValidationError
-from .hypervisor.base import check_hvparams
+from .hypervisor.base import check_hvparams, check_vnc_password, vnc_bind_is_remote
 from .storage.drbd import check_params as check_drbd_params
 
 
@@ -55,8 +55,26 @@ def cluster_values(config: Config) -> None:
         instance_hvparams(cluster, inst.hypervisor, inst.hvparams, inst.name)
 
 
+def vnc_password(cluster: Cluster, inst: Instance) -> None:
+    """A VNC password (what the node checks), and only where QEMU uses it: VNC on a non-local
+    address (a loopback-bound server is reached through SSH, which authenticates already)."""
+    if not inst.vnc_password:
+        return
+    try:
+        check_vnc_password(inst.vnc_password)
+    except ValidationError as exc:
+        raise ValidationError(f"instance {inst.name}: {exc}") from None
+    bind = effective_hvparams(cluster, inst.hypervisor, inst.hvparams).get(
+        "vnc_bind_address", check_hvparams({})["vnc_bind_address"])
+    if inst.hypervisor != "kvm" or not vnc_bind_is_remote(bind):
+        raise ValidationError(f"instance {inst.name}: vnc_password is only used when VNC listens on a non-local "
+                              f"address; its hvparams.vnc_bind_address is {bind!r} (set it to the node address "
+                              "VNC clients connect to, or 0.0.0.0)")
+
+
 def new_instance(config: Config, inst: Instance) -> None:
     """What the nodes will check for a new or modified instance, before any disk exists."""
     instance_hvparams(config.cluster, inst.hypervisor, inst.hvparams, inst.name)
+    vnc_password(config.cluster, inst)
     if inst.disk_template == "drbd":
         drbd_params(config.cluster.diskparams.get("drbd"), "cluster diskparams.drbd")

@@ -19,6 +19,11 @@ BAD_HVPARAMS = [
     ({"disk_cache": "default\n"}, "hvparams.disk_cache"),
     ({"disk_aio": "native", "disk_cache": "writeback"}, "disk_aio native needs disk_cache none"),
     ({"migration_bandwidth": 0}, "hvparams.migration_bandwidth 0"),
+    ({"kvm_extra": "-runas root"}, "kvm_extra: -runas is managed by herd"),
+    ({"kvm_extra": "-device e1000,id=net0"}, "id 'net0' is one herd uses"),
+    ({"boot_order": "cdrom"}, "boot_order cdrom needs hvparams.cdrom_image_path"),
+    ({"disk_type": "ide"}, "hvparams.disk_type 'ide'"),
+    ({"vhost_net": "yes"}, "hvparams.vhost_net 'yes'"),
 ]
 BAD_DRBD = [
     ({"protocol": "Z"}, "drbd protocol 'Z' must be A, B or C"),

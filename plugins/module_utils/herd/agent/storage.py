@@ -219,6 +219,16 @@ def cloud_init_seed_remove(args: Dict[str, Any]) -> Dict[str, Any]:
     return osprov.remove_seed(osprov.seed_path(ctx, instance, args.get("template") or "file"))
 
 
+@verb("instance_dir_rename")
+def instance_dir_rename(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Rename an instance's directory on this node (its file disks, seed). The instance is stopped.
+    args: {"old", "new", "storage", "template"} -> {"changed", "from", "to"}"""
+    old = names.check_instance_name(args.get("old"))
+    new = names.check_instance_name(args.get("new"))
+    return osprov.rename_instance_dir(StorageContext.from_dict(args.get("storage")), old, new,
+                                      args.get("template") or "file")
+
+
 # ----------------------------------------------------------------- drbd
 
 @verb("drbd_create")

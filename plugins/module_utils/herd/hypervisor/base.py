@@ -24,6 +24,7 @@ import fcntl
 import ipaddress
 import os
 import re
+import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
@@ -39,7 +40,21 @@ CHOICES = {
     "disk_cache": ("none", "writeback", "writethrough", "directsync", "unsafe", "default"),
     "disk_aio": ("threads", "native", "io_uring"),
     "security_model": ("none", "user", "pool"),
+    "boot_order": ("disk", "cdrom", "network"),
+    "disk_discard": ("ignore", "unmap"),
+    # paravirtual: virtio-blk; scsi-hd: SCSI disks on one virtio-scsi controller
+    "disk_type": ("paravirtual", "scsi-hd"),
 }
+# Options of kvm_extra that would override what herd sets up and relies on: identity, files it
+# finds the process by, confinement, the machine, monitors, consoles, boot, migration.
+KVM_EXTRA_REFUSED = frozenset((
+    "name", "uuid", "pidfile", "runas", "run-with", "sandbox", "chroot", "daemonize", "qmp", "qmp-pretty",
+    "monitor", "mon", "serial", "vnc", "display", "nographic", "vga", "nodefaults", "no-user-config",
+    "readconfig", "writeconfig", "machine", "M", "accel", "enable-kvm", "m", "smp", "boot", "kernel", "initrd",
+    "append", "incoming", "S", "loadvm", "bios", "cpu"))
+# Object ids herd's own command line uses (hypervisor/kvm.py build_command)
+_HERD_IDS = re.compile(r"(disk|virtio-disk|scsi-disk|cdrom|ide-cd|net|virtio-net|serial|compat_monitor)\d+|"
+                       r"balloon0|scsi0|herd-.*")
 DISK_FORMATS = ("raw", "qcow2")
 # -cpu takes a model and optional ",+flag,-flag,prop=value"
 _CPU_TYPE = re.compile(r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.+=-]+)*")
@@ -114,6 +129,8 @@ class InstanceSpec:
     # set at start from ``qemu -machine help`` (pc -> pc-i440fx-7.2) and kept in the
     # runtime file, so a migration target builds the very same machine
     machine: Optional[str] = None
+    # VNC password (a secret: handed to QEMU in a 0600 file, never on its command line)
+    vnc_password: Optional[str] = None
 
     @classmethod
     def from_dict(cls, data: Any) -> "InstanceSpec":
@@ -147,8 +164,10 @@ class InstanceSpec:
                                                                           for i, d in enumerate(disks)]:
             if path and "," in path:
                 raise ValidationError(f"{what} path {path!r} must not contain ','")
+        vnc_password = check_vnc_password(data.get("vnc_password")) if data.get("vnc_password") else None
         return cls(name=name, uuid=uuid, memory=memory, vcpus=vcpus, hvparams=hv, network_port=port,
-                   disks=disks, nics=nics, cdrom=cdrom, uefi_vars=uefi_vars, machine=machine)
+                   disks=disks, nics=nics, cdrom=cdrom, uefi_vars=uefi_vars, machine=machine,
+                   vnc_password=vnc_password)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -159,6 +178,37 @@ class InstanceSpec:
         if self.network_port is None or self.hvparams.get("vnc_bind_address") in ("", "none", None):
             return None
         return self.network_port - VNC_BASE_PORT
+
+    @property
+    def vnc_password_applies(self) -> bool:
+        """QEMU asks for the password: one is set and VNC listens on a non-local address."""
+        return bool(self.vnc_password) and self.vnc_display is not None and \
+            vnc_bind_is_remote(self.hvparams.get("vnc_bind_address"))
+
+
+VNC_PASSWORD_MAX = 8  # VNC authentication (DES) uses the first 8 characters only
+
+
+def check_vnc_password(value: Any) -> str:
+    """A VNC password: 1 to 8 printable ASCII characters. The message never echoes the value."""
+    if not isinstance(value, str):
+        raise ValidationError(f"vnc_password must be a string, got {type(value).__name__}")
+    if not 1 <= len(value) <= VNC_PASSWORD_MAX:
+        raise ValidationError(f"vnc_password has {len(value)} characters: VNC authentication takes 1 to "
+                              f"{VNC_PASSWORD_MAX}")
+    if not all(" " < c <= "~" for c in value):
+        raise ValidationError("vnc_password must be printable ASCII without spaces (VNC authentication)")
+    return value
+
+
+def vnc_bind_is_remote(address: Any) -> bool:
+    """VNC listens on an address other machines can reach (not loopback, not off)."""
+    if address in ("", "none", None):
+        return False
+    try:
+        return not ipaddress.ip_address(str(address)).is_loopback
+    except ValueError:
+        return False
 
 
 def check_hvparams(params: Any) -> Dict[str, Any]:
@@ -196,9 +246,51 @@ def check_hvparams(params: Any) -> Dict[str, Any]:
 
         check_user_name(out.get("security_domain"))
     out["serial_console"] = bool(out.get("serial_console", True))
+    if out.get("cdrom_image_path"):
+        path = names.check_abs_path(out["cdrom_image_path"], "hvparams.cdrom_image_path")
+        if "," in path:
+            raise ValidationError(f"hvparams.cdrom_image_path {path!r} must not contain ','")
+    if out["boot_order"] == "cdrom" and not out.get("cdrom_image_path"):
+        raise ValidationError("hvparams.boot_order cdrom needs hvparams.cdrom_image_path (the ISO to boot)")
+    if not isinstance(out.get("vhost_net"), bool):
+        raise ValidationError(f"hvparams.vhost_net {out.get('vhost_net')!r} must be true or false")
+    out["kvm_extra"] = kvm_extra_args(out.get("kvm_extra"))
     for key, high in (("migration_bandwidth", 100000), ("migration_downtime", 600000)):
         out[key] = _int(out.get(key), f"hvparams.{key}", 1, high)
     return out
+
+
+def kvm_extra_args(value: Any) -> List[str]:
+    """hvparams.kvm_extra as QEMU arguments: a list of strings, or one string split like a shell
+    would split words (quotes only: nothing is ever run by a shell). Options herd manages, and
+    objects reusing the ids herd's own devices have, are refused."""
+    if value in (None, "", []):
+        return []
+    if isinstance(value, str):
+        try:
+            args = shlex.split(value)
+        except ValueError as exc:
+            raise ValidationError(f"hvparams.kvm_extra {value!r}: {exc}") from None
+    elif isinstance(value, list) and all(isinstance(a, str) for a in value):
+        args = list(value)
+    else:
+        raise ValidationError("hvparams.kvm_extra must be a string of QEMU arguments or a list of them")
+    for index, arg in enumerate(args):
+        if not arg or any(c in arg for c in "\x00\n\r"):
+            raise ValidationError(f"hvparams.kvm_extra argument {index} {arg!r} is empty or has a control "
+                                  "character")
+        if arg.startswith("-") and not arg.startswith("---"):
+            option = arg.lstrip("-")
+            if option in KVM_EXTRA_REFUSED:
+                raise ValidationError(f"hvparams.kvm_extra: {arg} is managed by herd and cannot be given here "
+                                      f"(refused: {', '.join('-' + o for o in sorted(KVM_EXTRA_REFUSED))})")
+            if index + 1 < len(args) and option in ("device", "drive", "object", "netdev", "chardev", "blockdev"):
+                for part in args[index + 1].split(","):
+                    key, _, val = part.partition("=")
+                    if key in ("id", "node-name") and _HERD_IDS.fullmatch(val):
+                        raise ValidationError(f"hvparams.kvm_extra: {arg} {args[index + 1]}: id {val!r} is one "
+                                              "herd uses for its own devices; choose another")
+    return args
 
 
 class Hypervisor:

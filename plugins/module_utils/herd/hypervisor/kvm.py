@@ -47,6 +47,7 @@ STATUS_BY_QEMU = {"postmigrate": "migrated", "inmigrate": "incoming"}
 TLS_SERVER_ID = "herd-mig-tls"
 TLS_AUTHZ_ID = "herd-mig-authz"
 TLS_CLIENT_ID = "herd-mig-tls-client"
+VNC_SECRET_ID = "herd-vnc-secret"
 
 
 class IncomingTLS:
@@ -82,9 +83,12 @@ class Paths:
         self.serial = os.path.join(base, f"{name}.serial")
         self.runtime = os.path.join(base, f"{name}.runtime.json")
         self.log = os.path.join(base, f"{name}.log")
+        # the VNC password QEMU reads (-object secret,file=...): 0600, root's
+        self.vnc_secret = os.path.join(base, f"{name}.vnc-secret")
 
     def leftovers(self) -> List[str]:
-        return [p for p in (self.pid, self.qmp, self.serial, self.runtime, self.log) if os.path.exists(p)]
+        return [p for p in (self.pid, self.qmp, self.serial, self.runtime, self.log, self.vnc_secret)
+                if os.path.exists(p)]
 
 
 def _escape(value: str) -> str:
@@ -126,7 +130,12 @@ def build_command(spec: InstanceSpec, paths: Paths, machine: Optional[str] = Non
     cmd += ["-display", "none"]
     display = spec.vnc_display
     if display is not None:
-        cmd += ["-vga", "std", "-vnc", _host_port(hv["vnc_bind_address"], display)]
+        vnc = _host_port(hv["vnc_bind_address"], display)
+        if spec.vnc_password_applies:
+            # QEMU reads the password from the file: it is never on the command line (ps)
+            cmd += ["-object", f"secret,id={VNC_SECRET_ID},format=raw,file={_escape(paths.vnc_secret)}"]
+            vnc += f",password-secret={VNC_SECRET_ID}"
+        cmd += ["-vga", "std", "-vnc", vnc]
     if hv["firmware"] == "uefi":
         cmd += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_escape(ovmf_code)}",
                 "-drive", f"if=pflash,format=raw,unit=1,file={_escape(spec.uefi_vars or '')}"]
@@ -139,26 +148,46 @@ def build_command(spec: InstanceSpec, paths: Paths, machine: Optional[str] = Non
             append = (append + " console=ttyS0").strip()
         if append:
             cmd += ["-append", append]
-    else:
-        cmd += ["-boot", "order=c"]
+    boot = None if hv.get("kernel_path") else hv.get("boot_order", "disk")
+    if boot:
+        cmd += ["-boot", {"disk": "order=c", "cdrom": "order=d", "network": "order=n"}[boot]]
+    # bootindex: the device the firmware tries first (1), then the first disk
+    first = {"disk": "disk", "cdrom": "iso", "network": "nic"}.get(boot or "")
     cache = "writeback" if hv["disk_cache"] == "default" else hv["disk_cache"]
+    scsi = hv.get("disk_type") == "scsi-hd"
+    if scsi and spec.disks:
+        cmd += ["-device", "virtio-scsi-pci,id=scsi0"]
     for index, disk in enumerate(spec.disks):
         # auto-read-only=off: the image stays open read-write when a migration source
         # inactivates it; with -drive's default QEMU reopens it read-only by path, which a
         # QEMU that dropped root cannot do in herd's 0700 instance directories
         cmd += ["-drive", f"file={_escape(disk.path)},format={disk.format},if=none,id=disk{index},"
-                          f"cache={cache},aio={hv['disk_aio']},discard=unmap,auto-read-only=off"]
-        device = f"virtio-blk-pci,drive=disk{index},id=virtio-disk{index}"
-        if index == 0 and not hv.get("kernel_path"):
-            device += ",bootindex=1"
+                          f"cache={cache},aio={hv['disk_aio']},discard={hv.get('disk_discard', 'unmap')},"
+                          "auto-read-only=off"]
+        device = (f"scsi-hd,drive=disk{index},id=scsi-disk{index},bus=scsi0.0" if scsi
+                  else f"virtio-blk-pci,drive=disk{index},id=virtio-disk{index}")
+        if index == 0 and boot:
+            device += ",bootindex=1" if first == "disk" else ",bootindex=2"
         cmd += ["-device", device]
     if spec.cdrom:
         cmd += ["-drive", f"file={_escape(spec.cdrom)},format=raw,if=none,id=cdrom0,media=cdrom,readonly=on",
                 "-device", "ide-cd,drive=cdrom0,id=ide-cd0"]
+    if hv.get("cdrom_image_path"):
+        # the operator's ISO (an installer): a second CD, next to a cloud-init seed
+        cmd += ["-drive", f"file={_escape(hv['cdrom_image_path'])},format=raw,if=none,id=cdrom1,media=cdrom,"
+                          "readonly=on",
+                "-device", "ide-cd,drive=cdrom1,id=ide-cd1" + (",bootindex=1" if first == "iso" else "")]
     for index, nic in enumerate(spec.nics):
-        cmd += ["-netdev", f"tap,id=net{index},ifname={taps.tap_name(spec.uuid, index)},script=no,downscript=no",
-                "-device", f"virtio-net-pci,netdev=net{index},id=virtio-net{index},mac={nic.mac}"]
+        netdev = f"tap,id=net{index},ifname={taps.tap_name(spec.uuid, index)},script=no,downscript=no"
+        if hv.get("vhost_net"):
+            netdev += ",vhost=on"
+        device = f"virtio-net-pci,netdev=net{index},id=virtio-net{index},mac={nic.mac}"
+        if index == 0 and first == "nic":
+            device += ",bootindex=1"
+        cmd += ["-netdev", netdev, "-device", device]
     cmd += ["-device", "virtio-balloon-pci,id=balloon0"]
+    # the operator's own arguments (validated in check_hvparams: none that herd manages)
+    cmd += list(hv.get("kvm_extra") or [])
     if incoming and tls:
         cmd += tls.objects() + ["-incoming", "defer"]
     elif incoming:
@@ -206,6 +235,7 @@ def kvm_usable() -> Dict[str, Any]:
 
 def _reopened_files(spec: InstanceSpec) -> List[Optional[str]]:
     """The files QEMU may open again after it dropped root (hypervisor/confine.py)."""
+    # not cdrom_image_path: an installer ISO others may share, opened read-only at start
     return [d.path for d in spec.disks] + [spec.cdrom, spec.uefi_vars]
 
 
@@ -350,6 +380,15 @@ def write_runtime(paths: Paths, data: Dict[str, Any]) -> None:
     os.replace(tmp, paths.runtime)
 
 
+def write_secret(path: str, text: str) -> None:
+    """A secret file, 0600 from its creation, replaced atomically."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
 def _wait_gone(pid: int, paths: Paths, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -413,6 +452,10 @@ class KVM(Hypervisor):
         for index, disk in enumerate(spec.disks):
             if not os.path.exists(disk.path):
                 problems.append(f"disk {index} of {spec.name}: {disk.path} does not exist on node {node}")
+        if hv.get("cdrom_image_path") and not os.path.isfile(hv["cdrom_image_path"]):
+            problems.append(f"cdrom_image_path {hv['cdrom_image_path']} does not exist on node {node}")
+        if hv.get("vhost_net") and not os.path.exists("/dev/vhost-net"):
+            problems.append(f"vhost_net needs /dev/vhost-net on node {node} (kernel module vhost_net)")
         if spec.cdrom and not os.path.exists(spec.cdrom):
             problems.append(f"cdrom of {spec.name}: {spec.cdrom} does not exist on node {node}")
         for index, nic in enumerate(spec.nics):
@@ -440,6 +483,8 @@ class KVM(Hypervisor):
             ensure_uefi_vars(spec.uefi_vars, OVMF_VARS_TEMPLATE)
         if not spec.machine:
             spec.machine = resolve_machine(spec.hvparams["machine_type"], self.qemu)
+        if spec.vnc_password_applies:
+            write_secret(paths.vnc_secret, spec.vnc_password or "")
         created: List[str] = []
         # the pool user is taken once QEMU runs as it: choosing and starting is one step per node
         with confine.pool_lock():
@@ -510,7 +555,7 @@ class KVM(Hypervisor):
         for name in sorted(set((tap_names or []) + runtime.get("taps", []) + taps.instance_taps(paths.name))):
             if taps.remove(name, paths.name):
                 removed.append(f"tap {name}")
-        for path in (paths.pid, paths.qmp, paths.serial, paths.log, paths.runtime):
+        for path in (paths.pid, paths.qmp, paths.serial, paths.log, paths.runtime, paths.vnc_secret):
             if path == paths.runtime and not remove_runtime:
                 continue
             if path == paths.log and keep_log:
@@ -649,6 +694,8 @@ class KVM(Hypervisor):
         paths = Paths(name)
         result = self.status(name)
         runtime = read_runtime(paths)
+        if runtime and isinstance(runtime.get("spec"), dict) and runtime["spec"].get("vnc_password"):
+            runtime["spec"]["vnc_password"] = "********"
         result["runtime"] = runtime
         result["taps"] = [{"name": t, "bridge": taps.master_of(t), "vlans": taps.vlans_of(t)}
                           for t in taps.instance_taps(name)]

@@ -1,13 +1,15 @@
 """Read-only views: cluster_info, node_info (gnt-node list), job_info."""
 
-from typing import Any, Dict, List, Optional
+import re
+from typing import Any, Dict, List, Optional, Tuple
 
 from .. import names
 from ..config import Config
-from ..errors import HerdError, RpcError
+from ..errors import HerdError, RpcError, ValidationError
 from ..units import format_mib
 from . import disk_health, nodecalls
 from .cluster import cluster_view
+from .console import console
 from .common import Context
 from .facts import allocator_facts, live_facts
 from .instance_spec import instance_view
@@ -15,8 +17,35 @@ from .node import FLAGS as FLAG_NAMES
 from .node import node_view
 
 
-def cluster_info(ctx: Context) -> Dict[str, Any]:
+SEARCH_TAGS_MAX = 256
+
+
+def search_tags(config: Config, pattern: str) -> List[Dict[str, str]]:
+    """gnt-cluster search-tags: every tag of the cluster, node groups, nodes, instances and networks
+    that the regular expression matches (anywhere in the tag, as Ganeti's re.search), as
+    {"path": "/instances/web1", "tag": "..."} sorted by path then tag."""
+    if not isinstance(pattern, str) or not pattern or len(pattern) > SEARCH_TAGS_MAX:
+        raise ValidationError(f"search_tags must be a regular expression of 1 to {SEARCH_TAGS_MAX} characters")
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise ValidationError(f"search_tags {pattern!r} is not a valid regular expression: {exc}") from None
+    owners: List[Tuple[str, List[str]]] = [("/cluster", config.cluster.tags)]
+    for kind, objects in (("nodegroups", config.nodegroups), ("nodes", config.nodes),
+                          ("instances", config.instances), ("networks", config.networks)):
+        owners += [(f"/{kind}/{name}", obj.tags) for name, obj in objects.items()]
+    return sorted(({"path": path, "tag": tag} for path, tags in owners for tag in tags if regex.search(tag)),
+                  key=lambda m: (m["path"], m["tag"]))
+
+
+def cluster_info(ctx: Context, search: Optional[str] = None) -> Dict[str, Any]:
     config = ctx.load_master_config()
+    if search is not None:
+        return {"tags": search_tags(config, search), **_cluster_info(config)}
+    return _cluster_info(config)
+
+
+def _cluster_info(config: Config) -> Dict[str, Any]:
     return {
         "cluster": cluster_view(config),
         "serial_no": config.serial_no,
@@ -140,6 +169,7 @@ def instance_info(ctx: Context, selected: Optional[List[str]] = None, live: bool
     for name in wanted:
         inst = config.instances[name]
         view = instance_view(inst)
+        view["console"] = console(config, inst)
         if live:
             where = [n for n, r in running.items() if not isinstance(r, RpcError) and name in r]
             view["status"] = status_word(config, inst, where, running)

@@ -80,7 +80,7 @@ def build_instance(ctx: Context, config: Any, spec: Dict[str, Any]) -> Instance:
                     secondary_node=spec["secondary_node"], hypervisor=hypervisor, disk_template=template,
                     os=spec["os"] or "noop", osparams=spec["osparams"], admin_state="down", beparams=beparams,
                     hvparams=spec["hvparams"], nics=nics, disks=disks, tags=spec["tags"] or [],
-                    ctime=stamp, mtime=stamp)
+                    vnc_password=spec.get("vnc_password") or None, ctime=stamp, mtime=stamp)
     if hypervisor == "kvm" and (spec["hvparams"].get("vnc_bind_address", cluster.hvparams.get("kvm", {}).get(
             "vnc_bind_address", "127.0.0.1")) not in ("", "none")):
         inst.network_port = config.allocate_port()
@@ -354,6 +354,14 @@ def plan_modify(config: Any, inst: Instance, spec: Dict[str, Any]) -> Dict[str, 
         kept = [t for t in inst.tags if repair_tags.is_state(t)]
         if sorted(set(spec["tags"]) | set(kept)) != sorted(inst.tags):
             changes["tags"] = sorted(set(spec["tags"]) | set(kept))
+    password = spec.get("vnc_password")
+    if password is not None and (password or None) != inst.vnc_password:
+        changes["vnc_password"] = password or None
+    if changes.get("vnc_password") or ("hvparams" in changes and inst.vnc_password):
+        target = copy.copy(inst)
+        target.hvparams = {**inst.hvparams, **changes.get("hvparams", {})}
+        target.vnc_password = changes.get("vnc_password", inst.vnc_password)
+        node_checks.vnc_password(config.cluster, target)
     return changes
 
 
@@ -375,9 +383,11 @@ def apply_changes(config: Any, inst: Instance, changes: Dict[str, Any]) -> None:
         network_ops.reserve_nics(config, inst, changes["nics"])
     if "tags" in changes:
         inst.tags = changes["tags"]
+    if "vnc_password" in changes:
+        inst.vnc_password = changes["vnc_password"]
 
 
-NEEDS_RESTART = ("beparams", "hvparams", "nics", "add_disks")
+NEEDS_RESTART = ("beparams", "hvparams", "nics", "add_disks", "vnc_password")
 
 
 def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -408,10 +418,13 @@ def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
         start = True
     actions = ([f"grow disk {i} to {s} MiB" for i, s in changes.get("grow", [])]
                + [f"add disk of {d['size']} MiB" for d in changes.get("add_disks", [])]
+               + (["set the VNC password" if changes["vnc_password"] else "remove the VNC password"]
+                  if "vnc_password" in changes else [])
                + (["stop"] if stop else []) + (["start"] if start else []))
     if restart_needed and not restart_now and want == "up":
         actions.append("changes apply at the next restart (restart_on_change is false)")
-    changed = before != after or stop or start
+    # the view says only whether a password is set: a new password is a change the view cannot show
+    changed = before != after or stop or start or "vnc_password" in changes
     result: Dict[str, Any] = {"changed": bool(changed), "instance": after, "diff": diff_dict(before, after),
                               "actions": actions, "status": status,
                               "msg": f"instance {inst.name} " + (

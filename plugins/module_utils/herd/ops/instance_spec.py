@@ -14,6 +14,7 @@ from .. import validate as node_checks
 from ..config import (DEFAULT_BEPARAMS, DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, MIRRORED_TEMPLATES, Config,
                       Instance)
 from ..errors import PrerequisiteError, ValidationError
+from ..hypervisor.base import check_vnc_password
 from ..units import parse_size_mib
 from . import repair_tags
 
@@ -74,6 +75,9 @@ def validate(spec: Dict[str, Any], config: Optional[Config] = None) -> Dict[str,
     out["osparams"] = _osparams(os_type or "noop", spec.get("osparams") or {})
     out["tags"] = None if spec.get("tags") is None else sorted(set(names.check_tag(t) for t in spec["tags"]))
     repair_tags.check_tags(out["tags"] or [])
+    # None: not declared (kept); "": no password
+    password = spec.get("vnc_password")
+    out["vnc_password"] = None if password is None else (check_vnc_password(password) if password else "")
     return out
 
 
@@ -209,6 +213,7 @@ def instance_view(inst: Optional[Instance]) -> Optional[Dict[str, Any]]:
         "network_port": inst.network_port,
         "uuid": inst.uuid,
         "pending_restart": inst.pending_restart,
+        "vnc_password_set": bool(inst.vnc_password),
     }
 
 

@@ -149,6 +149,7 @@ def runtime_spec(config: Config, inst: Instance, assembled: List[Dict[str, Any]]
         "storage": storage_context(config),
         "uefi_vars": uefi_vars_path(config, inst),
         "cdrom": seed_path(config, inst),
+        "vnc_password": inst.vnc_password,
     }
 
 

@@ -173,6 +173,31 @@ def _mib(size: int) -> str:
 
 # ----------------------------------------------------------------- cloud-init
 
+def instance_dir(storage: StorageContext, instance: str, template: str) -> Optional[str]:
+    """The instance's own directory on a node, keyed by its name: its file or sharedfile disks
+    and its cloud-init seed (and the sharedfile UEFI variables). None without a storage directory."""
+    names.check_instance_name(instance)
+    base = storage.shared_file_storage_dir if template == "sharedfile" else storage.file_storage_dir
+    return os.path.join(base, instance) if base else None
+
+
+def rename_instance_dir(storage: StorageContext, old: str, new: str, template: str) -> Dict[str, Any]:
+    """Rename the instance's directory (instance rename). Idempotent: unchanged when ``old`` is
+    gone and ``new`` is there (done before) or when neither exists (nothing kept by name)."""
+    source = instance_dir(storage, old, template)
+    target = instance_dir(storage, new, template)
+    if source is None or target is None:
+        return {"changed": False, "from": source, "to": target}
+    if os.path.lexists(source):
+        if os.path.lexists(target):
+            raise StorageError(f"cannot rename {source} to {target}: {target} exists already")
+        if os.path.islink(source) or not os.path.isdir(source):
+            raise StorageError(f"refusing to rename {source}: it is not a directory")
+        os.rename(source, target)
+        return {"changed": True, "from": source, "to": target}
+    return {"changed": False, "from": source, "to": target}
+
+
 def seed_path(storage: StorageContext, instance: str, template: str) -> str:
     """Where the instance's seed lives: with its sharedfile disks (so every node sees it),
     otherwise under the node's file storage directory."""
