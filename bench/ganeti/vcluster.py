@@ -415,6 +415,8 @@ def up(vc_dir: Path = DEFAULT_DIR, nodes: int = 3) -> State:
 
         _ensure_dir(Path("/srv/ganeti"), st)
         _ensure_dir(Path("/run/sshd"), st)
+        # a bind mount needs its mount point; a fresh machine may have no /root/.ssh yet
+        _ensure_dir(Path("/root/.ssh"), st, mode=0o700)
         _save_state(st)
         _start_holder(st)
         for target, sub in BIND_MOUNTS:
