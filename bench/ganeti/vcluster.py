@@ -62,7 +62,7 @@ PREFIX_CANDIDATES = (
 )
 FIRST_NODE_OCTET = 10  # vcluster-setup: nodes .10-.99, instances .100-
 FIRST_INST_OCTET = 100
-INSTANCE_COUNT = 2
+INSTANCE_COUNT = 60  # instance1..60 resolve (the fleet case creates 50)
 # Mount points inside the private mount namespace: host path -> DIR subpath.
 BIND_MOUNTS = (
     ("/etc/hosts", "hosts"),
