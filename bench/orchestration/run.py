@@ -87,6 +87,7 @@ def herd_fake(inventory: Path, reps: int) -> Dict[str, Any]:
 
 
 FLEET = 50
+EVACUATE = 20
 
 
 def fleet_specs(count: int, prefix: str, state: str = "running") -> List[Dict[str, Any]]:
@@ -121,6 +122,21 @@ def herd_fleet(inventory: Path, count: int = FLEET) -> Dict[str, float]:
     if run.rc != 0:
         raise RuntimeError(f"sequential fleet failed: {run!r}")
     ansible_run.module(inventory, "node1", "instances", {"instances": fleet_specs(count, "seq", "absent")})
+    return out
+
+
+def herd_evacuate(inventory: Path, count: int = EVACUATE) -> Dict[str, float]:
+    """``count`` running fake instances (sharedfile, so they can migrate; Ganeti's diskless ones
+    can) on node2, then herd.cluster.node_evacuate of node2's primaries, sequential and 8 at once."""
+    out: Dict[str, float] = {}
+    for parallel in (1, 8):
+        specs = [dict(spec, disk_template="sharedfile", disks=["64M"], primary_node="node2")
+                 for spec in fleet_specs(count, f"evac{parallel}-")]
+        ansible_run.module(inventory, "node1", "instances", {"instances": specs})
+        out[f"max_parallel={parallel}"] = task_seconds(inventory, "node_evacuate", {
+            "node": "node2", "mode": "primary", "max_parallel": parallel})
+        ansible_run.module(inventory, "node1", "instances", {"instances": fleet_specs(count, f"evac{parallel}-",
+                                                                                       "absent")})
     return out
 
 
@@ -208,6 +224,7 @@ def ganeti(reps: int, fleet: bool) -> Dict[str, Any]:
 
     out = measure.measure_ganeti(reps, keep_up=fleet)
     if fleet:
+        out["evacuate"] = measure.measure_evacuate(EVACUATE, keep_up=True)
         out["fleet"] = measure.measure_fleet(FLEET)  # tears the cluster down
     return out
 
@@ -245,6 +262,15 @@ def report(results: Dict[str, Any]) -> str:
                   f"{ratio(fl['role_playbook_s'], gf) if gf else 'n/a'} |",
                   f"| herd: {FLEET} herd.cluster.instance tasks (the role before the bulk path) | "
                   f"{fl['sequential_tasks_s']:.1f} | {ratio(fl['sequential_tasks_s'], gf) if gf else 'n/a'} |"]
+    if "evacuate" in results:
+        ev = results["evacuate"]
+        ge = ((results.get("ganeti") or {}).get("evacuate") or {}).get("seconds")
+        lines += ["", f"## Evacuating the primaries of a node with {EVACUATE} running fake instances", "",
+                  "| way | seconds | herd/Ganeti |", "|---|---|---|",
+                  f"| Ganeti: `gnt-node evacuate -f -p -I hail` | {ge if ge is None else f'{ge:.1f}'} | |"]
+        for key, seconds in sorted(ev.items()):
+            lines.append(f"| herd: node_evacuate mode=primary {key} | {seconds:.1f} | "
+                         f"{ratio(seconds, ge) if ge else 'n/a'} |")
     if "herd_kvm" in results:
         k = results["herd_kvm"]["add"]["median"]
         gm = g["add_to_running"]["median"] if g else None
@@ -293,6 +319,7 @@ def main() -> int:
         steps: List[Callable[[], None]] = [lambda: results.__setitem__("herd_fake", herd_fake(inventory, options.reps))]
         if not options.skip_fleet:
             steps.append(lambda: results.__setitem__("fleet", herd_fleet(inventory)))
+            steps.append(lambda: results.__setitem__("evacuate", herd_evacuate(inventory)))
         if not options.skip_kvm:
             guest = guest_paths()
             steps += [lambda: results.__setitem__("herd_kvm", herd_kvm_create(inventory, guest, min(options.reps, 3))),
