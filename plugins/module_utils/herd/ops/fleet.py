@@ -51,12 +51,15 @@ def ensure_many(ctx: Context, specs: List[Dict[str, Any]], max_parallel: int = 8
             results[spec["name"]] = instance_ops.ensure(ctx, declared[spec["name"]])
         except HerdError as exc:
             failures.append({"instance": spec["name"], "reason": str(exc)})
-    ordered = [dict(results[name], name=name) for name in names if name in results]
+    # each instance's diff goes into the one diff of the task, by name
+    diffs = {name: results[name].get("diff") or {} for name in names if name in results}
+    ordered = [dict({k: v for k, v in results[name].items() if k != "diff"}, name=name)
+               for name in names if name in results]
     changed = [r["name"] for r in ordered if r.get("changed")]
     verb = "would change" if ctx.check_mode else "changed"
     return {"changed": bool(changed), "instances": ordered, "failures": failures,
-            "diff": {"before": {r["name"]: r.get("diff", {}).get("before") for r in ordered if r.get("changed")},
-                     "after": {r["name"]: r.get("diff", {}).get("after") for r in ordered if r.get("changed")}},
+            "diff": {"before": {name: diffs[name].get("before") for name in changed},
+                     "after": {name: diffs[name].get("after") for name in changed}},
             "msg": f"{len(ordered)} instances converged, {verb} {len(changed)}"
                    + (f" ({', '.join(changed)})" if changed else "")
                    + (f"; {len(failures)} failed" if failures else "")}
