@@ -169,6 +169,79 @@ def measure_ganeti(reps: int = 5, vc_dir: Path | None = None, keep_up: bool = Fa
             vcluster.down(vc_dir)
 
 
+def _jobs_pending(st: object, job_ids: list[str]) -> list[str]:
+    res = vcluster.run_on(st, ["gnt-job", "list", "--no-headers", "--separator=|", "-o", "id,status", *job_ids])
+    return [line for line in res.stdout.splitlines()
+            if line.split("|")[1] in ("queued", "waiting", "running", "canceling")]
+
+
+def measure_fleet(count: int = 50, vc_dir: Path | None = None, keep_up: bool = False) -> dict[str, object]:
+    """Create ``count`` running instances at once: one ``gnt-instance add --submit -I hail`` per
+    instance, every job submitted before the first is waited for, so Ganeti runs them in
+    parallel as its job queue allows. Seconds from the first submit to the last job's end;
+    then every instance is checked running (not timed) and removed."""
+    vc_dir = (vc_dir or vcluster.DEFAULT_DIR).resolve()
+    started_here = not vcluster.is_up(vc_dir)
+    st = vcluster.up(vc_dir)
+    names = [f"instance{i + 1}" for i in range(count)]
+    try:
+        t0 = time.monotonic()
+        _add_all(st, names, None)
+        seconds = time.monotonic() - t0
+        missing = sorted(set(names) - set(_primaries(st)))
+        if missing:
+            raise vcluster.VClusterError(f"fleet: not running after their jobs ended: {missing}")
+        return {"count": count, "seconds": round(seconds, 3)}
+    finally:
+        for name in names:
+            vcluster.run_on(st, ["gnt-instance", "remove", "-f", name], check=False)
+        if started_here and not keep_up:
+            vcluster.down(vc_dir)
+
+
+def _add_all(st: object, names: list[str], node: str | None) -> list[str]:
+    """Submit one add per name (all before waiting), wait for every job; their job ids."""
+    job_ids = []
+    where = ["-n", node] if node else ["-I", "hail"]
+    for name in names:
+        res = vcluster.run_on(st, ["gnt-instance", "add", "--submit", "-t", "diskless", "-o", "noop+default",
+                                   "--no-name-check", "--no-ip-check", "-B", "memory=128,vcpus=1",
+                                   "--net", f"0:link={vcluster.BRIDGE}", *where, name])
+        job_ids.append(res.stdout.split()[-1])
+    while _jobs_pending(st, job_ids):
+        time.sleep(0.2)
+    return job_ids
+
+
+def _primaries(st: object) -> dict[str, str]:
+    res = vcluster.run_on(st, ["gnt-instance", "list", "--no-headers", "--separator=|", "-o", "name,pnode,oper_state"])
+    return {line.split("|")[0]: line.split("|")[1] for line in res.stdout.splitlines() if line.endswith("|Y")}
+
+
+def measure_evacuate(count: int = 20, vc_dir: Path | None = None, keep_up: bool = False) -> dict[str, object]:
+    """``count`` running instances on node2, then ``gnt-node evacuate -f -p -I hail node2`` (timed:
+    hail plans, the migrations run as Ganeti's jobs); every instance checked running elsewhere."""
+    vc_dir = (vc_dir or vcluster.DEFAULT_DIR).resolve()
+    started_here = not vcluster.is_up(vc_dir)
+    st = vcluster.up(vc_dir)
+    names = [f"instance{i + 1}" for i in range(count)]
+    try:
+        _add_all(st, names, st.nodes[1])
+        t0 = time.monotonic()
+        vcluster.run_on(st, ["gnt-node", "evacuate", "-f", "-p", "-I", "hail", st.nodes[1]])
+        seconds = time.monotonic() - t0
+        where = _primaries(st)
+        stayed = sorted(n for n in names if where.get(n, st.nodes[1]) == st.nodes[1])
+        if stayed:
+            raise vcluster.VClusterError(f"evacuate: still on {st.nodes[1]} or not running: {stayed}")
+        return {"count": count, "seconds": round(seconds, 3)}
+    finally:
+        for name in names:
+            vcluster.run_on(st, ["gnt-instance", "remove", "-f", name], check=False)
+        if started_here and not keep_up:
+            vcluster.down(vc_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

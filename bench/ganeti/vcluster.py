@@ -62,7 +62,7 @@ PREFIX_CANDIDATES = (
 )
 FIRST_NODE_OCTET = 10  # vcluster-setup: nodes .10-.99, instances .100-
 FIRST_INST_OCTET = 100
-INSTANCE_COUNT = 2
+INSTANCE_COUNT = 60  # instance1..60 resolve (the fleet case creates 50)
 # Mount points inside the private mount namespace: host path -> DIR subpath.
 BIND_MOUNTS = (
     ("/etc/hosts", "hosts"),
@@ -415,6 +415,8 @@ def up(vc_dir: Path = DEFAULT_DIR, nodes: int = 3) -> State:
 
         _ensure_dir(Path("/srv/ganeti"), st)
         _ensure_dir(Path("/run/sshd"), st)
+        # a bind mount needs its mount point; a fresh machine may have no /root/.ssh yet
+        _ensure_dir(Path("/root/.ssh"), st, mode=0o700)
         _save_state(st)
         _start_holder(st)
         for target, sub in BIND_MOUNTS:

@@ -86,6 +86,60 @@ def herd_fake(inventory: Path, reps: int) -> Dict[str, Any]:
     return {"add": summary(create), "migrate": summary(migrate), "failover": summary(failover)}
 
 
+FLEET = 50
+EVACUATE = 20
+
+
+def fleet_specs(count: int, prefix: str, state: str = "running") -> List[Dict[str, Any]]:
+    return [{"name": f"{prefix}{i}", "state": state, "hypervisor": "fake", "disk_template": "diskless",
+             "memory": "128M", "vcpus": 1} for i in range(count)]
+
+
+def herd_fleet(inventory: Path, count: int = FLEET) -> Dict[str, float]:
+    """Converge ``count`` declared instances: the instances role (one herd.cluster.instances task),
+    and, for comparison, one herd.cluster.instance task per instance as the role did before."""
+    out: Dict[str, float] = {}
+    playbook = REPO / "tests" / "integration" / "playbooks" / "instances.yml"
+    t0 = time.monotonic()
+    run = ansible_run.playbook(inventory, playbook, {"herd_instances": fleet_specs(count, "fleet")}, timeout=3600)
+    out["role_playbook_s"] = time.monotonic() - t0
+    if run.rc != 0:
+        raise RuntimeError(f"instances role failed: {run!r}")
+    task = run.result("Converge declared instances", "node1")
+    if task.get("failures") or len(task["instances"]) != count:
+        raise RuntimeError(f"fleet converge incomplete: {task.get('msg')}")
+    out["bulk_task_s"] = task["duration"]["end"] - task["duration"]["start"]
+    ansible_run.module(inventory, "node1", "instances", {"instances": fleet_specs(count, "fleet", "absent")})
+    play = [{"hosts": "node1", "gather_facts": False, "tasks": [
+        {"name": "one task per instance", "herd.cluster.instance": "{{ item }}",
+         "loop": fleet_specs(count, "seq")}]}]
+    path = REPO / ".build" / "bench-fleet-sequential.yml"
+    path.write_text(json.dumps(play))
+    t0 = time.monotonic()
+    run = ansible_run.playbook(inventory, path, timeout=3600)
+    out["sequential_tasks_s"] = time.monotonic() - t0
+    path.unlink()
+    if run.rc != 0:
+        raise RuntimeError(f"sequential fleet failed: {run!r}")
+    ansible_run.module(inventory, "node1", "instances", {"instances": fleet_specs(count, "seq", "absent")})
+    return out
+
+
+def herd_evacuate(inventory: Path, count: int = EVACUATE) -> Dict[str, float]:
+    """``count`` running fake instances (sharedfile, so they can migrate; Ganeti's diskless ones
+    can) on node2, then herd.cluster.node_evacuate of node2's primaries, sequential and 8 at once."""
+    out: Dict[str, float] = {}
+    for parallel in (1, 8):
+        specs = [dict(spec, disk_template="sharedfile", disks=["64M"], primary_node="node2")
+                 for spec in fleet_specs(count, f"evac{parallel}-")]
+        ansible_run.module(inventory, "node1", "instances", {"instances": specs})
+        out[f"max_parallel={parallel}"] = task_seconds(inventory, "node_evacuate", {
+            "node": "node2", "mode": "primary", "max_parallel": parallel})
+        ansible_run.module(inventory, "node1", "instances", {"instances": fleet_specs(count, f"evac{parallel}-",
+                                                                                       "absent")})
+    return out
+
+
 def herd_kvm_create(inventory: Path, guest: Dict[str, str], reps: int) -> Dict[str, Any]:
     times = []
     for i in range(reps):
@@ -164,11 +218,15 @@ def herd_evacuation(inventory: Path, guest: Dict[str, str]) -> Dict[str, float]:
     return out
 
 
-def ganeti(reps: int) -> Dict[str, Any]:
+def ganeti(reps: int, fleet: bool) -> Dict[str, Any]:
     sys.path.insert(0, str(REPO / "bench" / "ganeti"))
     import measure  # bench/ganeti/measure.py
 
-    return measure.measure_ganeti(reps)
+    out = measure.measure_ganeti(reps, keep_up=fleet)
+    if fleet:
+        out["evacuate"] = measure.measure_evacuate(EVACUATE, keep_up=True)
+        out["fleet"] = measure.measure_fleet(FLEET)  # tears the cluster down
+    return out
 
 
 def ratio(a: float, b: float) -> str:
@@ -191,6 +249,28 @@ def report(results: Dict[str, Any]) -> str:
                      f"{ratio(f[op]['median'], gm) if gm else 'n/a'} |")
     lines += ["", "herd: the module task's duration as Ansible records it (module shipped to and run on the "
               "master, its RPCs to the nodes over SSH); Ganeti: the wall time of the gnt-* command on its master."]
+    if "fleet" in results:
+        fl = results["fleet"]
+        gf = ((results.get("ganeti") or {}).get("fleet") or {}).get("seconds")
+        lines += ["", f"## Converging {FLEET} declared instances (fake hypervisor, diskless, running)", "",
+                  "| way | seconds | herd/Ganeti |", "|---|---|---|",
+                  f"| Ganeti: {FLEET} x `gnt-instance add --submit -I hail`, first submit to last job end | "
+                  f"{gf if gf is None else f'{gf:.1f}'} | |",
+                  f"| herd: instances role, the one herd.cluster.instances task | {fl['bulk_task_s']:.1f} | "
+                  f"{ratio(fl['bulk_task_s'], gf) if gf else 'n/a'} |",
+                  f"| herd: instances role, whole playbook (with the instance table) | {fl['role_playbook_s']:.1f} | "
+                  f"{ratio(fl['role_playbook_s'], gf) if gf else 'n/a'} |",
+                  f"| herd: {FLEET} herd.cluster.instance tasks (the role before the bulk path) | "
+                  f"{fl['sequential_tasks_s']:.1f} | {ratio(fl['sequential_tasks_s'], gf) if gf else 'n/a'} |"]
+    if "evacuate" in results:
+        ev = results["evacuate"]
+        ge = ((results.get("ganeti") or {}).get("evacuate") or {}).get("seconds")
+        lines += ["", f"## Evacuating the primaries of a node with {EVACUATE} running fake instances", "",
+                  "| way | seconds | herd/Ganeti |", "|---|---|---|",
+                  f"| Ganeti: `gnt-node evacuate -f -p -I hail` | {ge if ge is None else f'{ge:.1f}'} | |"]
+        for key, seconds in sorted(ev.items()):
+            lines.append(f"| herd: node_evacuate mode=primary {key} | {seconds:.1f} | "
+                         f"{ratio(seconds, ge) if ge else 'n/a'} |")
     if "herd_kvm" in results:
         k = results["herd_kvm"]["add"]["median"]
         gm = g["add_to_running"]["median"] if g else None
@@ -223,11 +303,13 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--skip-ganeti", action="store_true")
     parser.add_argument("--skip-kvm", action="store_true")
+    parser.add_argument("--skip-fleet", action="store_true")
+    parser.add_argument("--only-herd-fleet", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keep", action="store_true", help="leave the benchmark cluster up")
     options = parser.parse_args()
     results: Dict[str, Any] = {}
     if not options.skip_ganeti:
-        results["ganeti"] = ganeti(options.reps)
+        results["ganeti"] = ganeti(options.reps, not options.skip_fleet)
     inventory = REPO / "inventories" / "vcluster" / f"hosts-{CLUSTER}.yml"
     vcluster = VCluster.up(CLUSTER, nodes=3, inventory=inventory)
     try:
@@ -235,6 +317,9 @@ def main() -> int:
         if site.rc != 0:
             raise RuntimeError(f"site.yml failed: {site!r}")
         steps: List[Callable[[], None]] = [lambda: results.__setitem__("herd_fake", herd_fake(inventory, options.reps))]
+        if not options.skip_fleet:
+            steps.append(lambda: results.__setitem__("fleet", herd_fleet(inventory)))
+            steps.append(lambda: results.__setitem__("evacuate", herd_evacuate(inventory)))
         if not options.skip_kvm:
             guest = guest_paths()
             steps += [lambda: results.__setitem__("herd_kvm", herd_kvm_create(inventory, guest, min(options.reps, 3))),

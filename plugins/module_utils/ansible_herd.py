@@ -19,6 +19,30 @@ COMMON_ARGS = dict(
 )
 
 
+# Each instance option once: herd.cluster.instance takes them, herd.cluster.instances takes a list of
+# them (its suboptions), and the engine's spec is exactly these options.
+INSTANCE_ARGS = dict(
+    name=dict(type='str', required=True),
+    state=dict(type='str', default='present', choices=['present', 'running', 'stopped', 'restarted', 'absent']),
+    disk_template=dict(type='str', choices=['diskless', 'file', 'sharedfile', 'plain', 'drbd']),
+    hypervisor=dict(type='str', choices=['kvm', 'fake']),
+    disks=dict(type='list', elements='raw'),
+    nics=dict(type='list', elements='dict'),
+    memory=dict(type='raw'),
+    minmem=dict(type='raw'),
+    vcpus=dict(type='int'),
+    hvparams=dict(type='dict'),
+    os=dict(type='str', choices=['noop', 'image', 'cloud_init']),
+    osparams=dict(type='dict', no_log=True),
+    tags=dict(type='list', elements='str'),
+    vnc_password=dict(type='str', no_log=True),
+    primary_node=dict(type='str'),
+    secondary_node=dict(type='str'),
+    restart_on_change=dict(type='bool', default=False),
+    shutdown_timeout=dict(type='int', default=120),
+)
+
+
 def context(module):
     return Context.on_this_node(check_mode=module.check_mode, lock_timeout=module.params['lock_timeout'],
                                 rpc_timeout=module.params['rpc_timeout'])

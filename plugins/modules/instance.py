@@ -174,31 +174,9 @@ msg:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, INSTANCE_ARGS, run
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import instance as instance_op
 
-# Each instance option once: the engine's spec is exactly these options (PARAMS derives from them);
-# roles/instances passes each of them (tests/unit/roles checks it).
-INSTANCE_ARGS = dict(
-    name=dict(type='str', required=True),
-    state=dict(type='str', default='present', choices=['present', 'running', 'stopped', 'restarted', 'absent']),
-    disk_template=dict(type='str', choices=['diskless', 'file', 'sharedfile', 'plain', 'drbd']),
-    hypervisor=dict(type='str', choices=['kvm', 'fake']),
-    disks=dict(type='list', elements='raw'),
-    nics=dict(type='list', elements='dict'),
-    memory=dict(type='raw'),
-    minmem=dict(type='raw'),
-    vcpus=dict(type='int'),
-    hvparams=dict(type='dict'),
-    os=dict(type='str', choices=['noop', 'image', 'cloud_init']),
-    osparams=dict(type='dict', no_log=True),
-    tags=dict(type='list', elements='str'),
-    vnc_password=dict(type='str', no_log=True),
-    primary_node=dict(type='str'),
-    secondary_node=dict(type='str'),
-    restart_on_change=dict(type='bool', default=False),
-    shutdown_timeout=dict(type='int', default=120),
-)
 PARAMS = tuple(INSTANCE_ARGS)
 
 

@@ -140,9 +140,15 @@ def test_declared_instances_converge_and_check_mode_shows_the_plan(site, invento
     playbook = REPO / "tests" / "integration" / "playbooks" / "instances.yml"
     plan = ansible_run.playbook(inventory, playbook, {"herd_instances": declared}, check=True)
     assert plan.rc == 0, plan
-    converged = plan.result("Converge declared instance", "node1")["results"]
+    converged = plan.result("Converge declared instances", "node1")["instances"]
+    assert [r["name"] for r in converged] == ["decl1", "decl2", "decl3"]
     assert all(r["changed"] and r["placement"]["primary"] for r in converged)
     assert not any(n.startswith("decl") for n in config(vcluster)["instances"])
+    # the module itself, with its documented return keys checked
+    direct = ansible_run.module(inventory, "node1", "instances", {"instances": declared, "default_state": "running"},
+                                check=True, diff=True)
+    assert direct["changed"] and direct["failures"] == [] and sorted(direct["diff"]["after"]) == [
+        "decl1", "decl2", "decl3"]
 
     first = ansible_run.playbook(inventory, playbook, {"herd_instances": declared})
     assert first.rc == 0, first

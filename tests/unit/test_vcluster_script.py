@@ -155,11 +155,16 @@ def test_inventory_has_the_groups_and_connection_settings() -> None:
     assert "-o StrictHostKeyChecking=yes" in common
 
 
-def test_inventory_turns_off_ssh_connection_sharing_in_the_options_ssh_reads_first() -> None:
+def test_inventory_reuses_ssh_connections_through_sockets_of_this_cluster_only() -> None:
     # ssh keeps the first value of an option; Ansible puts ssh_args before ssh_common_args
-    inv = yaml.safe_load(vc.inventory_text(make_state()))
-    node_vars = inv["all"]["children"]["herd_nodes"]["vars"]
-    assert "ControlPersist=no" in node_vars["ansible_ssh_args"]
+    state = make_state()
+    inv = yaml.safe_load(vc.inventory_text(state))
+    args = inv["all"]["children"]["herd_nodes"]["vars"]["ansible_ssh_args"].split()
+    options = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "-o")
+    assert options["ControlMaster"] == "auto" and options["ControlPersist"] == "60s"
+    assert options["ControlPath"] == f"{state.state_dir}/cp/%C"
+    # a master whose node stopped answering (link-down) ends instead of hanging every task
+    assert int(options["ServerAliveInterval"]) * int(options["ServerAliveCountMax"]) <= 15
 
 
 def test_hosts_file_lists_every_node_at_its_primary_address() -> None:

@@ -13,6 +13,8 @@ there is no trust-on-first-use anywhere.
 """
 
 import json
+import os
+import selectors
 import socket
 import subprocess
 import threading
@@ -100,6 +102,154 @@ def decode_answer(node: str, verb: str, stdout: bytes, stderr: bytes, status: in
     return result if isinstance(result, dict) else {"value": result}
 
 
+class AgentSession:
+    """One ``herd-node --serve`` process answering requests one at a time.
+
+    An operation makes a dozen or more calls to the same few nodes; a session
+    saves each of them the SSH session set-up and the agent's Python start-up
+    and imports. Requests and answers are one JSON document per line (JSON
+    escapes newlines inside strings); the agent greets with a line naming its
+    version before the first request.
+    """
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self._out = bytearray()
+        self._err = bytearray()
+
+    # transport-specific: one wait for output, EOF, liveness, teardown
+    def _send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _receive(self, wait: float) -> bool:
+        """Append what arrives within ``wait`` seconds to the buffers; False at end of output."""
+        raise NotImplementedError
+
+    def alive(self) -> bool:
+        raise NotImplementedError
+
+    def exit_status(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def read_line(self, verb: str, deadline: float) -> Optional[bytes]:
+        """The next line the agent writes; None when the deadline passes first."""
+        while b"\n" not in self._out:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if not self._receive(min(remaining, 0.5)):
+                status = self.exit_status()
+                # no answer line: decode_answer turns the exit status and stderr into the reason
+                decode_answer(self.node, verb, bytes(self._out), bytes(self._err), status)
+                raise RpcError(self.node, verb, "the agent closed the session without an answer",
+                               bytes(self._err).decode("utf-8", "replace"))
+        line, _, rest = bytes(self._out).partition(b"\n")
+        del self._out[:]
+        self._out += rest
+        return line
+
+    def greet(self, deadline: float) -> None:
+        line = self.read_line("connect", deadline)
+        try:
+            greeting = json.loads(line) if line is not None else None
+        except json.JSONDecodeError:
+            greeting = None
+        if not isinstance(greeting, dict) or "serve" not in greeting:
+            raise RpcError(self.node, "connect", "the agent did not start in session mode; it predates this "
+                           f"collection: {AGENT_REINSTALL_HINT}", bytes(self._err).decode("utf-8", "replace"))
+
+    def exchange(self, verb: str, payload: bytes, deadline: float, timeout: float) -> Tuple[bytes, bytes]:
+        """Send one request; its answer line and what the agent wrote on stderr meanwhile."""
+        del self._err[:]
+        self._send(payload + b"\n")
+        line = self.read_line(verb, deadline)
+        if line is None:
+            raise RpcError(self.node, verb, f"no answer within {timeout:g} s")
+        return line, bytes(self._err[-4000:])
+
+
+class SshAgentSession(AgentSession):
+    def __init__(self, node: str, transport: Any, agent_path: str, open_timeout: float) -> None:
+        super().__init__(node)
+        self.channel = transport.open_session(timeout=open_timeout)
+        self.channel.exec_command(f"{agent_path} --serve")
+
+    def _send(self, data: bytes) -> None:
+        self.channel.sendall(data)
+
+    def _receive(self, wait: float) -> bool:
+        self.channel.settimeout(wait)
+        while self.channel.recv_stderr_ready():
+            self._err += self.channel.recv_stderr(65536)
+        try:
+            chunk = self.channel.recv(65536)
+        except socket.timeout:
+            return True
+        while self.channel.recv_stderr_ready():
+            self._err += self.channel.recv_stderr(65536)
+        self._out += chunk
+        return bool(chunk)
+
+    def alive(self) -> bool:
+        return not self.channel.closed and not self.channel.exit_status_ready()
+
+    def exit_status(self) -> int:
+        self.channel.status_event.wait(2.0)  # sshd sends the status right after EOF
+        return self.channel.recv_exit_status() if self.channel.exit_status_ready() else -1
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class LocalAgentSession(AgentSession):
+    def __init__(self, node: str, agent_path: str) -> None:
+        super().__init__(node)
+        self.proc = subprocess.Popen([agent_path, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.proc.stdout, selectors.EVENT_READ, self._out)
+        self.selector.register(self.proc.stderr, selectors.EVENT_READ, self._err)
+        self._eof = False
+
+    def _send(self, data: bytes) -> None:
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def _receive(self, wait: float) -> bool:
+        for key, _ in self.selector.select(wait):
+            chunk = os.read(key.fd, 65536)
+            if key.fileobj is self.proc.stdout:
+                self._out += chunk
+                self._eof = not chunk
+            else:
+                self._err += chunk
+                if not chunk:
+                    self.selector.unregister(key.fileobj)
+        return not self._eof
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def exit_status(self) -> int:
+        return self.proc.wait()
+
+    def close(self) -> None:
+        self.selector.close()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        try:
+            # EOF on stdin ends the agent once its current verb is done
+            self.proc.wait(timeout=0)
+        except subprocess.TimeoutExpired:
+            pass
+
+
 class Rpc:
     def __init__(self, key_file: str, local_node: Optional[str] = None, connect_timeout: float = 10.0,
                  timeout: float = 120.0, max_workers: int = 8, agent_path: str = AGENT_PATH):
@@ -110,6 +260,7 @@ class Rpc:
         self.max_workers = max_workers
         self.agent_path = agent_path
         self._clients: Dict[str, Any] = {}
+        self._idle: Dict[str, List[AgentSession]] = {}
         self._guard = threading.Lock()
 
     def request(self, verb: str, args: Optional[Dict[str, Any]]) -> bytes:
@@ -119,9 +270,21 @@ class Rpc:
              timeout: Optional[float] = None) -> Dict[str, Any]:
         timeout = self.timeout if timeout is None else timeout
         payload = self.request(verb, args)
-        if endpoint.name == self.local_node:
-            return self._call_local(endpoint, verb, payload, timeout)
-        return self._call_ssh(endpoint, verb, payload, timeout)
+        deadline = time.monotonic() + timeout
+        session = self._session(endpoint, verb)
+        try:
+            line, stderr = session.exchange(verb, payload, deadline, timeout)
+        except RpcError:
+            session.close()
+            raise
+        except Exception as exc:  # paramiko raises a zoo of types on a dropped link
+            session.close()
+            if endpoint.name != self.local_node:
+                self._drop(endpoint.name)
+            raise RpcError(endpoint.name, verb, f"SSH session failed: {exc}") from None
+        with self._guard:
+            self._idle.setdefault(endpoint.name, []).append(session)
+        return decode_answer(endpoint.name, verb, line, stderr, 0)
 
     def call_many(self, calls: List[Tuple[Endpoint, str, Optional[Dict[str, Any]]]],
                   timeout: Optional[float] = None) -> Dict[str, Union[Dict[str, Any], RpcError]]:
@@ -142,16 +305,41 @@ class Rpc:
                 results[name] = value
         return results
 
-    def _call_local(self, endpoint: Endpoint, verb: str, payload: bytes, timeout: float) -> Dict[str, Any]:
+    def _session(self, endpoint: Endpoint, verb: str) -> AgentSession:
+        """An idle session to the node's agent, or a new one; a session found dead is discarded."""
+        while True:
+            with self._guard:
+                idle = self._idle.get(endpoint.name) or []
+                session = idle.pop() if idle else None
+            if session is None:
+                break
+            if session.alive():
+                return session
+            session.close()
+        deadline = time.monotonic() + self.connect_timeout
+        if endpoint.name == self.local_node:
+            try:
+                session = LocalAgentSession(endpoint.name, self.agent_path)
+            except (FileNotFoundError, PermissionError):
+                raise RpcError(endpoint.name, verb, f"the herd-node agent is not installed at {self.agent_path}; "
+                               f"{AGENT_REINSTALL_HINT}") from None
+        else:
+            client = self._client(endpoint)
+            try:
+                session = SshAgentSession(endpoint.name, client.get_transport(), self.agent_path,
+                                          self.connect_timeout)
+            except Exception as exc:
+                self._drop(endpoint.name)
+                raise RpcError(endpoint.name, verb, f"SSH session failed: {exc}") from None
         try:
-            proc = subprocess.run([self.agent_path], input=payload, capture_output=True, timeout=timeout,
-                                  check=False)
-        except FileNotFoundError:
-            raise RpcError(endpoint.name, verb, f"the herd-node agent is not installed at {self.agent_path}; "
-                           f"{AGENT_REINSTALL_HINT}") from None
-        except subprocess.TimeoutExpired:
-            raise RpcError(endpoint.name, verb, f"no answer within {timeout:g} s") from None
-        return decode_answer(endpoint.name, verb, proc.stdout, proc.stderr, proc.returncode)
+            session.greet(deadline)
+        except RpcError:
+            session.close()
+            raise
+        except Exception as exc:
+            session.close()
+            raise RpcError(endpoint.name, verb, f"SSH session failed: {exc}") from None
+        return session
 
     def _client(self, endpoint: Endpoint) -> Any:
         import paramiko
@@ -189,40 +377,6 @@ class Rpc:
             self._clients[endpoint.name] = client
         return client
 
-    def _call_ssh(self, endpoint: Endpoint, verb: str, payload: bytes, timeout: float) -> Dict[str, Any]:
-        client = self._client(endpoint)
-        deadline = time.monotonic() + timeout
-        try:
-            channel = client.get_transport().open_session(timeout=self.connect_timeout)
-            channel.exec_command(self.agent_path)
-            channel.sendall(payload)
-            channel.shutdown_write()
-            stdout, stderr = bytearray(), bytearray()
-            channel.settimeout(0.5)
-            while True:
-                if time.monotonic() > deadline:
-                    channel.close()
-                    raise RpcError(endpoint.name, verb, f"no answer within {timeout:g} s")
-                try:
-                    chunk = channel.recv(65536)
-                    if chunk:
-                        stdout += chunk
-                except socket.timeout:
-                    chunk = b"?"
-                while channel.recv_stderr_ready():
-                    stderr += channel.recv_stderr(65536)
-                if not chunk and channel.exit_status_ready():
-                    break
-            while channel.recv_stderr_ready():
-                stderr += channel.recv_stderr(65536)
-            status = channel.recv_exit_status()
-        except RpcError:
-            raise
-        except Exception as exc:  # paramiko raises a zoo of types on a dropped link
-            self._drop(endpoint.name)
-            raise RpcError(endpoint.name, verb, f"SSH session failed: {exc}") from None
-        return decode_answer(endpoint.name, verb, bytes(stdout), bytes(stderr), status)
-
     def _drop(self, name: str) -> None:
         with self._guard:
             client = self._clients.pop(name, None)
@@ -231,6 +385,9 @@ class Rpc:
 
     def close(self) -> None:
         with self._guard:
-            clients, self._clients = list(self._clients.values()), {}
+            sessions = [session for idle in self._idle.values() for session in idle]
+            clients, self._clients, self._idle = list(self._clients.values()), {}, {}
+        for session in sessions:
+            session.close()
         for client in clients:
             client.close()

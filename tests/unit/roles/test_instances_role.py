@@ -9,19 +9,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 
 
 def instance_module_options():
-    with open(os.path.join(ROOT, "plugins", "modules", "instance.py"), encoding="utf-8") as handle:
+    with open(os.path.join(ROOT, "plugins", "module_utils", "ansible_herd.py"), encoding="utf-8") as handle:
         tree = ast.parse(handle.read())
     for node in tree.body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "INSTANCE_ARGS":
             return {kw.arg for kw in node.value.keywords}
-    raise AssertionError("plugins/modules/instance.py defines no INSTANCE_ARGS")
+    raise AssertionError("plugins/module_utils/ansible_herd.py defines no INSTANCE_ARGS")
 
 
-def test_the_instances_role_passes_every_instance_option():
+def test_the_instances_role_hands_the_declared_list_to_the_bulk_module_whole():
     with open(os.path.join(ROOT, "roles", "instances", "tasks", "main.yml"), encoding="utf-8") as handle:
         tasks = yaml.safe_load(handle)
-    converge = next(t for t in tasks if t.get("name") == "Converge declared instance")
-    assert set(converge["herd.cluster.instance"]) == instance_module_options()
+    converge = next(t for t in tasks if t.get("name") == "Converge declared instances")
+    assert converge["herd.cluster.instances"]["instances"] == "{{ instances_declared }}"
+    assert converge["herd.cluster.instances"]["default_state"] == "running"
 
 
 def test_the_roles_argument_spec_names_every_instance_option():

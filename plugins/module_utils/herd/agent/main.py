@@ -10,6 +10,7 @@ then tells the operator which role re-installs the agent.
 
 import importlib
 import json
+import os
 import sys
 import traceback
 from typing import Any, Dict
@@ -55,15 +56,35 @@ def handle(request: Any) -> Dict[str, Any]:
     return {"ok": True, "version": VERSION, "result": result}
 
 
-def main() -> int:
-    raw = sys.stdin.buffer.read()
+def answer_raw(raw: bytes) -> Dict[str, Any]:
     try:
         request = json.loads(raw.decode("utf-8") or "null")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        answer: Dict[str, Any] = {"ok": False, "version": VERSION, "kind": "error",
-                                  "error": f"request is not JSON: {exc}"}
-    else:
-        answer = handle(request)
-    sys.stdout.write(json.dumps(answer) + "\n")
+        return {"ok": False, "version": VERSION, "kind": "error", "error": f"request is not JSON: {exc}"}
+    return handle(request)
+
+
+def serve() -> int:
+    """Session mode (``--serve``): one request per line, one answer per line, until EOF.
+
+    The answers go to a private copy of stdout; fd 1 is pointed at stderr so
+    that nothing a verb or a library prints can break the line protocol.
+    """
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    replies.write(json.dumps({"serve": VERSION}) + "\n")
+    replies.flush()
+    for line in sys.stdin.buffer:
+        if not line.strip():
+            continue
+        replies.write(json.dumps(answer_raw(line)) + "\n")
+        replies.flush()
+    return 0
+
+
+def main() -> int:
+    if sys.argv[1:] == ["--serve"]:
+        return serve()
+    sys.stdout.write(json.dumps(answer_raw(sys.stdin.buffer.read())) + "\n")
     sys.stdout.flush()
     return 0

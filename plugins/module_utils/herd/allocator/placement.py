@@ -22,7 +22,26 @@ def _unreachable(facts: Dict[str, Any]) -> List[str]:
 def place(config: Dict[str, Any], facts: Dict[str, Any], request: Dict[str, Any],
           primary: Optional[str] = None, secondary: Optional[str] = None) -> Dict[str, Any]:
     """Nodes for a new instance: {"success", "primary", "secondary", "reasons", "score", "info"}."""
+    return place_many(config, facts, [dict(request, primary=primary, secondary=secondary)])[0]
+
+
+def place_many(config: Dict[str, Any], facts: Dict[str, Any], requests: List[Dict[str, Any]]
+               ) -> List[Dict[str, Any]]:
+    """Nodes for several new instances, one answer per request (as ``place``), in order.
+
+    One model serves them all and each success is placed in it before the next
+    request is judged (hail's multi-allocate), so together they never overcommit
+    a node, break N+1 or put two instances with the same exclusion tag on one
+    node. A request may name its ``primary``/``secondary``.
+    """
     model = from_herd_config(config, facts)
+    unreachable = _unreachable(facts)
+    return [_place_one(model, request, request.get("primary"), request.get("secondary"), unreachable)
+            for request in requests]
+
+
+def _place_one(model: Any, request: Dict[str, Any], primary: Optional[str], secondary: Optional[str],
+               unreachable: List[str]) -> Dict[str, Any]:
     inst = model.new_instance(
         request["name"], request["memory"], [(d["size"], d.get("spindles")) for d in request["disks"]],
         request["vcpus"], request["disk_template"], tags=request.get("tags", []),
@@ -31,16 +50,20 @@ def place(config: Dict[str, Any], facts: Dict[str, Any], request: Dict[str, Any]
     try:
         result = alloc.allocate(model, inst, count=request["required_nodes"], restrict=restrict)
     except alloc.AllocError as exc:
-        return {"success": False, "reasons": _unreachable(facts), "info": str(exc)}
-    reasons = result.reason_lines() + _unreachable(facts)
-    if not result.success:
-        return {"success": False, "reasons": reasons, "info": result.info}
-    nodes = list(result.nodes)
-    if primary and nodes[0] != primary:
+        model.drop_last_instance(inst)
+        return {"success": False, "reasons": list(unreachable), "info": str(exc)}
+    reasons = result.reason_lines() + unreachable
+    nodes = list(result.nodes) if result.success else []
+    if nodes and primary and nodes[0] != primary:
         if len(nodes) == 2 and nodes[1] == primary:
             nodes.reverse()  # the pair fits; the operator chose which end is primary
         else:
+            model.drop_last_instance(inst)
             return {"success": False, "reasons": reasons, "info": f"{primary} cannot be the primary"}
+    if not result.success:
+        model.drop_last_instance(inst)
+        return {"success": False, "reasons": reasons, "info": result.info}
+    alloc.place(model, inst, nodes)
     return {"success": True, "primary": nodes[0], "secondary": nodes[1] if len(nodes) > 1 else None,
             "reasons": reasons, "score": result.score, "info": result.info}
 

@@ -138,12 +138,14 @@ def require(condition: bool, message: str) -> None:
 def newer_master(ctx: Context, config: Config) -> Optional[Tuple[str, str]]:
     """(node, master it names) of a master candidate holding a newer config that names another
     master: this node was master once and has been replaced while it was away."""
+    # The master's own agent is asked too (its answer is not needed): its session then starts
+    # in this parallel round instead of at the operation's first local call.
     calls = [(ctx.endpoint(node, config), "cluster_membership", {})
              for node in sorted(config.nodes.values(), key=lambda n: n.name)
-             if node.name != ctx.local_node and node.master_candidate and not node.offline]
+             if node.name == ctx.local_node or (node.master_candidate and not node.offline)]
     rank = config_rank(config.to_dict())
     for name, result in sorted(ctx.rpc.call_many(calls).items()):
-        if isinstance(result, RpcError):
+        if isinstance(result, RpcError) or name == ctx.local_node:
             continue
         serial, epoch = result.get("config_serial"), result.get("config_epoch")
         ssconf = result.get("ssconf") if isinstance(result.get("ssconf"), dict) else {}

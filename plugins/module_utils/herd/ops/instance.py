@@ -9,6 +9,7 @@ killed run is found and cleaned by the next one.
 """
 
 import copy
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from .. import validate as node_checks
@@ -98,29 +99,57 @@ def create(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
 def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
     config = ctx.load_master_config()
     inst = build_instance(ctx, config, spec)
-    mirrored = is_mirrored(inst.disk_template)
-    if spec["secondary_node"] and not mirrored:
+    check_requested_nodes(config, inst, spec)
+    answer = placement.place(ctx, config, inst, spec["primary_node"], spec["secondary_node"])
+    planned = finish_plan(ctx, config, spec, inst, answer)
+    if ctx.check_mode:
+        return planned.result
+    return execute_create(ctx, locks, planned)
+
+
+@dataclass
+class PlannedCreate:
+    """A new instance with its nodes, DRBD minors and ports and NIC addresses chosen, and the
+    result that create returns (in check mode as it is)."""
+    spec: Dict[str, Any]
+    inst: Instance
+    requested_nics: List[Dict[str, Any]]
+    result: Dict[str, Any]
+
+
+def check_requested_nodes(config: Any, inst: Instance, spec: Dict[str, Any]) -> None:
+    if spec["secondary_node"] and not is_mirrored(inst.disk_template):
         raise ValidationError(f"secondary_node is only for mirrored templates (drbd), not {inst.disk_template}")
     given = [n for n in (spec["primary_node"], spec["secondary_node"]) if n]
     placement.check_nodes_usable(config, given, f"instance {inst.name}")
-    answer = placement.place(ctx, config, inst, spec["primary_node"], spec["secondary_node"])
+
+
+def finish_plan(ctx: Context, config: Any, spec: Dict[str, Any], inst: Instance, answer: Dict[str, Any]
+                ) -> PlannedCreate:
+    """Put the placement's answer on the instance and allocate what depends on its nodes."""
     inst.primary_node = answer["primary"]
-    inst.secondary_node = answer.get("secondary") if mirrored else None
+    inst.secondary_node = answer.get("secondary") if is_mirrored(inst.disk_template) else None
     if inst.disk_template == "drbd":
         allocate_drbd(ctx, config, inst)
     requested_nics = spec["nics"] if spec["nics"] is not None else [{}]
     network_ops.reserve_nics(config, inst, requested_nics)  # NIC params, pool addresses (planned)
-    want_running = spec["state"] in ("running", "restarted")
     after = instance_view(inst)
-    after["admin_state"] = "up" if want_running else "down"
+    after["admin_state"] = "up" if spec["state"] in ("running", "restarted") else "down"
     result: Dict[str, Any] = {"changed": True, "instance": after, "diff": diff_dict(None, after),
                               "placement": {"primary": inst.primary_node, "secondary": inst.secondary_node,
                                             "reasons": answer.get("reasons", [])},
                               "msg": f"instance {inst.name} would be created on {inst.primary_node}"}
-    if ctx.check_mode:
-        return result
+    return PlannedCreate(spec=spec, inst=inst, requested_nics=requested_nics, result=result)
+
+
+def execute_create(ctx: Context, locks: Any, planned: PlannedCreate) -> Dict[str, Any]:
+    """Disks, OS, commit, start: each step undone if a later one fails. The caller holds the
+    allocation lock, so what the plan counted on is still free."""
+    spec, inst, result = planned.spec, planned.inst, planned.result
+    config = ctx.store.load()
+    want_running = spec["state"] in ("running", "restarted")
     with node_locks(locks, inst.nodes(), shared=True), ctx.job("instance_create", {**spec, "uuid": inst.uuid}) as job:
-        check_still_there(ctx.store.load(), inst.nodes(), what=f"instance {inst.name}")
+        check_still_there(config, inst.nodes(), what=f"instance {inst.name}")
         for node in inst.nodes():
             locks_node_guard(config, node)
         with job.step("create disks", nodes=inst.nodes()):
@@ -139,7 +168,10 @@ def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, 
                 if inst.name in fresh.instances:
                     raise PrerequisiteError(f"instance {inst.name} was created meanwhile by another job")
                 _recheck_unique(fresh, inst)
-                network_ops.reserve_nics(fresh, inst, requested_nics)  # under the cluster lock
+                network_ops.reserve_nics(fresh, inst, planned.requested_nics)  # under the cluster lock
+                # Marked up before it starts, as Ganeti does: one commit, and a start that fails
+                # is undone with the rest (the config entry goes with it).
+                inst.admin_state = "up" if want_running else "down"
                 fresh.instances[inst.name] = inst
                 ctx.commit(fresh)
                 config = fresh
@@ -149,7 +181,6 @@ def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, 
             with job.step("start instance", node=inst.primary_node):
                 nodecalls.instance_start(ctx, config, inst)
             job.on_undo("stop instance", lambda: nodecalls.instance_stop(ctx, config, inst, force=True))
-            _set_admin_state(ctx, locks, inst.name, "up")
         job.finish({"primary": inst.primary_node, "secondary": inst.secondary_node})
     result["instance"] = instance_view(ctx.store.load().instances[inst.name])
     result["diff"]["after"] = result["instance"]

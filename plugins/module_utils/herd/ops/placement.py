@@ -6,7 +6,7 @@ checks run for those nodes only, so an operator's choice that cannot work
 fails with the same reasons before anything is created.
 """
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..allocator import placement as allocator_placement
 from ..config import Config, Instance
@@ -41,6 +41,27 @@ def place(ctx: Context, config: Config, inst: Instance, primary: Optional[str], 
                                 f"{sum(d['size'] for d in request['disks'])} MiB disk, {inst.disk_template}): "
                                 f"{lines}")
     return answer
+
+
+def place_many(ctx: Context, config: Config, wanted: List[Tuple[Instance, Optional[str], Optional[str]]]
+               ) -> List[Dict[str, Any]]:
+    """Nodes for several new instances (instance, primary, secondary), judged together on one
+    round of live facts: each placement counts the ones before it. All or nothing: if any
+    cannot be placed, the error names each such instance with its per-node reasons."""
+    facts = allocator_facts(config, live_facts(ctx, config))
+    requests = [dict(request_for(config, inst), primary=primary, secondary=secondary)
+                for inst, primary, secondary in wanted]
+    answers = allocator_placement.place_many(config.to_dict(), facts, requests)
+    failed = [(inst, request, answer) for (inst, _p, _s), request, answer in zip(wanted, requests, answers)
+              if not answer["success"]]
+    if failed:
+        raise PrerequisiteError(
+            f"cannot place {len(failed)} of {len(wanted)} instances (each counted after the ones before it): "
+            + " | ".join(f"{inst.name} ({request['memory']} MiB, {sum(d['size'] for d in request['disks'])} MiB "
+                         f"disk, {inst.disk_template}): "
+                         + ("; ".join(answer.get("reasons", [])) or answer.get("info", "no node fits"))
+                         for inst, request, answer in failed))
+    return answers
 
 
 def check_nodes_usable(config: Config, nodes: List[str], purpose: str) -> None:

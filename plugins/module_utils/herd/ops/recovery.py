@@ -42,15 +42,17 @@ def load_repairs() -> None:
     from . import instance, migrate, replace_disks  # noqa: F401  (they register on import)
 
 
-def recover_interrupted(ctx: Context, name: str, locks: Any, config: Config) -> List[str]:
+def recover_interrupted(ctx: Context, name: str, locks: Any, config: Config,
+                        interrupted: Optional[List[Dict[str, Any]]] = None) -> List[str]:
     """Close the interrupted jobs on instance ``name`` and run their registered repairs.
 
     The caller holds the instance lock (``locks``) and passes the config it
-    loaded; it reloads the config when actions come back.
+    loaded; it reloads the config when actions come back. An operation on many instances
+    passes the journal's ``interrupted`` jobs, read once.
     """
     load_repairs()
     actions: List[str] = []
-    for job in ctx.journal.interrupted():
+    for job in ctx.journal.interrupted() if interrupted is None else interrupted:
         if job.get("params", {}).get("name") != name or not job.get("opcode", "").startswith("instance_"):
             continue
         ctx.journal.mark_recovered(job["id"], "found by a later operation on the same instance")
