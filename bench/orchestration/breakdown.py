@@ -169,39 +169,42 @@ def report(rows: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cluster", default="herdbench")
-    parser.add_argument("--reps", type=int, default=3)
-    options = parser.parse_args()
+def collect(cluster: str, reps: int) -> Dict[str, Any]:
+    """Every measurement of this module, on the running cluster ``cluster``."""
     sys.path.insert(0, str(REPO / ".build" / "collections"))
-    inventory = REPO / "inventories" / "vcluster" / f"hosts-{options.cluster}.yml"
-    rows: Dict[str, Any] = {"ansible_s": statistics.median(ping(inventory)
-                                                           for _ in range(options.reps))}
-    rows["agent_verb_s"] = engine(options.cluster, "membership", {})["spans"]
-    membership = rows["agent_verb_s"].get("rpc: cluster_membership (remote)", {"n": 1, "s": 0.0})
+    inventory = REPO / "inventories" / "vcluster" / f"hosts-{cluster}.yml"
+    rows: Dict[str, Any] = {"ansible_s": statistics.median(ping(inventory) for _ in range(reps))}
+    spans = engine(cluster, "membership", {})["spans"]
+    membership = spans.get("rpc: cluster_membership (remote)", {"n": 1, "s": 0.0})
     rows["agent_verb_s"] = membership["s"] / max(membership["n"], 1)
     tasks: Dict[str, List[float]] = {op: [] for op in ("create", "migrate", "failover", "remove")}
     engines: Dict[str, List[Dict[str, Any]]] = {op: [] for op in tasks}
-    for i in range(options.reps):
+    for i in range(reps):
         name = f"bd-task{i}"
         tasks["create"].append(task(inventory, "instance", fake_spec(name)))
         tasks["migrate"].append(task(inventory, "instance_migrate", {"name": name}))
         tasks["failover"].append(task(inventory, "instance_failover", {"name": name}))
         tasks["remove"].append(task(inventory, "instance", {"name": name, "state": "absent"}))
         name = f"bd-engine{i}"
-        engines["create"].append(engine(options.cluster, "create", full_spec(name)))
-        engines["migrate"].append(engine(options.cluster, "migrate", {
+        engines["create"].append(engine(cluster, "create", full_spec(name)))
+        engines["migrate"].append(engine(cluster, "migrate", {
             "name": name, "target_node": None, "mode": "live", "cleanup": False, "fallback_to_failover": False,
             "ignore_consistency": False, "timeout": 3600}))
-        engines["failover"].append(engine(options.cluster, "failover", {
+        engines["failover"].append(engine(cluster, "failover", {
             "name": name, "target_node": None, "ignore_consistency": False, "shutdown_timeout": 120}))
-        engines["remove"].append(engine(options.cluster, "remove", full_spec(name, state="absent")))
+        engines["remove"].append(engine(cluster, "remove", full_spec(name, state="absent")))
     for op in tasks:
         rows[op] = {"task_s": statistics.median(tasks[op]), "engine": merge(engines[op])}
     (REPO / "bench" / "orchestration" / "breakdown.json").write_text(json.dumps(rows, indent=1))
-    text = report(rows)
-    print(text)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cluster", default="herdbench")
+    parser.add_argument("--reps", type=int, default=3)
+    options = parser.parse_args()
+    print(report(collect(options.cluster, options.reps)))
     return 0
 
 
