@@ -30,7 +30,7 @@ MIGRATABLE = ("drbd", "sharedfile", "diskless")
 POLL_INTERVAL = 0.5
 
 
-def _target(ctx: Context, config: Config, inst: Instance, requested: Optional[str], what: str) -> str:
+def _target(config: Config, inst: Instance, requested: Optional[str], what: str, raw_facts: Dict[str, Any]) -> str:
     template = inst.disk_template
     if template not in MIGRATABLE:
         raise PrerequisiteError(f"instance {inst.name} uses {template} disks, which live on one node only: "
@@ -46,29 +46,30 @@ def _target(ctx: Context, config: Config, inst: Instance, requested: Optional[st
         if requested == inst.primary_node:
             raise PrerequisiteError(f"instance {inst.name} already has {requested} as primary")
         return requested
-    facts = allocator_facts(config, live_facts(ctx, config))
-    answer = allocator_placement.relocate(config.to_dict(), facts, inst.name)
+    answer = allocator_placement.relocate(config.to_dict(), allocator_facts(config, raw_facts), inst.name)
     if not answer["success"]:
         raise PrerequisiteError(f"no node can take {inst.name}: " + "; ".join(answer.get("reasons", [])))
     return answer["primary"]
 
 
-def check_target(ctx: Context, config: Config, inst: Instance, target: str, need_memory: bool) -> Dict[str, Any]:
+def check_target(config: Config, inst: Instance, target: str, need_memory: bool, raw_facts: Dict[str, Any]) -> None:
     """Every reason the target cannot take the instance: its flags, its bridges (what the node
     reports), and, when the instance will run there, the allocator's own rules for a new primary
-    (memory with N+1, instance policy, migration tags), so a named target is judged as a chosen one."""
+    (memory with N+1, instance policy, migration tags), so a named target is judged as a chosen one.
+    ``raw_facts`` are the operation's one round of ``live_facts``."""
     placement.check_nodes_usable(config, [target], f"instance {inst.name}")
-    facts = nodecalls.call(ctx, config, target, "node_facts", {})
+    facts = raw_facts.get(target) or {"error": "not asked"}
+    if facts.get("error"):
+        raise PrerequisiteError(f"cannot move {inst.name} to {target}: its agent does not answer ({facts['error']})")
     problems = []
     missing = sorted({nic.link for nic in inst.nics} - set(facts.get("bridges", [])))
     if missing:
         problems.append(f"{target}: bridge(s) {missing} do not exist there")
     if need_memory:
-        facts = allocator_facts(config, live_facts(ctx, config))
-        problems += allocator_placement.check_target(config.to_dict(), facts, inst.name, target)
+        problems += allocator_placement.check_target(config.to_dict(), allocator_facts(config, raw_facts),
+                                                     inst.name, target)
     if problems:
         raise PrerequisiteError(f"cannot move {inst.name} to {target}: " + "; ".join(problems))
-    return facts
 
 
 def _switch_primary(ctx: Context, locks: Any, name: str, target: str) -> Config:
@@ -120,8 +121,9 @@ def migrate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
                 return _failover_locked(ctx, locks, config, inst, spec)
             raise PrerequisiteError(f"instance {name} is not running ({status['status']}); set "
                                     "fallback_to_failover: true to fail it over instead")
-        target = _target(ctx, config, inst, spec.get("target_node"), "migrate")
-        check_target(ctx, config, inst, target, need_memory=True)
+        raw_facts = live_facts(ctx, config)  # one round serves the target's choice and its checks
+        target = _target(config, inst, spec.get("target_node"), "migrate", raw_facts)
+        check_target(config, inst, target, True, raw_facts)
         before = instance_view(inst)
         after = dict(before, primary_node=target,
                      secondary_node=inst.primary_node if inst.disk_template == "drbd" else None)
@@ -361,18 +363,18 @@ def failover(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
 
 def _failover_locked(ctx: Context, locks: Any, config: Config, inst: Instance, spec: Dict[str, Any]) -> Dict[str, Any]:
     source = inst.primary_node
-    target = _target(ctx, config, inst, spec.get("target_node"), "fail over")
+    # one round: the target's choice and checks, and whether the source still answers
+    raw_facts = live_facts(ctx, config)
+    target = _target(config, inst, spec.get("target_node"), "fail over", raw_facts)
     ignore = bool(spec.get("ignore_consistency"))
     source_down = config.nodes[source].offline
-    if not source_down:
-        try:
-            nodecalls.call(ctx, config, source, "node_facts", {}, timeout=20)
-        except RpcError as exc:
-            if not ignore:
-                raise PrerequisiteError(f"primary {source} of {inst.name} does not answer ({exc}); if it is dead, "
-                                        "set ignore_consistency: true (or mark it offline)") from None
-            source_down = True
-    check_target(ctx, config, inst, target, need_memory=inst.admin_state == "up")
+    if not source_down and (raw_facts.get(source) or {}).get("error"):
+        if not ignore:
+            raise PrerequisiteError(f"primary {source} of {inst.name} does not answer "
+                                    f"({raw_facts[source]['error']}); if it is dead, "
+                                    "set ignore_consistency: true (or mark it offline)")
+        source_down = True
+    check_target(config, inst, target, inst.admin_state == "up", raw_facts)
     before = instance_view(inst)
     after = dict(before, primary_node=target,
                  secondary_node=source if inst.disk_template == "drbd" else None)
