@@ -45,7 +45,7 @@ from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from . import nodecalls, placement
 from .common import Context, diff_dict
 from .facts import allocator_facts, live_facts
-from .instance import minors_in_use
+from .instance_disks import drbd_state, in_sync, minors_in_use
 from .instance_spec import instance_view
 from .recovery import recover_interrupted, repairs
 
@@ -86,19 +86,6 @@ def disk_call(ctx: Context, config: Config, inst: Instance, index: int, node: st
 def each_disk(ctx: Context, config: Config, inst: Instance, node: str, verb: str, **extra: Any) -> None:
     for index in range(len(inst.disks)):
         disk_call(ctx, config, inst, index, node, verb, **extra)
-
-
-def drbd_state(ctx: Context, config: Config, inst: Instance, index: int, node: str) -> Optional[Dict[str, Any]]:
-    answer = disk_call(ctx, config, inst, index, node, "drbd_status")
-    if not answer.get("loaded"):
-        raise PrerequisiteError(f"the DRBD kernel module is not loaded on {node} (load it with the "
-                                "herd.cluster.storage role, or modprobe drbd)")
-    return answer.get("status")
-
-
-def in_sync(status: Optional[Dict[str, Any]]) -> bool:
-    s = status or {}
-    return bool(s.get("connected") and s.get("disk_uptodate") and s.get("peer_uptodate"))
 
 
 def volumes(inst: Instance) -> List[str]:
