@@ -19,7 +19,7 @@ description:
     and why it was rejected.
   - Memory, vCPU, NIC and hypervisor changes on a running instance apply at the next restart, unless
     I(restart_on_change=true); the diff and C(actions) say which.
-  - Disks only grow. A longer I(disks) list adds disks at the end (drbd: new volumes, minors and port on both
+  - Disks only grow. A longer I(disks) list adds disks at the end (for drbd with new volumes, minors and port on both
     nodes, waiting for the sync; on a running instance they are attached at the next start). A shorter list
     removes the trailing disks only with I(remove_disks=true). A failure half-way removes the disks it made.
   - Identifiers (UUID, MACs, VNC port, disk ids) are generated once and kept. NICs are added, changed and
