@@ -178,3 +178,15 @@ def test_an_interrupted_disk_removal_finishes_on_the_next_run(cluster, nodes, fi
     instance_op.ensure(cluster, spec(disk_template="plain", state="stopped", disks=["1G"]))
     assert held(nodes[0]) == [first.uuid]
     assert any(f"removed disk 1 ({gone.uuid}) of web1 left by job" in w for w in cluster.warnings)
+
+
+@pytest.mark.parametrize("template,node", [("plain", 0), ("drbd", 1)])
+def test_a_disk_add_without_room_in_the_volume_group_is_refused_before_anything_is_made(
+        cluster, nodes, first_fit, template, node):
+    instance_op.ensure(cluster, spec(disk_template=template, state="stopped"))
+    before = [dict(n.disks) for n in nodes]
+    nodes[node].answers["node_facts"] = {"volume_group": {"present": True, "free": 300}}
+    with pytest.raises(PrerequisiteError, match=f"adding disk 1 \\(512 MiB\\): node{node + 1} has 300 MiB free in "
+                                                "volume group gnt; the new disks need"):
+        instance_op.ensure(cluster, spec(disk_template=template, state="stopped", disks=["1G", "512M"]))
+    assert [dict(n.disks) for n in nodes] == before and len(disks_of(cluster)) == 1

@@ -350,6 +350,7 @@ def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
     restart_now = running and want == "up" and (spec["state"] == "restarted"
                                                 or restart_needed and spec["restart_on_change"])
     instance_disks.check_running(inst, changes, running, want == "down" or restart_now)
+    instance_disks.check_add(ctx, config, target, added)
     if reinstall:
         target.os, target.osparams = reinstall["os"], reinstall["osparams"]
     target.admin_state = want

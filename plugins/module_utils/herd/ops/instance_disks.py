@@ -25,7 +25,7 @@ import secrets
 import time
 from typing import Any, Dict, List, Optional
 
-from ..config import Config, Disk, Instance, new_uuid
+from ..config import DRBD_META_SIZE_MIB, Config, Disk, Instance, new_uuid
 from ..errors import HerdError, PrerequisiteError, RpcError
 from . import nodecalls
 from .common import Context
@@ -86,6 +86,51 @@ def check_running(inst: Instance, changes: Dict[str, Any], running: bool, stops:
                                 f"{changes['remove_disks']} needs it stopped (herd does not hot-unplug disks). "
                                 "Declare state: stopped, or restart_on_change: true to stop it, remove them and "
                                 "start it again")
+
+
+def space_needed(config: Config, inst: Instance, disks: List[Disk]) -> Dict[str, int]:
+    """{volume group: MiB} that ``disks`` of ``inst`` take on each node holding them (drbd: data
+    plus the metadata volume); nothing for file, sharedfile and diskless."""
+    need: Dict[str, int] = {}
+    if inst.disk_template not in ("plain", "drbd"):
+        return need
+    metavg = config.cluster.diskparams.get("drbd", {}).get("metavg")
+    for disk in disks:
+        vg = disk.logical_id.get("vg") or disk.vg or config.cluster.volume_group
+        need[vg] = need.get(vg, 0) + disk.size
+        if inst.disk_template == "drbd":
+            meta_vg = disk.logical_id.get("meta_vg") or metavg or vg
+            need[meta_vg] = need.get(meta_vg, 0) + DRBD_META_SIZE_MIB
+    return need
+
+
+def check_room(ctx: Context, config: Config, node: str, need: Dict[str, int], purpose: str, what: str) -> None:
+    """Refuse before anything is made when ``node`` lacks a volume group or the room ``need``
+    asks for (``what``: the disks, as the message names them)."""
+    for vg, mib in sorted(need.items()):
+        try:
+            facts = nodecalls.call(ctx, config, node, "node_facts", {"vg": vg}, timeout=30)
+        except RpcError as exc:
+            raise PrerequisiteError(f"{purpose}: {node} does not answer: {exc}") from None
+        group = facts.get("volume_group") or {}
+        if not group.get("present"):
+            raise PrerequisiteError(f"{purpose}: volume group {vg} does not exist on {node} "
+                                    f"({group.get('error') or 'not found'})")
+        if group.get("free", 0) < mib:
+            raise PrerequisiteError(f"{purpose}: {node} has {group.get('free', 0)} MiB free in volume group {vg}; "
+                                    f"{what} need {mib} MiB there")
+
+
+def check_add(ctx: Context, config: Config, target: Instance, added: List[int]) -> None:
+    """Before anything is made (check mode too): every node that will hold the new disks answers
+    and has room for them in its volume groups (an offline node is refused by the call itself)."""
+    if not added:
+        return
+    nodes = nodecalls.disk_nodes(target)
+    need = space_needed(config, target, [target.disks[i] for i in added])
+    sizes = ", ".join(f"disk {i} ({target.disks[i].size} MiB)" for i in added)
+    for node in nodes:
+        check_room(ctx, config, node, need, f"instance {target.name}: adding {sizes}", "the new disks")
 
 
 def new_disks(inst: Instance, declared: List[Dict[str, Any]]) -> List[Disk]:
