@@ -357,9 +357,9 @@ def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
     target.pending_restart = bool(inst.pending_restart or restart_needed) and not restart_now and want == "up"
     if want == "down" or (running and restart_now) or (not running and want == "up"):
         target.pending_restart = False
-    kept = [d for i, d in enumerate(target.disks) if i not in removed]
-    after = instance_view(target)
-    after["disks"] = [{"name": d.name, "size": d.size, "uuid": d.uuid} for d in kept]
+    committed = copy.copy(target)  # what the commit stores: the removed disks gone
+    committed.disks = [d for i, d in enumerate(target.disks) if i not in removed]
+    after = instance_view(committed)
     start = want == "up" and (not running or restart_now)
     stop = running and (want == "down" or restart_now)
     if status.get("error") and want == "up" and not running:
@@ -404,8 +404,6 @@ def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
             with locks.cluster():
                 fresh = ctx.store.load()
                 stored = fresh.instances[inst.name]
-                committed = copy.copy(target)
-                committed.disks = kept
                 committed.network_port = stored.network_port
                 committed.mtime = now()
                 if "nics" in changes:  # addresses: the old NICs' freed, the new NICs' taken, under the lock
