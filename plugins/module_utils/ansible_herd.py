@@ -40,6 +40,8 @@ INSTANCE_ARGS = dict(
     secondary_node=dict(type='str'),
     restart_on_change=dict(type='bool', default=False),
     shutdown_timeout=dict(type='int', default=120),
+    remove_disks=dict(type='bool', default=False),
+    reinstall=dict(type='bool', default=False),
 )
 
 

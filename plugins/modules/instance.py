@@ -19,7 +19,12 @@ description:
     and why it was rejected.
   - Memory, vCPU, NIC and hypervisor changes on a running instance apply at the next restart, unless
     I(restart_on_change=true); the diff and C(actions) say which.
-  - Disks only grow. Identifiers (UUID, MACs, VNC port, disk ids) are generated once and kept.
+  - Disks only grow. A longer I(disks) list adds disks at the end (for drbd with new volumes, minors and port on both
+    nodes, waiting for the sync; on a running instance they are attached at the next start). A shorter list
+    removes the trailing disks only with I(remove_disks=true). A failure half-way removes the disks it made.
+  - Identifiers (UUID, MACs, VNC port, disk ids) are generated once and kept. NICs are added, changed and
+    removed by position in I(nics); an address from a network's pool (C(ip=pool)) is taken under the cluster
+    lock and freed with its NIC.
 author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
@@ -120,6 +125,22 @@ options:
     description: Seconds a guest gets to power off after the ACPI request before its process is killed.
     type: int
     default: 120
+  remove_disks:
+    description:
+      - Allow a I(disks) list shorter than the instance's to remove the trailing disks, with their data
+        (C(gnt-instance modify --disk remove)). Without it a shorter list fails before anything is touched.
+      - A running instance loses no disk (herd does not hot-unplug); declare I(state=stopped), or
+        I(restart_on_change=true) to stop it, remove the disks and start it again.
+    type: bool
+    default: false
+  reinstall:
+    description:
+      - Run the OS provider again on disk 0 (C(gnt-instance reinstall)); with C(image) (or C(cloud_init) with an
+        image) this B(destroys the data on disk 0). I(os) and I(osparams) given with it replace the instance's.
+      - An action like I(state=restarted), done on every run that declares it; the instance must be stopped (or
+        stopped by the same run with I(state=stopped)). Check mode and C(destroys) say what would be lost.
+    type: bool
+    default: false
 '''
 
 EXAMPLES = r'''
@@ -143,6 +164,31 @@ EXAMPLES = r'''
     disks: [20G]
     memory: 2G
 
+- name: Add a second disk, and a NIC with an address from the gnt-fsn pool
+  herd.cluster.instance:
+    name: web1.example.org
+    disks: [20G, 50G]
+    nics:
+      - link: br0
+      - network: gnt-fsn
+        ip: pool
+
+- name: Remove the second disk again (its data is lost)
+  herd.cluster.instance:
+    name: web1.example.org
+    state: stopped
+    disks: [20G]
+    remove_disks: true
+
+- name: Reinstall from an image (destroys disk 0's data; a one-off task)
+  herd.cluster.instance:
+    name: web1.example.org
+    state: stopped
+    os: image
+    osparams:
+      image: /srv/images/debian-12.qcow2
+    reinstall: true
+
 - name: Remove it with its disks
   herd.cluster.instance:
     name: web1.example.org
@@ -161,6 +207,11 @@ placement:
 actions:
   description: What was (or in check mode would be) done to an existing instance.
   returned: when an existing instance is examined
+  type: list
+  elements: str
+destroys:
+  description: With I(reinstall=true), the data the reinstall overwrites (disk 0 and the image written over it).
+  returned: when a reinstall is declared on an existing instance
   type: list
   elements: str
 status:

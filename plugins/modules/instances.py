@@ -128,6 +128,22 @@ options:
           description: Seconds a guest gets to power off after the ACPI request before its process is killed.
           type: int
           default: 120
+        remove_disks:
+          description:
+            - Allow a I(disks) list shorter than the instance's to remove the trailing disks, with their data
+              (C(gnt-instance modify --disk remove)). Without it a shorter list fails before anything is touched.
+            - A running instance loses no disk (herd does not hot-unplug); declare I(state=stopped), or
+              I(restart_on_change=true) to stop it, remove the disks and start it again.
+          type: bool
+          default: false
+        reinstall:
+          description:
+            - Run the OS provider again on disk 0 (C(gnt-instance reinstall)); with C(image) (or C(cloud_init) with an
+              image) this B(destroys the data on disk 0). I(os) and I(osparams) given with it replace the instance's.
+            - An action like I(state=restarted), done on every run that declares it; the instance must be stopped (or
+              stopped by the same run with I(state=stopped)). Check mode and C(destroys) say what would be lost.
+          type: bool
+          default: false
   default_state:
     description: The I(state) of a declaration that does not set one.
     type: str

@@ -74,7 +74,7 @@ def cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
 
 
 # the recovery registry's loader imports the operations that register repairs, late, on purpose
-LOADERS = {"ops.recovery": {"ops.instance", "ops.migrate", "ops.replace_disks"}}
+LOADERS = {"ops.recovery": {"ops.instance", "ops.instance_disks", "ops.migrate", "ops.replace_disks"}}
 
 
 def test_the_engine_has_no_import_cycles_even_through_function_level_imports():
@@ -96,4 +96,5 @@ def test_operations_import_each_other_at_the_top_only():
     _top, inner = import_graph()
     assert {m: sorted(d for d in deps if d.startswith("ops.")) for m, deps in inner.items()
             if m.startswith("ops.") and any(d.startswith("ops.") for d in deps)} == {
-        "ops.verify": ["ops.nodecalls"], "ops.recovery": ["ops.instance", "ops.migrate", "ops.replace_disks"]}
+        "ops.verify": ["ops.nodecalls"],
+        "ops.recovery": ["ops.instance", "ops.instance_disks", "ops.migrate", "ops.replace_disks"]}

@@ -8,6 +8,7 @@ failure rolls back what was created; the job journal records each step, so a
 killed run is found and cleaned by the next one.
 """
 
+import contextlib
 import copy
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
@@ -15,7 +16,7 @@ from typing import Any, Dict, List, Optional
 from .. import validate as node_checks
 from ..config import Disk, Instance, Nic, new_uuid, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
-from . import nodecalls, placement, repair_tags
+from . import instance_disks, instance_reinstall, nodecalls, placement, repair_tags
 from .common import Context, diff_dict
 from .info import status_word
 from . import network as network_ops
@@ -130,7 +131,7 @@ def finish_plan(ctx: Context, config: Any, spec: Dict[str, Any], inst: Instance,
     inst.primary_node = answer["primary"]
     inst.secondary_node = answer.get("secondary") if is_mirrored(inst.disk_template) else None
     if inst.disk_template == "drbd":
-        allocate_drbd(ctx, config, inst)
+        instance_disks.allocate_drbd(ctx, config, inst, 0)
     requested_nics = spec["nics"] if spec["nics"] is not None else [{}]
     network_ops.reserve_nics(config, inst, requested_nics)  # NIC params, pool addresses (planned)
     after = instance_view(inst)
@@ -249,36 +250,6 @@ def locks_node_guard(config: Any, node: str) -> None:
         raise PrerequisiteError(f"node {node} went offline")
 
 
-def minors_in_use(ctx: Context, config: Any, node: str, purpose: str) -> List[int]:
-    """The DRBD minors ``node`` has configured right now (its kernel's view, which the config
-    may not know: removals on an offline node, failed steps of earlier jobs)."""
-    try:
-        live = nodecalls.call(ctx, config, node, "drbd_status", {}, timeout=30)
-    except RpcError as exc:
-        raise PrerequisiteError(f"{purpose}: {node} does not answer: {exc}") from None
-    if not live.get("loaded"):
-        raise PrerequisiteError(f"{purpose}: {node} has no DRBD kernel module loaded "
-                                "(load it with the herd.cluster.storage role, or modprobe drbd)")
-    return sorted(int(m) for m, status in (live.get("minors") or {}).items()
-                  if (status or {}).get("cs") != "Unconfigured")
-
-
-def allocate_drbd(ctx: Context, config: Any, inst: Instance) -> None:
-    """Minors per node (free in the config and on the node), one port and a secret per disk,
-    allocated once and kept."""
-    import secrets
-
-    per_node = {node: config.allocate_minors(node, len(inst.disks),
-                                             minors_in_use(ctx, config, node, f"instance {inst.name}"))
-                for node in inst.nodes()}
-    reserved = {inst.network_port} if inst.network_port else set()
-    for index, disk in enumerate(inst.disks):
-        port = config.allocate_port(reserved)
-        reserved.add(port)
-        disk.logical_id.update({"minors": {node: minors[index] for node, minors in per_node.items()},
-                                "port": port, "secret": secrets.token_hex(16)})
-
-
 def _recheck_unique(config: Any, inst: Instance) -> None:
     if inst.network_port and inst.network_port in config.used_ports():
         inst.network_port = config.allocate_port()
@@ -320,6 +291,8 @@ def plan_modify(config: Any, inst: Instance, spec: Dict[str, Any]) -> Dict[str, 
     """What differs between the declared spec and the instance: a dict of changes."""
     changes: Dict[str, Any] = {}
     for key, why in IMMUTABLE.items():
+        if key == "os" and spec.get("reinstall"):
+            continue  # a reinstall may change the OS (instance_reinstall)
         declared = spec.get(key)
         current = getattr(inst, key)
         if declared is not None and declared != current:
@@ -346,26 +319,7 @@ def plan_modify(config: Any, inst: Instance, spec: Dict[str, Any]) -> Dict[str, 
     if hv:
         node_checks.instance_hvparams(config.cluster, inst.hypervisor, {**inst.hvparams, **hv}, inst.name)
         changes["hvparams"] = hv
-    if spec["disks"] is not None:
-        grow, add = [], []
-        for index, declared in enumerate(spec["disks"]):
-            if index >= len(inst.disks):
-                add.append(declared)
-                continue
-            current = inst.disks[index].size
-            if declared["size"] < current:
-                raise PrerequisiteError(f"instance {inst.name}: disk {index} is {current} MiB, declared "
-                                        f"{declared['size']} MiB: disks never shrink")
-            if declared["size"] > current:
-                grow.append((index, declared["size"]))
-        if len(spec["disks"]) < len(inst.disks):
-            raise PrerequisiteError(f"instance {inst.name} has {len(inst.disks)} disks, {len(spec['disks'])} "
-                                    "declared: removing disks is not done declaratively (nothing is deleted "
-                                    "unless the instance is removed)")
-        if grow:
-            changes["grow"] = grow
-        if add:
-            changes["add_disks"] = add
+    changes.update(instance_disks.plan(inst, spec))
     if spec["nics"] is not None:
         nics = []
         for index, declared in enumerate(spec["nics"]):
@@ -418,7 +372,7 @@ def apply_changes(config: Any, inst: Instance, changes: Dict[str, Any]) -> None:
         inst.vnc_password = changes["vnc_password"]
 
 
-NEEDS_RESTART = ("beparams", "hvparams", "nics", "add_disks", "vnc_password")
+NEEDS_RESTART = ("beparams", "hvparams", "nics", "add_disks", "remove_disks", "vnc_password")
 
 
 def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -426,70 +380,92 @@ def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
     inst = config.instances[spec["name"]]
     changes = plan_modify(config, inst, spec)
     before = instance_view(inst)
+    # ``target`` holds every disk (old and new) until the commit, which keeps those not removed
     target = copy.deepcopy(inst)
     apply_changes(config, target, changes)
-    for declared in changes.get("add_disks", []):
-        target.disks.append(Disk(uuid=new_uuid(), size=declared["size"], name=declared["name"], vg=declared["vg"]))
-    if inst.disk_template == "drbd" and changes.get("add_disks"):
-        raise PrerequisiteError("adding disks to a drbd instance is not supported yet")
+    target.disks += instance_disks.new_disks(target, changes.get("add_disks", []))
+    added = list(range(len(inst.disks), len(target.disks)))
+    removed = changes.get("remove_disks", [])
     status = instance_status(ctx, config, inst)
     running = status["running"]
     want = {"running": "up", "restarted": "up", "stopped": "down"}.get(spec["state"], inst.admin_state)
+    reinstall = instance_reinstall.plan(inst, spec, running, want)
     restart_needed = running and (any(k in changes for k in NEEDS_RESTART) or inst.pending_restart)
     restart_now = running and want == "up" and (spec["state"] == "restarted"
                                                 or restart_needed and spec["restart_on_change"])
+    instance_disks.check_running(inst, changes, running, want == "down" or restart_now)
+    instance_disks.check_add(ctx, config, target, added)
+    if reinstall:
+        target.os, target.osparams = reinstall["os"], reinstall["osparams"]
     target.admin_state = want
     target.pending_restart = bool(inst.pending_restart or restart_needed) and not restart_now and want == "up"
     if want == "down" or (running and restart_now) or (not running and want == "up"):
         target.pending_restart = False
-    after = instance_view(target)
+    committed = copy.copy(target)  # what the commit stores: the removed disks gone
+    committed.disks = [d for i, d in enumerate(target.disks) if i not in removed]
+    after = instance_view(committed)
     start = want == "up" and (not running or restart_now)
     stop = running and (want == "down" or restart_now)
     if status.get("error") and want == "up" and not running:
         start = True
     actions = ([f"grow disk {i} to {s} MiB" for i, s in changes.get("grow", [])]
-               + [f"add disk of {d['size']} MiB" for d in changes.get("add_disks", [])]
+               + [f"add disk {i} of {target.disks[i].size} MiB" for i in added]
                + (["set the VNC password" if changes["vnc_password"] else "remove the VNC password"]
                   if "vnc_password" in changes else [])
-               + (["stop"] if stop else []) + (["start"] if start else []))
+               + (["stop"] if stop else [])
+               + [f"remove disk {i} ({inst.disks[i].size} MiB) with its data" for i in removed]
+               + ([reinstall["action"]] if reinstall else [])
+               + (["start"] if start else []))
     if restart_needed and not restart_now and want == "up":
         actions.append("changes apply at the next restart (restart_on_change is false)")
+    if added and running and not stop:
+        actions.append("the new disks are attached at the next start (herd does not hot-plug disks)")
     # the view says only whether a password is set: a new password is a change the view cannot show
-    changed = before != after or stop or start or "vnc_password" in changes
+    changed = before != after or stop or start or bool(reinstall) or "vnc_password" in changes
     result: Dict[str, Any] = {"changed": bool(changed), "instance": after, "diff": diff_dict(before, after),
                               "actions": actions, "status": status,
                               "msg": f"instance {inst.name} " + (
                                   "would change: " + ", ".join(actions) if changed else "already matches")}
+    if reinstall:
+        result["destroys"] = reinstall["destroys"]
     if not changed or ctx.check_mode:
         return result
-    with ctx.job("instance_modify", spec) as job:
+    # new drbd disks take minors and ports: the node-allocation lock keeps a create from taking the same
+    allocating = allocation_lock(ctx, locks) if added and inst.disk_template == "drbd" else contextlib.nullcontext()
+    with allocating, ctx.job("instance_modify", spec) as job:
         for index, size in changes.get("grow", []):
             with job.step(f"grow disk {index}", size=size):
                 nodecalls.disk_grow(ctx, config, inst, index, size)
                 if running and not stop:
                     _notify_grow(ctx, config, inst, index, size)
-        for index in range(len(inst.disks), len(target.disks)):
-            with job.step(f"create disk {index}"):
-                nodecalls.disk_create(ctx, config, target, index)
-                job.on_undo(f"remove disk {index}", _undo_disk(ctx, config, target, index))
+        if added:
+            instance_disks.allocate_drbd(ctx, ctx.store.load(), target, len(inst.disks))
+            instance_disks.create(ctx, job, config, target, added)
         if stop:
             with job.step("stop instance"):
                 nodecalls.instance_stop(ctx, config, inst, timeout=spec["shutdown_timeout"])
+        if reinstall:
+            instance_reinstall.execute(ctx, job, config, target)
+        instance_disks.record_removal(job, target, removed)
         with job.step("commit config"):
             with locks.cluster():
                 fresh = ctx.store.load()
                 stored = fresh.instances[inst.name]
-                target.network_port = stored.network_port
-                target.mtime = now()
+                committed.network_port = stored.network_port
+                committed.mtime = now()
                 if "nics" in changes:  # addresses: the old NICs' freed, the new NICs' taken, under the lock
                     network_ops.release(fresh, inst.name)
-                    network_ops.reserve_nics(fresh, target, changes["nics"])
-                fresh.instances[inst.name] = target
+                    network_ops.reserve_nics(fresh, committed, changes["nics"])
+                fresh.instances[inst.name] = committed
                 ctx.commit(fresh)
                 config = fresh
+        job.no_more_undo()  # committed: the new disks belong to the instance now
+        ctx.warnings.extend(instance_disks.remove_volumes(ctx, job, config, target, removed))
         if start:
             with job.step("start instance"):
-                nodecalls.instance_start(ctx, config, target)
+                nodecalls.instance_start(ctx, config, committed)
+    result["instance"] = instance_view(ctx.store.load().instances[inst.name])
+    result["diff"]["after"] = result["instance"]
     result["msg"] = f"instance {inst.name} changed: " + ", ".join(actions) if actions else \
         f"instance {inst.name} changed"
     return result

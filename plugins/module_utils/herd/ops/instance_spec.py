@@ -72,12 +72,20 @@ def validate(spec: Dict[str, Any], config: Optional[Config] = None) -> Dict[str,
     if os_type is not None and os_type not in OS_TYPES:
         raise ValidationError(f"os {os_type!r} is not one of {list(OS_TYPES)}")
     out["os"] = os_type  # None: not declared (noop at creation, unchanged afterwards)
-    out["osparams"] = _osparams(os_type or "noop", spec.get("osparams") or {})
+    out["osparams"] = check_osparams(os_type or "noop", spec.get("osparams") or {})
     out["tags"] = None if spec.get("tags") is None else sorted(set(names.check_tag(t) for t in spec["tags"]))
     repair_tags.check_tags(out["tags"] or [])
     # None: not declared (kept); "": no password
     password = spec.get("vnc_password")
     out["vnc_password"] = None if password is None else (check_vnc_password(password) if password else "")
+    for key in ("remove_disks", "reinstall"):  # opt-ins to deleting data: only a real true counts
+        value = spec.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise ValidationError(f"{key} {value!r} must be true or false")
+        out[key] = value is True
+    if out["reinstall"] and state in ("running", "restarted"):
+        raise ValidationError(f"reinstall needs the instance stopped: declare state: stopped (or present on a "
+                              f"stopped instance) with reinstall: true, not state: {state}")
     return out
 
 
@@ -147,7 +155,7 @@ def _hvparams(params: Dict[str, Any], hypervisor: str) -> Dict[str, Any]:
     return out
 
 
-def _osparams(os_type: str, params: Dict[str, Any]) -> Dict[str, Any]:
+def check_osparams(os_type: str, params: Dict[str, Any]) -> Dict[str, Any]:
     allowed = {"noop": set(), "image": {"image", "image_format"},
                "cloud_init": {"hostname", "ssh_authorized_keys", "user_data", "network_config", "password",
                               "image", "image_format"}}[os_type]

@@ -39,7 +39,7 @@ def repairs(opcode: str) -> Callable[[Repair], Repair]:
 
 def load_repairs() -> None:
     """Import every operation that registers a repair (add a new one here)."""
-    from . import instance, migrate, replace_disks  # noqa: F401  (they register on import)
+    from . import instance, instance_disks, migrate, replace_disks  # noqa: F401  (they register on import)
 
 
 def recover_interrupted(ctx: Context, name: str, locks: Any, config: Config,

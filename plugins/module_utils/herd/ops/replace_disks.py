@@ -45,7 +45,8 @@ from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from . import nodecalls, placement
 from .common import Context, diff_dict
 from .facts import allocator_facts, live_facts
-from .instance import minors_in_use
+from . import instance_disks
+from .instance_disks import drbd_state, in_sync, minors_in_use
 from .instance_spec import instance_view
 from .recovery import recover_interrupted, repairs
 
@@ -86,19 +87,6 @@ def disk_call(ctx: Context, config: Config, inst: Instance, index: int, node: st
 def each_disk(ctx: Context, config: Config, inst: Instance, node: str, verb: str, **extra: Any) -> None:
     for index in range(len(inst.disks)):
         disk_call(ctx, config, inst, index, node, verb, **extra)
-
-
-def drbd_state(ctx: Context, config: Config, inst: Instance, index: int, node: str) -> Optional[Dict[str, Any]]:
-    answer = disk_call(ctx, config, inst, index, node, "drbd_status")
-    if not answer.get("loaded"):
-        raise PrerequisiteError(f"the DRBD kernel module is not loaded on {node} (load it with the "
-                                "herd.cluster.storage role, or modprobe drbd)")
-    return answer.get("status")
-
-
-def in_sync(status: Optional[Dict[str, Any]]) -> bool:
-    s = status or {}
-    return bool(s.get("connected") and s.get("disk_uptodate") and s.get("peer_uptodate"))
 
 
 def volumes(inst: Instance) -> List[str]:
@@ -150,26 +138,8 @@ def check_new_node(ctx: Context, config: Config, inst: Instance, new: str) -> No
     if new == inst.secondary_node:
         raise PrerequisiteError(f"{purpose} {new} is already the secondary node of the instance")
     placement.check_nodes_usable(config, [new], purpose)
-    need: Dict[str, int] = {}
-    metavg = config.cluster.diskparams.get("drbd", {}).get("metavg")
-    for disk in inst.disks:
-        vg = disk.logical_id.get("vg") or disk.vg or config.cluster.volume_group
-        meta_vg = disk.logical_id.get("meta_vg") or metavg or vg
-        need[vg] = need.get(vg, 0) + disk.size
-        need[meta_vg] = need.get(meta_vg, 0) + DRBD_META_SIZE_MIB
-    for vg, mib in sorted(need.items()):
-        try:
-            facts = nodecalls.call(ctx, config, new, "node_facts", {"vg": vg}, timeout=30)
-        except RpcError as exc:
-            raise PrerequisiteError(f"{purpose} {new} does not answer: {exc}") from None
-        group = facts.get("volume_group") or {}
-        if not group.get("present"):
-            raise PrerequisiteError(f"{purpose}: volume group {vg} does not exist on {new} "
-                                    f"({group.get('error') or 'not found'})")
-        if group.get("free", 0) < mib:
-            raise PrerequisiteError(f"{purpose}: {new} has {group.get('free', 0)} MiB free in volume group {vg}; "
-                                    f"the disks of {inst.name} need {mib} MiB there "
-                                    f"(data + {DRBD_META_SIZE_MIB} MiB meta per disk)")
+    instance_disks.check_room(ctx, config, new, instance_disks.space_needed(config, inst, inst.disks), purpose,
+                              f"the disks of {inst.name} (data + {DRBD_META_SIZE_MIB} MiB meta per disk)")
 
 
 def allocate_minors(ctx: Context, config: Config, inst: Instance, new: str) -> List[int]:
