@@ -1,8 +1,10 @@
 """RPC from the master to the herd-node agents over SSH (paramiko).
 
-``herd-node`` reads one JSON request on stdin and writes one JSON answer on
-stdout. The remote command is the fixed agent path; every argument travels in
-the JSON, so nothing is ever interpolated into a shell.
+``herd-node --serve`` reads JSON requests on stdin and writes one JSON answer
+per request on stdout, a line each; an operation keeps one such session per
+node for all its requests (``AgentSession``). The remote command is the fixed
+agent path; every argument travels in the JSON, so nothing is ever
+interpolated into a shell.
 
 Host keys: a node's keys are recorded in the cluster config at node add, read
 only from herd's own managed block of the master's known_hosts, which the

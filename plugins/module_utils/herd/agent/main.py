@@ -1,4 +1,6 @@
-"""herd-node: the node agent. One JSON request on stdin, one JSON answer on stdout.
+"""herd-node: the node agent. One JSON request on stdin, one JSON answer on stdout;
+with ``--serve``, one request per line and one answer per line until EOF (the
+master's session per node, ``rpc.AgentSession``).
 
 Request:  {"version": "0.1.0", "verb": "node_facts", "args": {...}}
 Answer:   {"ok": true, "version": "0.1.0", "result": {...}}
