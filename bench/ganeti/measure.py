@@ -25,6 +25,7 @@ Run as root (Python 3 standard library only).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -34,6 +35,7 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
+from typing import Iterator
 
 OPERATIONS = ("add", "startup", "migrate", "failover", "remove")
 INSTANCE = "instance1"  # in the virtual cluster's hosts file
@@ -175,16 +177,29 @@ def _jobs_pending(st: object, job_ids: list[str]) -> list[str]:
             if line.split("|")[1] in ("queued", "waiting", "running", "canceling")]
 
 
+@contextlib.contextmanager
+def _cluster_with(names: list[str], vc_dir: Path | None, keep_up: bool) -> Iterator[object]:
+    """The virtual cluster (brought up if needed); ``names`` removed again at the end, and the
+    cluster torn down if it was brought up here and not asked to stay."""
+    vc_dir = (vc_dir or vcluster.DEFAULT_DIR).resolve()
+    started_here = not vcluster.is_up(vc_dir)
+    st = vcluster.up(vc_dir)
+    try:
+        yield st
+    finally:
+        for name in names:
+            vcluster.run_on(st, ["gnt-instance", "remove", "-f", name], check=False)
+        if started_here and not keep_up:
+            vcluster.down(vc_dir)
+
+
 def measure_fleet(count: int = 50, vc_dir: Path | None = None, keep_up: bool = False) -> dict[str, object]:
     """Create ``count`` running instances at once: one ``gnt-instance add --submit -I hail`` per
     instance, every job submitted before the first is waited for, so Ganeti runs them in
     parallel as its job queue allows. Seconds from the first submit to the last job's end;
     then every instance is checked running (not timed) and removed."""
-    vc_dir = (vc_dir or vcluster.DEFAULT_DIR).resolve()
-    started_here = not vcluster.is_up(vc_dir)
-    st = vcluster.up(vc_dir)
     names = [f"instance{i + 1}" for i in range(count)]
-    try:
+    with _cluster_with(names, vc_dir, keep_up) as st:
         t0 = time.monotonic()
         _add_all(st, names, None)
         seconds = time.monotonic() - t0
@@ -192,11 +207,6 @@ def measure_fleet(count: int = 50, vc_dir: Path | None = None, keep_up: bool = F
         if missing:
             raise vcluster.VClusterError(f"fleet: not running after their jobs ended: {missing}")
         return {"count": count, "seconds": round(seconds, 3)}
-    finally:
-        for name in names:
-            vcluster.run_on(st, ["gnt-instance", "remove", "-f", name], check=False)
-        if started_here and not keep_up:
-            vcluster.down(vc_dir)
 
 
 def _add_all(st: object, names: list[str], node: str | None) -> list[str]:
@@ -221,11 +231,8 @@ def _primaries(st: object) -> dict[str, str]:
 def measure_evacuate(count: int = 20, vc_dir: Path | None = None, keep_up: bool = False) -> dict[str, object]:
     """``count`` running instances on node2, then ``gnt-node evacuate -f -p -I hail node2`` (timed:
     hail plans, the migrations run as Ganeti's jobs); every instance checked running elsewhere."""
-    vc_dir = (vc_dir or vcluster.DEFAULT_DIR).resolve()
-    started_here = not vcluster.is_up(vc_dir)
-    st = vcluster.up(vc_dir)
     names = [f"instance{i + 1}" for i in range(count)]
-    try:
+    with _cluster_with(names, vc_dir, keep_up) as st:
         _add_all(st, names, st.nodes[1])
         t0 = time.monotonic()
         vcluster.run_on(st, ["gnt-node", "evacuate", "-f", "-p", "-I", "hail", st.nodes[1]])
@@ -235,11 +242,6 @@ def measure_evacuate(count: int = 20, vc_dir: Path | None = None, keep_up: bool 
         if stayed:
             raise vcluster.VClusterError(f"evacuate: still on {st.nodes[1]} or not running: {stayed}")
         return {"count": count, "seconds": round(seconds, 3)}
-    finally:
-        for name in names:
-            vcluster.run_on(st, ["gnt-instance", "remove", "-f", name], check=False)
-        if started_here and not keep_up:
-            vcluster.down(vc_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

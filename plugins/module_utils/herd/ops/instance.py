@@ -21,7 +21,7 @@ from .common import Context, diff_dict
 from .info import status_word
 from . import network as network_ops
 from .phases import allocation_lock, check_still_there, node_locks
-from .recovery import recover_interrupted, repairs
+from .recovery import nodes_gone, recover_interrupted, repairs
 from .instance_spec import IMMUTABLE, generate_mac, instance_view, is_mirrored, validate
 
 
@@ -221,8 +221,7 @@ def remove_created(ctx: Context, config: Any, job: Dict[str, Any]) -> List[str]:
         held = config.instances.get(record.get("name"))
         if held is not None and held.uuid == record.get("uuid"):
             continue  # committed: the instance owns these resources now
-        nodes = [n for n in (record.get("primary_node"), record.get("secondary_node")) if n]
-        gone = [n for n in nodes if n not in config.nodes or config.nodes[n].offline]
+        gone = nodes_gone(config, record)
         if gone:
             lines.append(f"job {job['id']}: {entry['kind']} of {record.get('name')} left on {gone} (node gone or "
                          "offline; cluster_verify reports it)")

@@ -29,7 +29,7 @@ from ..config import DRBD_META_SIZE_MIB, Config, Disk, Instance, new_uuid
 from ..errors import HerdError, PrerequisiteError, RpcError
 from . import nodecalls
 from .common import Context
-from .recovery import repairs
+from .recovery import nodes_gone, repairs
 
 SYNC_TIMEOUT = 3600.0   # seconds a new drbd disk may take to reach UpToDate/UpToDate
 POLL_INTERVAL = 2.0
@@ -278,8 +278,7 @@ def repair_modify(ctx: Context, locks: Any, config: Config, inst: Optional[Insta
         if entry.get("kind") not in ("disk", "disk_removed") or entry["disk"]["uuid"] in held:
             continue
         record, index = entry["instance"], entry["index"]
-        nodes = [n for n in (record.get("primary_node"), record.get("secondary_node")) if n]
-        gone = [n for n in nodes if n not in config.nodes or config.nodes[n].offline]
+        gone = nodes_gone(config, record)
         if gone:
             lines.append(f"job {job['id']}: disk {index} of {record['name']} left on {gone} (node gone or offline; "
                          "cluster_verify reports it)")

@@ -42,6 +42,13 @@ def load_repairs() -> None:
     from . import instance, instance_disks, migrate, replace_disks  # noqa: F401  (they register on import)
 
 
+def nodes_gone(config: Config, record: Dict[str, Any]) -> List[str]:
+    """The nodes of a job's recorded instance that left the cluster or are offline: what was
+    created there cannot be removed now (cluster_verify reports it)."""
+    nodes = [n for n in (record.get("primary_node"), record.get("secondary_node")) if n]
+    return [n for n in nodes if n not in config.nodes or config.nodes[n].offline]
+
+
 def recover_interrupted(ctx: Context, name: str, locks: Any, config: Config,
                         interrupted: Optional[List[Dict[str, Any]]] = None) -> List[str]:
     """Close the interrupted jobs on instance ``name`` and run their registered repairs.
