@@ -42,6 +42,7 @@ from .. import names
 from ..allocator import placement as allocator_placement
 from ..config import DRBD_META_SIZE_MIB, Config, Instance, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
+from ..jobs import index_latest_by_name
 from . import nodecalls, placement
 from .common import Context, diff_dict
 from .facts import allocator_facts, live_facts
@@ -50,6 +51,7 @@ from .instance_spec import instance_view
 from .recovery import recover_interrupted, repairs
 
 OPCODE = "instance_replace_disks"
+index_latest_by_name(OPCODE)  # a replacement stopped after its commit is resumed from its job
 COMMIT_STEP = "commit config: new secondary"
 POLL_INTERVAL = 2.0   # seconds between resync polls (Ganeti's drbd_wait_sync polls every 2 s)
 STALL_POLLS = 30      # polls a disk may stay neither in sync nor syncing before the wait gives up
@@ -112,8 +114,7 @@ def volumes(inst: Instance) -> List[str]:
 
 
 def _last_job(ctx: Context, name: str) -> Optional[Dict[str, Any]]:
-    jobs = [j for j in ctx.journal.list(opcode=OPCODE) if j.get("params", {}).get("name") == name]
-    return jobs[-1] if jobs else None
+    return ctx.journal.latest(OPCODE, name)
 
 
 def _committed(job: Dict[str, Any]) -> bool:
