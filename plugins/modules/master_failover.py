@@ -80,6 +80,28 @@ votes:
   returned: always
   type: list
   elements: dict
+  contains:
+    node:
+      description: Node asked.
+      type: str
+    answered:
+      description: Whether it answered.
+      type: bool
+    serial:
+      description: Its config serial.
+      type: int
+    master_epoch:
+      description: Its config's master epoch.
+      type: int
+    master:
+      description: The master it knows.
+      type: str
+    sees_master:
+      description: Whether it reaches the old master.
+      type: bool
+    error:
+      description: Why it did not answer.
+      type: str
 fetched_config_from:
   description: The candidate whose newer config was fetched before the takeover, or null.
   returned: always

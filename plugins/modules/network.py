@@ -122,6 +122,35 @@ network:
     and C(free_count).
   returned: always
   type: dict
+  contains:
+    name:
+      description: Network name.
+      type: str
+    subnet:
+      description: IPv4 subnet.
+      type: str
+    gateway:
+      description: IPv4 gateway.
+      type: str
+    subnet6:
+      description: IPv6 subnet.
+      type: str
+    gateway6:
+      description: IPv6 gateway.
+      type: str
+    reserved:
+      description: Reserved addresses.
+      type: list
+      elements: str
+    groups:
+      description: Node group name to its C(mode), C(link) and C(vlan).
+      type: dict
+    allocated:
+      description: Address to the instance holding it.
+      type: dict
+    free_count:
+      description: Free addresses in the pool.
+      type: int
 msg:
   description: What was done.
   returned: always

@@ -151,10 +151,41 @@ bridges:
   returned: always
   type: list
   elements: dict
+  contains:
+    name:
+      description: Bridge.
+      type: str
+    port:
+      description: Its port, or null.
+      type: str
+    addresses:
+      description: Its addresses.
+      type: list
+      elements: str
+    gateway:
+      description: Default gateway via it.
+      type: str
+    vlan_aware:
+      description: Whether VLAN filtering is on.
+      type: bool
+    vlans:
+      description: VLAN ranges allowed on the port.
+      type: list
+      elements: str
+    instance_only:
+      description: Whether the bridge is for instances only (no address).
+      type: bool
 secondary:
   description: The secondary interface as requested (its name and address), or null when none was given.
   returned: always
   type: dict
+  contains:
+    interface:
+      description: Interface.
+      type: str
+    address:
+      description: Address with prefix.
+      type: str
 '''
 
 import json

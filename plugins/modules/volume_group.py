@@ -62,6 +62,23 @@ vg:
   returned: always
   type: dict
   sample: {"name": "gnt", "pvs": ["/dev/loop3"], "lv_count": 0, "size_bytes": 1069547520, "free_bytes": 1069547520}
+  contains:
+    name:
+      description: Volume group.
+      type: str
+    lv_count:
+      description: Logical volumes.
+      type: int
+    size_bytes:
+      description: Size in bytes (null in check mode for a new one).
+      type: int
+    free_bytes:
+      description: Free bytes.
+      type: int
+    pvs:
+      description: Physical volumes.
+      type: list
+      elements: str
 commands:
   description: The commands run (or that would run in check mode).
   returned: always
