@@ -107,10 +107,10 @@ def migrate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
             if actions:
                 config = ctx.load_master_config()
                 inst = config.instances[name]
-            result = cleanup(ctx, locks, config, inst)
-            result["actions"] = actions + result["actions"]
-            result["changed"] = result["changed"] or bool(actions)
-            return result
+            cleaned = cleanup(ctx, locks, config, inst)
+            cleaned["actions"] = actions + cleaned["actions"]
+            cleaned["changed"] = cleaned["changed"] or bool(actions)
+            return cleaned
         if recover_interrupted(ctx, name, locks, config):
             config = ctx.load_master_config()
             inst = config.instances[name]
@@ -256,8 +256,10 @@ def _drbd_mode(ctx: Context, config: Config, inst: Instance, dual: bool, primary
 
 
 @repairs("instance_migrate")
-def repair(ctx: Context, locks: Any, config: Config, inst: Instance, job: Dict[str, Any]) -> List[str]:
+def repair(ctx: Context, locks: Any, config: Config, inst: Optional[Instance], job: Dict[str, Any]) -> List[str]:
     """An interrupted migration: the instance may run on the target, or on both nodes."""
+    if inst is None:
+        return []
     return cleanup(ctx, locks, config, inst)["actions"]
 
 

@@ -69,7 +69,7 @@ def present(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
 
 def _add(ctx: Context, locks: Any, config: Config, spec: Dict[str, Any]) -> Dict[str, Any]:
     name = spec["name"]
-    primary_ip = spec.get("primary_ip")
+    primary_ip = spec.get("primary_ip") or ""
     require(bool(primary_ip), f"node add {name}: primary_ip is required")
     secondary_ip = spec.get("secondary_ip") or primary_ip
     for other in config.nodes.values():

@@ -193,7 +193,7 @@ class DrbdDisk:
             if not isinstance(data, dict):
                 raise ValidationError(f"drbd nodes.{node} must be a mapping with address and minor")
             try:
-                address = str(ipaddress.ip_address(data.get("address")))
+                address = str(ipaddress.ip_address(str(data.get("address"))))
             except ValueError:
                 raise ValidationError(f"drbd nodes.{node}.address {data.get('address')!r} is not an IP address") \
                     from None
