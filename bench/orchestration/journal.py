@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
@@ -39,8 +39,8 @@ from plugins.module_utils.herd.rpc import MANAGED_BLOCK  # noqa: E402
 from unit.core.agentnodes import AgentNode, AgentRpc  # noqa: E402
 
 
-def first_fit(config: Dict[str, Any], facts: Any, request: Dict[str, Any], primary: Any = None,
-              secondary: Any = None) -> Dict[str, Any]:
+def first_fit(config: dict[str, Any], facts: Any, request: dict[str, Any], primary: Any = None,
+              secondary: Any = None) -> dict[str, Any]:
     """The unit tests' placement stand-in: the create is what is measured, not the allocator."""
     names = sorted(n for n, node in config["nodes"].items() if not node["offline"] and not node["drained"])
     return {"success": True, "primary": primary or names[0], "secondary": None, "reasons": []}
@@ -84,7 +84,7 @@ def fill(journal: Journal, count: int) -> None:
         handle.write(f"{first + count}\n")
 
 
-def create_once(ctx: Context, name: str) -> Dict[str, float]:
+def create_once(ctx: Context, name: str) -> dict[str, float]:
     spec = {"name": name, "state": "running", "disk_template": "file", "disks": ["1G"], "memory": "256M",
             "vcpus": 1, "hypervisor": "fake"}
     wall, cpu = time.perf_counter(), time.process_time()
@@ -108,7 +108,7 @@ def main() -> None:
         print(f"wrote {args.jobs} finished jobs in {time.perf_counter() - started:.1f} s")
         create_once(empty, "warmup")
         create_once(full, "warmup")
-        times: Dict[str, List[Dict[str, float]]] = {"empty": [], "full": []}
+        times: dict[str, list[dict[str, float]]] = {"empty": [], "full": []}
         for rep in range(args.reps):
             order = [("empty", empty), ("full", full)] if rep % 2 == 0 else [("full", full), ("empty", empty)]
             for label, ctx in order:

@@ -33,7 +33,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any
+from collections.abc import Callable
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
@@ -44,7 +45,7 @@ from vcluster import VCluster  # noqa: E402
 CLUSTER = "herdbench"
 
 
-def task_seconds(inventory: Path, module: str, args: Dict[str, Any]) -> float:
+def task_seconds(inventory: Path, module: str, args: dict[str, Any]) -> float:
     """Run one herd.cluster module on node1; the task's duration in seconds."""
     result = ansible_run.module(inventory, "node1", module, args)
     if result.get("failed"):
@@ -52,18 +53,18 @@ def task_seconds(inventory: Path, module: str, args: Dict[str, Any]) -> float:
     return result["duration"]["end"] - result["duration"]["start"]
 
 
-def summary(values: List[float]) -> Dict[str, float]:
+def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
-def guest_paths() -> Dict[str, str]:
+def guest_paths() -> dict[str, str]:
     out = subprocess.run(["/usr/bin/python3", str(REPO / "tests" / "guest" / "build.py")], check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def kvm_args(guest: Dict[str, str], name: str, memory: str = "128M", kernel_args: str = "", **extra: Any
-             ) -> Dict[str, Any]:
+def kvm_args(guest: dict[str, str], name: str, memory: str = "128M", kernel_args: str = "", **extra: Any
+             ) -> dict[str, Any]:
     args = {"name": name, "state": "running", "hypervisor": "kvm", "disk_template": "sharedfile",
             "disks": ["64M"], "memory": memory, "vcpus": 1, "nics": [{"link": "br0"}],
             "hvparams": {"kernel_path": guest["kernel"], "initrd_path": guest["initrd"], "accel": "tcg",
@@ -72,7 +73,7 @@ def kvm_args(guest: Dict[str, str], name: str, memory: str = "128M", kernel_args
     return args
 
 
-def herd_fake(inventory: Path, reps: int) -> Dict[str, Any]:
+def herd_fake(inventory: Path, reps: int) -> dict[str, Any]:
     create, migrate, failover = [], [], []
     for i in range(reps):
         name = f"bfake{i}"
@@ -86,7 +87,7 @@ def herd_fake(inventory: Path, reps: int) -> Dict[str, Any]:
     return {"add": summary(create), "migrate": summary(migrate), "failover": summary(failover)}
 
 
-def herd_kvm_create(inventory: Path, guest: Dict[str, str], reps: int) -> Dict[str, Any]:
+def herd_kvm_create(inventory: Path, guest: dict[str, str], reps: int) -> dict[str, Any]:
     times = []
     for i in range(reps):
         times.append(task_seconds(inventory, "instance", kvm_args(guest, f"bkvm{i}")))
@@ -119,7 +120,7 @@ def set_plain_tcp(vcluster: VCluster, plain: bool) -> None:
         vcluster.exec(node, ["mv", "-T", src, dst], check=True)
 
 
-def herd_kvm_migration(inventory: Path, vcluster: VCluster, guest: Dict[str, str]) -> List[Dict[str, Any]]:
+def herd_kvm_migration(inventory: Path, vcluster: VCluster, guest: dict[str, str]) -> list[dict[str, Any]]:
     rows = []
     bandwidth = 128  # MiB/s
     cases = [(0, 30, "tls"), (128, 30, "tls"), (384, 30, "tls"), (384, 300, "tls"),
@@ -149,7 +150,7 @@ def herd_kvm_migration(inventory: Path, vcluster: VCluster, guest: Dict[str, str
     return rows
 
 
-def herd_evacuation(inventory: Path, guest: Dict[str, str]) -> Dict[str, float]:
+def herd_evacuation(inventory: Path, guest: dict[str, str]) -> dict[str, float]:
     out = {}
     for parallel in (1, 6):
         names = [f"bev{parallel}-{i}" for i in range(6)]
@@ -164,7 +165,7 @@ def herd_evacuation(inventory: Path, guest: Dict[str, str]) -> Dict[str, float]:
     return out
 
 
-def ganeti(reps: int) -> Dict[str, Any]:
+def ganeti(reps: int) -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "bench" / "ganeti"))
     import measure  # bench/ganeti/measure.py
 
@@ -175,7 +176,7 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "n/a"
 
 
-def report(results: Dict[str, Any]) -> str:
+def report(results: dict[str, Any]) -> str:
     lines = ["# Orchestration benchmark", "", f"Run {time.strftime('%Y-%m-%d %H:%M')} UTC on this machine "
              "(2 cores; QEMU under TCG; herd through ansible-playbook on its virtual cluster).", ""]
     g = (results.get("ganeti") or {}).get("operations")  # measure_ganeti's per-operation summaries
@@ -225,7 +226,7 @@ def main() -> int:
     parser.add_argument("--skip-kvm", action="store_true")
     parser.add_argument("--keep", action="store_true", help="leave the benchmark cluster up")
     options = parser.parse_args()
-    results: Dict[str, Any] = {}
+    results: dict[str, Any] = {}
     if not options.skip_ganeti:
         results["ganeti"] = ganeti(options.reps)
     inventory = REPO / "inventories" / "vcluster" / f"hosts-{CLUSTER}.yml"
@@ -234,7 +235,7 @@ def main() -> int:
         site = ansible_run.playbook(inventory, REPO / "playbooks" / "site.yml")
         if site.rc != 0:
             raise RuntimeError(f"site.yml failed: {site!r}")
-        steps: List[Callable[[], None]] = [lambda: results.__setitem__("herd_fake", herd_fake(inventory, options.reps))]
+        steps: list[Callable[[], None]] = [lambda: results.__setitem__("herd_fake", herd_fake(inventory, options.reps))]
         if not options.skip_kvm:
             guest = guest_paths()
             steps += [lambda: results.__setitem__("herd_kvm", herd_kvm_create(inventory, guest, min(options.reps, 3))),

@@ -217,7 +217,8 @@ def check_address(value, what):
     try:
         ip = netaddr.IPAddress(addr, flags=netaddr.INET_PTON)
     except (netaddr.AddrFormatError, ValueError, TypeError):
-        raise Invalid('%s %r is not an address: %r is not a valid IPv4 or IPv6 address' % (what, value, addr))
+        raise Invalid('%s %r is not an address: %r is not a valid IPv4 or IPv6 address' % (what, value, addr)) \
+            from None
     limit = 32 if ip.version == 4 else 128
     if not prefix.isdigit() or not 0 < int(prefix) <= limit:
         raise Invalid('%s %r has an invalid prefix length %r (1-%d)' % (what, value, prefix, limit))
@@ -231,7 +232,7 @@ def check_gateway(value, what):
     try:
         return str(netaddr.IPAddress(value, flags=netaddr.INET_PTON))
     except (netaddr.AddrFormatError, ValueError, TypeError):
-        raise Invalid('%s %r is not an IP address' % (what, value))
+        raise Invalid('%s %r is not an IP address' % (what, value)) from None
 
 
 def parse_vlans(values, what):

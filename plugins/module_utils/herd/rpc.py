@@ -72,7 +72,7 @@ def known_host_keys(known_hosts: str, names: Sequence[str], port: int = 22) -> D
     for name in names:
         entry = keys.lookup(name if port == 22 else f"[{name}]:{port}")
         if entry:
-            return {keytype: entry[keytype].get_base64() for keytype in entry.keys()}
+            return {keytype: entry[keytype].get_base64() for keytype in entry}
     return {}
 
 

@@ -25,7 +25,8 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any
+from collections.abc import Iterator
 
 from plugins.module_utils.herd import crypto
 from plugins.module_utils.herd import rpc as rpc_mod
@@ -56,7 +57,7 @@ def fake_host_key(seed: int) -> str:
     return base64.b64encode(blob).decode()
 
 
-def _map(value: Any, pairs: List[Tuple[str, str]]) -> Any:
+def _map(value: Any, pairs: list[tuple[str, str]]) -> Any:
     """Rewrite path prefixes in a JSON value (the node's mount table, applied one way)."""
     if isinstance(value, str):
         for old, new in pairs:
@@ -96,10 +97,10 @@ class AgentNode:
                                                    "proc_drbd": self.proc_drbd}))
         self.runner = RecordingRunner()
         self.volumes = FakeVolumeGroups(self.runner, {"gnt": 20480})
-        self.calls: List[str] = []
-        self.requests: List[Tuple[str, Dict[str, Any]]] = []
-        self.fail: Dict[str, str] = {}            # verb -> error the node answers instead
-        self.answers: Dict[str, Dict[str, Any]] = {}  # verb -> what the hardware reports instead
+        self.calls: list[str] = []
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.fail: dict[str, str] = {}            # verb -> error the node answers instead
+        self.answers: dict[str, dict[str, Any]] = {}  # verb -> what the hardware reports instead
         self.drbd = DrbdSim(self)
 
     # --------------------------------------------------------------- the node's world
@@ -125,7 +126,7 @@ class AgentNode:
             for module, attr, value in saved:
                 setattr(module, attr, value)
 
-    def handle(self, verb: str, args: Dict[str, Any]) -> Dict[str, Any]:
+    def handle(self, verb: str, args: dict[str, Any]) -> dict[str, Any]:
         """The agent's answer to one request, decoded as the master's rpc decodes it."""
         if self.agent_version != VERSION:  # an agent of another version refuses this master
             answer = {"ok": False, "version": self.agent_version, "kind": "version_mismatch",
@@ -147,7 +148,7 @@ class AgentNode:
         raw = json.dumps(_map(answer, back)).encode()
         return rpc_mod.decode_answer(self.name, verb, raw, b"", 0)
 
-    def hardware(self, args: Dict[str, Any]) -> Dict[str, Any]:
+    def hardware(self, args: dict[str, Any]) -> dict[str, Any]:
         """node_facts values that describe this machine rather than the simulated node."""
         found = {"hostname": self.hostname, "addresses": list(self.addresses), "memory_total": self.memory_total,
                  "memory_free": self.memory_free, "cpu_count": 2, "qemu_version": "7.2.0",
@@ -160,7 +161,7 @@ class AgentNode:
         return found
 
     # --------------------------------------------------------------- what the node holds
-    def _hv_states(self) -> Dict[str, Dict[str, Any]]:
+    def _hv_states(self) -> dict[str, dict[str, Any]]:
         directory = os.path.join(self.state_dir, "fake")
         out = {}
         if os.path.isdir(directory):
@@ -169,30 +170,30 @@ class AgentNode:
                     out[entry[:-5]] = json.loads(Path(directory, entry).read_text())
         return out
 
-    def _in_state(self, status: str) -> Dict[str, Dict[str, Any]]:
+    def _in_state(self, status: str) -> dict[str, dict[str, Any]]:
         return {name: data["spec"] for name, data in self._hv_states().items() if data.get("status") == status}
 
     @property
-    def running(self) -> Dict[str, Dict[str, Any]]:
+    def running(self) -> dict[str, dict[str, Any]]:
         """{instance: runtime spec} of the guests running here."""
         return self._in_state("running")
 
     @property
-    def incoming(self) -> Dict[str, Dict[str, Any]]:
+    def incoming(self) -> dict[str, dict[str, Any]]:
         return self._in_state("incoming")
 
     @property
-    def migrated(self) -> Dict[str, Dict[str, Any]]:
+    def migrated(self) -> dict[str, dict[str, Any]]:
         return self._in_state("postmigrate")
 
     @property
     def runtime_files(self) -> set:
         return set(self._hv_states())
 
-    def hv_state(self, name: str) -> Optional[Dict[str, Any]]:
+    def hv_state(self, name: str) -> dict[str, Any] | None:
         return self._hv_states().get(name)
 
-    def put(self, name: str, spec: Dict[str, Any], status: str = "running") -> None:
+    def put(self, name: str, spec: dict[str, Any], status: str = "running") -> None:
         """Leave a guest in ``status`` here (what a crash or an interrupted migration leaves)."""
         path = os.path.join(self.state_dir, "fake", f"{name}.json")
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -205,13 +206,13 @@ class AgentNode:
             os.unlink(os.path.join(self.state_dir, "fake", f"{name}.json"))
 
     @property
-    def aborted(self) -> List[str]:
+    def aborted(self) -> list[str]:
         return [args.get("name") for verb, args in self.requests if verb == "migration_abort"]
 
     @property
-    def disks(self) -> Dict[str, int]:
+    def disks(self) -> dict[str, int]:
         """{"<instance>/<disk uuid>": MiB} of every disk this node holds or sees (shared storage too)."""
-        found: Dict[str, int] = {}
+        found: dict[str, int] = {}
         for _virtual, real in self.mounts:
             directory = Path(real, "file-storage")
             for path in sorted(directory.glob("*/*.disk*")):
@@ -228,34 +229,34 @@ class AgentNode:
         return Path(self.state_dir, name)
 
     @property
-    def config(self) -> Optional[Dict[str, Any]]:
+    def config(self) -> dict[str, Any] | None:
         path = self._file(CONFIG_NAME)
         return json.loads(path.read_text()) if path.exists() else None
 
     @config.setter
-    def config(self, data: Dict[str, Any]) -> None:
+    def config(self, data: dict[str, Any]) -> None:
         write_json_atomic(str(self._file(CONFIG_NAME)), data)
 
     @property
-    def ssconf(self) -> Optional[Dict[str, Any]]:
+    def ssconf(self) -> dict[str, Any] | None:
         path = self._file(SSCONF_NAME)
         return json.loads(path.read_text()) if path.exists() else None
 
     @ssconf.setter
-    def ssconf(self, data: Dict[str, Any]) -> None:
+    def ssconf(self, data: dict[str, Any]) -> None:
         write_json_atomic(str(self._file(SSCONF_NAME)), data, mode=0o644)
 
 
 class AgentRpc:
     """call/call_many like rpc.Rpc, delivering each request to the addressed node's agent."""
 
-    def __init__(self, nodes: List[AgentNode], local: AgentNode):
+    def __init__(self, nodes: list[AgentNode], local: AgentNode):
         self.by_ip = {n.addresses[0]: n for n in nodes}
         self.by_name = {n.name: n for n in nodes}
         self.local = local
         for node in nodes:
             node.drbd.peers = {n.name: n.drbd for n in nodes}
-        self.log: List[Any] = []  # (node, verb, disk index or None), in call order across nodes
+        self.log: list[Any] = []  # (node, verb, disk index or None), in call order across nodes
 
     def node_for(self, endpoint: Any) -> AgentNode:
         node = self.by_ip.get(endpoint.address)
@@ -265,8 +266,8 @@ class AgentRpc:
             raise RpcError(endpoint.name, "connect", "host key mismatch")
         return node
 
-    def call(self, endpoint: Any, verb: str, args: Optional[Dict[str, Any]] = None,
-             timeout: Any = None) -> Dict[str, Any]:
+    def call(self, endpoint: Any, verb: str, args: dict[str, Any] | None = None,
+             timeout: Any = None) -> dict[str, Any]:
         node = self.node_for(endpoint)
         args = args or {}
         node.calls.append(verb)
@@ -277,8 +278,8 @@ class AgentRpc:
         with WORLD_LOCK:
             return node.handle(verb, args)
 
-    def call_many(self, calls: List[Any], timeout: Any = None) -> Dict[str, Any]:
-        out: Dict[str, Any] = {}
+    def call_many(self, calls: list[Any], timeout: Any = None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for endpoint, verb, args in calls:
             try:
                 out[endpoint.name] = self.call(endpoint, verb, args)
@@ -309,14 +310,14 @@ class DrbdSim:
 
     def __init__(self, node: AgentNode):
         self.node = node
-        self.state: Dict[str, Dict[str, Any]] = {}  # key -> {"minor", "peer", "cs", "role", "disk", "oos", "polls"}
-        self.modes: List[Any] = []
-        self.peers: Dict[str, "DrbdSim"] = {}       # filled by the fixture: node name -> its DrbdSim
+        self.state: dict[str, dict[str, Any]] = {}  # key -> {"minor", "peer", "cs", "role", "disk", "oos", "polls"}
+        self.modes: list[Any] = []
+        self.peers: dict[str, DrbdSim] = {}       # filled by the fixture: node name -> its DrbdSim
 
     def __contains__(self, key: str) -> bool:
         return key in self.state
 
-    def __getitem__(self, key: str) -> Dict[str, Any]:
+    def __getitem__(self, key: str) -> dict[str, Any]:
         return self.state[key]
 
     def __eq__(self, other: Any) -> bool:
@@ -325,7 +326,7 @@ class DrbdSim:
     __hash__ = None  # type: ignore[assignment]
 
     # ------------------------------------------------- the backing LVs, in the node's volume group
-    def _lvs(self, key: str) -> Dict[str, Tuple[str, str]]:
+    def _lvs(self, key: str) -> dict[str, tuple[str, str]]:
         """{"data"|"meta": (vg, lv)} of the disk ``key`` ("<instance>/<disk uuid>") present here."""
         instance, uuid = key.split("/", 1)
         tag = instance_tag(instance)
@@ -338,7 +339,7 @@ class DrbdSim:
         return found
 
     @property
-    def disks(self) -> Dict[str, int]:
+    def disks(self) -> dict[str, int]:
         """{"<instance>/<disk uuid>": MiB of the data LV} of every drbd disk whose data LV is here."""
         out = {}
         for (_vg, lv), volume in self.node.volumes.lvs.items():
@@ -385,20 +386,20 @@ class DrbdSim:
         """Blocks DRBD knows differ from the peer's (the oos counter of /proc/drbd, in KiB)."""
         self.state[key]["oos"] = kib
 
-    def handles(self, verb: str, args: Dict[str, Any]) -> bool:
+    def handles(self, verb: str, args: dict[str, Any]) -> bool:
         # drbd_status without a disk reads /proc/drbd in the agent itself
         return args.get("template") == "drbd" and (verb.startswith("drbd_") or verb in DRBD_DISK_VERBS)
 
-    def _peer(self, args: Dict[str, Any]) -> str:
+    def _peer(self, args: dict[str, Any]) -> str:
         return next(n for n in args["drbd"]["nodes"] if n != self.node.name)
 
-    def _up(self, key: str, args: Dict[str, Any], cs: str = "Connected", disk: str = "UpToDate") -> None:
+    def _up(self, key: str, args: dict[str, Any], cs: str = "Connected", disk: str = "UpToDate") -> None:
         spec = args["drbd"]
         self.state[key] = {"minor": spec["nodes"][self.node.name]["minor"], "peer": self._peer(args), "cs": cs,
                            "role": "Primary" if spec["primary"] == self.node.name and cs == "Connected"
                            else "Secondary", "disk": disk, "oos": 0, "polls": 0}
 
-    def status(self, key: str, advance: bool = True) -> Optional[Dict[str, Any]]:
+    def status(self, key: str, advance: bool = True) -> dict[str, Any] | None:
         """The resource's state as drbd_status reports it; ``advance``: a poll moves a resync on."""
         state = self.state.get(key)
         if state is None:
@@ -448,7 +449,7 @@ class DrbdSim:
                 lines.append("\tfinish: 0:00:03 speed: 1,024 (1,024) K/sec")
         return "\n".join(lines) + "\n"
 
-    def answer(self, verb: str, args: Dict[str, Any]) -> Dict[str, Any]:
+    def answer(self, verb: str, args: dict[str, Any]) -> dict[str, Any]:
         key = f"{args['instance']}/{args['disk']['uuid']}"
         uuid, index = args["disk"]["uuid"], args["index"]
         logical_id = {"vg": self.vg, "data_lv": f"{uuid}.disk{index}_data", "meta_vg": self.vg,

@@ -2,7 +2,7 @@
 
 import base64
 import copy
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from plugins.module_utils.herd.errors import RpcError
 from plugins.module_utils.herd.version import VERSION
@@ -19,24 +19,24 @@ class FakeNode:
         self.addresses = [primary_ip, secondary_ip]
         self.hostname = name
         self.host_key = fake_host_key(index)
-        self.ssconf: Optional[Dict[str, Any]] = None
-        self.config: Optional[Dict[str, Any]] = None
+        self.ssconf: dict[str, Any] | None = None
+        self.config: dict[str, Any] | None = None
         self.reachable = True
         self.agent_version = VERSION
         self.memory_total = 4096
-        self.calls: List[str] = []
-        self.disks: Dict[str, int] = {}        # "<instance>/<disk uuid>" -> MiB
-        self.running: Dict[str, Dict[str, Any]] = {}  # instance -> runtime spec
+        self.calls: list[str] = []
+        self.disks: dict[str, int] = {}        # "<instance>/<disk uuid>" -> MiB
+        self.running: dict[str, dict[str, Any]] = {}  # instance -> runtime spec
         self.runtime_files: set = set()
-        self.fail: Dict[str, str] = {}         # verb -> error message to raise
-        self.incoming: Dict[str, Any] = {}
-        self.migrating: Dict[str, Any] = {}
-        self.migration_status: Optional[Dict[str, Any]] = None
-        self.aborted: List[str] = []
+        self.fail: dict[str, str] = {}         # verb -> error message to raise
+        self.incoming: dict[str, Any] = {}
+        self.migrating: dict[str, Any] = {}
+        self.migration_status: dict[str, Any] | None = None
+        self.aborted: list[str] = []
         self.migrated: set = set()
-        self.drbd_modes: List[Any] = []
+        self.drbd_modes: list[Any] = []
         # "<instance>/<disk uuid>" -> {"minor", "peer", "cs": Connected|StandAlone, "role", "disk", "polls"}
-        self.drbd: Dict[str, Dict[str, Any]] = {}
+        self.drbd: dict[str, dict[str, Any]] = {}
         self.master_ips: set = set()
         self.still_sees: set = set()  # unreachable nodes this one still reaches (a partition)
 
@@ -44,13 +44,13 @@ class FakeNode:
 class FakeRpc:
     """Implements call/call_many like rpc.Rpc over FakeNodes keyed by primary IP."""
 
-    def __init__(self, nodes: List[FakeNode], local: FakeNode, store: Any):
+    def __init__(self, nodes: list[FakeNode], local: FakeNode, store: Any):
         self.by_ip = {n.addresses[0]: n for n in nodes}
         self.by_name = {n.name: n for n in nodes}
         self.local = local
         self.store = store  # the master's ConfigStore: the local node's files
-        self.shared_disks: Dict[str, int] = {}
-        self.log: List[Any] = []  # (node, verb, disk index or None), in call order across nodes
+        self.shared_disks: dict[str, int] = {}
+        self.log: list[Any] = []  # (node, verb, disk index or None), in call order across nodes
         self.sync_polls = 2       # drbd_status polls a resync towards an Inconsistent peer takes
 
     def node_for(self, endpoint: Any) -> FakeNode:
@@ -61,7 +61,7 @@ class FakeRpc:
             raise RpcError(endpoint.name, "connect", "host key mismatch")
         return node
 
-    def call(self, endpoint: Any, verb: str, args: Optional[Dict[str, Any]] = None, timeout: Any = None) -> Dict[str, Any]:
+    def call(self, endpoint: Any, verb: str, args: dict[str, Any] | None = None, timeout: Any = None) -> dict[str, Any]:
         node = self.node_for(endpoint)
         node.calls.append(verb)
         self.log.append((node.name, verb, (args or {}).get("index")))
@@ -124,7 +124,7 @@ class FakeRpc:
                                   directory=self.crypto_dir(node))
         raise RpcError(endpoint.name, verb, "unknown verb in fake")
 
-    def storage_list(self, node: FakeNode) -> Dict[str, Any]:
+    def storage_list(self, node: FakeNode) -> dict[str, Any]:
         """The agent's storage_list for the LVM-backed disks this node holds (names as the
         real templates make them, tagged herd) and its DRBD minors."""
         config = self.store.load() if self.store.exists() else None
@@ -149,17 +149,17 @@ class FakeRpc:
         return os.path.join(os.path.dirname(self.store.state_dir), "nodes", node.name, "crypto")
 
     # ---------------------------------------------------------------- drbd
-    def _peer(self, node: FakeNode, args: Dict[str, Any]) -> str:
+    def _peer(self, node: FakeNode, args: dict[str, Any]) -> str:
         return next(n for n in args["drbd"]["nodes"] if n != node.name)
 
-    def _drbd_up(self, node: FakeNode, key: str, args: Dict[str, Any], cs: str = "Connected",
+    def _drbd_up(self, node: FakeNode, key: str, args: dict[str, Any], cs: str = "Connected",
                  disk: str = "UpToDate") -> None:
         spec = args["drbd"]
         node.drbd[key] = {"minor": spec["nodes"][node.name]["minor"], "peer": self._peer(node, args), "cs": cs,
                           "role": "Primary" if spec["primary"] == node.name and cs == "Connected" else "Secondary",
                           "disk": disk, "polls": 0}
 
-    def drbd_status(self, node: FakeNode, key: str) -> Optional[Dict[str, Any]]:
+    def drbd_status(self, node: FakeNode, key: str) -> dict[str, Any] | None:
         """What /proc/drbd would say: Connected only when both sides are up and point at each other;
         a connected UpToDate side syncs an Inconsistent peer in ``sync_polls`` polls."""
         state = node.drbd.get(key)
@@ -188,7 +188,7 @@ class FakeRpc:
                 "primary": state["role"] == "Primary", "disk_uptodate": state["disk"] == "UpToDate",
                 "peer_uptodate": peer_disk == "UpToDate"}
 
-    def drbd_verb(self, node: FakeNode, verb: str, args: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    def drbd_verb(self, node: FakeNode, verb: str, args: dict[str, Any]) -> dict[str, Any] | None:
         if verb == "drbd_status" and not args.get("template"):
             return {"loaded": True, "minors": {str(st["minor"]): self.drbd_status(node, key)
                                                for key, st in node.drbd.items()}}
@@ -238,7 +238,7 @@ class FakeRpc:
             return {"loaded": True, "status": self.drbd_status(node, key), "minor": node.drbd.get(key, {}).get("minor")}
         return None
 
-    def instance_verb(self, node: FakeNode, verb: str, args: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    def instance_verb(self, node: FakeNode, verb: str, args: dict[str, Any]) -> dict[str, Any] | None:
         drbd_answer = self.drbd_verb(node, verb, args)
         if drbd_answer is not None:
             return drbd_answer
@@ -312,8 +312,8 @@ class FakeRpc:
             return {"changed": True}
         return None
 
-    def call_many(self, calls: List[Any], timeout: Any = None) -> Dict[str, Any]:
-        out: Dict[str, Any] = {}
+    def call_many(self, calls: list[Any], timeout: Any = None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for endpoint, verb, args in calls:
             try:
                 out[endpoint.name] = self.call(endpoint, verb, args)

@@ -72,7 +72,7 @@ def test_a_finished_job_moves_to_the_archive_with_its_log(tmp_path):
     assert journal.get(job.id)["status"] == "success"
     with open(journal.log_path(job.id)) as handle:
         lines = [line.split(" ", 2)[2] for line in handle.read().splitlines()]
-    assert lines == ["node_add started (pid %d)" % os.getpid(), "step commit config", "pushed to node3",
+    assert lines == [f"node_add started (pid {os.getpid()})", "step commit config", "pushed to node3",
                      lines[3], "success"]
     assert lines[3].startswith("step commit config done (")
     assert os.stat(journal.log_path(job.id)).st_mode & 0o777 == 0o600
@@ -106,7 +106,7 @@ class Reads:
         real_open, real_listdir = builtins.open, os.listdir
 
         def counting_open(file, *args, **kwargs):
-            if isinstance(file, (str, Path)) and str(file).startswith(self.root):
+            if isinstance(file, str | Path) and str(file).startswith(self.root):
                 self.opened.append(str(file))
             return real_open(file, *args, **kwargs)
 

@@ -208,7 +208,7 @@ class _Balancer:
             kinds = ("r", "rf")
         if sec_targets is None:
             for t in targets:
-                if t == p or t == s:
+                if t in (p, s):
                     continue
                 for k in kinds:
                     out.append((k, t))
@@ -283,7 +283,7 @@ class _Balancer:
                 hs = nd.hi_spindles or 1.0
 
                 def d(i: int, delta: float) -> float:
-                    return grad[i] * (v[i] - mean[i]) * delta
+                    return grad[i] * (v[i] - mean[i]) * delta  # noqa: B023 - called in this iteration only
                 common = (d(1, -dsk / td) + d(14, -dsk / td) + d(9, u[2])
                           + d(12, sp / hs) + d(16, sp / hs))
                 pc = (common + d(0, -mem / tm) + d(13, -inst.mem / tm) + d(6, inst.vcpus / tc)

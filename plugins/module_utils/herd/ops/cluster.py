@@ -57,9 +57,9 @@ def validate_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
             names.check_abs_path(spec[key], key)
     if spec.get("mac_prefix") is not None:
         out["mac_prefix"] = names.check_mac_prefix(spec["mac_prefix"])
-    if spec.get("candidate_pool_size") is not None:
-        if not isinstance(spec["candidate_pool_size"], int) or spec["candidate_pool_size"] < 1:
-            raise ValidationError(f"candidate_pool_size {spec['candidate_pool_size']!r} must be an integer >= 1")
+    if spec.get("candidate_pool_size") is not None and (
+            not isinstance(spec["candidate_pool_size"], int) or spec["candidate_pool_size"] < 1):
+        raise ValidationError(f"candidate_pool_size {spec['candidate_pool_size']!r} must be an integer >= 1")
     if spec.get("default_iallocator") is not None:
         names.check_simple(spec["default_iallocator"], "default_iallocator")
     if spec.get("tags") is not None:
@@ -75,9 +75,9 @@ def validate_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
     for key, known in (("beparams", BEPARAM_KEYS), ("nicparams", NICPARAM_KEYS), ("ndparams", NDPARAM_KEYS)):
         if spec.get(key) is not None:
             _keys(key, spec[key], known)
-    if spec.get("diskparams") is not None:
-        if not isinstance(spec["diskparams"], dict) or any(t not in DISK_TEMPLATES for t in spec["diskparams"]):
-            raise ValidationError(f"diskparams must be keyed by disk template, one of {list(DISK_TEMPLATES)}")
+    if spec.get("diskparams") is not None and (
+            not isinstance(spec["diskparams"], dict) or any(t not in DISK_TEMPLATES for t in spec["diskparams"])):
+        raise ValidationError(f"diskparams must be keyed by disk template, one of {list(DISK_TEMPLATES)}")
     if spec.get("ipolicy") is not None:
         _check_ipolicy(spec["ipolicy"])
     return out

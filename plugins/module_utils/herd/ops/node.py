@@ -26,9 +26,9 @@ def validate_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
         names.check_simple(spec["group"], "node group")
     if spec.get("tags") is not None:
         out["tags"] = sorted(set(names.check_tag(t) for t in spec["tags"]))
-    if spec.get("ssh_port") is not None:
-        if not isinstance(spec["ssh_port"], int) or not 0 < spec["ssh_port"] < 65536:
-            raise ValidationError(f"ssh_port {spec['ssh_port']!r} must be a TCP port number")
+    if spec.get("ssh_port") is not None and (
+            not isinstance(spec["ssh_port"], int) or not 0 < spec["ssh_port"] < 65536):
+        raise ValidationError(f"ssh_port {spec['ssh_port']!r} must be a TCP port number")
     if spec.get("ssh_host_key") is not None:
         out["ssh_host_keys"] = parse_host_key(spec["ssh_host_key"])
     return out
