@@ -32,11 +32,10 @@ from plugins.module_utils.herd import crypto
 from plugins.module_utils.herd import rpc as rpc_mod
 from plugins.module_utils.herd.agent import facts, main
 from plugins.module_utils.herd.agent import storage as agent_storage
-from plugins.module_utils.herd.config import CONFIG_NAME, SSCONF_NAME, write_json_atomic
+from plugins.module_utils.herd.config import CONFIG_NAME, DRBD_META_SIZE_MIB, SSCONF_NAME, write_json_atomic
 from plugins.module_utils.herd.errors import RpcError
 from plugins.module_utils.herd.hypervisor import base as hv_base
 from plugins.module_utils.herd.hypervisor import fake as fake_hv
-from plugins.module_utils.herd.storage.drbd import META_SIZE_MIB
 from plugins.module_utils.herd.storage.lvm import HERD_TAG, INSTANCE_TAG_PREFIX, instance_tag
 from plugins.module_utils.herd.version import VERSION
 
@@ -354,7 +353,7 @@ class DrbdSim:
         instance, uuid = key.split("/", 1)
         tags = [HERD_TAG, instance_tag(instance)]
         group = self.node.volumes
-        for suffix, mib in (("_data", size), ("_meta", META_SIZE_MIB)):
+        for suffix, mib in (("_data", size), ("_meta", DRBD_META_SIZE_MIB)):
             group.lvs.setdefault((self.vg, f"{uuid}.disk{index}{suffix}"),
                                  {"size": group._round(mib), "tags": list(tags)})
 
