@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from ansible_collections.herd.cluster.plugins.module_utils.herd.errors import ValidationError
 from ansible_collections.herd.cluster.plugins.filter.cpu import cpu_type
 from ansible_collections.herd.cluster.plugins.modules.hypervisor_facts import PROBE_RC, probe_bios
 from ansible_collections.herd.cluster.plugins.module_utils.herd.netconfig import (
@@ -180,3 +181,36 @@ def test_a_bridge_takes_over_its_ports_mac_address_and_default_route(tmp_path) -
     assert result["bridges"][0]["gateway"] == "198.51.100.1" and warnings == []
     assert not (tmp_path / "interfaces.d").exists()  # check mode
     assert not [c for c in ip.calls if "-batch" in c]
+
+
+def lvm_runner(vgs: dict[str, list[str]]):
+    """lvm's JSON reports for volume groups ``vgs`` (name: devices); blank devices for blkid."""
+    import json
+
+    def run(args: list[str], environ_update: dict[str, str] | None = None) -> tuple[int, str, str]:
+        if args[0] == "vgs":
+            rows = [{"vg_name": v, "lv_count": "3", "vg_size": "1000", "vg_free": "500"} for v in vgs]
+            return 0, json.dumps({"report": [{"vg": rows}]}), ""
+        if args[0] == "pvs" and "--select" in args:
+            vg = args[args.index("--select") + 1].split("=")[1]
+            return 0, json.dumps({"report": [{"pv": [{"pv_name": p, "vg_name": vg} for p in vgs.get(vg, [])]}]}), ""
+        if args[0] == "blkid":
+            return 2, "", ""
+        return 1, "", "not here"
+    return run
+
+
+def test_a_volume_group_is_planned_in_check_mode_and_never_shrunk(monkeypatch) -> None:
+    import stat
+
+    from ansible_collections.herd.cluster.plugins.module_utils.herd import vgsetup
+
+    monkeypatch.setattr(stat, "S_ISBLK", lambda mode: True)  # /dev/null and /dev/zero stand for disks
+    result = vgsetup.ensure({"name": "gnt", "pvs": ["/dev/null"], "wipe": False}, lvm_runner({}), True)
+    assert result["commands"] == [["pvcreate", "-y", "/dev/null"], ["vgcreate", "gnt", "/dev/null"]]
+    assert result["changed"] and result["vg"]["pvs"] == ["/dev/null"]
+    with pytest.raises(vgsetup.VgError, match="never shrinks a volume group"):
+        vgsetup.ensure({"name": "gnt", "pvs": ["/dev/null"], "wipe": False},
+                       lvm_runner({"gnt": ["/dev/null", "/dev/zero"]}), True)
+    with pytest.raises(ValidationError, match="invalid volume group"):
+        vgsetup.ensure({"name": "gnt\n", "pvs": ["/dev/null"], "wipe": False}, lvm_runner({}), True)
