@@ -9,8 +9,9 @@ both ways), with ``/srv/herd-shared`` common to every node. The ``fake``
 hypervisor stands in for KVM (which cannot run here) for every instance.
 
 What stays simulated, and only that: the transport (reachability, host keys,
-the agent's version), the hardware facts ``node_facts`` reports (memory,
-bridges, volume group), and the DRBD kernel module (``DrbdSim``, answering the
+the agent's version, and the TCP probe of master voting), the hardware facts
+``node_facts`` reports (memory, bridges, volume group), the node's kernel
+addresses that the master IP verbs add and remove with ``ip``, and the DRBD kernel module (``DrbdSim``, answering the
 drbd template's disk verbs, since drbdsetup cannot run here). The agent reads
 what the simulated module holds where it reads the real one: each request
 first writes the node's /proc/drbd from ``DrbdSim``, and the drbd data/meta
@@ -30,7 +31,7 @@ from collections.abc import Iterator
 
 from plugins.module_utils.herd import crypto
 from plugins.module_utils.herd import rpc as rpc_mod
-from plugins.module_utils.herd.agent import facts, main
+from plugins.module_utils.herd.agent import facts, main, masterip
 from plugins.module_utils.herd.agent import storage as agent_storage
 from plugins.module_utils.herd.config import CONFIG_NAME, DRBD_META_SIZE_MIB, SSCONF_NAME, write_json_atomic
 from plugins.module_utils.herd.errors import RpcError
@@ -101,6 +102,9 @@ class AgentNode:
         self.fail: dict[str, str] = {}            # verb -> error the node answers instead
         self.answers: dict[str, dict[str, Any]] = {}  # verb -> what the hardware reports instead
         self.drbd = DrbdSim(self)
+        self.master_ips: set = set()   # addresses `ip addr` shows on this node's master netdev
+        self.still_sees: set = set()   # unreachable nodes this one still reaches (a partition)
+        self.peers: dict[str, AgentNode] = {}  # primary IP -> node, set by AgentRpc
 
     # --------------------------------------------------------------- the node's world
     @contextlib.contextmanager
@@ -108,12 +112,15 @@ class AgentNode:
         """Run agent code as on this node (one agent process per request there)."""
         saved_env = {k: os.environ.get(k) for k in ("HERD_STATE_DIR", "HERD_RUN_DIR")}
         saved = [(facts, "NODE_SETTINGS", facts.NODE_SETTINGS), (agent_storage, "Runner", agent_storage.Runner),
-                 (hv_base, "registry", hv_base.registry)]
+                 (hv_base, "registry", hv_base.registry), (masterip, "_run", masterip._run),
+                 (masterip, "tcp_reachable", masterip.tcp_reachable)]
         os.environ["HERD_STATE_DIR"] = self.state_dir
         os.environ["HERD_RUN_DIR"] = self.run_dir
         facts.NODE_SETTINGS = self.settings
         agent_storage.Runner = lambda: self.runner  # type: ignore[assignment,misc]
         hv_base.registry = lambda: {"kvm": fake_hv.Fake, "fake": fake_hv.Fake}  # no hardware KVM here
+        masterip._run = self._ip  # type: ignore[assignment]
+        masterip.tcp_reachable = self._reaches  # type: ignore[assignment]
         try:
             yield
         finally:
@@ -146,6 +153,22 @@ class AgentNode:
         back = [(real, virtual) for virtual, real in self.mounts]
         raw = json.dumps(_map(answer, back)).encode()
         return rpc_mod.decode_answer(self.name, verb, raw, b"", 0)
+
+    def _ip(self, argv: list[str], check: bool = True) -> tuple[int, str]:
+        """`ip` and `arping` as the master IP verbs use them, on this node's addresses."""
+        if argv[:2] == ["ip", "addr"] and argv[2] in ("add", "del"):
+            address = argv[3].split("/")[0]
+            (self.master_ips.add if argv[2] == "add" else self.master_ips.discard)(address)
+            return 0, ""
+        if argv[0] == "ip" and "addr" in argv and "show" in argv:
+            return 0, "".join(f"3: {argv[-1]}    inet {a}/32 scope global {argv[-1]}\n" for a in sorted(self.master_ips))
+        return 0, ""  # `ip link show dev br0` (the netdev exists), arping
+
+    def _reaches(self, address: Any, port: Any, timeout: float = 3.0) -> bool:
+        """Whether this node reaches address's SSH port: the node there is up, or a partition
+        leaves this node on its side."""
+        probed = self.peers.get(str(address))
+        return probed is not None and (probed.reachable or probed.name in self.still_sees)
 
     def hardware(self, args: dict[str, Any]) -> dict[str, Any]:
         """node_facts values that describe this machine rather than the simulated node."""
@@ -233,8 +256,11 @@ class AgentNode:
         return json.loads(path.read_text()) if path.exists() else None
 
     @config.setter
-    def config(self, data: dict[str, Any]) -> None:
-        write_json_atomic(str(self._file(CONFIG_NAME)), data)
+    def config(self, data: dict[str, Any] | None) -> None:
+        if data is None:  # the node holds no copy (not a master candidate, or never had one)
+            self._file(CONFIG_NAME).unlink(missing_ok=True)
+        else:
+            write_json_atomic(str(self._file(CONFIG_NAME)), data)
 
     @property
     def ssconf(self) -> dict[str, Any] | None:
@@ -255,6 +281,7 @@ class AgentRpc:
         self.local = local
         for node in nodes:
             node.drbd.peers = {n.name: n.drbd for n in nodes}
+            node.peers = dict(self.by_ip)
         self.log: list[Any] = []  # (node, verb, disk index or None), in call order across nodes
 
     def node_for(self, endpoint: Any) -> AgentNode:
