@@ -310,6 +310,13 @@ class Journal:
     def _index(self, opcode: str, name: str, job_id: int) -> None:
         write_text_atomic(os.path.join(self.latest_dir, f"{opcode}.{file_stem(name, 120)}"), f"{job_id}\n")
 
+    def _index_if_newer(self, job: Dict[str, Any]) -> None:
+        """Index a job written before the index existed (a journal from an older herd)."""
+        name = (job.get("params") or {}).get("name")
+        if job.get("opcode") in _LATEST_BY_NAME and isinstance(name, str) \
+                and (self.latest(job["opcode"], name) or {}).get("id", 0) < job["id"]:
+            self._index(job["opcode"], name, job["id"])
+
     def latest(self, opcode: str, name: str) -> Optional[Dict[str, Any]]:
         """The newest ``opcode`` job on ``name`` (for opcodes registered with ``index_latest_by_name``)."""
         try:
@@ -410,10 +417,7 @@ class Journal:
         for job in self._unfinished():
             if job.get("status") in FINISHED:
                 self.write(job)
-                name = job.get("params", {}).get("name")
-                if job.get("opcode") in _LATEST_BY_NAME and isinstance(name, str) \
-                        and (self.latest(job["opcode"], name) or {}).get("id", 0) < job["id"]:
-                    self._index(job["opcode"], name, job["id"])
+                self._index_if_newer(job)
             elif not _alive(job.get("pid")):
                 found.append(job)
         return found
@@ -434,6 +438,7 @@ class Journal:
         data["end_ts"] = time.time()
         self.trace(job_id, f"closed: {data['last_message']}")
         self.write(data)
+        self._index_if_newer(data)
 
 
 def _ids_in(directory: str) -> List[int]:

@@ -267,3 +267,23 @@ def test_state_changing_results_and_errors_carry_the_job_ids(cluster, nodes, fir
     [job_id] = error["job_ids"]
     assert f"(job {job_id}; herd.cluster.job_info id={job_id} shows its steps)" in error["msg"]
     assert cluster.journal.get(job_id)["status"] == "error"
+
+
+def test_a_journal_of_an_older_herd_is_archived_and_indexed_by_the_next_operation(tmp_path, monkeypatch):
+    """Finished jobs beside the running ones, no index: the first look for interrupted jobs archives
+    them, and a replace-disks job stopped after its commit is still found by ``latest``."""
+    monkeypatch.setattr(jobs_mod, "_LATEST_BY_NAME", {"instance_replace_disks"})
+    journal = Journal(str(tmp_path))
+    os.makedirs(journal.dir)
+    old = {"opcode": "instance_create", "params": {"name": "web1"}, "status": "success", "steps": [], "pid": 1}
+    for job_id in (1, 2):
+        jobs_mod.write_json_atomic(journal.path(job_id), dict(old, id=job_id))
+    stopped = dict(old, id=3, opcode="instance_replace_disks", status="running", pid=2 ** 22 + 7)
+    jobs_mod.write_json_atomic(journal.path(3), stopped)
+    assert journal.latest("instance_replace_disks", "web1") is None
+    [found] = journal.interrupted()
+    journal.mark_recovered(found["id"], "found by a test")
+    assert sorted(n for n in os.listdir(journal.dir) if n.endswith(".json")) == []
+    assert journal.latest("instance_replace_disks", "web1")["status"] == "error"
+    assert [j["id"] for j in journal.list()] == [1, 2, 3]
+    assert journal.open("x", {}).id == 4
