@@ -139,6 +139,16 @@ jobs:
       description: Resources the job created, for recovery of an interrupted job to remove.
       type: list
       elements: dict
+      contains:
+        kind:
+          description: C(disk) or C(os) (the OS provider's files, such as a cloud-init seed).
+          type: str
+        index:
+          description: The disk's index, for a disk.
+          type: int
+        instance:
+          description: What recovery needs of the instance (name, uuid, nodes, disk template, disks).
+          type: dict
     pid:
       description: The process that ran it.
       type: int
