@@ -12,8 +12,9 @@ import copy
 from typing import Any, Dict, List, Optional
 
 from .. import validate as node_checks
-from ..config import Disk, Instance, Nic, new_uuid, now
+from ..config import Config, Disk, Instance, Nic, new_uuid, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
+from ..jobs import Locks
 from . import nodecalls, placement
 from .common import Context, diff_dict
 from .info import status_word
@@ -41,7 +42,7 @@ def ensure(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
 
 # --------------------------------------------------------------------------- create
 
-def build_instance(ctx: Context, config: Any, spec: Dict[str, Any]) -> Instance:
+def build_instance(ctx: Context, config: Config, spec: Dict[str, Any]) -> Instance:
     cluster = config.cluster
     template = spec["disk_template"]
     if template is None:
@@ -88,14 +89,14 @@ def build_instance(ctx: Context, config: Any, spec: Dict[str, Any]) -> Instance:
     return inst
 
 
-def create(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
+def create(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
     # Placement through commit holds the allocation lock: two creates at once
     # would otherwise both see the same free memory (Ganeti's node-allocation lock).
     with allocation_lock(ctx, locks):
         return _create_locked(ctx, locks, spec)
 
 
-def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
+def _create_locked(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
     config = ctx.load_master_config()
     inst = build_instance(ctx, config, spec)
     mirrored = is_mirrored(inst.disk_template)
@@ -170,14 +171,14 @@ def created_record(inst: Instance) -> Dict[str, Any]:
 
 
 @repairs("instance_create")
-def _repair_create(ctx: Context, locks: Any, config: Any, inst: Optional[Instance], job: Dict[str, Any]) -> List[str]:
+def _repair_create(ctx: Context, locks: Locks, config: Config, inst: Optional[Instance], job: Dict[str, Any]) -> List[str]:
     """An interrupted create: what it recorded as created goes, unless it had committed."""
     removed = remove_created(ctx, config, job)
     ctx.warnings.extend(removed)
     return removed
 
 
-def remove_created(ctx: Context, config: Any, job: Dict[str, Any]) -> List[str]:
+def remove_created(ctx: Context, config: Config, job: Dict[str, Any]) -> List[str]:
     """Remove exactly what an interrupted create recorded (``Job.record_created``), unless the
     create got as far as committing the instance (then the config owns them). Returns what
     was done and what could not be, one line each."""
@@ -186,7 +187,7 @@ def remove_created(ctx: Context, config: Any, job: Dict[str, Any]) -> List[str]:
     lines: List[str] = []
     for entry in reversed(job.get("created") or []):
         record = entry.get("instance") or {}
-        held = config.instances.get(record.get("name"))
+        held = config.instances.get(str(record.get("name")))
         if held is not None and held.uuid == record.get("uuid"):
             continue  # committed: the instance owns these resources now
         nodes = [n for n in (record.get("primary_node"), record.get("secondary_node")) if n]
@@ -213,12 +214,12 @@ def remove_created(ctx: Context, config: Any, job: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def locks_node_guard(config: Any, node: str) -> None:
+def locks_node_guard(config: Config, node: str) -> None:
     if config.nodes[node].offline:
         raise PrerequisiteError(f"node {node} went offline")
 
 
-def minors_in_use(ctx: Context, config: Any, node: str, purpose: str) -> List[int]:
+def minors_in_use(ctx: Context, config: Config, node: str, purpose: str) -> List[int]:
     """The DRBD minors ``node`` has configured right now (its kernel's view, which the config
     may not know: removals on an offline node, failed steps of earlier jobs)."""
     try:
@@ -232,7 +233,7 @@ def minors_in_use(ctx: Context, config: Any, node: str, purpose: str) -> List[in
                   if (status or {}).get("cs") != "Unconfigured")
 
 
-def allocate_drbd(ctx: Context, config: Any, inst: Instance) -> None:
+def allocate_drbd(ctx: Context, config: Config, inst: Instance) -> None:
     """Minors per node (free in the config and on the node), one port and a secret per disk,
     allocated once and kept."""
     import secrets
@@ -248,7 +249,7 @@ def allocate_drbd(ctx: Context, config: Any, inst: Instance) -> None:
                                 "port": port, "secret": secrets.token_hex(16)})
 
 
-def _recheck_unique(config: Any, inst: Instance) -> None:
+def _recheck_unique(config: Config, inst: Instance) -> None:
     if inst.network_port and inst.network_port in config.used_ports():
         inst.network_port = config.allocate_port()
     macs = {n.mac for i in config.instances.values() for n in i.nics}
@@ -257,11 +258,11 @@ def _recheck_unique(config: Any, inst: Instance) -> None:
             raise PrerequisiteError(f"MAC {nic.mac} was taken meanwhile by another instance; run again")
 
 
-def _undo_disk(ctx: Context, config: Any, inst: Instance, index: int) -> Any:
+def _undo_disk(ctx: Context, config: Config, inst: Instance, index: int) -> Any:
     return lambda: nodecalls.disk_remove(ctx, config, inst, index)
 
 
-def _undo_config(ctx: Context, locks: Any, name: str) -> Any:
+def _undo_config(ctx: Context, locks: Locks, name: str) -> Any:
     def undo() -> None:
         with locks.cluster():
             fresh = ctx.store.load()
@@ -272,7 +273,7 @@ def _undo_config(ctx: Context, locks: Any, name: str) -> Any:
     return undo
 
 
-def _set_admin_state(ctx: Context, locks: Any, name: str, state: str, **changes: Any) -> None:
+def _set_admin_state(ctx: Context, locks: Locks, name: str, state: str, **changes: Any) -> None:
     with locks.cluster():
         fresh = ctx.store.load()
         inst = fresh.instances[name]
@@ -285,7 +286,7 @@ def _set_admin_state(ctx: Context, locks: Any, name: str, state: str, **changes:
 
 # --------------------------------------------------------------------------- modify
 
-def plan_modify(config: Any, inst: Instance, spec: Dict[str, Any]) -> Dict[str, Any]:
+def plan_modify(config: Config, inst: Instance, spec: Dict[str, Any]) -> Dict[str, Any]:
     """What differs between the declared spec and the instance: a dict of changes."""
     changes: Dict[str, Any] = {}
     for key, why in IMMUTABLE.items():
@@ -354,7 +355,7 @@ def plan_modify(config: Any, inst: Instance, spec: Dict[str, Any]) -> Dict[str, 
     return changes
 
 
-def apply_changes(config: Any, inst: Instance, changes: Dict[str, Any]) -> None:
+def apply_changes(config: Config, inst: Instance, changes: Dict[str, Any]) -> None:
     inst.beparams.update(changes.get("beparams", {}))
     inst.hvparams.update(changes.get("hvparams", {}))
     for index, size in changes.get("grow", []):
@@ -377,7 +378,7 @@ def apply_changes(config: Any, inst: Instance, changes: Dict[str, Any]) -> None:
 NEEDS_RESTART = ("beparams", "hvparams", "nics", "add_disks")
 
 
-def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
+def modify(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
     config = ctx.load_master_config()
     inst = config.instances[spec["name"]]
     changes = plan_modify(config, inst, spec)
@@ -448,7 +449,7 @@ def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
     return result
 
 
-def _notify_grow(ctx: Context, config: Any, inst: Instance, index: int, size: int) -> None:
+def _notify_grow(ctx: Context, config: Config, inst: Instance, index: int, size: int) -> None:
     try:
         nodecalls.instance_disk_grown(ctx, config, inst, index, size)
     except RpcError as exc:
@@ -458,7 +459,7 @@ def _notify_grow(ctx: Context, config: Any, inst: Instance, index: int, size: in
 
 # --------------------------------------------------------------------------- status
 
-def instance_status(ctx: Context, config: Any, inst: Instance) -> Dict[str, Any]:
+def instance_status(ctx: Context, config: Config, inst: Instance) -> Dict[str, Any]:
     """Where the instance really runs, and Ganeti's status word."""
     nodes = [n for n in sorted(config.nodes) if config.nodes[n].vm_capable]
     answers = nodecalls.running_on(ctx, config, nodes, inst.hypervisor)
@@ -472,7 +473,7 @@ def instance_status(ctx: Context, config: Any, inst: Instance) -> Dict[str, Any]
 
 # --------------------------------------------------------------------------- remove
 
-def remove(ctx: Context, locks: Any, name: str, shutdown_timeout: int = 120) -> Dict[str, Any]:
+def remove(ctx: Context, locks: Locks, name: str, shutdown_timeout: int = 120) -> Dict[str, Any]:
     config = ctx.load_master_config()
     inst = config.instances.get(name)
     if inst is None:

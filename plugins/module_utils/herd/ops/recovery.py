@@ -20,6 +20,7 @@ module that can find an interrupted job).
 from typing import Any, Callable, Dict, List, Optional
 
 from ..config import Config, Instance
+from ..jobs import Locks
 from .common import Context
 
 # ctx, locks (held on the instance), config, instance, job -> actions taken
@@ -42,7 +43,7 @@ def load_repairs() -> None:
     from . import instance, migrate, replace_disks  # noqa: F401  (they register on import)
 
 
-def recover_interrupted(ctx: Context, name: str, locks: Any, config: Config) -> List[str]:
+def recover_interrupted(ctx: Context, name: str, locks: Locks, config: Config) -> List[str]:
     """Close the interrupted jobs on instance ``name`` and run their registered repairs.
 
     The caller holds the instance lock (``locks``) and passes the config it

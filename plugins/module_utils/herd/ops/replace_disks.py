@@ -42,7 +42,7 @@ from .. import names
 from ..allocator import placement as allocator_placement
 from ..config import DRBD_META_SIZE_MIB, Config, Instance, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
-from ..jobs import index_latest_by_name
+from ..jobs import Job, Locks, index_latest_by_name
 from . import nodecalls, placement
 from .common import Context, diff_dict
 from .facts import allocator_facts, live_facts
@@ -360,7 +360,7 @@ def _plan(config: Config, inst: Instance, target: Instance, activate: bool, wait
         else f"remove the old volumes on {old}"]
 
 
-def _replace_locked(ctx: Context, locks: Any, allocation: ExitStack, config: Config, inst: Instance,
+def _replace_locked(ctx: Context, locks: Locks, allocation: ExitStack, config: Config, inst: Instance,
                     target: Instance, activate: bool, wait: bool, timeout: float, reasons: List[str]
                     ) -> Dict[str, Any]:
     name = inst.name
@@ -441,7 +441,7 @@ def _later(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], 
     return lambda: func(*args, **kwargs)
 
 
-def _commit(ctx: Context, locks: Any, inst: Instance, target: Instance) -> Config:
+def _commit(ctx: Context, locks: Locks, inst: Instance, target: Instance) -> Config:
     with locks.cluster():
         fresh = ctx.store.load()
         current = fresh.instances.get(inst.name)
@@ -458,7 +458,7 @@ def _commit(ctx: Context, locks: Any, inst: Instance, target: Instance) -> Confi
         return fresh
 
 
-def _finish(ctx: Context, job: Any, config: Config, inst: Instance, old: str, old_minors: List[Optional[int]],
+def _finish(ctx: Context, job: Job, config: Config, inst: Instance, old: str, old_minors: List[Optional[int]],
             wait: bool, timeout: float) -> Dict[str, Any]:
     """After the commit: connect, wait for the resync, remove the old storage."""
     name, primary, new = inst.name, inst.primary_node, secondary_of(inst)
@@ -512,7 +512,7 @@ def _finish(ctx: Context, job: Any, config: Config, inst: Instance, old: str, ol
     return {"synced": synced, "left_on_old": left}
 
 
-def wait_for_sync(ctx: Context, job: Any, config: Config, inst: Instance, timeout: float, old: str = "") -> bool:
+def wait_for_sync(ctx: Context, job: Job, config: Config, inst: Instance, timeout: float, old: str = "") -> bool:
     """Poll the primary's DRBD status until every disk is Connected and UpToDate/UpToDate;
     the progress goes to the job log. Gives up on a timeout, or when a disk stays neither
     connected nor syncing, naming its state."""
@@ -587,7 +587,7 @@ def resume(ctx: Context, config: Config, inst: Instance, earlier: Dict[str, Any]
 
 
 @repairs("instance_replace_disks")
-def repair(ctx: Context, locks: Any, config: Config, inst: Optional[Instance], job: Dict[str, Any]) -> List[str]:
+def repair(ctx: Context, locks: Locks, config: Config, inst: Optional[Instance], job: Dict[str, Any]) -> List[str]:
     """An interrupted replace-disks job (the master died): roll back when it had not
     committed (old secondary up again, primary reconnected to it, the new node's device
     and volumes removed); after its commit, reconnect the primary to the new secondary
