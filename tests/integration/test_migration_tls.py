@@ -19,9 +19,9 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from plugins.module_utils.herd import crypto
 from plugins.module_utils.herd.hypervisor.qmp import QMP

@@ -6,9 +6,9 @@ requests go through the agent's JSON protocol (agent.main.handle).
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from plugins.module_utils.herd.agent import main as agent
 from plugins.module_utils.herd.hypervisor import base

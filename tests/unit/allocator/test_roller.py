@@ -3,9 +3,9 @@
 import random
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -1,9 +1,9 @@
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from plugins.module_utils.herd.config import Cluster, Config, ConfigStore, Node
 from plugins.module_utils.herd.errors import ConfigError

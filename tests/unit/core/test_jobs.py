@@ -1,8 +1,8 @@
 import multiprocessing
 import os
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from plugins.module_utils.herd import names
 from plugins.module_utils.herd.errors import LockError, ValidationError

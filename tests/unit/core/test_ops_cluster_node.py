@@ -1,6 +1,7 @@
 
-import pytest
 from pathlib import Path
+
+import pytest
 
 from plugins.module_utils.herd.config import Instance
 from plugins.module_utils.herd.errors import PrerequisiteError, ValidationError
