@@ -326,7 +326,6 @@ def validate(params: Dict[str, Any], links: Dict[str, Any]
     return problems, bridges, secondary
 
 
-
 class Plan:
     """What one run changes: the ``ip -batch`` and ``bridge -batch`` lines, the ifupdown files
     (name to text) and, per bridge, what it ends up with (the module's ``bridges``)."""

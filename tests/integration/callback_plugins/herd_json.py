@@ -7,8 +7,6 @@ tests carry this small one: plays, their tasks with each host's result and
 the task's start/end time per host, and the final stats.
 """
 
-
-
 import json
 import time
 

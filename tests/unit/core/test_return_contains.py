@@ -82,8 +82,8 @@ def test_node_info(busy):
 
 
 def test_instance_migrate(busy, monkeypatch):
-    monkeypatch.setattr(allocator_placement, "relocate", lambda config, facts, name: {"success": True,
-                                                                                       "primary": "node2"})
+    monkeypatch.setattr(allocator_placement, "relocate",
+                        lambda config, facts, name: {"success": True, "primary": "node2"})
     documented("instance_migrate", migrate.migrate(busy, {"name": "vm0"}))
 
 

@@ -85,7 +85,12 @@ def test_port_stanzas_are_commented_out_and_others_kept() -> None:
     assert comment_out(fixed, ["eth0"]) == (fixed, False)
 
 
-INTEL_HASWELL = ["fpu", "cx8", "cmov", "mmx", "fxsr", "sse", "sse2", "lm", "nx", "syscall", "sse4_1", "sse4_2", "ssse3", "popcnt", "cx16", "lahf_lm", "aes", "pclmulqdq", "avx", "xsave", "x2apic", "tsc_deadline_timer", "f16c", "rdrand", "fsgsbase", "erms", "smep", "avx2", "bmi1", "bmi2", "fma", "movbe", "invpcid", "abm", "pcid"]
+INTEL_HASWELL = [
+    "fpu", "cx8", "cmov", "mmx", "fxsr", "sse", "sse2", "lm", "nx", "syscall", "sse4_1", "sse4_2",
+    "ssse3", "popcnt", "cx16", "lahf_lm", "aes", "pclmulqdq", "avx", "xsave", "x2apic",
+    "tsc_deadline_timer", "f16c", "rdrand", "fsgsbase", "erms", "smep", "avx2", "bmi1", "bmi2", "fma",
+    "movbe", "invpcid", "abm", "pcid"
+]
 INTEL_BROADWELL = INTEL_HASWELL + ["adx", "rdseed", "smap", "3dnowprefetch"]
 
 

@@ -198,7 +198,8 @@ class _GroupSol:
 
     def pick(self) -> tuple[Any, int, int, float]:
         """``best``, for a solution known to have one."""
-        assert self.best is not None, f"group {self.gdx} has no solution"
+        if self.best is None:
+            raise AssertionError(f"group {self.gdx} has no solution")
         return self.best
 
 

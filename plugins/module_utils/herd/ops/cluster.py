@@ -201,7 +201,7 @@ def _init(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         ctx.warnings.append(f"{master}: kvm is enabled but qemu-system-x86_64 is not installed there")
     result: Dict[str, Any] = {"changed": True, "cluster": cluster_view(config),
                               "diff": diff_dict(None, cluster_view(config)),
-              "msg": f"cluster {cluster.name} would be initialised with master {master}"}
+                              "msg": f"cluster {cluster.name} would be initialised with master {master}"}
     if ctx.check_mode:
         return result
     with ctx.job("cluster_init", _public(spec)):

@@ -138,9 +138,10 @@ def require(condition: bool, message: str) -> None:
 def newer_master(ctx: Context, config: Config) -> Optional[Tuple[str, str]]:
     """(node, master it names) of a master candidate holding a newer config that names another
     master: this node was master once and has been replaced while it was away."""
-    calls: List[Tuple[Endpoint, str, Dict[str, Any]]] = [(ctx.endpoint(node, config), "cluster_membership", {})
-             for node in sorted(config.nodes.values(), key=lambda n: n.name)
-             if node.name != ctx.local_node and node.master_candidate and not node.offline]
+    calls: List[Tuple[Endpoint, str, Dict[str, Any]]] = [
+        (ctx.endpoint(node, config), "cluster_membership", {})
+        for node in sorted(config.nodes.values(), key=lambda n: n.name)
+        if node.name != ctx.local_node and node.master_candidate and not node.offline]
     rank = config_rank(config.to_dict())
     for name, result in sorted(ctx.rpc.call_many(calls).items()):
         if isinstance(result, RpcError):
