@@ -185,11 +185,13 @@ def effective_beparams(config: Config, inst: Instance) -> Dict[str, Any]:
 
 
 @overload
-def instance_view(inst: Instance) -> Dict[str, Any]: ...
+def instance_view(inst: Instance) -> Dict[str, Any]:
+    ...
 
 
 @overload
-def instance_view(inst: None) -> None: ...
+def instance_view(inst: None) -> None:
+    ...
 
 
 def instance_view(inst: Optional[Instance]) -> Optional[Dict[str, Any]]:
