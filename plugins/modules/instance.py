@@ -289,6 +289,9 @@ instance:
     pending_restart:
       description: Whether changes wait for the next restart.
       type: bool
+    vnc_password_set:
+      description: Whether the VNC console has a password (the password itself is never returned).
+      type: bool
 placement:
   description: Chosen nodes and, for each node not chosen, why.
   returned: when an instance is created

@@ -171,6 +171,9 @@ instances:
     pending_restart:
       description: Whether changes wait for the next restart.
       type: bool
+    vnc_password_set:
+      description: Whether the VNC console has a password (the password itself is never returned).
+      type: bool
     status:
       description: Ganeti-style status; null without I(live).
       type: str
