@@ -217,7 +217,7 @@ def _add_all(st: object, names: list[str], node: str | None) -> list[str]:
         res = vcluster.run_on(st, ["gnt-instance", "add", "--submit", "-t", "diskless", "-o", "noop+default",
                                    "--no-name-check", "--no-ip-check", "-B", "memory=128,vcpus=1",
                                    "--net", f"0:link={vcluster.BRIDGE}", *where, name])
-        job_ids.append(res.stdout.split()[-1])
+        job_ids.append((res.stdout + res.stderr).split()[-1])  # "JobID: N", on stderr
     while _jobs_pending(st, job_ids):
         time.sleep(0.2)
     return job_ids
