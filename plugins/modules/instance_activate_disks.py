@@ -28,6 +28,7 @@ attributes:
     description: Reads the disks' state and returns the plan; nothing is touched.
   diff_mode:
     support: none
+    description: Activating disks changes no configuration.
 options:
   name:
     description: The instance.
