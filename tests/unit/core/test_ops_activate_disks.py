@@ -71,3 +71,23 @@ def test_check_mode_only_plans(web1, nodes):
 def test_an_unknown_instance_is_refused(web1):
     with pytest.raises(PrerequisiteError, match="instance nosuch.example.org does not exist"):
         activate_disks.activate(web1, {"name": "nosuch.example.org"})
+
+
+def test_a_start_brings_the_secondary_up_too(web1, nodes):
+    """After both nodes rebooted the devices are down on both; starting the instance assembles
+    the primary's, and (as Ganeti's start does) attaches the secondary's too."""
+    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "512M"], state="stopped"))
+    for key in keys(web1):
+        nodes[0].drbd.down(key)
+        nodes[1].drbd.down(key)
+    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "512M"], state="running"))
+    for key in keys(web1):
+        assert nodes[1].drbd.status(key) is not None, "the secondary's device stayed down"
+
+
+def test_a_start_goes_on_with_a_warning_when_the_secondary_does_not_answer(web1, nodes):
+    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "512M"], state="stopped"))
+    nodes[1].reachable = False
+    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "512M"], state="running"))
+    assert any("could not be activated on its secondary node2" in w for w in web1.warnings), web1.warnings
+    assert "web1" in nodes[0].running

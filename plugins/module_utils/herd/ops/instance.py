@@ -441,11 +441,29 @@ def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
                 ctx.commit(fresh)
                 config = fresh
         if start:
+            attach_secondary(ctx, config, target)
             with job.step("start instance"):
                 nodecalls.instance_start(ctx, config, target)
     result["msg"] = f"instance {inst.name} changed: " + ", ".join(actions) if actions else \
         f"instance {inst.name} changed"
     return result
+
+
+def attach_secondary(ctx: Context, config: Any, inst: Instance) -> None:
+    """Before a start, bring the drbd secondary's devices up too (as Ganeti's start assembles
+    the disks on every node): after a reboot of both nodes nothing else would, and the
+    instance would run without a replica. Not reachable: a warning, the start goes on."""
+    node = inst.secondary_node
+    if inst.disk_template != "drbd" or not node or node not in config.nodes or config.nodes[node].offline:
+        return
+    for index, disk in enumerate(inst.disks):
+        try:
+            nodecalls.call(ctx, config, node, "drbd_attach", nodecalls.disk_args(config, inst, disk, index, node))
+        except HerdError as exc:
+            ctx.warnings.append(f"disk {index} of {inst.name} could not be activated on its secondary {node}: "
+                                f"{exc}; the instance runs without a replica until "
+                                "herd.cluster.instance_activate_disks succeeds")
+            return
 
 
 def _notify_grow(ctx: Context, config: Any, inst: Instance, index: int, size: int) -> None:
