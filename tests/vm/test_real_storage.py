@@ -194,7 +194,8 @@ def test_drbd_disk_lifecycle_on_real_drbd(vm, site):
         grown = module_ok(vm, "instance", {"name": name, "disks": ["192M"]})
         assert grown["changed"], grown
         for node, minor in (("node1", minor1), ("node3", minor3)):
-            size = int(vm.sh(node, f"blockdev --getsize64 /dev/drbd{minor}").stdout)
+            # the kernel's size of the device (a Secondary cannot be opened for blockdev)
+            size = int(vm.sh(node, f"cat /sys/block/drbd{minor}/size").stdout) * 512
             assert size == 192 * 1024 * 1024, f"{node}: /dev/drbd{minor} has {size} bytes"
         wait_drbd(vm, "node3", minor3, "Connected", "UpToDate/UpToDate")
 
