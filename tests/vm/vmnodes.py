@@ -141,7 +141,8 @@ def write_operator_inventory(state: dict[str, Any], dest: Path) -> Path:
 # --------------------------------------------------------------------------
 # reading real storage state on a node
 
-DRBD_LINE = re.compile(r"^\s*(\d+): cs:(\S+) ro:(\S+) ds:(\S+) (\S)")
+# a StandAlone resource shows no protocol letter ("ds:UpToDate/DUnknown   r-----")
+DRBD_LINE = re.compile(r"^\s*(\d+): cs:(\S+) ro:(\S+) ds:(\S+)(?: ([ABC]) )?")
 
 
 def proc_drbd(vm: VMCluster, node: str) -> dict[int, dict[str, str]]:
