@@ -28,6 +28,11 @@ description:
     instance finishes it.
   - An offline old secondary is skipped (no shutdown, no removal) with a warning naming what is left there.
   - With I(split_brain_survivor) it resolves a DRBD split brain instead, as the operator decides.
+  - "With I(mode) C(replace_on_primary), C(replace_on_secondary) or C(replace_auto) (Ganeti's C(-p), C(-s), C(-a))
+    it rebuilds the disks on the instance's own nodes instead: on that node every disk gets new data and meta
+    volumes (the old ones are set aside as C(<lv>_replaced-<time>)), which DRBD syncs in full from the other node;
+    the old volumes are removed after the resync. C(replace_auto) picks the node whose disks are faulty
+    (Diskless after an I/O error, Failed, Inconsistent and not syncing) and does nothing when none is."
 author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
@@ -48,6 +53,13 @@ options:
       - The new secondary node (C(-n)). When it already is the secondary nothing is done (C(changed=false)).
       - Without it the allocator chooses (hail relocate, C(-I)); every such run moves the secondary again.
     type: str
+  mode:
+    description:
+      - C(replace_new_secondary) (the default) moves the secondary to I(remote_node) or the allocator's node.
+      - C(replace_on_primary), C(replace_on_secondary), C(replace_auto) rebuild the disks on the instance's own
+        nodes; the other node must be connected and UpToDate.
+    type: str
+    choices: [replace_new_secondary, replace_on_primary, replace_on_secondary, replace_auto]
   wait_for_sync:
     description:
       - Wait until the new secondary is in sync before removing the old secondary's volumes.
@@ -142,6 +154,10 @@ survivor:
   description: The node whose data was kept (with I(split_brain_survivor)).
   returned: with split_brain_survivor
   type: str
+replaced_on:
+  description: The node whose disks were rebuilt (null when C(replace_auto) found nothing faulty).
+  returned: with a mode that rebuilds on the same nodes
+  type: str
 discarded_on:
   description: The node whose changes were discarded (null when nothing needed resolving).
   returned: with split_brain_survivor
@@ -164,12 +180,15 @@ def main():
         wait_for_sync=dict(type='bool', default=True),
         sync_timeout=dict(type='float', default=86400.0),
         split_brain_survivor=dict(type='str'),
+        mode=dict(type='str', choices=['replace_new_secondary', 'replace_on_primary', 'replace_on_secondary',
+                                       'replace_auto']),
     )
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[('remote_node', 'split_brain_survivor')])
+                           mutually_exclusive=[('remote_node', 'split_brain_survivor'),
+                                               ('mode', 'split_brain_survivor')])
     spec = dict((k, module.params[k]) for k in ('name', 'remote_node', 'wait_for_sync', 'sync_timeout',
-                                                'split_brain_survivor'))
+                                                'split_brain_survivor', 'mode'))
     module.exit_json(**run(module, replace_disks.replace, spec))
 
 

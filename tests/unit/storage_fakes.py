@@ -48,7 +48,7 @@ class FakeVolumeGroups:
         self.vgs = dict(vgs)  # name -> size MiB
         self.extent = extent
         self.lvs: dict[tuple, dict[str, Any]] = {}
-        for prog in ("lvs", "vgs", "lvcreate", "lvextend", "lvremove"):
+        for prog in ("lvs", "vgs", "lvcreate", "lvextend", "lvremove", "lvrename"):
             runner.handlers[prog] = getattr(self, "_" + prog)
 
     def free(self, vg: str) -> int:
@@ -96,6 +96,13 @@ class FakeVolumeGroups:
         vg, name = argv[-1].split("/")
         size = self._round(self._size_arg(argv))
         self.lvs[(vg, name)]["size"] = size
+        return CommandResult(argv, 0, "", "")
+
+    def _lvrename(self, argv: list[str]) -> CommandResult:
+        vg, old, new = argv[-3:]  # "lvrename [flags] VG OLD NEW"
+        if (vg, new) in self.lvs or (vg, old) not in self.lvs:
+            return CommandResult(argv, 5, "", f'  Cannot rename "{old}" to "{new}"\n')
+        self.lvs[(vg, new)] = self.lvs.pop((vg, old))
         return CommandResult(argv, 0, "", "")
 
     def _lvremove(self, argv: list[str]) -> CommandResult:

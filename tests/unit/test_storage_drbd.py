@@ -347,6 +347,42 @@ class Node:
         return [c[3:] for c in self.runner.calls if c[0] == DRBDADM84]
 
 
+def test_replacing_local_storage_sets_the_old_lvs_aside_and_attaches_fresh_ones(tmp_path):
+    """replace-disks on the same node (Ganeti's _ExecDrbd8DiskOnly): detach, rename the old
+    LVs aside, new LVs with new metadata, attach; the old ones stay until the master removes them."""
+    node = Node(tmp_path, local="node2", proc=proc_line(3, ro="Secondary/Primary")).with_lvs()
+    result = node.drbd.replace_local(node.req(), 1700000000)
+    assert node.drbdadm_calls() == [["detach", RESOURCE], ["create-md", "--force", RESOURCE], ["attach", RESOURCE]]
+    order = [c[0] for c in node.runner.without_queries()]
+    assert order == [DRBDADM84, "lvrename", "lvrename", "lvcreate", "lvcreate", DRBDADM84, DRBDADM84]
+    assert sorted(lv for _vg, lv in node.vgs.lvs) == sorted([
+        f"{DISK}.disk0_data", f"{DISK}.disk0_meta",
+        f"{DISK}.disk0_data_replaced-1700000000", f"{DISK}.disk0_meta_replaced-1700000000"])
+    assert result["replaced"] == [f"gnt/{DISK}.disk0_data_replaced-1700000000",
+                                  f"gnt/{DISK}.disk0_meta_replaced-1700000000"]
+    removed = node.drbd.remove_replaced(node.req(), 1700000000)
+    left = sorted(lv for _vg, lv in node.vgs.lvs)
+    assert removed["changed"] and left == [f"{DISK}.disk0_data", f"{DISK}.disk0_meta"]
+
+
+def test_a_failed_attach_puts_the_old_lvs_back(tmp_path):
+    node = Node(tmp_path, local="node2", proc=proc_line(3, ro="Secondary/Primary")).with_lvs()
+    node.runner.handlers["drbdadm-84"] = lambda argv: CommandResult(
+        argv, 10 if argv[3] == "attach" and not node.runner.calls[:-1].count(argv) else 0, "", "attach: failed")
+    with pytest.raises(StorageError, match="the old volumes were put back"):
+        node.drbd.replace_local(node.req(), 5)
+    assert sorted(lv for _vg, lv in node.vgs.lvs) == [f"{DISK}.disk0_data", f"{DISK}.disk0_meta"]
+    assert node.drbdadm_calls()[-1] == ["attach", RESOURCE]  # the old volumes attached again
+
+
+def test_local_storage_is_not_replaced_while_the_peer_is_not_uptodate(tmp_path):
+    node = Node(tmp_path, local="node2",
+                proc=proc_line(3, cs="WFConnection", ro="Secondary/Unknown", ds="UpToDate/DUnknown")).with_lvs()
+    with pytest.raises(StorageError, match="could lose the only good copy"):
+        node.drbd.replace_local(node.req(), 5)
+    assert node.runner.without_queries() == []
+
+
 def test_create_on_the_primary_runs_create_md_up_and_forced_primary(tmp_path):
     node = Node(tmp_path, proc="")  # module loaded, minor not configured yet
     result = node.drbd.create(node.req())

@@ -13,7 +13,10 @@ as root or when the base image cannot be built.
 Environment:
   HERD_VMCLUSTER_NAME   use this cluster name (e.g. one already up:
                         `scripts/vmcluster up --name dev`); with
-  HERD_VMCLUSTER_KEEP=1 the cluster is left up after the session.
+  HERD_VMCLUSTER_KEEP=1 the cluster is left up after the session;
+  HERD_VMCLUSTER_SITE_DONE=1 (with a kept cluster that already ran site.yml
+                        in an earlier session) skips the site.yml run, to
+                        iterate on one test.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ def vm() -> Iterator[VMCluster]:
 @pytest.fixture(scope="session")
 def site(vm: VMCluster) -> ansible_run.Run:
     """playbooks/site.yml once on the VM nodes."""
+    if os.environ.get("HERD_VMCLUSTER_SITE_DONE") == "1" and os.environ.get("HERD_VMCLUSTER_NAME"):
+        return None  # type: ignore[return-value]
     t0 = time.monotonic()
     run = ansible_run.playbook(vm.inventory, REPO / "playbooks" / "site.yml", timeout=2400)
     print(f"\nvm: site.yml {time.monotonic() - t0:.0f} s", flush=True)

@@ -74,6 +74,11 @@ class VMCluster:
     def link(self, node: str, up: bool) -> None:
         script("link-up" if up else "link-down", "--name", self.name, node)
 
+    def restart(self, node: str) -> None:
+        """Power-cycle node (no clean shutdown); returns once its SSH answers again on its
+        primary address, which after the reboot is on the bridge only the stanzas made."""
+        script("restart-node", "--name", self.name, node, timeout=900)
+
     def module(self, name: str, args: dict[str, Any], host: str = "node1",
                timeout: float = 1200) -> dict[str, Any]:
         return ansible_run.module(self.inventory, host, name, args, timeout=timeout)
@@ -136,7 +141,8 @@ def write_operator_inventory(state: dict[str, Any], dest: Path) -> Path:
 # --------------------------------------------------------------------------
 # reading real storage state on a node
 
-DRBD_LINE = re.compile(r"^\s*(\d+): cs:(\S+) ro:(\S+) ds:(\S+) (\S)")
+# a StandAlone resource shows no protocol letter ("ds:UpToDate/DUnknown   r-----")
+DRBD_LINE = re.compile(r"^\s*(\d+): cs:(\S+) ro:(\S+) ds:(\S+)(?: ([ABC]) )?")
 
 
 def proc_drbd(vm: VMCluster, node: str) -> dict[int, dict[str, str]]:
@@ -176,6 +182,16 @@ def instance_lvs(vm: VMCluster, node: str, instance: str) -> list[dict[str, str]
 
 def drbd_resource_files(vm: VMCluster, node: str) -> list[str]:
     return vm.sh(node, "ls /etc/herd/drbd/ 2>/dev/null | grep '\\.res$' || true").stdout.split()
+
+
+DRBDSETUP = "/lib/drbd/drbdsetup-84"
+
+
+def data_lv(vm: VMCluster, node: str, instance: str) -> str:
+    """/dev/VG/LV of the instance's (only) drbd data LV on node."""
+    names = [lv["lv_name"] for lv in instance_lvs(vm, node, instance) if lv["lv_name"].endswith("_data")]
+    assert len(names) == 1, f"{node}: data LVs of {instance}: {names}"
+    return f"/dev/{VG}/{names[0]}"
 
 
 def drbd_minor_of(vm: VMCluster, node: str) -> int:

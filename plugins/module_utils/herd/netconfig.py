@@ -160,13 +160,17 @@ class Net:
 
 def stanza_bridge(bridge: Dict[str, Any], port: Optional[str], addresses: List[str], gateway: Optional[str],
                   routes: List[Dict[str, Any]]) -> str:
+    """The bridge's ifupdown stanza, made only of ip/bridge commands: ifupdown alone knows no
+    bridge options (bridge_ports needs bridge-utils' hooks, which herd's nodes do not have),
+    so the bridge comes back at boot with what every node has (iproute2)."""
+    name = bridge['name']
     lines = [HEADER]
     if port:
         lines.append('iface %s inet manual\n' % port)
         if bridge.get('mtu'):
             lines.append('    mtu %d\n' % bridge['mtu'])
         lines.append('\n')
-    lines.append('auto %s\n' % bridge['name'])
+    lines.append('auto %s\n' % name)
     v4 = [a for a in addresses if ':' not in a]
     v6 = [a for a in addresses if ':' in a]
     families = []
@@ -176,27 +180,35 @@ def stanza_bridge(bridge: Dict[str, Any], port: Optional[str], addresses: List[s
         families.append(('inet6', v6))
     for index, (family, addrs) in enumerate(families):
         method = 'static' if addrs else 'manual'
-        lines.append('iface %s %s %s\n' % (bridge['name'], family, method))
+        lines.append('iface %s %s %s\n' % (name, family, method))
         for addr in addrs:
             lines.append('    address %s\n' % addr)
         gw = gateway if gateway and (':' in gateway) == (family == 'inet6') else None
         if gw and addrs:
             lines.append('    gateway %s\n' % gw)
         if index == 0:
-            lines.append('    bridge_ports %s\n' % (port or 'none'))
-            lines.append('    bridge_stp off\n')
-            lines.append('    bridge_fd 0\n')
-            if bridge['vlan_aware']:
-                lines.append('    bridge_vlan_aware yes\n')
-                if bridge['vids']:
-                    lines.append('    bridge_vids %s\n' % ' '.join(ranges(bridge['vids'])))
+            # created with its port's MAC, as the live run does (udev's MAC policy leaves an
+            # address given at creation alone); an existing bridge (ifup after the module) is kept
+            create = 'ip link add name %s%s type bridge stp_state 0 forward_delay 0%s' % (
+                name, ' address $(cat /sys/class/net/%s/address)' % port if port else '',
+                ' vlan_filtering 1' if bridge['vlan_aware'] else '')
+            lines.append('    pre-up ip link show dev %s >/dev/null 2>&1 || %s\n' % (name, create))
+            if port:
+                if bridge.get('mtu'):
+                    lines.append('    pre-up ip link set dev %s mtu %d\n' % (port, bridge['mtu']))
+                lines.append('    pre-up ip link set dev %s master %s\n' % (port, name))
+                lines.append('    pre-up ip link set dev %s up\n' % port)
+                if bridge['vlan_aware']:
+                    for item in ranges(bridge['vids'] - {1}):
+                        lines.append('    pre-up bridge vlan add dev %s vid %s\n' % (port, item))
             if bridge.get('mtu'):
                 lines.append('    mtu %d\n' % bridge['mtu'])
             for route in routes:
                 if route['dst'] != 'default':
                     lines.append('    up ip %s route replace %s%s dev %s\n' % (
                         route['family'], route['dst'], ' via %s' % route['gateway'] if route['gateway'] else '',
-                        bridge['name']))
+                        name))
+            lines.append('    post-down ip link del dev %s\n' % name)
     return ''.join(lines)
 
 

@@ -49,7 +49,7 @@ PRIVATE_ROOT = "/srv/herd/"
 SHARED_ROOT = "/srv/herd-shared/"
 DRBD_DISK_VERBS = ("disk_create", "disk_remove", "disk_shutdown", "disk_info", "disk_assemble", "disk_grow")
 SIMULATED_VERBS = ("node_facts", "drbd_create", "drbd_remove", "drbd_attach", "drbd_connect", "drbd_disconnect",
-                   "drbd_status", "drbd_set_mode") + DRBD_DISK_VERBS
+                   "drbd_status", "drbd_set_mode", "drbd_replace_local", "drbd_remove_replaced") + DRBD_DISK_VERBS
 
 
 def fake_host_key(seed: int) -> str:
@@ -453,6 +453,16 @@ class DrbdSim:
                     peer_disk = "UpToDate"
                 else:
                     cs, in_resync, percent = "SyncSource", True, 100.0 * (polls - 1) / self.sync_polls
+            elif state["disk"] == "Inconsistent" and peer["disk"] == "UpToDate":
+                # this side's storage was replaced: it syncs from the peer
+                polls = state["polls"] + 1
+                if advance:
+                    state["polls"] = polls
+                if polls > self.sync_polls:
+                    if advance:
+                        state["disk"] = "UpToDate"
+                else:
+                    cs, in_resync, percent = "SyncTarget", True, 100.0 * (polls - 1) / self.sync_polls
         return {"minor": state["minor"], "cs": cs, "role": state["role"], "peer_role": peer_role,
                 "disk": state["disk"], "peer_disk": peer_disk, "connected": cs == "Connected",
                 "standalone": cs == "StandAlone", "in_resync": in_resync, "sync_percent": percent,
@@ -521,6 +531,19 @@ class DrbdSim:
             changed = state["cs"] == "StandAlone"
             state.update(cs="Connected", peer=self._peer(args), minor=args["drbd"]["nodes"][self.node.name]["minor"])
             return {"changed": changed}
+        if verb == "drbd_replace_local":
+            stamp = args["stamp"]
+            for vg, lv in lvs.values():
+                self.node.volumes.lvs[(vg, f"{lv}_replaced-{stamp}")] = self.node.volumes.lvs.pop((vg, lv))
+            self.volumes(key, args["disk"]["size"], index)
+            self.state[key].update(disk="Inconsistent", polls=0)
+            return {"changed": True, "replaced": [f"{vg}/{lv}_replaced-{stamp}" for vg, lv in lvs.values()]}
+        if verb == "drbd_remove_replaced":
+            gone = [name for name in self.node.volumes.lvs if name[1].endswith(f"_replaced-{args['stamp']}")
+                    and name[1].startswith(args["disk"]["uuid"])]
+            for name in gone:
+                del self.node.volumes.lvs[name]
+            return {"changed": bool(gone)}
         if verb == "drbd_status":
             return {"loaded": True, "status": self.status(key), "minor": self.state.get(key, {}).get("minor")}
         if verb == "drbd_set_mode":

@@ -15,6 +15,7 @@ from ansible_collections.herd.cluster.plugins.module_utils.herd.netconfig import
     comment_out,
     parse_vlans,
     ranges,
+    stanza_bridge,
     validate,
 )
 
@@ -219,3 +220,32 @@ def test_a_volume_group_is_planned_in_check_mode_and_never_shrunk(monkeypatch) -
                        lvm_runner({"gnt": ["/dev/null", "/dev/zero"]}), True)
     with pytest.raises(ValidationError, match="invalid volume group"):
         vgsetup.ensure({"name": "gnt\n", "pvs": ["/dev/null"], "wipe": False}, lvm_runner({}), True)
+
+
+def test_the_bridge_stanza_needs_no_bridge_utils() -> None:
+    """ifupdown without bridge-utils ignores bridge_* options and then cannot bring up the
+    bridge at boot: the stanza creates it with iproute2 commands only."""
+    text = stanza_bridge({"name": "br0", "vlan_aware": True, "vids": {1, 10, 20, 21, 22}, "mtu": 9000},
+                         "eth0", ["198.51.100.11/24"], "198.51.100.1",
+                         [{"dst": "192.0.2.0/24", "family": "-4", "gateway": None}])
+    lines = [line.strip() for line in text.splitlines()]
+    assert not [line for line in lines if line.startswith("bridge_")], text
+    assert "auto br0" in lines and "iface br0 inet static" in lines and "address 198.51.100.11/24" in lines
+    assert "pre-up ip link show dev br0 >/dev/null 2>&1 || ip link add name br0 address " \
+           "$(cat /sys/class/net/eth0/address) type bridge stp_state 0 forward_delay 0 vlan_filtering 1" in lines
+    # the port joins the bridge and comes up before the bridge gets its address
+    assert lines.index("pre-up ip link set dev eth0 master br0") < lines.index("pre-up ip link set dev eth0 up")
+    assert "pre-up bridge vlan add dev eth0 vid 10" in lines and "pre-up bridge vlan add dev eth0 vid 20-22" in lines
+    assert "pre-up bridge vlan add dev eth0 vid 1" not in lines
+    assert "pre-up ip link set dev eth0 mtu 9000" in lines and "mtu 9000" in lines
+    assert "up ip -4 route replace 192.0.2.0/24 dev br0" in lines
+    assert "post-down ip link del dev br0" in lines
+
+
+def test_a_bridge_without_port_or_address_is_created_plainly() -> None:
+    text = stanza_bridge({"name": "br9", "vlan_aware": False, "vids": set()}, None, [], None, [])
+    lines = [line.strip() for line in text.splitlines()]
+    assert "iface br9 inet manual" in lines
+    assert "pre-up ip link show dev br9 >/dev/null 2>&1 || ip link add name br9 type bridge stp_state 0 " \
+           "forward_delay 0" in lines
+    assert not [line for line in lines if "master" in line or "bridge_" in line], text

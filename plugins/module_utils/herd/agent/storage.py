@@ -273,6 +273,31 @@ def drbd_connect(args: Dict[str, Any]) -> Dict[str, Any]:
                           discard_my_data=discard)
 
 
+@verb("drbd_replace_local")
+def drbd_replace_local(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Replace this node's data and meta LVs under the resource (replace-disks on the same
+    nodes): the old ones are renamed <lv>_replaced-<stamp>, fresh ones attached and synced
+    from the peer. args: drbd disk request + {"stamp": int} -> {"changed", "replaced", "status"}"""
+    driver, req = _drbd(args)
+    return driver.replace_local(req, _stamp(args))
+
+
+@verb("drbd_remove_replaced")
+def drbd_remove_replaced(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Remove the LVs drbd_replace_local set aside. args: drbd disk request + {"stamp": int}
+    -> {"changed", "removed"}"""
+    driver, req = _drbd(args)
+    return driver.remove_replaced(req, _stamp(args))
+
+
+def _stamp(args: Dict[str, Any]) -> int:
+    """The replace-disks stamp in the set-aside LVs' names: a plain non-negative integer."""
+    stamp = args.get("stamp")
+    if not isinstance(stamp, int) or isinstance(stamp, bool) or stamp < 0:
+        raise ValidationError(f"stamp {stamp!r} is not a non-negative integer")
+    return stamp
+
+
 @verb("drbd_disconnect")
 def drbd_disconnect(args: Dict[str, Any]) -> Dict[str, Any]:
     """Go StandAlone. args: drbd disk request -> {"changed", "status"}"""

@@ -69,7 +69,7 @@ def drbd_problems(inst: Instance, proc: Dict[str, Optional[Dict[str, Any]]]) -> 
                 if inst.admin_state == "up":
                     missing = "the secondary is missing" if role == "secondary" else "the primary's device is down"
                     problems.append(Problem("error", node, index, f"{where}: not active ({missing}); "
-                                            "herd.cluster.instance activate_disks or replace-disks brings it up"))
+                                            "herd.cluster.instance_activate_disks brings it up"))
                 continue
             problems += _state_problems(inst, node, index, where, status)
         both = [seen.get(n) for n in inst.nodes()]

@@ -462,6 +462,7 @@ def modify(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
         job.no_more_undo()  # committed: the new disks belong to the instance now
         ctx.warnings.extend(instance_disks.remove_volumes(ctx, job, config, target, removed))
         if start:
+            attach_secondary(ctx, config, target)
             with job.step("start instance"):
                 nodecalls.instance_start(ctx, config, committed)
     result["instance"] = instance_view(ctx.store.load().instances[inst.name])
@@ -469,6 +470,23 @@ def modify(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
     result["msg"] = f"instance {inst.name} changed: " + ", ".join(actions) if actions else \
         f"instance {inst.name} changed"
     return result
+
+
+def attach_secondary(ctx: Context, config: Config, inst: Instance) -> None:
+    """Before a start, bring the drbd secondary's devices up too (as Ganeti's start assembles
+    the disks on every node): after a reboot of both nodes nothing else would, and the
+    instance would run without a replica. Not reachable: a warning, the start goes on."""
+    node = inst.secondary_node
+    if inst.disk_template != "drbd" or not node or node not in config.nodes or config.nodes[node].offline:
+        return
+    for index, disk in enumerate(inst.disks):
+        try:
+            nodecalls.call(ctx, config, node, "drbd_attach", nodecalls.disk_args(config, inst, disk, index, node))
+        except HerdError as exc:
+            ctx.warnings.append(f"disk {index} of {inst.name} could not be activated on its secondary {node}: "
+                                f"{exc}; the instance runs without a replica until "
+                                "herd.cluster.instance_activate_disks succeeds")
+            return
 
 
 def _notify_grow(ctx: Context, config: Config, inst: Instance, index: int, size: int) -> None:

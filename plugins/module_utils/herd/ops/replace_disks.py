@@ -57,6 +57,9 @@ COMMIT_STEP = "commit config: new secondary"
 POLL_INTERVAL = 2.0   # seconds between resync polls (Ganeti's drbd_wait_sync polls every 2 s)
 STALL_POLLS = 30      # polls a disk may stay neither in sync nor syncing before the wait gives up
 DEFAULT_SYNC_TIMEOUT = 86400.0
+# Ganeti's replace-disks modes: -p, -s, -n/-I, -a
+MODES = ("replace_on_primary", "replace_on_secondary", "replace_new_secondary", "replace_auto")
+SAME_NODES = ("replace_on_primary", "replace_on_secondary", "replace_auto")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -210,9 +213,18 @@ def replace(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     timeout = spec.get("sync_timeout") or DEFAULT_SYNC_TIMEOUT
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
         raise ValidationError(f"sync_timeout {timeout!r} must be a positive number of seconds")
+    mode = spec.get("mode") or None
+    if mode is not None and mode not in MODES:
+        raise ValidationError(f"mode {mode!r} must be one of {', '.join(MODES)}")
+    if mode in SAME_NODES and remote is not None:
+        raise ValidationError(f"mode {mode} rebuilds disks on the instance's own nodes: remote_node {remote} is "
+                              "only for replace_new_secondary")
     survivor = spec.get("split_brain_survivor") or None
     if survivor is not None:
         survivor = names.check_hostname(survivor, "split_brain_survivor")
+        if mode is not None:
+            raise ValidationError("split_brain_survivor and mode exclude each other: resolve the split brain "
+                                  "first, then replace disks")
         if remote is not None:
             raise ValidationError("split_brain_survivor and remote_node exclude each other: resolve the split "
                                   "brain first, then move the secondary")
@@ -231,6 +243,11 @@ def replace(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         if recover_interrupted(ctx, name, locks, config):
             config = ctx.load_master_config()
             inst = config.instances[name]
+        if mode in SAME_NODES:
+            with ExitStack() as held:
+                for node in sorted(inst.nodes()):
+                    held.enter_context(locks.node(node, shared=True))
+                return replace_same_nodes(ctx, config, inst, mode, wait, float(timeout))
         unfinished = _last_job(ctx, name)
         if unfinished and unfinished["status"] != "success" and _committed(unfinished) \
                 and inst.secondary_node == unfinished["params"].get("new_secondary") \
@@ -312,6 +329,86 @@ def resolve_split_brain(ctx: Context, config: Config, inst: Instance, survivor: 
         job.finish({"survivor": survivor, "victim": victim, "disks": broken})
     result["msg"] = (f"instance {name}: split brain resolved on disks {broken}: {survivor}'s data kept, {victim} "
                      "resyncs from it (cluster_verify shows the resync until it is done)")
+    return result
+
+
+def _faulty(status: Optional[Dict[str, Any]]) -> bool:
+    """A local disk that needs rebuilding: up, but not UpToDate and not being resynced
+    (Diskless after an I/O error detached it, Failed, Inconsistent without a sync)."""
+    s = status or {}
+    return bool(s) and not s.get("disk_uptodate") and not s.get("in_resync")
+
+
+def replace_same_nodes(ctx: Context, config: Config, inst: Instance, mode: str, wait: bool,
+                       timeout: float) -> Dict[str, Any]:
+    """Ganeti's replace-disks -p / -s / -a (``_ExecDrbd8DiskOnly``): new data and meta volumes
+    for every disk on one of the instance's own nodes, synced in full from the other node,
+    which must be connected and UpToDate. The old volumes are set aside
+    (``<lv>_replaced-<time>``) and removed only after the resync (at once without
+    wait_for_sync, Ganeti's early release: the peer holds the data)."""
+    name = inst.name
+    for peer in inst.nodes():
+        if config.nodes[peer].offline:
+            raise PrerequisiteError(f"instance {name}: {peer} is offline; replacing disks on the same nodes needs "
+                                    "both (replace_new_secondary moves the secondary instead)")
+    states = {peer: [drbd_state(ctx, config, inst, i, peer) for i in range(len(inst.disks))]
+              for peer in inst.nodes()}
+    for peer, disks in states.items():
+        down = [i for i, s in enumerate(disks) if s is None]
+        if down:
+            raise PrerequisiteError(f"instance {name}: disk(s) {down} are not active on {peer}; activate the disks "
+                                    "first (herd.cluster.instance_activate_disks)")
+    if mode == "replace_auto":
+        bad = [n for n in inst.nodes() if any(_faulty(s) for s in states[n])]
+        if len(bad) > 1:
+            raise PrerequisiteError(f"instance {name}: the disks on both nodes ({', '.join(bad)}) are faulty; "
+                                    "nothing to resync from")
+        node: Optional[str] = bad[0] if bad else None
+    else:
+        node = inst.primary_node if mode == "replace_on_primary" else inst.secondary_node
+    view = instance_view(inst)
+    result: Dict[str, Any] = {"changed": node is not None, "instance": name, "primary_node": inst.primary_node,
+                              "old_secondary": inst.secondary_node, "new_secondary": inst.secondary_node,
+                              "replaced_on": node, "actions": [], "synced": None, "diff": diff_dict(view, view)}
+    if node is None:
+        result["msg"] = f"instance {name}: no faulty disk on {' or '.join(inst.nodes())}; nothing replaced"
+        return result
+    peer = next(n for n in inst.nodes() if n != node)
+    for index, s in enumerate(states[node]):
+        if not ((s or {}).get("connected") and (s or {}).get("peer_uptodate")):
+            raise PrerequisiteError(
+                f"disk {index} of {name}: {peer} is not connected and UpToDate as seen from {node} "
+                f"(cs:{(s or {}).get('cs')} ds:{(s or {}).get('disk')}/{(s or {}).get('peer_disk')}): it would "
+                f"hold the only copy while the disks on {node} are rebuilt; wait for the sync or repair it first")
+    stamp = int(time.time())
+    result["actions"] = [f"disk {i}: set the volumes on {node} aside, attach new ones, resync them from {peer}"
+                         for i in range(len(inst.disks))] + (["wait for the resync"] if wait else []) + [
+        f"remove the old volumes on {node} (*_replaced-{stamp})"]
+    if ctx.check_mode:
+        result["msg"] = f"instance {name}: the disks on {node} would be rebuilt from {peer}"
+        return result
+    with ctx.job(OPCODE, {"name": name, "mode": mode, "node": node, "stamp": stamp, "wait_for_sync": wait}) as job:
+        for index in range(len(inst.disks)):
+            with job.step(f"disk {index}: new volumes on {node}", node=node):
+                disk_call(ctx, config, inst, index, node, "drbd_replace_local", stamp=stamp)
+        synced = False
+        if wait:
+            with job.step("wait for the resync", node=node):
+                synced = wait_for_sync(ctx, job, config, inst, timeout, node)
+        left: List[str] = []
+        with job.step("remove the old volumes", node=node):
+            for index in range(len(inst.disks)):
+                try:
+                    disk_call(ctx, config, inst, index, node, "drbd_remove_replaced", stamp=stamp)
+                except HerdError as exc:
+                    vols = [f"{v}_replaced-{stamp}" for v in volumes(inst)[2 * index:2 * index + 2]]
+                    left += vols
+                    ctx.warnings.append(f"could not remove the old volumes of disk {index} of {name} on {node}: "
+                                        f"{exc}; remove {', '.join(vols)} there by hand")
+        job.finish({"node": node, "synced": synced, "left": left})
+    result.update(synced=synced, left_on_old=left,
+                  msg=f"instance {name}: disks rebuilt on {node} from {peer}"
+                  + ("" if wait else "; the resync continues in the background"))
     return result
 
 

@@ -33,7 +33,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import names
 from ..config import DRBD_META_SIZE_MIB
@@ -317,6 +317,9 @@ class Commands:
 
     def adjust(self) -> List[str]:
         return self.adm("adjust")
+
+    def detach(self) -> List[str]:
+        return self.adm("detach")
 
     def down(self) -> List[str]:
         return self.adm("down")
@@ -632,6 +635,72 @@ class Drbd(Template):
             resized = changed = True
         return {"changed": changed, "old_size": volume.size, "size": max(volume.size, new_size),
                 "path": disk.device, "resized": resized}
+
+    def replace_local(self, req: DiskRequest, stamp: int) -> Dict[str, Any]:
+        """Replace this node's backing storage under a running resource (Ganeti's replace-disks
+        -p/-s, ``_ExecDrbd8DiskOnly``): detach (Diskless; I/O goes to the peer), rename the old
+        data and meta LVs to ``<lv>_replaced-<stamp>`` (kept until the master removes them after
+        the resync), create fresh ones with fresh DRBD metadata and attach them: DRBD syncs the
+        whole disk from the peer. Refused unless the peer is connected and UpToDate (it holds the
+        only copy meanwhile). A failure puts the old volumes back and attaches them again."""
+        disk = DrbdDisk.from_request(req)
+        if not isinstance(stamp, int) or isinstance(stamp, bool) or not 0 <= stamp < 10 ** 12:
+            raise ValidationError(f"stamp {stamp!r} must be a non-negative integer below 10^12")
+        cmds = self.commands(disk)
+        self._need_module()
+        status = self.status(disk)
+        if status is None:
+            raise StorageError(f"disk {req.index} of {req.instance}: {disk.device} is not configured on this node; "
+                               "activate the disks first (herd.cluster.instance_activate_disks)")
+        if not (status["connected"] and status["peer_uptodate"]):
+            raise StorageError(f"disk {req.index} of {req.instance}: the peer {disk.peer.node} is not connected and "
+                               f"UpToDate (cs:{status['cs']} ds:{status['disk']}/{status['peer_disk']}): replacing "
+                               "this node's storage now could lose the only good copy")
+        self.write_config(disk, self.current_dual(disk))
+        if not status["diskless"]:
+            self._adm(cmds, cmds.detach(), "detach")
+        old = [(disk.vg, disk.data_lv), (disk.meta_vg, disk.meta_lv)]
+        renamed: List[Tuple[str, str, str]] = []
+        created: List[Tuple[str, str]] = []
+        try:
+            for vg, lv in old:
+                if self.lvm.find(vg, lv) is not None:
+                    self.lvm.rename(vg, lv, f"{lv}_replaced-{stamp}")
+                    renamed.append((vg, lv, f"{lv}_replaced-{stamp}"))
+            tags = [HERD_TAG, instance_tag(disk.instance)]
+            for (vg, lv), size in zip(old, (disk.size, DRBD_META_SIZE_MIB)):
+                self.lvm.create(vg, lv, size, tags)
+                created.append((vg, lv))
+            if self.settings.lvm_driverloaded:
+                self.runner.run(cmds.wipe_meta())
+            self._adm(cmds, cmds.create_md(), "create-md")
+            self._adm(cmds, cmds.attach(), "attach")
+        except (StorageError, ValidationError) as exc:
+            self._restore(cmds, created, renamed)
+            raise StorageError(f"{exc}; the old volumes were put back and attached again") from None
+        return {"changed": True, "replaced": [f"{vg}/{new}" for vg, _lv, new in renamed],
+                "status": self.status(disk)}
+
+    def _restore(self, cmds: Commands, created: List[Tuple[str, str]], renamed: List[Tuple[str, str, str]]) -> None:
+        """Undo a half-done replace_local: the new volumes go, the old ones get their names back."""
+        self.runner.run(cmds.detach(), check=False, env=cmds.env)
+        for vg, lv in created:
+            self.lvm.remove(vg, lv)
+        for vg, lv, new in renamed:
+            self.lvm.rename(vg, new, lv)
+        if renamed:
+            self._adm(cmds, cmds.attach(), "attach (the old volumes again)")
+
+    def remove_replaced(self, req: DiskRequest, stamp: int) -> Dict[str, Any]:
+        """Remove the volumes ``replace_local`` set aside with ``stamp`` (after the resync)."""
+        disk = DrbdDisk.from_request(req)
+        if not isinstance(stamp, int) or isinstance(stamp, bool) or not 0 <= stamp < 10 ** 12:
+            raise ValidationError(f"stamp {stamp!r} must be a non-negative integer below 10^12")
+        removed = []
+        for vg, lv in ((disk.vg, disk.data_lv), (disk.meta_vg, disk.meta_lv)):
+            if self.lvm.remove(vg, f"{lv}_replaced-{stamp}"):
+                removed.append(f"{vg}/{lv}_replaced-{stamp}")
+        return {"changed": bool(removed), "removed": removed}
 
     def assemble(self, req: DiskRequest, promote: Optional[bool] = None) -> Dict[str, Any]:
         """Activate the LVs, bring the resource up (attach + connect) if it is not, and on

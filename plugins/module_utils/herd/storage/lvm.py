@@ -25,7 +25,7 @@ LVM_ENV = {"LVM_SUPPRESS_FD_WARNINGS": "1"}
 HERD_TAG = "herd"
 INSTANCE_TAG_PREFIX = "originstname+"
 LV_FIELDS = "vg_name,lv_name,lv_size,lv_tags,lv_attr"
-_HERD_LV = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.disk([0-9]+)(_data|_meta)?$")
+_HERD_LV = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.disk([0-9]+)(_data|_meta)?(_replaced-[0-9]{1,12})?$")
 _TAG_SAFE = re.compile(r"[^-A-Za-z0-9_+.]")
 
 
@@ -72,6 +72,9 @@ class LVM:
 
     def lvextend_argv(self, vg: str, lv: str, size: int) -> List[str]:
         return ["lvextend", "-L", f"{size}m"] + self.flags() + [f"{vg}/{lv}"]
+
+    def lvrename_argv(self, vg: str, old: str, new: str) -> List[str]:
+        return ["lvrename"] + self.flags() + [vg, old, new]
 
     def lvchange_activate_argv(self, vg: str, lv: str) -> List[str]:
         return ["lvchange", "-ay", f"{vg}/{lv}"]
@@ -143,6 +146,13 @@ class LVM:
         self._run(self.lvremove_argv(vg, lv))
         return True
 
+    def rename(self, vg: str, old: str, new: str) -> None:
+        volume = self.find(vg, old)
+        if volume is None:
+            raise StorageError(f"logical volume {vg}/{old} does not exist on this node")
+        check_owned(volume)
+        self._run(self.lvrename_argv(vg, old, new))
+
     def extend(self, vg: str, lv: str, size: int) -> None:
         volume = self.find(vg, lv)
         if volume is None:
@@ -194,7 +204,7 @@ def check_owned(volume: LogicalVolume) -> None:
     if HERD_TAG not in volume.tags:
         problems.append(f"it has no {HERD_TAG!r} tag (tags: {','.join(volume.tags) or 'none'})")
     if not _HERD_LV.match(volume.name):
-        problems.append("its name is not herd's <disk uuid>.disk<N>[_data|_meta]")
+        problems.append("its name is not herd's <disk uuid>.disk<N>[_data|_meta][_replaced-<time>]")
     if problems:
         raise StorageError(f"refusing to remove logical volume {volume.vg}/{volume.name}: herd only removes "
                            f"volumes it created, and {' and '.join(problems)}")
