@@ -229,14 +229,20 @@ class _Balancer:
         g = self.gdx
         force = self.force
         best, best_move = cur, None
-        for mv in self.candidates(inst, targets, sec_targets):
-            mark = c.checkpoint()
-            if apply_unchecked(c, inst, mv, force) is None:
-                sc = c.score(g)
-                if sc < best - _EPS:
-                    best, best_move = sc, mv
-            c.rollback(mark)
-            self.evals += 1
+        cands = self.candidates(inst, targets, sec_targets)
+        # every candidate is rolled back: score it without updating the statistics
+        c.defer_stats(True)
+        try:
+            for mv in cands:
+                mark = c.checkpoint()
+                if apply_unchecked(c, inst, mv, force) is None:
+                    sc = c.score(g)
+                    if sc < best - _EPS:
+                        best, best_move = sc, mv
+                c.rollback(mark)
+        finally:
+            c.defer_stats(False)
+        self.evals += len(cands)
         return best, best_move
 
     # ---- target pruning: first-order score change per node, per instance shape
@@ -496,9 +502,13 @@ def _run_lazy(b: _Balancer, room: Callable[[], bool],
                 # nothing this move involves changed since it was scored: only
                 # the group means drifted; re-score just this move
                 mark = c.checkpoint()
-                ok = apply_unchecked(c, inst, mv, b.force) is None
-                sc = c.score(b.gdx) if ok else cur
-                c.rollback(mark)
+                c.defer_stats(True)
+                try:
+                    ok = apply_unchecked(c, inst, mv, b.force) is None
+                    sc = c.score(b.gdx) if ok else cur
+                    c.rollback(mark)
+                finally:
+                    c.defer_stats(False)
                 b.evals += 1
                 if ok and sc < cur - _EPS:
                     heapq.heapreplace(heap, (sc - cur, idx, step, mv))

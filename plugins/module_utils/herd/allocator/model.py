@@ -336,6 +336,9 @@ class Cluster:
         self.stats: dict[int, Stats] = {}
         self.all_stats = Stats()
         self._journal: list[Callable[[], None]] | None = None
+        # deferred statistics (``defer_stats``): node idx -> (score vector and
+        # location/exclusion map the statistics hold for it)
+        self._defer: dict[int, tuple] | None = None
         self._finalized = False
 
     # ---------------------------------------------------------------- building
@@ -582,17 +585,40 @@ class Cluster:
             self.all_stats.add(n)
 
     def _unstat(self, n: Node) -> None:
+        d = self._defer
+        if d is not None:
+            if n.idx not in d:
+                d[n.idx] = (n.vec, dict(n.instance_map) if n.instance_map or n.loc_tags else None)
+            return
         self.stats[n.group].remove(n)
         self.all_stats.remove(n)
 
     def _restat(self, n: Node) -> None:
+        if self._defer is not None:
+            return
         n.vec = node_vector(n)
         self.stats[n.group].add(n)
         self.all_stats.add(n)
 
+    def defer_stats(self, on: bool) -> None:
+        """Deferred statistics, for scoring candidate moves that are rolled
+        back: while on, primitives change node state but not the statistics
+        (nor ``Node.vec``); ``score`` adds the changed nodes' new vectors to
+        the statistics without storing them, and ``rollback`` leaves nothing
+        to undo in them.  A candidate then costs one statistics update instead
+        of two per primitive and undo.  Only valid between a checkpoint and the
+        rollback to it; turning it off needs the journal rolled back."""
+        self._defer = {} if on else None
+
     def score(self, group: int | None = None) -> float:
         """The htools cluster score of one group (or of all nodes), in O(1)."""
         st = self.all_stats if group is None else self.stats[group]
+        d = self._defer
+        if d:
+            nodes = self.nodes
+            changes = [(nodes[i], old, omap) for i, (old, omap) in d.items()
+                       if group is None or nodes[i].group == group]
+            return st.value_with(changes)
         return st.value()
 
     # ---------------------------------------------------------------- journal
@@ -613,6 +639,8 @@ class Cluster:
             return
         while len(j) > mark:
             j.pop()()
+        if self._defer and not j:
+            self._defer.clear()
 
     def commit(self) -> None:
         """Stop recording and forget the journal (changes stay)."""
@@ -634,6 +662,10 @@ class Cluster:
         vals, vec = snap
 
         def undo() -> None:
+            if self._defer is not None:
+                revert()
+                n.__dict__.update(zip(_NODE_SCALARS, vals))
+                return
             self._unstat(n)
             revert()
             n.__dict__.update(zip(_NODE_SCALARS, vals))
