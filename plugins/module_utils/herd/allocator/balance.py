@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from . import rules
 from .model import NO_NODE, Cluster, Instance, mirror_type
 from .moves import Move, apply_unchecked, move_label, move_steps, step_command
 from .score import CV_IDX, WEIGHTS, optimal_score
@@ -230,10 +231,49 @@ class _Balancer:
         force = self.force
         best, best_move = cur, None
         cands = self.candidates(inst, targets, sec_targets)
+        nodes = c.nodes
+        p, s = inst.pnode, inst.snode
+        p_off = nodes[p].offline
+        force_p = p_off or force
+        force_s = (s != NO_NODE and nodes[s].offline) or force
+        # The target's own check (a node other than the instance's two) does
+        # not depend on the rest of the move: most candidates fail there, so
+        # it is made first, without touching the model, and shared by the
+        # kinds that ask the same question.
+        pri_ok: dict[tuple[int, bool], bool] = {}
+        sec_ok: dict[tuple[int, int, bool], bool] = {}
+
+        def pri_fits(t: int, f: bool) -> bool:
+            key = (t, f)
+            r = pri_ok.get(key)
+            if r is None:
+                r = pri_ok[key] = rules.pri_failure(nodes[t], inst, f) is None
+            return r
+
+        def sec_fits(t: int, peer: int, f: bool) -> bool:
+            key = (t, peer, f)
+            r = sec_ok.get(key)
+            if r is None:
+                r = sec_ok[key] = rules.sec_failure(nodes[t], inst, peer, f) is None
+            return r
+
         # every candidate is rolled back: score it without updating the statistics
         c.defer_stats(True)
         try:
             for mv in cands:
+                kind = mv[0]
+                if kind != "f":
+                    t = mv[1]
+                    if kind == "r":
+                        ok = sec_fits(t, p, force_s)
+                    elif kind == "rf":
+                        ok = pri_fits(t, force)
+                    elif kind == "fr":
+                        ok = sec_fits(t, s, force_p)
+                    else:  # frf, fa
+                        ok = pri_fits(t, force_p)
+                    if not ok:
+                        continue
                 mark = c.checkpoint()
                 if apply_unchecked(c, inst, mv, force) is None:
                     sc = c.score(g)
