@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable
 
 from . import rules
 from .model import NO_NODE, Cluster, Instance, mirror_type
-from .moves import Move, apply_unchecked, move_label, move_steps, step_command
+from .moves import Move, apply_unchecked, each_move, move_label, move_steps, step_command
 from .score import CV_IDX, WEIGHTS, optimal_score
 
 
@@ -257,29 +257,27 @@ class _Balancer:
                 r = sec_ok[key] = rules.sec_failure(nodes[t], inst, peer, f) is None
             return r
 
+        def fits(mv: Move) -> bool:
+            kind = mv[0]
+            if kind == "f":
+                return True
+            t = mv[1]
+            if kind == "r":
+                return sec_fits(t, p, force_s)
+            if kind == "rf":
+                return pri_fits(t, force)
+            if kind == "fr":
+                return sec_fits(t, s, force_p)
+            return pri_fits(t, force_p)   # frf, fa
+
         # every candidate is rolled back: score it without updating the statistics
         c.defer_stats(True)
         try:
-            for mv in cands:
-                kind = mv[0]
-                if kind != "f":
-                    t = mv[1]
-                    if kind == "r":
-                        ok = sec_fits(t, p, force_s)
-                    elif kind == "rf":
-                        ok = pri_fits(t, force)
-                    elif kind == "fr":
-                        ok = sec_fits(t, s, force_p)
-                    else:  # frf, fa
-                        ok = pri_fits(t, force_p)
-                    if not ok:
-                        continue
-                mark = c.checkpoint()
-                if apply_unchecked(c, inst, mv, force) is None:
+            for mv, fail in each_move(c, inst, [mv for mv in cands if fits(mv)], force):
+                if fail is None:
                     sc = c.score(g)
                     if sc < best - _EPS:
                         best, best_move = sc, mv
-                c.rollback(mark)
         finally:
             c.defer_stats(False)
         self.evals += len(cands)

@@ -588,7 +588,9 @@ class Cluster:
         d = self._defer
         if d is not None:
             if n.idx not in d:
-                d[n.idx] = (n.vec, dict(n.instance_map) if n.instance_map or n.loc_tags else None)
+                # the journal length: a rollback below it undoes this node's changes
+                d[n.idx] = (n.vec, dict(n.instance_map) if n.instance_map or n.loc_tags else None,
+                            len(self._journal) if self._journal is not None else 0)
             return
         self.stats[n.group].remove(n)
         self.all_stats.remove(n)
@@ -616,7 +618,7 @@ class Cluster:
         d = self._defer
         if d:
             nodes = self.nodes
-            changes = [(nodes[i], old, omap) for i, (old, omap) in d.items()
+            changes = [(nodes[i], old, omap) for i, (old, omap, _at) in d.items()
                        if group is None or nodes[i].group == group]
             return st.value_with(changes)
         return st.value()
@@ -639,8 +641,14 @@ class Cluster:
             return
         while len(j) > mark:
             j.pop()()
-        if self._defer and not j:
-            self._defer.clear()
+        d = self._defer
+        if d:
+            # nodes first changed after ``mark`` are back to what the statistics hold
+            while d:
+                last = next(reversed(d))
+                if d[last][2] < mark:
+                    break
+                del d[last]
 
     def commit(self) -> None:
         """Stop recording and forget the journal (changes stay)."""
