@@ -556,46 +556,61 @@ def _evac_drbd_all(c: Cluster, inst: Instance, gdx: int, avail: list[int], ignor
     last = "no nodes available"
     for tp in avail:
         mark = c.checkpoint()
-        seq: list[tuple] = []
-        err = None
-        line = None
-        if c.nodes[inst.pnode].offline:
-            r = apply_move(c, inst, ("f",), ignore_soft)
-            if r:
-                err = f"Failing over to the secondary: {r.mode}"
-            seq.append(("f",))
-        for mv, what in ((("r", tp), "Changing secondary to new primary"),
-                         (("f",), "Failing over to new primary")):
-            if err:
-                break
-            r = apply_move(c, inst, mv, ignore_soft)
-            if r:
-                err = f"{what}: {r.mode}"
-                line = f"{what}: {r}"
-            seq.append(mv)
-        what = "Changing secondary to final secondary"
-        finals = [ts for ts in avail if ts != tp]
-        tried = replace_secondary_each(c, inst, finals, ignore_soft) if err is None else \
-            ((ts, None) for ts in finals)
-        for ts, r in tried:
-            if err is None and r is None:
-                s = c.score(gdx)
-                if best is None or not best[0] < s:
-                    best = (s, tuple(seq) + (("r", ts),))
-                continue
-            if err is None:
-                e = f"{what}: {r.mode}"
-                reasons.append(f"{c.nodes[tp].name}/{c.nodes[ts].name}: {what}: {r}")
-            else:
-                e = err
-                if line is not None:
-                    reasons.append(f"{c.nodes[tp].name}/{c.nodes[ts].name}: {line}")
-            if best is None:
-                last = "Allocation failed: " + e
-        c.rollback(mark)
+        # every trial is rolled back: score it without updating the statistics
+        c.defer_stats(True)
+        try:
+            best, last = _evac_drbd_pairs(c, inst, gdx, avail, ignore_soft, reasons, tp,
+                                          best, last)
+        finally:
+            c.rollback(mark)
+            c.defer_stats(False)
     if best is None:
         return "Can't find any good nodes for relocation: " + last
     return best[1]
+
+
+def _evac_drbd_pairs(c: Cluster, inst: Instance, gdx: int, avail: list[int], ignore_soft: bool,
+                     reasons: list[str], tp: int, best: tuple | None,
+                     last: str) -> tuple[tuple | None, str]:
+    """``_evac_drbd_all`` for the pairs with new primary ``tp``: the best so
+    far and the last failure, updated (the moves stay applied)."""
+    seq: list[tuple] = []
+    err = None
+    line = None
+    if c.nodes[inst.pnode].offline:
+        r = apply_move(c, inst, ("f",), ignore_soft)
+        if r:
+            err = f"Failing over to the secondary: {r.mode}"
+        seq.append(("f",))
+    for mv, what in ((("r", tp), "Changing secondary to new primary"),
+                     (("f",), "Failing over to new primary")):
+        if err:
+            break
+        r = apply_move(c, inst, mv, ignore_soft)
+        if r:
+            err = f"{what}: {r.mode}"
+            line = f"{what}: {r}"
+        seq.append(mv)
+    what = "Changing secondary to final secondary"
+    finals = [ts for ts in avail if ts != tp]
+    tried = replace_secondary_each(c, inst, finals, ignore_soft) if err is None else \
+        ((ts, None) for ts in finals)
+    for ts, r in tried:
+        if err is None and r is None:
+            s = c.score(gdx)
+            if best is None or not best[0] < s:
+                best = (s, tuple(seq) + (("r", ts),))
+            continue
+        if err is None:
+            e = f"{what}: {r.mode}"
+            reasons.append(f"{c.nodes[tp].name}/{c.nodes[ts].name}: {what}: {r}")
+        else:
+            e = err
+            if line is not None:
+                reasons.append(f"{c.nodes[tp].name}/{c.nodes[ts].name}: {line}")
+        if best is None:
+            last = "Allocation failed: " + e
+    return best, last
 
 
 def _evac_instance(c: Cluster, inst: Instance, mode: str, gdx: int, avail: list[int],
