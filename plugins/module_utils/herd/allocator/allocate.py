@@ -197,40 +197,12 @@ class _GroupSol:
     error: str = ""
 
 
-def _try_group(c: Cluster, inst: Instance, count: int, gdx: int, score_scope: int | None,
-               restrict: set[str] | None, ignore_soft: bool, capacity: bool,
-               n1_nodes: list[int], other_ok: Reason | None,
-               dedicated: bool = False) -> _GroupSol:
-    """hail ``tryAlloc`` over the online nodes of group ``gdx``.
-
-    ``dedicated``: rank by hail's lost-allocations metric (exclusive storage
-    clusters) instead of the score."""
-    nodes = [n for n in c.nodes if n.group == gdx and not n.offline
-             and (restrict is None or n.name in restrict)]
-    failures: Counter = Counter()
-    reasons: dict[int, Reason] = {}
-    sols: list[tuple[Any, int, int, float]] = []
-    tests = _test_instances(c, c.groups[gdx].ipolicy) if dedicated else []
-    before: dict[int, list[int]] = {}
-
-    if dedicated:
-        for n in nodes:
-            before[n.idx] = _alloc_vector(c, n.idx, tests)
-
-    def key(pdx: int, sdx: int, sc: float) -> Any:
-        if not dedicated:
-            return sc
-        vec = [b - a for b, a in zip(before[pdx], _alloc_vector(c, pdx, tests))]
-        dsk = c.nodes[pdx].f_dsk
-        if sdx != NO_NODE:
-            vec = [v + b - a for v, b, a in zip(vec, before[sdx], _alloc_vector(c, sdx, tests))]
-            dsk += c.nodes[sdx].f_dsk
-        return (vec, dsk)
-
-    if not nodes:
-        return _GroupSol(gdx, None, 0, failures, reasons,
-                         "No online nodes" if count == 1 else "Not enough online nodes")
-    pol = c.groups[gdx].ipolicy
+def _try_group_candidates(c: Cluster, inst: Instance, count: int, nodes: list[Any], pol: Any,
+                          score_scope: int | None, ignore_soft: bool, key: Any,
+                          sols: list[tuple[Any, int, int, float]], failures: Counter,
+                          reasons: dict[int, Reason]) -> None:
+    """``_try_group``'s candidates (every placement rolled back): ``sols``,
+    ``failures`` and ``reasons`` filled in."""
     if count == 1:
         for n in nodes:
             r = rules.policy_failure(n, inst, pol)
@@ -246,8 +218,6 @@ def _try_group(c: Cluster, inst: Instance, count: int, gdx: int, score_scope: in
                 failures[r.mode] += 1
                 reasons[n.idx] = r
     else:
-        if len(nodes) < 2:
-            return _GroupSol(gdx, None, 0, failures, reasons, "Not enough online nodes")
         sec_reason: dict[int, Reason] = {}
         has_loc = any(n.loc_tags for n in nodes)
         npairs = len(nodes) - 1
@@ -287,6 +257,51 @@ def _try_group(c: Cluster, inst: Instance, count: int, gdx: int, score_scope: in
         for ndx, r in sec_reason.items():
             if ndx not in reasons:
                 reasons[ndx] = Reason(r.mode, r.node, r.text + " (as secondary)", r.soft)
+
+
+def _try_group(c: Cluster, inst: Instance, count: int, gdx: int, score_scope: int | None,
+               restrict: set[str] | None, ignore_soft: bool, capacity: bool,
+               n1_nodes: list[int], other_ok: Reason | None,
+               dedicated: bool = False) -> _GroupSol:
+    """hail ``tryAlloc`` over the online nodes of group ``gdx``.
+
+    ``dedicated``: rank by hail's lost-allocations metric (exclusive storage
+    clusters) instead of the score."""
+    nodes = [n for n in c.nodes if n.group == gdx and not n.offline
+             and (restrict is None or n.name in restrict)]
+    failures: Counter = Counter()
+    reasons: dict[int, Reason] = {}
+    sols: list[tuple[Any, int, int, float]] = []
+    tests = _test_instances(c, c.groups[gdx].ipolicy) if dedicated else []
+    before: dict[int, list[int]] = {}
+
+    if dedicated:
+        for n in nodes:
+            before[n.idx] = _alloc_vector(c, n.idx, tests)
+
+    def key(pdx: int, sdx: int, sc: float) -> Any:
+        if not dedicated:
+            return sc
+        vec = [b - a for b, a in zip(before[pdx], _alloc_vector(c, pdx, tests))]
+        dsk = c.nodes[pdx].f_dsk
+        if sdx != NO_NODE:
+            vec = [v + b - a for v, b, a in zip(vec, before[sdx], _alloc_vector(c, sdx, tests))]
+            dsk += c.nodes[sdx].f_dsk
+        return (vec, dsk)
+
+    if not nodes:
+        return _GroupSol(gdx, None, 0, failures, reasons,
+                         "No online nodes" if count == 1 else "Not enough online nodes")
+    if count != 1 and len(nodes) < 2:
+        return _GroupSol(gdx, None, 0, failures, reasons, "Not enough online nodes")
+    pol = c.groups[gdx].ipolicy
+    # every candidate is rolled back: score it without updating the statistics
+    was_deferred = c.defer_stats(True)
+    try:
+        _try_group_candidates(c, inst, count, nodes, pol, score_scope, ignore_soft, key, sols,
+                              failures, reasons)
+    finally:
+        c.defer_stats(was_deferred)
     successes = len(sols)
     # by score; on ties hail ends up with the candidate evaluated last
     order = sorted(range(len(sols)), key=lambda k: (sols[k][0], -k))

@@ -602,15 +602,19 @@ class Cluster:
         self.stats[n.group].add(n)
         self.all_stats.add(n)
 
-    def defer_stats(self, on: bool) -> None:
+    def defer_stats(self, on: bool) -> bool:
         """Deferred statistics, for scoring candidate moves that are rolled
         back: while on, primitives change node state but not the statistics
         (nor ``Node.vec``); ``score`` adds the changed nodes' new vectors to
         the statistics without storing them, and ``rollback`` leaves nothing
         to undo in them.  A candidate then costs one statistics update instead
         of two per primitive and undo.  Only valid between a checkpoint and the
-        rollback to it; turning it off needs the journal rolled back."""
-        self._defer = {} if on else None
+        rollback to it; turning it off needs the journal rolled back.  Returns
+        whether it was on (callers that nest pass that back)."""
+        was = self._defer is not None
+        if on != was:
+            self._defer = {} if on else None
+        return was
 
     def score(self, group: int | None = None) -> float:
         """The htools cluster score of one group (or of all nodes), in O(1)."""
