@@ -587,10 +587,14 @@ class Cluster:
     def _unstat(self, n: Node) -> None:
         d = self._defer
         if d is not None:
-            if n.idx not in d:
-                # the journal length: a rollback below it undoes this node's changes
-                d[n.idx] = (n.vec, dict(n.instance_map) if n.instance_map or n.loc_tags else None,
-                            len(self._journal) if self._journal is not None else 0)
+            e = d.get(n.idx)
+            if e is None:
+                # [vector and map the sums hold, journal length (a rollback below
+                # it undoes this node's changes), the node's current vector or None]
+                d[n.idx] = [n.vec, dict(n.instance_map) if n.instance_map or n.loc_tags else None,
+                            len(self._journal) if self._journal is not None else 0, None]
+            else:
+                e[3] = None
             return
         self.stats[n.group].remove(n)
         self.all_stats.remove(n)
@@ -622,8 +626,16 @@ class Cluster:
         d = self._defer
         if d:
             nodes = self.nodes
-            changes = [(nodes[i], old, omap) for i, (old, omap, _at) in d.items()
-                       if group is None or nodes[i].group == group]
+            changes = []
+            for i, e in d.items():
+                nd = nodes[i]
+                if group is not None and nd.group != group:
+                    continue
+                new = e[3]
+                if new is None:
+                    # unchanged since the last score: the vector is kept
+                    new = e[3] = node_vector(nd)
+                changes.append((nd, e[0], new, e[1]))
             return st.value_with(changes)
         return st.value()
 
@@ -674,9 +686,13 @@ class Cluster:
         vals, vec = snap
 
         def undo() -> None:
-            if self._defer is not None:
+            d = self._defer
+            if d is not None:
                 revert()
                 n.__dict__.update(zip(_NODE_SCALARS, vals))
+                e = d.get(n.idx)
+                if e is not None:
+                    e[3] = None
                 return
             self._unstat(n)
             revert()

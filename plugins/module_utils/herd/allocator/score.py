@@ -215,11 +215,11 @@ class Stats:
         return total
 
 
-    def value_with(self, changes: list[tuple["Node", tuple[float, ...],
+    def value_with(self, changes: list[tuple["Node", tuple[float, ...], tuple[float, ...],
                                               dict[tuple[str, str], int] | None]]) -> float:
-        """``value()`` as if each ``(node, old_vec, old_map)`` had its old
-        vector and map replaced by the node's current ones, without changing
-        the sums (``Cluster.defer_stats``)."""
+        """``value()`` as if each ``(node, old_vec, new_vec, old_map)`` had its
+        old vector and map replaced by ``new_vec`` and the node's current map,
+        without changing the sums (``Cluster.defer_stats``)."""
         s = self.s[:]
         q = self.q[:]
         k = self.k
@@ -227,8 +227,7 @@ class Stats:
         mc = self.map_counts
         map_total = self.map_total
         new_counts: dict[tuple[str, str], int] | None = None
-        for node, old, omap in changes:
-            new = node_vector(node)
+        for node, old, new, omap in changes:
             if node.offline:
                 if off is None:
                     off = self.off[:]
