@@ -170,6 +170,9 @@ class _Balancer:
         self.shape_targets: dict[tuple, tuple[list[int], list[int]]] = {}
         self.revisit = (opts.revisit if opts.revisit is not None
                         else len(self.online) <= opts.revisit_nodes)
+        # target checks of candidate moves, valid while the node is unchanged
+        self.node_ver = [0] * len(c.nodes)
+        self.fit_cache: dict[tuple[int, int, bool, int], tuple[int, bool]] = {}
 
     def eligible(self, inst: Instance) -> bool:
         """In evacuation mode only instances still on an offline node move
@@ -240,21 +243,30 @@ class _Balancer:
         # not depend on the rest of the move: most candidates fail there, so
         # it is made first, without touching the model, and shared by the
         # kinds that ask the same question.
-        pri_ok: dict[tuple[int, bool], bool] = {}
-        sec_ok: dict[tuple[int, int, bool], bool] = {}
+        # The answer only changes when the target node does: kept across
+        # steps with the node's version (bumped when an accepted move touches it).
+        cache = self.fit_cache
+        ver = self.node_ver
+        idx = inst.idx
 
         def pri_fits(t: int, f: bool) -> bool:
-            key = (t, f)
-            r = pri_ok.get(key)
-            if r is None:
-                r = pri_ok[key] = rules.pri_failure(nodes[t], inst, f) is None
+            key = (idx, t, f, -2)
+            e = cache.get(key)
+            v = ver[t]
+            if e is not None and e[0] == v:
+                return e[1]
+            r = rules.pri_failure(nodes[t], inst, f) is None
+            cache[key] = (v, r)
             return r
 
         def sec_fits(t: int, peer: int, f: bool) -> bool:
-            key = (t, peer, f)
-            r = sec_ok.get(key)
-            if r is None:
-                r = sec_ok[key] = rules.sec_failure(nodes[t], inst, peer, f) is None
+            key = (idx, t, f, peer)
+            e = cache.get(key)
+            v = ver[t]
+            if e is not None and e[0] == v:
+                return e[1]
+            r = rules.sec_failure(nodes[t], inst, peer, f) is None
+            cache[key] = (v, r)
             return r
 
         def fits(mv: Move) -> bool:
@@ -428,6 +440,8 @@ def balance_group(c: Cluster, gdx: int, opts: BalanceOptions | None = None,
             raise RuntimeError(f"internal error: move {mv} of {inst.name} failed on apply: {fail}")
         sc = c.score(gdx)
         ns = {old_p, old_s, inst.pnode, inst.snode} - {NO_NODE}
+        for x in ns:
+            b.node_ver[x] += 1
         names = [nodes[x].name for x in sorted(ns)]
         bm = BalanceMove(
             inst.name, move_label(c, mv), mv[0],
