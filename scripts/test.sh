@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: on a fresh Debian 12 machine (as root) install what the
-# tests need, then run, in order: ruff, ansible-lint (production profile, the
+# tests need, then run, in order: ruff, mypy, ansible-lint (production profile, the
 # whole collection), the changelog fragments' lint, galaxy-importer on the
 # built tarball, ansible-test sanity on the oldest ansible-core that
 # meta/runtime.yml declares and on the newest release, the molecule scenarios
@@ -22,6 +22,9 @@ stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 
 stage "ruff"
 ruff check --quiet plugins tests bench scripts/vcluster scripts/vmcluster files
+
+stage "mypy (the engine, mypy.ini)"
+mypy
 
 stage "ansible-lint --profile production"
 ansible-lint --offline --profile production

@@ -263,7 +263,8 @@ def run_evacuation(workdir: str, name: str, nodes: int, insts: int, node: str,
     if not os.path.exists(path):
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(generate(nodes, insts))
-    c = load_text(open(path, encoding="utf-8").read())
+    with open(path, encoding="utf-8") as fh:
+        c = load_text(fh.read())
     ndx = c.node_by_name[node]
     names = [i.name for i in c.instances if ndx in (i.pnode, i.snode)]
     msg = iallocator_message(c, {"type": "node-evacuate", "evac_mode": "all",

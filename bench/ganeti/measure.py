@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator
+from collections.abc import Iterator
 
 OPERATIONS = ("add", "startup", "migrate", "failover", "remove")
 INSTANCE = "instance1"  # in the virtual cluster's hosts file

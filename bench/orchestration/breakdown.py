@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
@@ -99,20 +99,20 @@ print(json.dumps({"context_s": t1 - t0, "op_s": t2 - t1,
 '''
 
 
-def on_master(cluster: str, code: str) -> Dict[str, Any]:
+def on_master(cluster: str, code: str) -> dict[str, Any]:
     argv = [str(REPO / "scripts" / "vcluster"), "exec", "--name", cluster, "node1", "--",
             "/usr/bin/python3", "-c", code]
     out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def engine(cluster: str, op: str, spec: Dict[str, Any]) -> Dict[str, Any]:
+def engine(cluster: str, op: str, spec: dict[str, Any]) -> dict[str, Any]:
     code = (ENGINE.replace("COLLECTIONS", repr(str(REPO / ".build" / "collections")))
             .replace("OP, SPEC", f"{op!r}, {spec!r}"))
     return on_master(cluster, code)
 
 
-def task(inventory: Path, module: str, args: Dict[str, Any]) -> float:
+def task(inventory: Path, module: str, args: dict[str, Any]) -> float:
     result = ansible_run.module(inventory, "node1", module, args)
     if result.get("failed"):
         raise RuntimeError(f"{module} failed: {result.get('msg')}")
@@ -132,19 +132,19 @@ def ping(inventory: Path) -> float:
     return result["duration"]["end"] - result["duration"]["start"]
 
 
-def fake_spec(name: str) -> Dict[str, Any]:
+def fake_spec(name: str) -> dict[str, Any]:
     return {"name": name, "state": "running", "hypervisor": "fake", "disk_template": "sharedfile",
             "disks": ["64M"], "memory": "128M"}
 
 
-def full_spec(name: str, **over: Any) -> Dict[str, Any]:
+def full_spec(name: str, **over: Any) -> dict[str, Any]:
     spec = {key: None for key in ("disk_template", "hypervisor", "disks", "nics", "memory", "minmem", "vcpus",
                                   "hvparams", "os", "osparams", "tags", "primary_node", "secondary_node")}
     spec.update({"restart_on_change": False, "shutdown_timeout": 120, **fake_spec(name), **over})
     return spec
 
 
-def merge(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
     keys = sorted({k for r in runs for k in r["spans"]})
     return {"op_s": statistics.median(r["op_s"] for r in runs),
             "context_s": statistics.median(r["context_s"] for r in runs),
@@ -153,7 +153,7 @@ def merge(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
                       for k in keys}}
 
 
-def report(rows: Dict[str, Any]) -> str:
+def report(rows: dict[str, Any]) -> str:
     lines = ["## Where a task's time goes (fake hypervisor, median seconds)", "",
              f"Ansible running a module that does nothing on the master (ping): {rows['ansible_s']:.2f} s; "
              f"the agent answering a trivial verb over a reused SSH connection: {rows['agent_verb_s']:.3f} s.", ""]
@@ -169,16 +169,16 @@ def report(rows: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def collect(cluster: str, reps: int) -> Dict[str, Any]:
+def collect(cluster: str, reps: int) -> dict[str, Any]:
     """Every measurement of this module, on the running cluster ``cluster``."""
     sys.path.insert(0, str(REPO / ".build" / "collections"))
     inventory = REPO / "inventories" / "vcluster" / f"hosts-{cluster}.yml"
-    rows: Dict[str, Any] = {"ansible_s": statistics.median(ping(inventory) for _ in range(reps))}
+    rows: dict[str, Any] = {"ansible_s": statistics.median(ping(inventory) for _ in range(reps))}
     spans = engine(cluster, "membership", {})["spans"]
     membership = spans.get("rpc: cluster_membership (remote)", {"n": 1, "s": 0.0})
     rows["agent_verb_s"] = membership["s"] / max(membership["n"], 1)
-    tasks: Dict[str, List[float]] = {op: [] for op in ("create", "migrate", "failover", "remove")}
-    engines: Dict[str, List[Dict[str, Any]]] = {op: [] for op in tasks}
+    tasks: dict[str, list[float]] = {op: [] for op in ("create", "migrate", "failover", "remove")}
+    engines: dict[str, list[dict[str, Any]]] = {op: [] for op in tasks}
     for i in range(reps):
         name = f"bd-task{i}"
         tasks["create"].append(task(inventory, "instance", fake_spec(name)))

@@ -33,7 +33,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any
+from collections.abc import Callable
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
@@ -44,7 +45,7 @@ from vcluster import VCluster  # noqa: E402
 CLUSTER = "herdbench"
 
 
-def task_seconds(inventory: Path, module: str, args: Dict[str, Any]) -> float:
+def task_seconds(inventory: Path, module: str, args: dict[str, Any]) -> float:
     """Run one herd.cluster module on node1; the task's duration in seconds."""
     result = ansible_run.module(inventory, "node1", module, args)
     if result.get("failed"):
@@ -52,18 +53,18 @@ def task_seconds(inventory: Path, module: str, args: Dict[str, Any]) -> float:
     return result["duration"]["end"] - result["duration"]["start"]
 
 
-def summary(values: List[float]) -> Dict[str, float]:
+def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
-def guest_paths() -> Dict[str, str]:
+def guest_paths() -> dict[str, str]:
     out = subprocess.run(["/usr/bin/python3", str(REPO / "tests" / "guest" / "build.py")], check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def kvm_args(guest: Dict[str, str], name: str, memory: str = "128M", kernel_args: str = "", **extra: Any
-             ) -> Dict[str, Any]:
+def kvm_args(guest: dict[str, str], name: str, memory: str = "128M", kernel_args: str = "", **extra: Any
+             ) -> dict[str, Any]:
     args = {"name": name, "state": "running", "hypervisor": "kvm", "disk_template": "sharedfile",
             "disks": ["64M"], "memory": memory, "vcpus": 1, "nics": [{"link": "br0"}],
             "hvparams": {"kernel_path": guest["kernel"], "initrd_path": guest["initrd"], "accel": "tcg",
@@ -72,7 +73,7 @@ def kvm_args(guest: Dict[str, str], name: str, memory: str = "128M", kernel_args
     return args
 
 
-def herd_fake(inventory: Path, reps: int) -> Dict[str, Any]:
+def herd_fake(inventory: Path, reps: int) -> dict[str, Any]:
     create, migrate, failover = [], [], []
     for i in range(reps):
         name = f"bfake{i}"
@@ -90,15 +91,15 @@ FLEET = 50
 EVACUATE = 20
 
 
-def fleet_specs(count: int, prefix: str, state: str = "running") -> List[Dict[str, Any]]:
+def fleet_specs(count: int, prefix: str, state: str = "running") -> list[dict[str, Any]]:
     return [{"name": f"{prefix}{i}", "state": state, "hypervisor": "fake", "disk_template": "diskless",
              "memory": "128M", "vcpus": 1} for i in range(count)]
 
 
-def herd_fleet(inventory: Path, count: int = FLEET) -> Dict[str, float]:
+def herd_fleet(inventory: Path, count: int = FLEET) -> dict[str, float]:
     """Converge ``count`` declared instances: the instances role (one herd.cluster.instances task),
     and, for comparison, one herd.cluster.instance task per instance as the role did before."""
-    out: Dict[str, float] = {}
+    out: dict[str, float] = {}
     playbook = REPO / "tests" / "integration" / "playbooks" / "instances.yml"
     t0 = time.monotonic()
     run = ansible_run.playbook(inventory, playbook, {"herd_instances": fleet_specs(count, "fleet")}, timeout=3600)
@@ -125,10 +126,10 @@ def herd_fleet(inventory: Path, count: int = FLEET) -> Dict[str, float]:
     return out
 
 
-def herd_evacuate(inventory: Path, count: int = EVACUATE) -> Dict[str, float]:
+def herd_evacuate(inventory: Path, count: int = EVACUATE) -> dict[str, float]:
     """``count`` running fake instances (sharedfile, so they can migrate; Ganeti's diskless ones
     can) on node2, then herd.cluster.node_evacuate of node2's primaries, sequential and 8 at once."""
-    out: Dict[str, float] = {}
+    out: dict[str, float] = {}
     for parallel in (1, 8):
         specs = [dict(spec, disk_template="sharedfile", disks=["64M"], primary_node="node2")
                  for spec in fleet_specs(count, f"evac{parallel}-")]
@@ -140,7 +141,7 @@ def herd_evacuate(inventory: Path, count: int = EVACUATE) -> Dict[str, float]:
     return out
 
 
-def herd_kvm_create(inventory: Path, guest: Dict[str, str], reps: int) -> Dict[str, Any]:
+def herd_kvm_create(inventory: Path, guest: dict[str, str], reps: int) -> dict[str, Any]:
     times = []
     for i in range(reps):
         times.append(task_seconds(inventory, "instance", kvm_args(guest, f"bkvm{i}")))
@@ -173,7 +174,7 @@ def set_plain_tcp(vcluster: VCluster, plain: bool) -> None:
         vcluster.exec(node, ["mv", "-T", src, dst], check=True)
 
 
-def herd_kvm_migration(inventory: Path, vcluster: VCluster, guest: Dict[str, str]) -> List[Dict[str, Any]]:
+def herd_kvm_migration(inventory: Path, vcluster: VCluster, guest: dict[str, str]) -> list[dict[str, Any]]:
     rows = []
     bandwidth = 128  # MiB/s
     cases = [(0, 30, "tls"), (128, 30, "tls"), (384, 30, "tls"), (384, 300, "tls"),
@@ -203,7 +204,7 @@ def herd_kvm_migration(inventory: Path, vcluster: VCluster, guest: Dict[str, str
     return rows
 
 
-def herd_evacuation(inventory: Path, guest: Dict[str, str]) -> Dict[str, float]:
+def herd_evacuation(inventory: Path, guest: dict[str, str]) -> dict[str, float]:
     out = {}
     for parallel in (1, 6):
         names = [f"bev{parallel}-{i}" for i in range(6)]
@@ -218,14 +219,14 @@ def herd_evacuation(inventory: Path, guest: Dict[str, str]) -> Dict[str, float]:
     return out
 
 
-def breakdown_rows(reps: int) -> Dict[str, Any]:
+def breakdown_rows(reps: int) -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "bench" / "orchestration"))
     import breakdown  # bench/orchestration/breakdown.py
 
     return breakdown.collect(CLUSTER, reps)
 
 
-def ganeti(reps: int, fleet: bool) -> Dict[str, Any]:
+def ganeti(reps: int, fleet: bool) -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "bench" / "ganeti"))
     import measure  # bench/ganeti/measure.py
 
@@ -240,7 +241,7 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "n/a"
 
 
-def report(results: Dict[str, Any]) -> str:
+def report(results: dict[str, Any]) -> str:
     lines = ["# Orchestration benchmark", "", f"Run {time.strftime('%Y-%m-%d %H:%M')} UTC on this machine "
              "(2 cores; QEMU under TCG; herd through ansible-playbook on its virtual cluster).", ""]
     g = (results.get("ganeti") or {}).get("operations")  # measure_ganeti's per-operation summaries
@@ -324,7 +325,7 @@ def main() -> int:
     parser.add_argument("--only-herd-fleet", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keep", action="store_true", help="leave the benchmark cluster up")
     options = parser.parse_args()
-    results: Dict[str, Any] = {}
+    results: dict[str, Any] = {}
     if not options.skip_ganeti:
         results["ganeti"] = ganeti(options.reps, not options.skip_fleet)
     inventory = REPO / "inventories" / "vcluster" / f"hosts-{CLUSTER}.yml"
@@ -333,7 +334,7 @@ def main() -> int:
         site = ansible_run.playbook(inventory, REPO / "playbooks" / "site.yml")
         if site.rc != 0:
             raise RuntimeError(f"site.yml failed: {site!r}")
-        steps: List[Callable[[], None]] = [lambda: results.__setitem__("herd_fake", herd_fake(inventory, options.reps))]
+        steps: list[Callable[[], None]] = [lambda: results.__setitem__("herd_fake", herd_fake(inventory, options.reps))]
         if not options.skip_fleet:
             steps.append(lambda: results.__setitem__("fleet", herd_fleet(inventory)))
             steps.append(lambda: results.__setitem__("evacuate", herd_evacuate(inventory)))

@@ -34,7 +34,8 @@ def read_tree(src):
                 with open(path, encoding='utf-8') as handle:
                     files[rel] = handle.read()
             except UnicodeDecodeError:
-                raise AnsibleActionFail('agent_install: %s is not a UTF-8 text file; the agent package holds text only' % path)
+                raise AnsibleActionFail(
+                    'agent_install: %s is not a UTF-8 text file; the agent package holds text only' % path) from None
     return files
 
 

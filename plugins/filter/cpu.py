@@ -115,7 +115,8 @@ def _from_hostvars(names, hostvars, key):
             entries.append(dict(name=name, vendor=facts['cpu']['vendor'], flags=facts['cpu']['flags'],
                                 models=(facts.get('qemu') or {}).get('models') or []))
         except (KeyError, TypeError):
-            raise AnsibleFilterError('cpu_type: %s has no %s (herd.cluster.hypervisor_facts result)' % (name, key))
+            raise AnsibleFilterError('cpu_type: %s has no %s (herd.cluster.hypervisor_facts result)' % (name, key)) \
+                from None
     return entries
 
 
@@ -132,7 +133,7 @@ def cpu_type(nodes, hostvars=None, key='node_hypervisor_facts'):
         try:
             name, vendor, flags = node['name'], node['vendor'], set(node['flags'])
         except (KeyError, TypeError):
-            raise AnsibleFilterError('cpu_type: each entry needs name, vendor and flags, got %r' % (node,))
+            raise AnsibleFilterError('cpu_type: each entry needs name, vendor and flags, got %r' % (node,)) from None
         models = set(node.get('models') or [])
         vendors.add(vendor)
         per_node[name] = best_model(vendor, flags, models)

@@ -69,10 +69,10 @@ def run(module, func, *args, **kwargs):
         # fail_json(warnings=...) is deprecated from ansible-core 2.21: warnings go through module.warn
         for warning in ctx.warnings if ctx else []:
             module.warn(warning)
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc) + _job_note(ctx), **_job_ids(ctx))
     except Exception as exc:  # an engine bug: say so, with the trace for the report
-        module.fail_json(msg="herd internal error: %s: %s" % (type(exc).__name__, exc),
-                         exception=traceback.format_exc())
+        module.fail_json(msg="herd internal error: %s: %s%s" % (type(exc).__name__, exc, _job_note(ctx)),
+                         exception=traceback.format_exc(), **_job_ids(ctx))
     finally:
         if ctx is not None:
             ctx.rpc.close()
@@ -80,4 +80,19 @@ def run(module, func, *args, **kwargs):
         result.pop('diff', None)
     for warning in ctx.warnings:
         module.warn(warning)
+    result.update(_job_ids(ctx))
     return result
+
+
+def _job_ids(ctx):
+    """``job_ids``: the journal jobs this run opened, so a result or an error leads to its job."""
+    opened = list(ctx.journal.opened) if ctx is not None else []
+    return {'job_ids': opened} if opened else {}
+
+
+def _job_note(ctx):
+    opened = _job_ids(ctx).get('job_ids')
+    if not opened:
+        return ''
+    return ' (job %s; herd.cluster.job_info id=%d shows its steps)' % (
+        ', '.join(str(i) for i in opened), opened[-1])

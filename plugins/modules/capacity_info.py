@@ -81,10 +81,102 @@ standard:
   description: Standard allocation report (count, spec, fail_reason, failures per mode, per-node reasons).
   returned: always
   type: dict
+  contains:
+    mode:
+      description: C(standard) or C(tiered).
+      type: str
+    disk_template:
+      description: Disk template allocated.
+      type: str
+    count:
+      description: Instances that fit.
+      type: int
+    specs:
+      description: Specs allocated, each with its C(count).
+      type: list
+      elements: dict
+      contains:
+        memory:
+          description: MiB.
+          type: int
+        disk:
+          description: MiB.
+          type: int
+        vcpus:
+          description: CPUs.
+          type: int
+        spindles:
+          description: Spindles.
+          type: int
+        count:
+          description: Instances of this spec.
+          type: int
+    fail_reason:
+      description: The most frequent failure of the last attempt.
+      type: str
+    failures:
+      description: Failures per mode (C(FailMem), C(FailDisk), ...).
+      type: dict
+    reasons:
+      description: Per-node lines of the last failure.
+      type: list
+      elements: str
+    final_score:
+      description: Cluster score after the allocation.
+      type: float
+    elapsed:
+      description: Seconds.
+      type: float
 tiered:
   description: Tiered allocation report (count, list of specs with their counts, fail_reason, failures).
   returned: always
   type: dict
+  contains:
+    mode:
+      description: C(standard) or C(tiered).
+      type: str
+    disk_template:
+      description: Disk template allocated.
+      type: str
+    count:
+      description: Instances that fit.
+      type: int
+    specs:
+      description: Specs allocated, each with its C(count).
+      type: list
+      elements: dict
+      contains:
+        memory:
+          description: MiB.
+          type: int
+        disk:
+          description: MiB.
+          type: int
+        vcpus:
+          description: CPUs.
+          type: int
+        spindles:
+          description: Spindles.
+          type: int
+        count:
+          description: Instances of this spec.
+          type: int
+    fail_reason:
+      description: The most frequent failure of the last attempt.
+      type: str
+    failures:
+      description: Failures per mode (C(FailMem), C(FailDisk), ...).
+      type: dict
+    reasons:
+      description: Per-node lines of the last failure.
+      type: list
+      elements: str
+    final_score:
+      description: Cluster score after the allocation.
+      type: float
+    elapsed:
+      description: Seconds.
+      type: float
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402

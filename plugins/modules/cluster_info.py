@@ -44,6 +44,73 @@ cluster:
   description: Cluster parameters.
   returned: always
   type: dict
+  contains:
+    name:
+      description: Cluster name.
+      type: str
+    master_node:
+      description: The master.
+      type: str
+    master_epoch:
+      description: Raised at each master failover; ranks configs before their serial.
+      type: int
+    master_ip:
+      description: The floating master address, or null.
+      type: str
+    master_netdev:
+      description: The interface the master address is configured on.
+      type: str
+    candidate_pool_size:
+      description: Number of master candidates wanted.
+      type: int
+    enabled_hypervisors:
+      description: Hypervisors instances may use.
+      type: list
+      elements: str
+    enabled_disk_templates:
+      description: Disk templates instances may use.
+      type: list
+      elements: str
+    default_iallocator:
+      description: The allocator used when no node is named.
+      type: str
+    volume_group:
+      description: Volume group of C(plain) and C(drbd) disks.
+      type: str
+    file_storage_dir:
+      description: Directory of C(file) disks.
+      type: str
+    shared_file_storage_dir:
+      description: Directory of C(sharedfile) disks.
+      type: str
+    mac_prefix:
+      description: Prefix of generated MAC addresses.
+      type: str
+    ssh_key_file:
+      description: The cluster's SSH key on the master.
+      type: str
+    beparams:
+      description: Backend parameter defaults (C(maxmem), C(minmem), C(vcpus), C(auto_balance), C(spindle_use)).
+      type: dict
+    hvparams:
+      description: Hypervisor parameter defaults, per hypervisor.
+      type: dict
+    nicparams:
+      description: NIC defaults (C(mode), C(link), C(vlan)).
+      type: dict
+    diskparams:
+      description: Disk parameters per disk template.
+      type: dict
+    ndparams:
+      description: Node parameter defaults.
+      type: dict
+    ipolicy:
+      description: Instance policy (C(minmax), C(std), C(disk-templates), C(vcpu-ratio), C(spindle-ratio)), as Ganeti's.
+      type: dict
+    tags:
+      description: Cluster tags.
+      type: list
+      elements: str
 serial_no:
   description: Config serial number.
   returned: always

@@ -53,14 +53,43 @@ kvm:
   returned: always
   type: dict
   sample: {"usable": false, "reason": "QEMU could not run a KVM guest: kvm_buf_set_msrs: Assertion failed"}
+  contains:
+    usable:
+      description: Whether KVM guests can run.
+      type: bool
+    reason:
+      description: Why not (empty when usable).
+      type: str
 cpu:
   description: C(vendor), C(model_name) and C(flags) (sorted) of the node's CPU.
   returned: always
   type: dict
+  contains:
+    vendor:
+      description: CPU vendor.
+      type: str
+    model_name:
+      description: CPU model.
+      type: str
+    flags:
+      description: CPU flags, sorted.
+      type: list
+      elements: str
 qemu:
   description: C(installed), C(version) and C(models) (the C(-cpu help) names).
   returned: always
   type: dict
+  contains:
+    installed:
+      description: Whether QEMU is installed.
+      type: bool
+    version:
+      description: QEMU's version.
+      type: str
+    models:
+      description: CPU models of C(-cpu help).
+      type: list
+      elements: str
 '''
 
 import os

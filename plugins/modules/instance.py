@@ -196,14 +196,114 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+job_ids:
+  description:
+    - Ids of the jobs this run opened in the master's journal; C(herd.cluster.job_info) with C(id) shows each one's
+      steps and progress. Also returned, and named in C(msg), when the task fails after opening a job.
+  returned: when the run opened a job (it changed something, or failed while trying)
+  type: list
+  elements: int
+  sample: [42]
 instance:
   description: The instance after the change (null after removal).
   returned: always
   type: dict
+  contains:
+    name:
+      description: Instance name.
+      type: str
+    uuid:
+      description: Instance UUID.
+      type: str
+    admin_state:
+      description: 'C(up) or C(down): what the operator asked for.'
+      type: str
+    primary_node:
+      description: Primary node.
+      type: str
+    secondary_node:
+      description: Secondary node (drbd), else null.
+      type: str
+    disk_template:
+      description: Disk template.
+      type: str
+    hypervisor:
+      description: Hypervisor.
+      type: str
+    os:
+      description: OS provider or image.
+      type: str
+    memory:
+      description: Memory (maxmem) in MiB.
+      type: int
+    minmem:
+      description: Minimum memory in MiB.
+      type: int
+    vcpus:
+      description: Virtual CPUs.
+      type: int
+    disks:
+      description: Disks in order.
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: Disk name, or null.
+          type: str
+        size:
+          description: Size in MiB.
+          type: int
+        uuid:
+          description: Disk UUID.
+          type: str
+    nics:
+      description: NICs in order.
+      type: list
+      elements: dict
+      contains:
+        mac:
+          description: MAC address.
+          type: str
+        link:
+          description: Bridge.
+          type: str
+        vlan:
+          description: VLAN, or null.
+          type: int
+        ip:
+          description: Address, or null.
+          type: str
+        network:
+          description: The herd network it belongs to, or null.
+          type: str
+    hvparams:
+      description: Hypervisor parameters set on the instance.
+      type: dict
+    tags:
+      description: Tags.
+      type: list
+      elements: str
+    network_port:
+      description: Port of its console (VNC/serial).
+      type: int
+    pending_restart:
+      description: Whether changes wait for the next restart.
+      type: bool
 placement:
   description: Chosen nodes and, for each node not chosen, why.
   returned: when an instance is created
   type: dict
+  contains:
+    primary:
+      description: Primary node chosen.
+      type: str
+    secondary:
+      description: Secondary node chosen (drbd), else null.
+      type: str
+    reasons:
+      description: Why each node not chosen was not.
+      type: list
+      elements: str
 actions:
   description: What was (or in check mode would be) done to an existing instance.
   returned: when an existing instance is examined
@@ -218,6 +318,23 @@ status:
   description: Where the instance runs and its Ganeti-style status (running, ADMIN_down, ERROR_up, ...).
   returned: when an existing instance is examined
   type: dict
+  contains:
+    status:
+      description: Ganeti-style status word (running, ADMIN_down, ERROR_up, ...).
+      type: str
+    running:
+      description: Whether it runs on its primary.
+      type: bool
+    running_on:
+      description: Nodes where it runs.
+      type: list
+      elements: str
+    unreachable:
+      description: Nodes that did not answer, with their error.
+      type: dict
+    error:
+      description: Whether the status is an ERROR_ one.
+      type: bool
 msg:
   description: What was done.
   returned: always

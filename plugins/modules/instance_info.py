@@ -91,6 +91,100 @@ instances:
   type: list
   elements: dict
   contains:
+    name:
+      description: Instance name.
+      type: str
+    uuid:
+      description: Instance UUID.
+      type: str
+    admin_state:
+      description: 'C(up) or C(down): what the operator asked for.'
+      type: str
+    primary_node:
+      description: Primary node.
+      type: str
+    secondary_node:
+      description: Secondary node (drbd), else null.
+      type: str
+    disk_template:
+      description: Disk template.
+      type: str
+    hypervisor:
+      description: Hypervisor.
+      type: str
+    os:
+      description: OS provider or image.
+      type: str
+    memory:
+      description: Memory (maxmem) in MiB.
+      type: int
+    minmem:
+      description: Minimum memory in MiB.
+      type: int
+    vcpus:
+      description: Virtual CPUs.
+      type: int
+    disks:
+      description: Disks in order.
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: Disk name, or null.
+          type: str
+        size:
+          description: Size in MiB.
+          type: int
+        uuid:
+          description: Disk UUID.
+          type: str
+    nics:
+      description: NICs in order.
+      type: list
+      elements: dict
+      contains:
+        mac:
+          description: MAC address.
+          type: str
+        link:
+          description: Bridge.
+          type: str
+        vlan:
+          description: VLAN, or null.
+          type: int
+        ip:
+          description: Address, or null.
+          type: str
+        network:
+          description: The herd network it belongs to, or null.
+          type: str
+    hvparams:
+      description: Hypervisor parameters set on the instance.
+      type: dict
+    tags:
+      description: Tags.
+      type: list
+      elements: str
+    network_port:
+      description: Port of its console (VNC/serial).
+      type: int
+    pending_restart:
+      description: Whether changes wait for the next restart.
+      type: bool
+    status:
+      description: Ganeti-style status; null without I(live).
+      type: str
+    running_on:
+      description: Nodes where it runs (with I(live)).
+      type: list
+      elements: str
+    disk_health:
+      description: drbd disk health word; null for other templates or without I(live).
+      type: str
+    disk_problems:
+      description: The drbd disk problems found.
+      type: list
+      elements: str
     console:
       description:
         - The instance's consoles (C(null) for hypervisors without one). C(node) the primary node;

@@ -75,6 +75,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+job_ids:
+  description:
+    - Ids of the jobs this run opened in the master's journal; C(herd.cluster.job_info) with C(id) shows each one's
+      steps and progress. Also returned, and named in C(msg), when the task fails after opening a job.
+  returned: when the run opened a job (it changed something, or failed while trying)
+  type: list
+  elements: int
+  sample: [42]
 source:
   description: Node the instance ran on.
   returned: always
@@ -87,6 +95,46 @@ migration:
   description: QEMU's final migration statistics (total time, downtime, transferred bytes).
   returned: after a migration
   type: dict
+  contains:
+    name:
+      description: Instance name.
+      type: str
+    status:
+      description: QEMU's migration status (C(completed)).
+      type: str
+    process:
+      description: Whether the source QEMU process was running.
+      type: bool
+    qemu_status:
+      description: The source QEMU's run state.
+      type: str
+    transferred:
+      description: Bytes transferred.
+      type: int
+    total:
+      description: Bytes of guest memory.
+      type: int
+    remaining:
+      description: Bytes still to send.
+      type: int
+    total_time_ms:
+      description: Total migration time in ms.
+      type: int
+    downtime_ms:
+      description: Downtime in ms.
+      type: int
+    expected_downtime_ms:
+      description: Downtime QEMU expected, in ms.
+      type: int
+    dirty_sync_count:
+      description: Dirty-memory sync rounds.
+      type: int
+    error:
+      description: QEMU's error, or null.
+      type: str
+    drbd_demote_error:
+      description: 'drbd only: why demoting the old primary failed, or null.'
+      type: str
 mode:
   description: How the instance moved, C(live) or C(non-live).
   returned: with a migration (not with cleanup, nor when it fell back to a failover)

@@ -59,6 +59,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+job_ids:
+  description:
+    - Ids of the jobs this run opened in the master's journal; C(herd.cluster.job_info) with C(id) shows each one's
+      steps and progress. Also returned, and named in C(msg), when the task fails after opening a job.
+  returned: when the run opened a job (it changed something, or failed while trying)
+  type: list
+  elements: int
+  sample: [42]
 master_node:
   description: The master after the run (this node).
   returned: always
@@ -72,6 +80,28 @@ votes:
   returned: always
   type: list
   elements: dict
+  contains:
+    node:
+      description: Node asked.
+      type: str
+    answered:
+      description: Whether it answered.
+      type: bool
+    serial:
+      description: Its config serial.
+      type: int
+    master_epoch:
+      description: Its config's master epoch.
+      type: int
+    master:
+      description: The master it knows.
+      type: str
+    sees_master:
+      description: Whether it reaches the old master.
+      type: bool
+    error:
+      description: Why it did not answer.
+      type: str
 fetched_config_from:
   description: The candidate whose newer config was fetched before the takeover, or null.
   returned: always

@@ -109,11 +109,48 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+job_ids:
+  description:
+    - Ids of the jobs this run opened in the master's journal; C(herd.cluster.job_info) with C(id) shows each one's
+      steps and progress. Also returned, and named in C(msg), when the task fails after opening a job.
+  returned: when the run opened a job (it changed something, or failed while trying)
+  type: list
+  elements: int
+  sample: [42]
 network:
   description: The network after the change (null after removal), with C(allocated) (address to instance)
     and C(free_count).
   returned: always
   type: dict
+  contains:
+    name:
+      description: Network name.
+      type: str
+    subnet:
+      description: IPv4 subnet.
+      type: str
+    gateway:
+      description: IPv4 gateway.
+      type: str
+    subnet6:
+      description: IPv6 subnet.
+      type: str
+    gateway6:
+      description: IPv6 gateway.
+      type: str
+    reserved:
+      description: Reserved addresses.
+      type: list
+      elements: str
+    groups:
+      description: Node group name to its C(mode), C(link) and C(vlan).
+      type: dict
+    allocated:
+      description: Address to the instance holding it.
+      type: dict
+    free_count:
+      description: Free addresses in the pool.
+      type: int
 msg:
   description: What was done.
   returned: always

@@ -92,14 +92,86 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+job_ids:
+  description:
+    - Ids of the jobs this run opened in the master's journal; C(herd.cluster.job_info) with C(id) shows each one's
+      steps and progress. Also returned, and named in C(msg), when the task fails after opening a job.
+  returned: when the run opened a job (it changed something, or failed while trying)
+  type: list
+  elements: int
+  sample: [42]
 node:
   description: The node's config entry after the change (null after removal).
   returned: always
   type: dict
+  contains:
+    name:
+      description: Node name.
+      type: str
+    primary_ip:
+      description: Primary address.
+      type: str
+    secondary_ip:
+      description: Secondary (replication and migration) address.
+      type: str
+    group:
+      description: Node group.
+      type: str
+    master_candidate:
+      description: Whether it holds a copy of the config and can become master.
+      type: bool
+    drained:
+      description: 'Drained: no new instances are placed there.'
+      type: bool
+    offline:
+      description: 'Offline: not contacted.'
+      type: bool
+    vm_capable:
+      description: Whether it runs instances.
+      type: bool
+    master_capable:
+      description: Whether it may become master candidate.
+      type: bool
+    ndparams:
+      description: Node parameters set on this node (C(ssh_port), ...).
+      type: dict
+    tags:
+      description: Tags.
+      type: list
+      elements: str
+    ssh_host_key_types:
+      description: Types of the SSH host keys the cluster knows for it.
+      type: list
+      elements: str
 facts:
   description: What the new node reported when it was added.
   returned: when a node is added
   type: dict
+  contains:
+    hostname:
+      description: The node's hostname.
+      type: str
+    memory_total:
+      description: MiB.
+      type: int
+    memory_free:
+      description: MiB.
+      type: int
+    cpu_count:
+      description: CPUs.
+      type: int
+    kernel:
+      description: Kernel release.
+      type: str
+    qemu_version:
+      description: QEMU version, or null.
+      type: str
+    kvm:
+      description: C(usable) and C(reason).
+      type: dict
+    agent_version:
+      description: herd-node agent version.
+      type: str
 msg:
   description: What was done.
   returned: always

@@ -104,6 +104,22 @@ nodes:
       description: The node's flags (master_candidate, drained, offline, vm_capable, master_capable).
       type: dict
       sample: {master_candidate: true, drained: false, offline: false, vm_capable: true, master_capable: true}
+      contains:
+        master_candidate:
+          description: Whether it holds a copy of the config and can become master.
+          type: bool
+        drained:
+          description: 'Drained: no new instances are placed there.'
+          type: bool
+        offline:
+          description: 'Offline: not contacted.'
+          type: bool
+        vm_capable:
+          description: Whether it runs instances.
+          type: bool
+        master_capable:
+          description: Whether it may become master candidate.
+          type: bool
     memory_total:
       description: Total memory in MiB from the node's agent; null without I(live) or when the node does not answer.
       type: int
@@ -150,6 +166,45 @@ nodes:
       description: The node's entry in the cluster configuration (addresses, flags, group, tags, host key types).
       type: dict
       sample: {name: node1, primary_ip: 192.0.2.11, group: default, tags: [], ssh_host_key_types: [ssh-ed25519]}
+      contains:
+        name:
+          description: Node name.
+          type: str
+        primary_ip:
+          description: Primary address.
+          type: str
+        secondary_ip:
+          description: Secondary (replication and migration) address.
+          type: str
+        group:
+          description: Node group.
+          type: str
+        master_candidate:
+          description: Whether it holds a copy of the config and can become master.
+          type: bool
+        drained:
+          description: 'Drained: no new instances are placed there.'
+          type: bool
+        offline:
+          description: 'Offline: not contacted.'
+          type: bool
+        vm_capable:
+          description: Whether it runs instances.
+          type: bool
+        master_capable:
+          description: Whether it may become master candidate.
+          type: bool
+        ndparams:
+          description: Node parameters set on this node (C(ssh_port), ...).
+          type: dict
+        tags:
+          description: Tags.
+          type: list
+          elements: str
+        ssh_host_key_types:
+          description: Types of the SSH host keys the cluster knows for it.
+          type: list
+          elements: str
     vg_free:
       description: Free MiB per volume group.
       type: dict

@@ -151,307 +151,45 @@ bridges:
   returned: always
   type: list
   elements: dict
+  contains:
+    name:
+      description: Bridge.
+      type: str
+    port:
+      description: Its port, or null.
+      type: str
+    addresses:
+      description: Its addresses.
+      type: list
+      elements: str
+    gateway:
+      description: Default gateway via it.
+      type: str
+    vlan_aware:
+      description: Whether VLAN filtering is on.
+      type: bool
+    vlans:
+      description: VLAN ranges allowed on the port.
+      type: list
+      elements: str
+    instance_only:
+      description: Whether the bridge is for instances only (no address).
+      type: bool
 secondary:
   description: The secondary interface as requested (its name and address), or null when none was given.
   returned: always
   type: dict
+  contains:
+    interface:
+      description: Interface.
+      type: str
+    address:
+      description: Address with prefix.
+      type: str
 '''
 
-import json
-import os
-import re
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    import netaddr
-    HAS_NETADDR = True
-except ImportError:
-    HAS_NETADDR = False
-
-IFNAME_RE = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}')
-HEADER = '# Managed by herd.cluster.node_network; changes are overwritten.\n'
-
-
-class Invalid(Exception):
-    pass
-
-
-def check_address(value, what):
-    """A host address with prefix length, strictly (no '10/8', no '1.2.3/24', no '300.1.1.1/24')."""
-    if not isinstance(value, str) or '/' not in value:
-        raise Invalid('%s %r is not an address with a prefix length (like 198.51.100.11/24)' % (what, value))
-    addr, _sep, prefix = value.partition('/')
-    try:
-        ip = netaddr.IPAddress(addr, flags=netaddr.INET_PTON)
-    except (netaddr.AddrFormatError, ValueError, TypeError):
-        raise Invalid('%s %r is not an address: %r is not a valid IPv4 or IPv6 address' % (what, value, addr))
-    limit = 32 if ip.version == 4 else 128
-    if not prefix.isdigit() or not 0 < int(prefix) <= limit:
-        raise Invalid('%s %r has an invalid prefix length %r (1-%d)' % (what, value, prefix, limit))
-    net = netaddr.IPNetwork(value)
-    if ip.version == 4 and net.prefixlen < 31 and ip in (net.network, net.broadcast):
-        raise Invalid('%s %r is the network or broadcast address of %s, not a host address' % (what, value, net.cidr))
-    return '%s/%d' % (ip, net.prefixlen)
-
-
-def check_gateway(value, what):
-    try:
-        return str(netaddr.IPAddress(value, flags=netaddr.INET_PTON))
-    except (netaddr.AddrFormatError, ValueError, TypeError):
-        raise Invalid('%s %r is not an IP address' % (what, value))
-
-
-def parse_vlans(values, what):
-    vids = set()
-    for value in values:
-        text = str(value).strip()
-        match = re.fullmatch(r'(\d+)(?:-(\d+))?', text)
-        if not match:
-            raise Invalid('%s: %r is not a VLAN id or range (like 10 or 100-110)' % (what, value))
-        low = int(match.group(1))
-        high = int(match.group(2) or low)
-        for vid in (low, high):
-            if not 1 <= vid <= 4094:
-                raise Invalid('%s: VLAN id %d is out of range (1-4094)' % (what, vid))
-        if low > high:
-            raise Invalid('%s: VLAN range %r is reversed' % (what, text))
-        vids.update(range(low, high + 1))
-    return vids
-
-
-def ranges(vids):
-    """[10, 11, 12, 20] -> ['10-12', '20']"""
-    out = []
-    for vid in sorted(vids):
-        if out and out[-1][1] == vid - 1:
-            out[-1][1] = vid
-        else:
-            out.append([vid, vid])
-    return ['%d' % a if a == b else '%d-%d' % (a, b) for a, b in out]
-
-
-class Net(object):
-    def __init__(self, module):
-        self.module = module
-
-    def json(self, args):
-        rc, out, err = self.module.run_command(args)
-        if rc != 0:
-            self.module.fail_json(msg='%s failed: %s' % (' '.join(args), err.strip()))
-        return json.loads(out or '[]')
-
-    def links(self):
-        return dict((link['ifname'], link) for link in self.json(['ip', '-d', '-j', 'link', 'show']))
-
-    def addresses(self, dev):
-        result = []
-        for link in self.json(['ip', '-j', 'addr', 'show', 'dev', dev]):
-            for info in link.get('addr_info', []):
-                if info.get('scope') == 'global':
-                    result.append('%s/%d' % (info['local'], info['prefixlen']))
-        return result
-
-    def routes(self, dev):
-        """Non-kernel routes on dev, both families: [{'dst':..., 'gateway':..., 'metric':...}]."""
-        result = []
-        for family in ('-4', '-6'):
-            for route in self.json(['ip', family, '-j', 'route', 'show', 'dev', dev]):
-                if route.get('protocol') == 'kernel' or route.get('dst', '').startswith('fe80'):
-                    continue
-                if not route.get('gateway') and route.get('dst') == 'default':
-                    continue
-                result.append(dict(dst=route.get('dst', 'default'), gateway=route.get('gateway'),
-                                   metric=route.get('metric'), family=family))
-        return result
-
-    def port_vlans(self, port):
-        rc, out, err = self.module.run_command(['bridge', '-j', 'vlan', 'show', 'dev', port])
-        if rc != 0:
-            return set(), None
-        data = json.loads(out or '[]')
-        entries = []
-        if isinstance(data, dict):  # very old iproute2: {"eth0": [...]}
-            entries = data.get(port, [])
-        else:
-            for item in data:
-                if item.get('ifname') == port:
-                    entries = item.get('vlans', [])
-        vids, pvid = set(), None
-        for entry in entries:
-            low = entry['vlan']
-            high = entry.get('vlanEnd', low)
-            if 'PVID' in entry.get('flags', []):
-                pvid = low
-            vids.update(range(low, high + 1))
-        return vids, pvid
-
-
-def stanza_bridge(bridge, port, addresses, gateway, routes):
-    lines = [HEADER]
-    if port:
-        lines.append('iface %s inet manual\n' % port)
-        if bridge.get('mtu'):
-            lines.append('    mtu %d\n' % bridge['mtu'])
-        lines.append('\n')
-    lines.append('auto %s\n' % bridge['name'])
-    v4 = [a for a in addresses if ':' not in a]
-    v6 = [a for a in addresses if ':' in a]
-    families = []
-    if v4 or not v6:
-        families.append(('inet', v4))
-    if v6:
-        families.append(('inet6', v6))
-    for index, (family, addrs) in enumerate(families):
-        method = 'static' if addrs else 'manual'
-        lines.append('iface %s %s %s\n' % (bridge['name'], family, method))
-        for addr in addrs:
-            lines.append('    address %s\n' % addr)
-        gw = gateway if gateway and (':' in gateway) == (family == 'inet6') else None
-        if gw and addrs:
-            lines.append('    gateway %s\n' % gw)
-        if index == 0:
-            lines.append('    bridge_ports %s\n' % (port or 'none'))
-            lines.append('    bridge_stp off\n')
-            lines.append('    bridge_fd 0\n')
-            if bridge['vlan_aware']:
-                lines.append('    bridge_vlan_aware yes\n')
-                if bridge['vids']:
-                    lines.append('    bridge_vids %s\n' % ' '.join(ranges(bridge['vids'])))
-            if bridge.get('mtu'):
-                lines.append('    mtu %d\n' % bridge['mtu'])
-            for route in routes:
-                if route['dst'] != 'default':
-                    lines.append('    up ip %s route replace %s%s dev %s\n' % (
-                        route['family'], route['dst'], ' via %s' % route['gateway'] if route['gateway'] else '',
-                        bridge['name']))
-    return ''.join(lines)
-
-
-def stanza_secondary(interface, address):
-    family = 'inet6' if ':' in address else 'inet'
-    return '%sauto %s\niface %s %s static\n    address %s\n' % (HEADER, interface, interface, family, address)
-
-
-STANZA_RE = re.compile(r'^\s*(iface|auto|allow-\S+|mapping|source|source-directory|rename)(\s|$)')
-MARK = '#herd# '
-
-
-def comment_out(text, names):
-    """Comment out the stanzas of names (and drop them from auto/allow- lines); (new text, changed)."""
-    out, in_iface, changed = [], False, False
-    for line in text.splitlines(True):
-        if STANZA_RE.match(line):
-            words = line.split()
-            keyword, rest = words[0], words[1:]
-            in_iface = False
-            if keyword == 'iface' and rest and rest[0] in names:
-                in_iface, changed = True, True
-                out.append(MARK + line)
-                continue
-            if (keyword == 'auto' or keyword.startswith('allow-')) and any(r in names for r in rest):
-                changed = True
-                out.append(MARK + line)
-                keep = [r for r in rest if r not in names]
-                if keep:
-                    out.append('%s %s\n' % (keyword, ' '.join(keep)))
-                continue
-            out.append(line)
-            continue
-        if in_iface and line.strip() and not line.lstrip().startswith('#'):
-            changed = True
-            out.append(MARK + line)
-            continue
-        out.append(line)
-    return ''.join(out), changed
-
-
-def read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
-
-
-def write_atomic(path, text):
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.herd-')
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, path)
-
-
-def validate(params, links):
-    """All problems at once, before anything is touched."""
-    problems = []
-    bridges = []
-    names = set()
-    for index, raw in enumerate(params['bridges']):
-        what = 'bridges[%d]' % index
-        bridge = dict(raw)
-        try:
-            name = bridge['name']
-            if not isinstance(name, str) or not IFNAME_RE.fullmatch(name):
-                raise Invalid('%s: bridge name %r is not a valid interface name (at most 15 of letters, digits, '
-                              '_.-)' % (what, name))
-            what = 'bridge %s' % name
-            if name in names:
-                raise Invalid('%s is given twice' % what)
-            names.add(name)
-            port = bridge.get('port')
-            if port is not None:
-                if not isinstance(port, str) or not IFNAME_RE.fullmatch(port):
-                    raise Invalid('%s: port %r is not a valid interface name' % (what, port))
-                if port not in links:
-                    raise Invalid('%s: port %s does not exist on this node (interfaces here: %s)'
-                                  % (what, port, ', '.join(sorted(links))))
-                master = links[port].get('master')
-                if master and master != name:
-                    raise Invalid('%s: port %s is already enslaved to %s' % (what, port, master))
-                if (links[port].get('linkinfo') or {}).get('info_kind') == 'bridge':
-                    raise Invalid('%s: port %s is itself a bridge' % (what, port))
-            if name in links and (links[name].get('linkinfo') or {}).get('info_kind') != 'bridge':
-                raise Invalid('%s: %s exists and is not a bridge (%s)'
-                              % (what, name, (links[name].get('linkinfo') or {}).get('info_kind', 'physical')))
-            bridge['addresses'] = [check_address(a, '%s address' % what) for a in bridge.get('addresses') or []]
-            if bridge.get('instance_only') and bridge['addresses']:
-                raise Invalid('%s is instance_only but has addresses %s' % (what, bridge['addresses']))
-            if bridge.get('gateway'):
-                bridge['gateway'] = check_gateway(bridge['gateway'], '%s gateway' % what)
-            bridge['vids'] = parse_vlans(bridge.get('vlans') or [], '%s vlans' % what)
-            if bridge['vids'] and not bridge.get('vlan_aware'):
-                raise Invalid('%s: vlans are given but vlan_aware is false' % what)
-            if bridge.get('mtu') is not None and not 68 <= int(bridge['mtu']) <= 65535:
-                raise Invalid('%s: mtu %r out of range (68-65535)' % (what, bridge['mtu']))
-            bridge['vlan_aware'] = bool(bridge.get('vlan_aware'))
-            bridge['instance_only'] = bool(bridge.get('instance_only'))
-            bridges.append(bridge)
-        except Invalid as exc:
-            problems.append(str(exc))
-    ports = [b.get('port') for b in bridges if b.get('port')]
-    for port in set(ports):
-        if ports.count(port) > 1:
-            problems.append('port %s is given for more than one bridge' % port)
-    secondary = params.get('secondary')
-    if secondary:
-        try:
-            iface = secondary['interface']
-            if not isinstance(iface, str) or not IFNAME_RE.fullmatch(iface):
-                raise Invalid('secondary: interface %r is not a valid interface name' % iface)
-            if iface not in links and iface not in names:
-                raise Invalid('secondary: interface %s does not exist on this node (interfaces here: %s)'
-                              % (iface, ', '.join(sorted(links))))
-            if iface in ports:
-                raise Invalid('secondary: interface %s is the port of a bridge; give the bridge instead' % iface)
-            secondary = dict(interface=iface, address=check_address(secondary['address'], 'secondary address'))
-        except Invalid as exc:
-            problems.append(str(exc))
-    return problems, bridges, secondary
+from ansible_collections.herd.cluster.plugins.module_utils.herd import netconfig
 
 
 def main():
@@ -478,185 +216,18 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_NETADDR:
+    if netconfig.netaddr is None:
         module.fail_json(msg=missing_required_lib('netaddr (Debian: python3-netaddr; the node_base role installs it)'))
-    net = Net(module)
-    links = net.links()
-    problems, bridges, secondary = validate(module.params, links)
-    if problems:
-        module.fail_json(msg='invalid network settings, nothing was changed: ' + '; '.join(problems),
-                         problems=problems)
-
-    # VLAN filtering needs kernel support (CONFIG_BRIDGE_VLAN_FILTERING): find out before changing anything,
-    # with a throw-away bridge, rather than fail half-way through the batch.
-    if any(b['vlan_aware'] and not ((links.get(b['name']) or {}).get('linkinfo') or {}).get('info_data', {})
-           .get('vlan_filtering') for b in bridges):
-        probe = 'herdvf%d' % (os.getpid() % 100000)
-        rc, _out, err = module.run_command(['ip', 'link', 'add', 'name', probe, 'type', 'bridge', 'vlan_filtering', '1'])
-        if rc != 0:
-            module.fail_json(msg='this kernel cannot make VLAN-aware bridges (ip link add type bridge vlan_filtering 1: '
-                                 '%s); nothing was changed' % err.strip())
-        module.run_command(['ip', 'link', 'del', probe])
-
-    ip_batch, bridge_batch, files, report = [], [], {}, []
-    for bridge in bridges:
-        name, port = bridge['name'], bridge.get('port')
-        link = links.get(name)
-        exists = link is not None
-        port_addrs = net.addresses(port) if port else []
-        bridge_addrs = net.addresses(name) if exists else []
-        port_routes = net.routes(port) if port else []
-        bridge_routes = net.routes(name) if exists else []
-        if bridge['instance_only']:
-            if port_addrs:
-                module.fail_json(msg='bridge %s is instance_only but its port %s carries host address(es) %s; move '
-                                     'them elsewhere first, nothing was changed' % (name, port, ', '.join(port_addrs)))
-            want_addrs = []
-        elif bridge['addresses']:
-            want_addrs = bridge['addresses']
-        else:
-            want_addrs = sorted(set(port_addrs) | set(bridge_addrs), key=lambda a: (':' in a, a))
-        move_routes = port_routes if not bridge['instance_only'] else []
-        if bridge.get('gateway'):
-            move_routes = [r for r in move_routes if r['dst'] != 'default']
-            family = '-6' if ':' in bridge['gateway'] else '-4'
-            have_gw = [r for r in bridge_routes if r['dst'] == 'default' and r['gateway'] == bridge['gateway']]
-            if not have_gw:
-                move_routes.append(dict(dst='default', gateway=bridge['gateway'], metric=None, family=family))
-
-        port_mac = links[port].get('address') if port else None
-        if not exists:
-            # the MAC given at creation is marked as set by the administrator, so udev's
-            # MACAddressPolicy does not replace it (a separate `link set address` can race udev)
-            ip_batch.append('link add name %s%s type bridge stp_state 0 forward_delay 0%s'
-                            % (name, ' address %s' % port_mac if port_mac else '',
-                               ' vlan_filtering 1' if bridge['vlan_aware'] else ''))
-        else:
-            data = (link.get('linkinfo') or {}).get('info_data') or {}
-            if bool(data.get('vlan_filtering')) != bridge['vlan_aware']:
-                ip_batch.append('link set dev %s type bridge vlan_filtering %d' % (name, int(bridge['vlan_aware'])))
-            if port_mac and link.get('address') != port_mac:
-                ip_batch.append('link set dev %s address %s' % (name, port_mac))
-        if bridge.get('mtu'):
-            for dev in [port, name] if port else [name]:
-                if not links.get(dev) or links[dev].get('mtu') != bridge['mtu']:
-                    ip_batch.append('link set dev %s mtu %d' % (dev, bridge['mtu']))
-        if not exists or 'UP' not in link.get('flags', []):
-            ip_batch.append('link set dev %s up' % name)
-        if port:
-            if links[port].get('master') != name:
-                ip_batch.append('link set dev %s master %s' % (port, name))
-            if 'UP' not in links[port].get('flags', []):
-                ip_batch.append('link set dev %s up' % port)
-        for addr in want_addrs:
-            if addr not in bridge_addrs:
-                ip_batch.append('address add %s%s dev %s' % (addr, '' if ':' in addr else ' brd +', name))
-        for route in move_routes:
-            ip_batch.append('route replace %s%s dev %s%s' % (
-                route['dst'], ' via %s' % route['gateway'] if route['gateway'] else '', name,
-                ' metric %s' % route['metric'] if route.get('metric') is not None else ''))
-        for addr in port_addrs:
-            if not bridge['instance_only']:
-                ip_batch.append('address del %s dev %s' % (addr, port))
-
-        # VLANs on the port of a VLAN-aware bridge (a new port's VLANs exist only after the ip batch)
-        if bridge['vlan_aware'] and port:
-            have_vids, pvid = net.port_vlans(port) if links[port].get('master') == name else ({1}, 1)
-            pvid = pvid or 1
-            for item in ranges(bridge['vids'] - have_vids - {pvid}):
-                bridge_batch.append('vlan add dev %s vid %s' % (port, item))
-            for item in ranges(have_vids - bridge['vids'] - {pvid}):
-                bridge_batch.append('vlan del dev %s vid %s' % (port, item))
-
-        gateway = bridge.get('gateway')
-        if not gateway:
-            for route in port_routes + bridge_routes:
-                if route['dst'] == 'default':
-                    gateway = route['gateway']
-                    break
-        keep_routes = [r for r in (port_routes or bridge_routes) if r['dst'] != 'default']
-        files['herd-%s' % name] = stanza_bridge(bridge, port, want_addrs, gateway, keep_routes)
-        report.append(dict(name=name, port=port, addresses=want_addrs, gateway=gateway,
-                           vlan_aware=bridge['vlan_aware'], vlans=ranges(bridge['vids']),
-                           instance_only=bridge['instance_only']))
-
-    if secondary:
-        iface = secondary['interface']
-        if iface in links:
-            have = net.addresses(iface)
-            if secondary['address'] not in have:
-                ip_batch.append('address add %s%s dev %s' % (secondary['address'],
-                                                             '' if ':' in secondary['address'] else ' brd +', iface))
-            if 'UP' not in links[iface].get('flags', []):
-                ip_batch.append('link set dev %s up' % iface)
-        else:  # a bridge created in this very run
-            ip_batch.append('address add %s dev %s' % (secondary['address'], iface))
-        files['herd-%s' % iface] = stanza_secondary(iface, secondary['address'])
-
-    persist_dir = module.params['persist_dir']
-    changed_files = []
-    diff_before, diff_after = [], []
-    if module.params['persist']:
-        for fname in sorted(files):
-            path = os.path.join(persist_dir, fname)
-            old = read(path)
-            if old != files[fname]:
-                changed_files.append(path)
-                diff_before.append('# %s\n%s' % (path, old or ''))
-                diff_after.append('# %s\n%s' % (path, files[fname]))
-
-    warnings = []
-    interfaces = module.params['interfaces_file']
-    new_interfaces = None
-    if module.params['persist']:
-        text = read(interfaces)
-        if text is None:
-            warnings.append('%s does not exist (ifupdown not configured here): the stanzas in %s take effect only '
-                            'when it sources them' % (interfaces, persist_dir))
-        else:
-            if 'interfaces.d' not in text:
-                warnings.append('%s does not source %s/*: add "source %s/*" so the bridges come back after a reboot'
-                                % (interfaces, persist_dir, persist_dir))
-            names = [b['port'] for b in bridges if b.get('port')]
-            if secondary:
-                names.append(secondary['interface'])
-            fixed, touched = comment_out(text, names)
-            if touched and module.params['disable_port_stanzas']:
-                new_interfaces = fixed
-                changed_files.append(interfaces)
-                diff_before.append('# %s\n%s' % (interfaces, text))
-                diff_after.append('# %s\n%s' % (interfaces, fixed))
-            elif touched:
-                warnings.append('%s still configures %s: remove those stanzas (herd configures them in %s now) or '
-                                'they take the addresses back at boot' % (interfaces, ', '.join(names), persist_dir))
-
-    if not module.check_mode:
-        if ip_batch:
-            rc, out, err = module.run_command(['ip', '-batch', '-'], data='\n'.join(ip_batch) + '\n')
-            if rc != 0:
-                module.fail_json(msg='ip -batch failed: %s' % err.strip(), ip_batch=ip_batch, rc=rc)
-        if bridge_batch:
-            rc, out, err = module.run_command(['bridge', '-batch', '-'], data='\n'.join(bridge_batch) + '\n')
-            if rc != 0:
-                module.fail_json(msg='bridge -batch failed: %s' % err.strip(), bridge_batch=bridge_batch, rc=rc)
-        # verify what the kernel now has
-        links = net.links()
-        for entry in report:
-            if entry['port'] and links.get(entry['port'], {}).get('master') != entry['name']:
-                module.fail_json(msg='port %s is not on bridge %s after the change' % (entry['port'], entry['name']))
-            missing = [a for a in entry['addresses'] if a not in net.addresses(entry['name'])]
-            if missing:
-                module.fail_json(msg='bridge %s lacks %s after the change' % (entry['name'], ', '.join(missing)))
-        for path in changed_files:
-            write_atomic(path, new_interfaces if path == interfaces else files[os.path.basename(path)])
-
+    try:
+        result, warnings = netconfig.configure(module.params, netconfig.Net(module.run_command), module.check_mode)
+    except netconfig.InvalidSettings as exc:
+        module.fail_json(msg=str(exc), problems=exc.problems)
+    except netconfig.NetworkError as exc:
+        module.fail_json(msg=str(exc), **exc.details)
     for warning in warnings:
         module.warn(warning)
-    result = dict(changed=bool(ip_batch or bridge_batch or changed_files), ip_batch=ip_batch,
-                  bridge_batch=bridge_batch, files=changed_files, bridges=report,
-                  secondary=secondary)
-    if module._diff:
-        result['diff'] = dict(before='\n'.join(diff_before), after='\n'.join(diff_after))
+    if not module._diff:
+        result.pop('diff')
     module.exit_json(**result)
 
 

@@ -126,6 +126,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+job_ids:
+  description:
+    - Ids of the jobs this run opened in the master's journal; C(herd.cluster.job_info) with C(id) shows each one's
+      steps and progress. Also returned, and named in C(msg), when the task fails after opening a job.
+  returned: when the run opened a job (it changed something, or failed while trying)
+  type: list
+  elements: int
+  sample: [42]
 initial_score:
   description: Score before the first move (sum over the groups balanced).
   returned: always
@@ -141,17 +149,103 @@ moves:
   returned: always
   type: list
   elements: dict
+  contains:
+    instance:
+      description: Instance moved.
+      type: str
+    move:
+      description: hbal notation (C(f), C(r:node), C(f r:node f), ...).
+      type: str
+    kind:
+      description: Kind of move.
+      type: str
+    target:
+      description: Node the move goes to, if one.
+      type: str
+    old_primary:
+      description: Primary before.
+      type: str
+    old_secondary:
+      description: Secondary before.
+      type: str
+    new_primary:
+      description: Primary after.
+      type: str
+    new_secondary:
+      description: Secondary after.
+      type: str
+    score:
+      description: Cluster score after the move.
+      type: float
+    commands:
+      description: The steps as gnt-instance commands, for display.
+      type: list
+      elements: str
+    nodes:
+      description: Every node the move touches.
+      type: list
+      elements: str
+    steps:
+      description: The operations to run, as data.
+      type: list
+      elements: dict
+      contains:
+        op:
+          description: C(migrate) or C(replace_secondary).
+          type: str
+        node:
+          description: 'Target node (null: a drbd instance''s secondary).'
+          type: str
 executed:
   description: Moves that were executed (instance, move, and the commands run as C(steps)).
   returned: with execute
   type: list
   elements: dict
+  contains:
+    instance:
+      description: Instance.
+      type: str
+    move:
+      description: hbal notation.
+      type: str
+    ok:
+      description: Whether every step succeeded.
+      type: bool
+    steps:
+      description: The steps done, as displayed.
+      type: list
+      elements: str
+    reason:
+      description: Why it failed.
+      type: str
 failures:
   description: Moves of the stopped job set that failed (instance, move, reason, the steps done); the task fails
     when there are any.
   returned: with execute
   type: list
   elements: dict
+  contains:
+    instance:
+      description: Instance.
+      type: str
+    move:
+      description: hbal notation.
+      type: str
+    ok:
+      description: Whether every step succeeded.
+      type: bool
+    steps:
+      description: The steps done, as displayed.
+      type: list
+      elements: str
+    reason:
+      description: Why it failed.
+      type: str
+stopped_at_set:
+  description: Index of the job set at which execution stopped because a move failed, else null.
+  returned: with execute
+  type: int
+  sample: null
 achieved_score:
   description: The score of the cluster after the execution.
   returned: with execute, outside check mode
@@ -166,6 +260,83 @@ groups:
   returned: always
   type: list
   elements: dict
+  contains:
+    group:
+      description: Node group.
+      type: str
+    initial_score:
+      description: Score before.
+      type: float
+    final_score:
+      description: Score after the moves.
+      type: float
+    optimal_score:
+      description: Best reachable score estimate.
+      type: float
+    moves:
+      description: The group's moves, as C(moves).
+      type: list
+      elements: dict
+      contains:
+        instance:
+          description: Instance moved.
+          type: str
+        move:
+          description: hbal notation (C(f), C(r:node), C(f r:node f), ...).
+          type: str
+        kind:
+          description: Kind of move.
+          type: str
+        target:
+          description: Node the move goes to, if one.
+          type: str
+        old_primary:
+          description: Primary before.
+          type: str
+        old_secondary:
+          description: Secondary before.
+          type: str
+        new_primary:
+          description: Primary after.
+          type: str
+        new_secondary:
+          description: Secondary after.
+          type: str
+        score:
+          description: Cluster score after the move.
+          type: float
+        commands:
+          description: The steps as gnt-instance commands, for display.
+          type: list
+          elements: str
+        nodes:
+          description: Every node the move touches.
+          type: list
+          elements: str
+        steps:
+          description: The operations to run, as data.
+          type: list
+          elements: dict
+          contains:
+            op:
+              description: C(migrate) or C(replace_secondary).
+              type: str
+            node:
+              description: 'Target node (null: a drbd instance''s secondary).'
+              type: str
+    jobsets:
+      description: Lists of instance names.
+      type: list
+      elements: list
+    stop_reason:
+      description: Why the search stopped.
+      type: str
+    elapsed:
+      description: Seconds.
+      type: float
+    evaluations:
+      description: Candidate moves evaluated.
+      type: int
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402

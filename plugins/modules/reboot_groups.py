@@ -95,12 +95,29 @@ skipped:
   returned: always
   type: list
   elements: dict
+  contains:
+    node:
+      description: Node.
+      type: str
+    reason:
+      description: Why it is left out.
+      type: str
 downtime:
   description: Running instances that cannot leave their node and are down while it reboots (C(instance),
     C(node), C(reason)).
   returned: always
   type: list
   elements: dict
+  contains:
+    instance:
+      description: Instance.
+      type: str
+    node:
+      description: Its node.
+      type: str
+    reason:
+      description: Why it cannot move.
+      type: str
 cannot_empty:
   description: Nodes whose running instances do not fit elsewhere even when the node reboots alone, with why.
   returned: always

@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List
 
 CACHE = os.environ.get("HERD_GUEST_CACHE", "/var/cache/herd-test/guest")
 BUSYBOX = "/bin/busybox"  # from busybox-static: statically linked
@@ -80,7 +79,7 @@ done
 """
 
 
-def run(cmd: List[str], **kwargs) -> str:
+def run(cmd: list[str], **kwargs) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kwargs).stdout
 
 
@@ -101,15 +100,15 @@ def kernel_package() -> str:
     return found[-1]
 
 
-def module_order(moddir: str) -> List[str]:
+def module_order(moddir: str) -> list[str]:
     """Wanted modules and their dependencies, dependencies first (from modules.dep)."""
-    deps: Dict[str, List[str]] = {}
+    deps: dict[str, list[str]] = {}
     with open(os.path.join(moddir, "modules.dep"), encoding="utf-8") as handle:
         for line in handle:
             mod, _sep, rest = line.partition(":")
             deps[mod.strip()] = rest.split()
     by_name = {re.sub(r"\.ko(\.xz|\.zst|\.gz)?$", "", os.path.basename(p)).replace("-", "_"): p for p in deps}
-    order: List[str] = []
+    order: list[str] = []
 
     def visit(path: str) -> None:
         if path in order:
@@ -141,7 +140,7 @@ def decompress(src: str, dst: str) -> None:
         handle.write(data)
 
 
-def run_bytes(cmd: List[str]) -> bytes:
+def run_bytes(cmd: list[str]) -> bytes:
     return subprocess.run(cmd, check=True, capture_output=True).stdout
 
 
@@ -229,7 +228,10 @@ def main() -> int:
         script_hash = hashlib.sha256(handle.read()).hexdigest()[:16]
     stamp_path = os.path.join(CACHE, "stamp")
     kernel, initrd = os.path.join(CACHE, "vmlinuz"), os.path.join(CACHE, "initrd.img")
-    current = open(stamp_path, encoding="ascii").read().strip() if os.path.exists(stamp_path) else ""
+    current = ""
+    if os.path.exists(stamp_path):
+        with open(stamp_path, encoding="ascii") as handle:
+            current = handle.read().strip()
     # Reuse the cache without asking apt when this script did not change; a new
     # kernel package only matters when the cache is rebuilt.
     if not (current.endswith(":" + script_hash) and os.path.exists(kernel) and os.path.exists(initrd)):

@@ -121,9 +121,8 @@ def start_module(inventory: Path, host: str, name: str, args: dict[str, Any]) ->
     """Start a module run in the background (for concurrency tests); returns (process, playbook path)."""
     play = [{"hosts": host, "gather_facts": False,
              "tasks": [{"name": "module under test", f"herd.cluster.{name}": args, "ignore_errors": True}]}]
-    handle = tempfile.NamedTemporaryFile("w", suffix=".yml", dir=REPO / ".build", delete=False)
-    json.dump(play, handle)
-    handle.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=REPO / ".build", delete=False) as handle:
+        json.dump(play, handle)
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), handle.name]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
                             cwd=REPO), handle.name

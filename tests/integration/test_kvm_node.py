@@ -150,7 +150,7 @@ class SerialLog:
         while not self._stop.is_set():
             try:
                 chunk = sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 break

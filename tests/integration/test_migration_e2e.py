@@ -225,6 +225,6 @@ def test_rebalance_moves_real_guests_off_a_crowded_node_to_the_predicted_score(i
         assert node == moved.get(name, "node2")
         assert qemu_cmdline(vcluster, node, name)
         # a restarted guest would count from 1 again
-        wait_for(lambda: (counter(vcluster, node, disk) or 0) > counted[name] + 1,
+        wait_for(lambda: (counter(vcluster, node, disk) or 0) > counted[name] + 1,  # noqa: B023 - waited for here
                  what=f"{name} to keep counting on {node}")
     assert len({instances[n]["primary_node"] for n in disks}) > 1

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -180,7 +181,7 @@ def test_item7_target_refuses_a_client_certificate_of_another_ca(env):
     status = wait_migration(intruder, "tls6")
     time.sleep(0.5)
     target = b.ok("instance_status", name="tls6")
-    log = open(os.path.join(b.run_dir, "kvm", "tls6.log")).read()
+    log = Path(os.path.join(b.run_dir, "kvm", "tls6.log")).read_text()
     b.ok("migration_abort", name="tls6", role="target")
     intruder.ok("migration_abort", name="tls6", role="source")
     intruder.ok("instance_stop", name="tls6", force=True)
@@ -193,7 +194,7 @@ def test_item7_target_authz_refuses_a_cluster_certificate_of_a_node_not_in_the_c
     stranger.ok("instance_start", spec=spec("tls3"))
     _accepted, _started, status = migrate(stranger, b, "tls3")
     target = b.ok("instance_status", name="tls3")
-    log = open(os.path.join(b.run_dir, "kvm", "tls3.log")).read()
+    log = Path(os.path.join(b.run_dir, "kvm", "tls3.log")).read_text()
     b.ok("migration_abort", name="tls3", role="target")
     stranger.ok("migration_abort", name="tls3", role="source")
     stranger.ok("instance_stop", name="tls3", force=True)
@@ -296,6 +297,6 @@ def _wait_dirtied(path, timeout=240):
         while b"herd-counter" not in buf and time.monotonic() < deadline:
             try:
                 buf += sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
     assert b"herd-counter" in buf, buf[-300:]

@@ -4,7 +4,8 @@ the way lvm2 2.03 does (JSON reports, sizes in MiB with two decimals)."""
 
 import json
 import math
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from plugins.module_utils.herd.storage.base import CommandResult, StorageError, command_error
 
@@ -13,16 +14,16 @@ class RecordingRunner:
     """Records every command; ``handlers`` answer by program name; anything else succeeds silently."""
 
     def __init__(self) -> None:
-        self.calls: List[List[str]] = []
-        self.envs: List[Dict[str, str]] = []
-        self.handlers: Dict[str, Callable[[List[str]], CommandResult]] = {}
-        self.secrets: List[str] = []
+        self.calls: list[list[str]] = []
+        self.envs: list[dict[str, str]] = []
+        self.handlers: dict[str, Callable[[list[str]], CommandResult]] = {}
+        self.secrets: list[str] = []
 
     def register_secret(self, secret: str) -> None:
         self.secrets.append(secret)
 
     def run(self, argv: Sequence[str], check: bool = True, timeout: float = 600,
-            input_text: Optional[str] = None, env: Optional[Dict[str, str]] = None) -> CommandResult:
+            input_text: str | None = None, env: dict[str, str] | None = None) -> CommandResult:
         argv = list(argv)
         self.calls.append(argv)
         self.envs.append(dict(env or {}))
@@ -32,10 +33,10 @@ class RecordingRunner:
             raise command_error(result)
         return result
 
-    def programs(self) -> List[str]:
+    def programs(self) -> list[str]:
         return [c[0].rsplit("/", 1)[-1] for c in self.calls]
 
-    def without_queries(self) -> List[List[str]]:
+    def without_queries(self) -> list[list[str]]:
         """The commands that change something (not lvs/vgs)."""
         return [c for c in self.calls if c[0] not in ("lvs", "vgs")]
 
@@ -43,10 +44,10 @@ class RecordingRunner:
 class FakeVolumeGroups:
     """In-memory VGs behind lvs/vgs/lvcreate/lvextend/lvremove."""
 
-    def __init__(self, runner: RecordingRunner, vgs: Dict[str, int], extent: int = 4):
+    def __init__(self, runner: RecordingRunner, vgs: dict[str, int], extent: int = 4):
         self.vgs = dict(vgs)  # name -> size MiB
         self.extent = extent
-        self.lvs: Dict[tuple, Dict[str, Any]] = {}
+        self.lvs: dict[tuple, dict[str, Any]] = {}
         for prog in ("lvs", "vgs", "lvcreate", "lvextend", "lvremove"):
             runner.handlers[prog] = getattr(self, "_" + prog)
 
@@ -57,15 +58,15 @@ class FakeVolumeGroups:
         return math.ceil(size / self.extent) * self.extent
 
     @staticmethod
-    def _size_arg(argv: List[str]) -> int:
+    def _size_arg(argv: list[str]) -> int:
         value = argv[argv.index("-L") + 1]
         assert value.endswith("m"), value
         return int(value[:-1])
 
-    def _missing_vg(self, argv: List[str], vg: str) -> CommandResult:
+    def _missing_vg(self, argv: list[str], vg: str) -> CommandResult:
         return CommandResult(argv, 5, "", f'  Volume group "{vg}" not found\n  Cannot process volume group {vg}\n')
 
-    def _lvs(self, argv: List[str]) -> CommandResult:
+    def _lvs(self, argv: list[str]) -> CommandResult:
         vg = None if argv[-1].startswith("vg_name,") else argv[-1]  # "lvs ... -o FIELDS [VG]"
         if vg is not None and vg not in self.vgs:
             return self._missing_vg(argv, vg)
@@ -73,7 +74,7 @@ class FakeVolumeGroups:
                  "lv_attr": "-wi-a-----"} for (g, n), v in sorted(self.lvs.items()) if vg in (None, g)]
         return CommandResult(argv, 0, json.dumps({"report": [{"lv": rows}]}), "")
 
-    def _vgs(self, argv: List[str]) -> CommandResult:
+    def _vgs(self, argv: list[str]) -> CommandResult:
         vg = argv[-1]
         if vg not in self.vgs:
             return self._missing_vg(argv, vg)
@@ -81,7 +82,7 @@ class FakeVolumeGroups:
                "vg_extent_size": f"{self.extent:.2f}"}
         return CommandResult(argv, 0, json.dumps({"report": [{"vg": [row]}]}), "")
 
-    def _lvcreate(self, argv: List[str]) -> CommandResult:
+    def _lvcreate(self, argv: list[str]) -> CommandResult:
         vg, name, size = argv[-1], argv[argv.index("-n") + 1], self._round(self._size_arg(argv))
         if (vg, name) in self.lvs:
             return CommandResult(argv, 5, "", f'  Logical Volume "{name}" already exists in volume group "{vg}"\n')
@@ -91,13 +92,13 @@ class FakeVolumeGroups:
         self.lvs[(vg, name)] = {"size": size, "tags": tags}
         return CommandResult(argv, 0, f'  Logical volume "{name}" created.\n', "")
 
-    def _lvextend(self, argv: List[str]) -> CommandResult:
+    def _lvextend(self, argv: list[str]) -> CommandResult:
         vg, name = argv[-1].split("/")
         size = self._round(self._size_arg(argv))
         self.lvs[(vg, name)]["size"] = size
         return CommandResult(argv, 0, "", "")
 
-    def _lvremove(self, argv: List[str]) -> CommandResult:
+    def _lvremove(self, argv: list[str]) -> CommandResult:
         vg, name = argv[-1].split("/")
         if (vg, name) not in self.lvs:
             raise StorageError("lvremove of a missing LV: the code should have checked")

@@ -4,7 +4,6 @@ resolution, and minors that belong to another resource (issue 11 item 1).
 /proc/drbd is a file the test rewrites the way the kernel would after each drbdadm call."""
 
 from pathlib import Path
-from typing import List
 
 import pytest
 
@@ -44,7 +43,7 @@ class Node:
 
     def after(self, command: str, proc: str) -> None:
         """When drbdadm runs ``command``, the kernel's state becomes ``proc``."""
-        def handle(argv: List[str]) -> CommandResult:
+        def handle(argv: list[str]) -> CommandResult:
             if command in argv:
                 self.proc.write_text(PROC_HEAD + proc)
             return CommandResult(argv, 0, "", "")
@@ -58,7 +57,7 @@ class Node:
                      "nodes": {"node1": {"address": "203.0.113.1", "minor": 0},
                                "node2": {"address": "203.0.113.2", "minor": 3}}}})
 
-    def drbdadm_calls(self) -> List[List[str]]:
+    def drbdadm_calls(self) -> list[list[str]]:
         return [c[3:] for c in self.runner.calls if c[0] == DRBDADM84]
 
 
@@ -109,7 +108,7 @@ def test_set_mode_reconnect_on_the_second_side_fails_when_the_connection_does_no
 def test_the_chosen_victim_demotes_and_discards_only_on_request(tmp_path: Path) -> None:
     node = Node(tmp_path, proc_line(0, cs="StandAlone", ro="Primary/Unknown", ds="UpToDate/DUnknown"))
 
-    def kernel(argv: List[str]) -> CommandResult:
+    def kernel(argv: list[str]) -> CommandResult:
         if "secondary" in argv:
             node.proc.write_text(PROC_HEAD + proc_line(0, cs="StandAlone", ro="Secondary/Unknown",
                                                        ds="UpToDate/DUnknown"))

@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 import jinja2
 import pytest
@@ -31,11 +31,11 @@ def role_tasks() -> Any:
     return yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())
 
 
-def role_defaults() -> Dict[str, Any]:
+def role_defaults() -> dict[str, Any]:
     return yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
 
 
-def role_tuning() -> Dict[str, Any]:
+def role_tuning() -> dict[str, Any]:
     """drbd_tuning as the role records it in node.json, rendered from its defaults."""
     task = next(t for t in role_tasks() if t.get("herd.cluster.node_settings"))
     text = task["herd.cluster.node_settings"]["settings"]
@@ -48,7 +48,7 @@ def role_tuning() -> Dict[str, Any]:
     return yaml.safe_load(env.from_string("{{ (" + body + ") | tojson }}").render(**role_defaults()))
 
 
-def drbd_args() -> Dict[str, Any]:
+def drbd_args() -> dict[str, Any]:
     return {"template": "drbd", "instance": "web1.example.org", "index": 0,
             "disk": {"uuid": DISK, "size": 1024, "vg": "gnt"}, "node": "node1", "storage": {"vg": "gnt"},
             "drbd": {"local": "node1", "primary": "node1", "port": 11000, "secret": SECRET,

@@ -6,6 +6,7 @@ requests go through the agent's JSON protocol (agent.main.handle).
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -256,7 +257,7 @@ def test_item14_the_uefi_vars_file_is_private_from_its_creation(tmp_path):
         assert base.ensure_uefi_vars(path, str(template)) is True
     finally:
         os.umask(old)
-    assert (os.stat(path).st_mode & 0o777, open(path, "rb").read()) == (0o600, b"\x01" * 4096)
+    assert (os.stat(path).st_mode & 0o777, Path(path).read_bytes()) == (0o600, b"\x01" * 4096)
     os.chmod(path, 0o644)  # a file from before: kept, made private
     assert base.ensure_uefi_vars(path, str(template)) is False and os.stat(path).st_mode & 0o777 == 0o600
 
@@ -270,7 +271,7 @@ def test_item14_uefi_vars_are_carried_between_nodes_and_never_under_a_running_qe
     got = nodes[0].ok("uefi_vars_get", name="web1", uuid=data["uuid"])
     put = nodes[1].ok("uefi_vars_put", name="web1", uuid=data["uuid"], data=got["data"], sha256=got["sha256"])
     target = os.path.join(nodes[1].state_dir, "uefi", f"{data['uuid']}.OVMF_VARS.fd")
-    assert (put["changed"], open(target, "rb").read(), os.stat(target).st_mode & 0o777) == \
+    assert (put["changed"], Path(target).read_bytes(), os.stat(target).st_mode & 0o777) == \
         (True, b"boot-entries" * 100, 0o600)
     nodes[1].ok("instance_start", spec=data)
     answer = nodes[1].call("uefi_vars_put", name="web1", uuid=data["uuid"], data=got["data"], sha256=got["sha256"])

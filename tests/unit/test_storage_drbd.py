@@ -13,10 +13,8 @@ import pytest
 
 from plugins.module_utils.herd.errors import ValidationError
 from plugins.module_utils.herd.storage.base import CommandResult, DiskRequest, NodeSettings, StorageError
-from plugins.module_utils.herd.storage.drbd import (META_SIZE_MIB, Commands, Drbd, DrbdDisk, create_sequence,
-                                                    migration_sequence, parse_proc_drbd, remove_sequence,
-                                                    render_config)
-from plugins.module_utils.herd.storage.lvm import LVM
+from plugins.module_utils.herd.config import DRBD_META_SIZE_MIB
+from plugins.module_utils.herd.storage.drbd import Commands, Drbd, DrbdDisk, parse_proc_drbd, render_config
 
 from .storage_fakes import FakeVolumeGroups, RecordingRunner
 
@@ -191,29 +189,32 @@ def test_dual_primary_config_connects_with_allow_two_primaries(tmp_path):
 
 @needs_drbdadm84
 def test_migration_steps_are_net_options_and_role_changes(tmp_path):
-    d = disk()
-    conf = write(tmp_path, render_config(d, dual_primary=True))
-    seq = migration_sequence(d, DRBDADM84, conf)
-    printed = [adm_dry(conf, "node1", *argv[3:]).stdout.split() for argv in seq["dual"] + seq["single_demote"]]
-    assert printed[0][1:2] == ["net-options"] and "--allow-two-primaries=yes" in printed[0]
-    assert printed[1][1:] == ["primary", "0"]
-    assert printed[2][1:] == ["secondary", "0"]
-    assert "--allow-two-primaries=no" in printed[3]
+    """What set_mode runs for a live migration (dual: allow two primaries, promote; back to single:
+    demote, forbid two primaries), as the real drbdadm-84 prints it."""
+    node = Node(tmp_path, proc=proc_line(0)).with_lvs()
+    node.drbd.set_mode(node.req(), "primary", dual_primary=True)
+    node.proc.write_text(PROC_HEAD + proc_line(0, ro="Primary/Secondary"))
+    node.drbd.set_mode(node.req(), "secondary", dual_primary=False)
+    conf = str(node.confdir / f"{RESOURCE}.res")
+    printed = [adm_dry(conf, "node1", *argv).stdout.split() for argv in node.drbdadm_calls()]
+    assert [p[1] for p in printed] == ["net-options", "primary", "secondary", "net-options"]
+    assert "--allow-two-primaries=yes" in printed[0] and "--allow-two-primaries=no" in printed[3]
+    assert printed[1][1:] == ["primary", "0"] and printed[2][1:] == ["secondary", "0"]
 
 
 @needs_drbdadm84
 def test_a_standalone_create_attaches_the_new_secondary_without_network(tmp_path):
     """replace-disks (Ganeti's _ExecDrbd8Secondary): the new secondary's device comes up with no
-    network and is never promoted; it is connected once the config names it."""
+    network and is never promoted; it is connected once the config names it. The executor's
+    drbdadm calls, as the real drbdadm-84 prints them."""
+    node = Node(tmp_path, local="node2", proc="")
+    conf = node.drbd.create(node.req(), standalone=True)["config"]
     d = disk(local="node2")
-    conf = write(tmp_path, render_config(d))
-    steps = create_sequence(d, DRBDADM84, conf, LVM(RecordingRunner(), NodeSettings()), standalone=True)
     lines = []
-    for kind, argv in steps:
-        if kind == "drbd":
-            out = adm_dry(conf, "node2", *argv[3:])
-            assert out.returncode == 0, out.stderr
-            lines += [line.split() for line in out.stdout.splitlines() if line.strip()]
+    for argv in node.drbdadm_calls():
+        out = adm_dry(conf, "node2", *argv)
+        assert out.returncode == 0, out.stderr
+        lines += [line.split() for line in out.stdout.splitlines() if line.strip()]
     assert [w[1] if "drbdsetup" in w[0] else w[5] for w in lines] == [
         "create-md", "new-resource", "new-minor", "apply-al", "attach"]
     assert lines[2][1:] == ["new-minor", RESOURCE, "3", "0"]
@@ -234,31 +235,11 @@ def test_replace_disks_disconnects_from_the_old_peer_and_connects_to_the_new_one
     assert out[1:5] == ["connect", RESOURCE, "ipv4:203.0.113.3:11000", "ipv4:203.0.113.1:11000"]
 
 
-def test_create_sequence_is_lvs_wipe_config_create_md_up_then_forced_primary():
-    lvm = LVM(RecordingRunner(), NodeSettings(lvm_driverloaded=True))
-    d = disk()
-    steps = create_sequence(d, "drbdadm", "/etc/herd/drbd/x.res", lvm)
-    kinds = [k for k, _argv in steps]
-    assert kinds == ["lv", "lv", "wipe", "config", "drbd", "drbd", "drbd"]
-    assert steps[0][1][steps[0][1].index("-L") + 1] == "1024m"
-    assert steps[1][1][steps[1][1].index("-L") + 1] == f"{META_SIZE_MIB}m"
-    assert steps[2][1][:3] == ["dd", "if=/dev/zero", f"of={d.meta_path}"]
-    assert [s[1][3] for s in steps[4:]] == ["create-md", "up", "primary"]
-    assert steps[-1][1][-2:] == ["--force", RESOURCE]
-
-
-def test_the_secondary_is_never_forced_primary():
-    lvm = LVM(RecordingRunner(), NodeSettings())
-    steps = create_sequence(disk(local="node2"), "drbdadm", "/x.res", lvm)
-    assert all("primary" not in argv for _kind, argv in steps)
-
-
-def test_remove_is_down_then_both_lvs():
-    lvm = LVM(RecordingRunner(), NodeSettings())
-    d = disk()
-    seq = remove_sequence(d, "drbdadm", "/x.res", lvm)
-    assert seq[0][3] == "down"
-    assert seq[1][-1] == f"gnt/{DISK}.disk0_data" and seq[2][-1] == f"gnt/{DISK}.disk0_meta"
+def test_create_makes_the_data_lv_and_a_meta_lv_of_drbd_meta_size(tmp_path):
+    node = Node(tmp_path, proc="")
+    node.drbd.create(node.req())
+    lvcreate = [c for c in node.runner.calls if c[0] == "lvcreate"]
+    assert [c[c.index("-L") + 1] for c in lvcreate] == ["1024m", f"{DRBD_META_SIZE_MIB}m"]
 
 
 # ------------------------------------------------------------------ validation

@@ -328,7 +328,7 @@ def config_rank(data: Any) -> Tuple[int, int]:
     """(master epoch, serial) of a config dict: the larger is the newer config."""
     if not isinstance(data, dict):
         return (-1, -1)
-    cluster = data.get("cluster") if isinstance(data.get("cluster"), dict) else {}
+    cluster = data["cluster"] if isinstance(data.get("cluster"), dict) else {}
     epoch, serial = cluster.get("master_epoch", 0), data.get("serial_no", -1)
     return (epoch if isinstance(epoch, int) else -1, serial if isinstance(serial, int) else -1)
 
@@ -356,7 +356,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
     if unknown:
         raise ConfigError(f"{where}: unknown keys {unknown}")
     required = [f.name for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     missing = [name for name in required if name not in data]
     if missing:
         raise ConfigError(f"{where}: missing keys {missing}")

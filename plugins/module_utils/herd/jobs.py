@@ -6,19 +6,21 @@ Each lock file holds a line naming the job that holds it, so a waiter that
 gives up can say who is in the way.
 
 The journal keeps one JSON file per job under ``<state>/jobs/``: the opcode,
-its parameters (secrets removed), each step with timestamps and message, the
-status (queued, running, success, error) and the result. A job whose status
-is ``running`` but whose process is gone was interrupted; ``interrupted()``
-finds those for the next operation and for ``cluster_verify``.
+its parameters (secrets removed), each step with timestamps, message and every
+progress line, the status (queued, running, success, error) and the result.
+A finished job moves to ``<state>/jobs/archive/``. A job whose status is
+``running`` but whose process is gone was interrupted; ``interrupted()`` finds
+those for the next operation and for ``cluster_verify``.
 """
 
 import errno
 import fcntl
+import heapq
 import json
 import os
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from .config import read_json, write_json_atomic, write_text_atomic
 from .errors import ConfigError, HerdError, LockError
@@ -134,11 +136,11 @@ class Job:
     def __init__(self, journal: "Journal", data: Dict[str, Any]):
         self.journal = journal
         self.data = data
-        self._undo: List[Any] = []
+        self._undo: List[Tuple[str, Callable[[], Any]]] = []
 
     @property
     def id(self) -> int:
-        return self.data["id"]
+        return int(self.data["id"])
 
     @property
     def label(self) -> str:
@@ -147,19 +149,24 @@ class Job:
     def _save(self) -> None:
         self.journal.write(self.data)
 
+    def _trace(self, line: str) -> None:
+        self.journal.trace(self.id, line)
+
     def start(self) -> None:
         self.data["status"] = "running"
         self.data["start_ts"] = time.time()
         self._save()
+        self._trace(f"{self.data['opcode']} started (pid {self.data.get('pid')})")
 
     @contextmanager
     def step(self, name: str, **details: Any) -> Iterator[Dict[str, Any]]:
         """Record a step before it runs and its outcome after."""
         entry = {"name": name, "status": "running", "start_ts": time.time(), "end_ts": None,
-                 "message": "", "details": redact(details)}
+                 "message": "", "progress": [], "details": redact(details)}
         self.data["steps"].append(entry)
         self.data["last_message"] = name
         self._save()
+        self._trace(f"step {name}")
         try:
             yield entry
         except BaseException as exc:
@@ -167,10 +174,12 @@ class Job:
             entry["message"] = str(exc) or type(exc).__name__
             entry["end_ts"] = time.time()
             self._save()
+            self._trace(f"step {name} failed: {entry['message']}")
             raise
         entry["status"] = "success"
         entry["end_ts"] = time.time()
         self._save()
+        self._trace(f"step {name} done ({entry['end_ts'] - entry['start_ts']:.1f} s)")
 
     def record_created(self, resource: Dict[str, Any]) -> None:
         """Record a resource this job is about to create (before it exists, so that a job killed
@@ -179,11 +188,15 @@ class Job:
         self._save()
 
     def log(self, message: str) -> None:
-        """A progress line for the current step (e.g. migration transferred/total)."""
+        """A progress line for the current step (e.g. migration transferred/total). Every line is
+        kept, with its time, in the step's ``progress``; ``message`` holds the latest."""
         if self.data["steps"]:
-            self.data["steps"][-1]["message"] = message
+            step = self.data["steps"][-1]
+            step["message"] = message
+            step.setdefault("progress", []).append({"ts": time.time(), "message": message})
         self.data["last_message"] = message
         self._save()
+        self._trace(message)
 
     def on_undo(self, description: str, func: Callable[[], Any]) -> None:
         """Register a rollback action, run in reverse order if the job fails."""
@@ -210,19 +223,48 @@ class Job:
         self.data["status"] = "success"
         self.data["end_ts"] = time.time()
         self.data["result"] = redact(result)
+        self._trace("success")
         self._save()
 
     def fail(self, message: str) -> None:
         self.data["status"] = "error"
         self.data["end_ts"] = time.time()
         self.data["last_message"] = message
+        self._trace(f"error: {message}")
         self._save()
 
 
+# Finished jobs move to archive/<bucket>/ with this many ids per bucket directory, so that neither the
+# directory of unfinished jobs nor any one archive directory grows with the history.
+ARCHIVE_BUCKET = 1000
+FINISHED = ("success", "error")
+
+# Opcodes whose latest job per instance name is indexed (Journal.latest): an operation that resumes
+# its own unfinished work finds it without reading the archive.
+_LATEST_BY_NAME: Set[str] = set()
+
+
+def index_latest_by_name(opcode: str) -> None:
+    """Have the journal remember the latest ``opcode`` job of each ``params['name']``."""
+    _LATEST_BY_NAME.add(opcode)
+
+
 class Journal:
+    """The job files: ``jobs/<id>.json`` while a job is queued or running (or was interrupted),
+    ``jobs/archive/<id // 1000>/<id>.json`` once it ended; beside each, ``<id>.log``: one
+    line per step and progress message, as they happen (``tail -f`` follows a job).
+
+    Operations only ever read the unfinished jobs (``interrupted``), a job by id (``get``) and
+    the indexed latest job (``latest``): their cost does not grow with the number of past jobs.
+    Only ``list`` (job_info) walks the archive, newest first, stopping at its limit."""
+
     def __init__(self, state_dir: str):
         self.dir = os.path.join(state_dir, "jobs")
+        self.archive_dir = os.path.join(self.dir, "archive")
+        self.latest_dir = os.path.join(self.dir, "latest")
         self.counter = os.path.join(state_dir, "jobs", "next_id")
+        # ids of the jobs this process opened, for its result and errors
+        self.opened: List[int] = []
 
     def _next_id(self) -> int:
         """The next job id, never one used before: the larger of the counter and the highest
@@ -244,12 +286,12 @@ class Journal:
             os.close(fd)
 
     def _highest_id(self) -> int:
-        highest = 0
-        for name in os.listdir(self.dir):
-            stem = name[:-len(".json")] if name.endswith(".json") else ""
-            if stem.isdigit():
-                highest = max(highest, int(stem))
-        return highest
+        """The highest id among the unfinished jobs and the newest archive bucket."""
+        ids = _ids_in(self.dir)
+        buckets = _buckets(self.archive_dir)
+        if buckets:
+            ids += _ids_in(os.path.join(self.archive_dir, buckets[-1]))
+        return max(ids, default=0)
 
     def open(self, opcode: str, params: Dict[str, Any]) -> Job:
         data = {
@@ -260,31 +302,105 @@ class Journal:
         }
         job = Job(self, data)
         job._save()
+        self.opened.append(job.id)
+        if opcode in _LATEST_BY_NAME and isinstance(params.get("name"), str):
+            self._index(opcode, params["name"], job.id)
         return job
 
+    def _index(self, opcode: str, name: str, job_id: int) -> None:
+        write_text_atomic(os.path.join(self.latest_dir, f"{opcode}.{file_stem(name, 120)}"), f"{job_id}\n")
+
+    def _index_if_newer(self, job: Dict[str, Any]) -> None:
+        """Index a job written before the index existed (a journal from an older herd)."""
+        name = (job.get("params") or {}).get("name")
+        if job.get("opcode") in _LATEST_BY_NAME and isinstance(name, str) \
+                and (self.latest(job["opcode"], name) or {}).get("id", 0) < job["id"]:
+            self._index(job["opcode"], name, job["id"])
+
+    def latest(self, opcode: str, name: str) -> Optional[Dict[str, Any]]:
+        """The newest ``opcode`` job on ``name`` (for opcodes registered with ``index_latest_by_name``)."""
+        try:
+            with open(os.path.join(self.latest_dir, f"{opcode}.{file_stem(name, 120)}"), encoding="ascii") as handle:
+                raw = handle.read().strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if not raw.isdigit():
+            return None
+        try:
+            return self.get(int(raw))
+        except HerdError:
+            return None
+
     def path(self, job_id: int) -> str:
+        """Where an unfinished job is."""
         return os.path.join(self.dir, f"{int(job_id):08d}.json")
 
+    def archive_path(self, job_id: int) -> str:
+        """Where a finished job is."""
+        return os.path.join(self.archive_dir, f"{int(job_id) // ARCHIVE_BUCKET:05d}", f"{int(job_id):08d}.json")
+
+    def log_path(self, job_id: int) -> str:
+        """The job's line-per-event log: beside its JSON file, wherever that is now."""
+        active = self.path(job_id)
+        if os.path.exists(active) or not os.path.exists(self.archive_path(job_id)):
+            return active[:-len(".json")] + ".log"
+        return self.archive_path(job_id)[:-len(".json")] + ".log"
+
     def write(self, data: Dict[str, Any]) -> None:
-        write_json_atomic(self.path(data["id"]), data)
+        """Save a job where its status says it belongs: a finished job is written in place, then
+        renamed into the archive (one atomic step: it is never in both places, never in neither)."""
+        job_id = int(data["id"])
+        active = self.path(job_id)
+        write_json_atomic(active, data)
+        archived = self.archive_path(job_id)
+        if data.get("status") in FINISHED:
+            os.makedirs(os.path.dirname(archived), mode=0o700, exist_ok=True)
+            log = active[:-len(".json")] + ".log"
+            if os.path.exists(log):
+                os.rename(log, archived[:-len(".json")] + ".log")
+            os.rename(active, archived)
+        elif os.path.exists(archived):  # a finished job re-opened (recovery, tests): one copy only
+            os.unlink(archived)
+
+    def trace(self, job_id: int, line: str) -> None:
+        """Append one timestamped line to the job's log (0600; not fsynced: the JSON is the record)."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+        fd = os.open(self.log_path(job_id), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, f"{stamp} {line}\n".encode("utf-8", "replace"))
+        finally:
+            os.close(fd)
 
     def get(self, job_id: int) -> Dict[str, Any]:
-        path = self.path(job_id)
-        if not os.path.exists(path):
-            raise HerdError(f"job {job_id} does not exist")
-        return read_json(path, f"job {job_id}")
+        for path in (self.path(job_id), self.archive_path(job_id)):
+            try:
+                return read_json(path, f"job {job_id}")
+            except ConfigError:
+                if os.path.exists(path):
+                    raise
+        raise HerdError(f"job {job_id} does not exist")
+
+    def _newest_first(self, archive: bool = True) -> Iterator[Tuple[int, str]]:
+        """(id, path) of every job, newest first; the archive is read one bucket at a time, as needed."""
+        active = sorted(((i, self.path(i)) for i in _ids_in(self.dir)), reverse=True)
+        archived: Iterator[Tuple[int, str]] = iter(())
+        if archive:
+            archived = (
+                (i, os.path.join(self.archive_dir, bucket, f"{i:08d}.json"))
+                for bucket in reversed(_buckets(self.archive_dir))
+                for i in sorted(_ids_in(os.path.join(self.archive_dir, bucket)), reverse=True))
+        return heapq.merge(active, archived, key=lambda item: item[0], reverse=True)
 
     def list(self, status: Optional[str] = None, opcode: Optional[str] = None,
              limit: Optional[int] = None) -> List[Dict[str, Any]]:
-        if not os.path.isdir(self.dir):
-            return []
-        names = sorted(n for n in os.listdir(self.dir) if n.endswith(".json"))
+        """Jobs, oldest first: the newest ``limit`` of those matching. Only job_info reads the
+        archive (unfinished statuses never do)."""
         jobs = []
-        for name in reversed(names):
+        for _job_id, path in self._newest_first(archive=status not in ("queued", "running")):
             try:
-                job = read_json(os.path.join(self.dir, name), "job")
+                job = read_json(path, "job")
             except ConfigError:
-                continue
+                continue  # moved to the archive since the listing, or unreadable
             if status and job.get("status") != status:
                 continue
             if opcode and job.get("opcode") != opcode:
@@ -295,19 +411,49 @@ class Journal:
         return list(reversed(jobs))
 
     def interrupted(self) -> List[Dict[str, Any]]:
-        """Jobs still marked running whose process no longer exists."""
+        """Jobs still marked running whose process no longer exists. Reads only the unfinished
+        jobs; a finished one found there (a crash between writing and archiving it) is archived."""
         found = []
-        for job in self.list():
-            if job.get("status") in ("running", "queued") and not _alive(job.get("pid")):
+        for job in self._unfinished():
+            if job.get("status") in FINISHED:
+                self.write(job)
+                self._index_if_newer(job)
+            elif not _alive(job.get("pid")):
                 found.append(job)
         return found
+
+    def _unfinished(self) -> List[Dict[str, Any]]:
+        jobs = []
+        for job_id in sorted(_ids_in(self.dir)):
+            try:
+                jobs.append(read_json(self.path(job_id), "job"))
+            except ConfigError:
+                continue
+        return jobs
 
     def mark_recovered(self, job_id: int, message: str) -> None:
         data = self.get(job_id)
         data["status"] = "error"
         data["last_message"] = f"interrupted; {message}"
         data["end_ts"] = time.time()
+        self.trace(job_id, f"closed: {data['last_message']}")
         self.write(data)
+        self._index_if_newer(data)
+
+
+def _ids_in(directory: str) -> List[int]:
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return [int(name[:-5]) for name in names if name.endswith(".json") and name[:-5].isdigit()]
+
+
+def _buckets(directory: str) -> List[str]:
+    try:
+        return sorted(name for name in os.listdir(directory) if name.isdigit())
+    except FileNotFoundError:
+        return []
 
 
 def _alive(pid: Any) -> bool:

@@ -49,6 +49,11 @@ def check_ifname(value: object, kind: str = "interface") -> str:
     return _check(kind, value, _IFNAME, "expected at most 15 of letters, digits and '_.-'")
 
 
+def valid_ifname(value: object) -> bool:
+    """Whether ``value`` is a Linux interface name (for callers that gather every problem first)."""
+    return isinstance(value, str) and bool(_IFNAME.fullmatch(value))
+
+
 def check_bridge(value: object) -> str:
     return check_ifname(value, "bridge")
 

@@ -76,7 +76,7 @@ def known_host_keys(known_hosts: str, names: Sequence[str], port: int = 22) -> D
     for name in names:
         entry = keys.lookup(name if port == 22 else f"[{name}]:{port}")
         if entry:
-            return {keytype: entry[keytype].get_base64() for keytype in entry.keys()}
+            return {keytype: entry[keytype].get_base64() for keytype in entry}
     return {}
 
 
@@ -211,19 +211,21 @@ class LocalAgentSession(AgentSession):
         super().__init__(node)
         self.proc = subprocess.Popen([agent_path, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
+        assert self.proc.stdin and self.proc.stdout and self.proc.stderr  # all three are pipes
+        self.stdin, self.stdout, self.stderr = self.proc.stdin, self.proc.stdout, self.proc.stderr
         self.selector = selectors.DefaultSelector()
-        self.selector.register(self.proc.stdout, selectors.EVENT_READ, self._out)
-        self.selector.register(self.proc.stderr, selectors.EVENT_READ, self._err)
+        self.selector.register(self.stdout, selectors.EVENT_READ, self._out)
+        self.selector.register(self.stderr, selectors.EVENT_READ, self._err)
         self._eof = False
 
     def _send(self, data: bytes) -> None:
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
+        self.stdin.write(data)
+        self.stdin.flush()
 
     def _receive(self, wait: float) -> bool:
         for key, _ in self.selector.select(wait):
             chunk = os.read(key.fd, 65536)
-            if key.fileobj is self.proc.stdout:
+            if key.fileobj is self.stdout:
                 self._out += chunk
                 self._eof = not chunk
             else:
@@ -240,7 +242,7 @@ class LocalAgentSession(AgentSession):
 
     def close(self) -> None:
         self.selector.close()
-        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        for pipe in (self.stdin, self.stdout, self.stderr):
             try:
                 pipe.close()
             except OSError:

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: herd contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A stdout callback for the tests: the whole run as one JSON document.
@@ -7,10 +6,6 @@ ansible-core ships no json callback (it lives in ansible.posix), so the
 tests carry this small one: plays, their tasks with each host's result and
 the task's start/end time per host, and the final stats.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import json
 import time
@@ -31,7 +26,7 @@ class CallbackModule(CallbackBase):
     CALLBACK_NAME = 'herd_json'
 
     def __init__(self):
-        super(CallbackModule, self).__init__()
+        super().__init__()
         self.plays = []
         self.started = {}
 

@@ -88,7 +88,7 @@ class ToolRun:
     stderr: str
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run_tool(tool: str, args: tuple[str, ...]) -> ToolRun:
     """The real ``tool``'s answer to ``args`` (absolute paths); each htools run
     takes milliseconds, so one run per process is cached in memory only."""

@@ -13,7 +13,7 @@ from .htools_live import hbal_cases, params, require
 CASES = [k for k in hbal_cases() if k.rc == 0 and k.final is not None and k.data]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _run_named(name):
     return _run_case(next(k for k in CASES if k.name == name))
 

@@ -13,7 +13,7 @@ CASES = hspace_cases()
 PARAMS = params(CASES, [k.name for k in CASES], "hspace")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _report(data: str, nocap: bool):
     return capacity(load_file(data, legacy_n1=True), capacity_checks=not nocap)
 

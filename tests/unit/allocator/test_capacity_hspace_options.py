@@ -35,7 +35,7 @@ CASES = [(name, flags) for name in UNHEALTHY for flags in FLAGS] + \
     [(name, flags) for name in EXCLUSIVE for flags in ([], [NOCAP])]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ours(name: str, flags: tuple[str, ...]) -> CapacityReport:
     return capacity(load_file(f"{HTOOLS}/{name}.data", legacy_n1=True),
                     capacity_checks=NOCAP not in flags, accept_existing=ACCEPT in flags,

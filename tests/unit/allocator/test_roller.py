@@ -3,6 +3,7 @@
 import random
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -333,7 +334,7 @@ def test_property_a_group_of_several_nodes_leaves_its_shared_instances_a_target(
 
 def _text_to_config(path):
     """A Ganeti htools text file as herd's config dict (names, master, offline, instances)."""
-    sections = open(path).read().split("\n\n")
+    sections = Path(path).read_text().split("\n\n")
     groups = {}
     for line in sections[0].splitlines():
         if line.strip():

@@ -9,8 +9,9 @@ both ways), with ``/srv/herd-shared`` common to every node. The ``fake``
 hypervisor stands in for KVM (which cannot run here) for every instance.
 
 What stays simulated, and only that: the transport (reachability, host keys,
-the agent's version), the hardware facts ``node_facts`` reports (memory,
-bridges, volume group), and the DRBD kernel module (``DrbdSim``, answering the
+the agent's version, and the TCP probe of master voting), the hardware facts
+``node_facts`` reports (memory, bridges, volume group), the node's kernel
+addresses that the master IP verbs add and remove with ``ip``, and the DRBD kernel module (``DrbdSim``, answering the
 drbd template's disk verbs, since drbdsetup cannot run here). The agent reads
 what the simulated module holds where it reads the real one: each request
 first writes the node's /proc/drbd from ``DrbdSim``, and the drbd data/meta
@@ -25,17 +26,17 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any
+from collections.abc import Iterator
 
 from plugins.module_utils.herd import crypto
 from plugins.module_utils.herd import rpc as rpc_mod
-from plugins.module_utils.herd.agent import facts, main
+from plugins.module_utils.herd.agent import facts, main, masterip
 from plugins.module_utils.herd.agent import storage as agent_storage
-from plugins.module_utils.herd.config import CONFIG_NAME, SSCONF_NAME, write_json_atomic
+from plugins.module_utils.herd.config import CONFIG_NAME, DRBD_META_SIZE_MIB, SSCONF_NAME, write_json_atomic
 from plugins.module_utils.herd.errors import RpcError
 from plugins.module_utils.herd.hypervisor import base as hv_base
 from plugins.module_utils.herd.hypervisor import fake as fake_hv
-from plugins.module_utils.herd.storage.drbd import META_SIZE_MIB
 from plugins.module_utils.herd.storage.lvm import HERD_TAG, INSTANCE_TAG_PREFIX, instance_tag
 from plugins.module_utils.herd.version import VERSION
 
@@ -56,7 +57,7 @@ def fake_host_key(seed: int) -> str:
     return base64.b64encode(blob).decode()
 
 
-def _map(value: Any, pairs: List[Tuple[str, str]]) -> Any:
+def _map(value: Any, pairs: list[tuple[str, str]]) -> Any:
     """Rewrite path prefixes in a JSON value (the node's mount table, applied one way)."""
     if isinstance(value, str):
         for old, new in pairs:
@@ -96,11 +97,14 @@ class AgentNode:
                                                    "proc_drbd": self.proc_drbd}))
         self.runner = RecordingRunner()
         self.volumes = FakeVolumeGroups(self.runner, {"gnt": 20480})
-        self.calls: List[str] = []
-        self.requests: List[Tuple[str, Dict[str, Any]]] = []
-        self.fail: Dict[str, str] = {}            # verb -> error the node answers instead
-        self.answers: Dict[str, Dict[str, Any]] = {}  # verb -> what the hardware reports instead
+        self.calls: list[str] = []
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.fail: dict[str, str] = {}            # verb -> error the node answers instead
+        self.answers: dict[str, dict[str, Any]] = {}  # verb -> what the hardware reports instead
         self.drbd = DrbdSim(self)
+        self.master_ips: set = set()   # addresses `ip addr` shows on this node's master netdev
+        self.still_sees: set = set()   # unreachable nodes this one still reaches (a partition)
+        self.peers: dict[str, AgentNode] = {}  # primary IP -> node, set by AgentRpc
 
     # --------------------------------------------------------------- the node's world
     @contextlib.contextmanager
@@ -108,12 +112,15 @@ class AgentNode:
         """Run agent code as on this node (one agent process per request there)."""
         saved_env = {k: os.environ.get(k) for k in ("HERD_STATE_DIR", "HERD_RUN_DIR")}
         saved = [(facts, "NODE_SETTINGS", facts.NODE_SETTINGS), (agent_storage, "Runner", agent_storage.Runner),
-                 (hv_base, "registry", hv_base.registry)]
+                 (hv_base, "registry", hv_base.registry), (masterip, "_run", masterip._run),
+                 (masterip, "tcp_reachable", masterip.tcp_reachable)]
         os.environ["HERD_STATE_DIR"] = self.state_dir
         os.environ["HERD_RUN_DIR"] = self.run_dir
         facts.NODE_SETTINGS = self.settings
         agent_storage.Runner = lambda: self.runner  # type: ignore[assignment,misc]
         hv_base.registry = lambda: {"kvm": fake_hv.Fake, "fake": fake_hv.Fake}  # no hardware KVM here
+        masterip._run = self._ip  # type: ignore[assignment]
+        masterip.tcp_reachable = self._reaches  # type: ignore[assignment]
         try:
             yield
         finally:
@@ -125,7 +132,7 @@ class AgentNode:
             for module, attr, value in saved:
                 setattr(module, attr, value)
 
-    def handle(self, verb: str, args: Dict[str, Any]) -> Dict[str, Any]:
+    def handle(self, verb: str, args: dict[str, Any]) -> dict[str, Any]:
         """The agent's answer to one request, decoded as the master's rpc decodes it."""
         if self.agent_version != VERSION:  # an agent of another version refuses this master
             answer = {"ok": False, "version": self.agent_version, "kind": "version_mismatch",
@@ -147,7 +154,23 @@ class AgentNode:
         raw = json.dumps(_map(answer, back)).encode()
         return rpc_mod.decode_answer(self.name, verb, raw, b"", 0)
 
-    def hardware(self, args: Dict[str, Any]) -> Dict[str, Any]:
+    def _ip(self, argv: list[str], check: bool = True) -> tuple[int, str]:
+        """`ip` and `arping` as the master IP verbs use them, on this node's addresses."""
+        if argv[:2] == ["ip", "addr"] and argv[2] in ("add", "del"):
+            address = argv[3].split("/")[0]
+            (self.master_ips.add if argv[2] == "add" else self.master_ips.discard)(address)
+            return 0, ""
+        if argv[0] == "ip" and "addr" in argv and "show" in argv:
+            return 0, "".join(f"3: {argv[-1]}    inet {a}/32 scope global {argv[-1]}\n" for a in sorted(self.master_ips))
+        return 0, ""  # `ip link show dev br0` (the netdev exists), arping
+
+    def _reaches(self, address: Any, port: Any, timeout: float = 3.0) -> bool:
+        """Whether this node reaches address's SSH port: the node there is up, or a partition
+        leaves this node on its side."""
+        probed = self.peers.get(str(address))
+        return probed is not None and (probed.reachable or probed.name in self.still_sees)
+
+    def hardware(self, args: dict[str, Any]) -> dict[str, Any]:
         """node_facts values that describe this machine rather than the simulated node."""
         found = {"hostname": self.hostname, "addresses": list(self.addresses), "memory_total": self.memory_total,
                  "memory_free": self.memory_free, "cpu_count": 2, "qemu_version": "7.2.0",
@@ -160,7 +183,7 @@ class AgentNode:
         return found
 
     # --------------------------------------------------------------- what the node holds
-    def _hv_states(self) -> Dict[str, Dict[str, Any]]:
+    def _hv_states(self) -> dict[str, dict[str, Any]]:
         directory = os.path.join(self.state_dir, "fake")
         out = {}
         if os.path.isdir(directory):
@@ -169,30 +192,30 @@ class AgentNode:
                     out[entry[:-5]] = json.loads(Path(directory, entry).read_text())
         return out
 
-    def _in_state(self, status: str) -> Dict[str, Dict[str, Any]]:
+    def _in_state(self, status: str) -> dict[str, dict[str, Any]]:
         return {name: data["spec"] for name, data in self._hv_states().items() if data.get("status") == status}
 
     @property
-    def running(self) -> Dict[str, Dict[str, Any]]:
+    def running(self) -> dict[str, dict[str, Any]]:
         """{instance: runtime spec} of the guests running here."""
         return self._in_state("running")
 
     @property
-    def incoming(self) -> Dict[str, Dict[str, Any]]:
+    def incoming(self) -> dict[str, dict[str, Any]]:
         return self._in_state("incoming")
 
     @property
-    def migrated(self) -> Dict[str, Dict[str, Any]]:
+    def migrated(self) -> dict[str, dict[str, Any]]:
         return self._in_state("postmigrate")
 
     @property
     def runtime_files(self) -> set:
         return set(self._hv_states())
 
-    def hv_state(self, name: str) -> Optional[Dict[str, Any]]:
+    def hv_state(self, name: str) -> dict[str, Any] | None:
         return self._hv_states().get(name)
 
-    def put(self, name: str, spec: Dict[str, Any], status: str = "running") -> None:
+    def put(self, name: str, spec: dict[str, Any], status: str = "running") -> None:
         """Leave a guest in ``status`` here (what a crash or an interrupted migration leaves)."""
         path = os.path.join(self.state_dir, "fake", f"{name}.json")
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -205,13 +228,13 @@ class AgentNode:
             os.unlink(os.path.join(self.state_dir, "fake", f"{name}.json"))
 
     @property
-    def aborted(self) -> List[str]:
+    def aborted(self) -> list[str]:
         return [args.get("name") for verb, args in self.requests if verb == "migration_abort"]
 
     @property
-    def disks(self) -> Dict[str, int]:
+    def disks(self) -> dict[str, int]:
         """{"<instance>/<disk uuid>": MiB} of every disk this node holds or sees (shared storage too)."""
-        found: Dict[str, int] = {}
+        found: dict[str, int] = {}
         for _virtual, real in self.mounts:
             directory = Path(real, "file-storage")
             for path in sorted(directory.glob("*/*.disk*")):
@@ -228,34 +251,38 @@ class AgentNode:
         return Path(self.state_dir, name)
 
     @property
-    def config(self) -> Optional[Dict[str, Any]]:
+    def config(self) -> dict[str, Any] | None:
         path = self._file(CONFIG_NAME)
         return json.loads(path.read_text()) if path.exists() else None
 
     @config.setter
-    def config(self, data: Dict[str, Any]) -> None:
-        write_json_atomic(str(self._file(CONFIG_NAME)), data)
+    def config(self, data: dict[str, Any] | None) -> None:
+        if data is None:  # the node holds no copy (not a master candidate, or never had one)
+            self._file(CONFIG_NAME).unlink(missing_ok=True)
+        else:
+            write_json_atomic(str(self._file(CONFIG_NAME)), data)
 
     @property
-    def ssconf(self) -> Optional[Dict[str, Any]]:
+    def ssconf(self) -> dict[str, Any] | None:
         path = self._file(SSCONF_NAME)
         return json.loads(path.read_text()) if path.exists() else None
 
     @ssconf.setter
-    def ssconf(self, data: Dict[str, Any]) -> None:
+    def ssconf(self, data: dict[str, Any]) -> None:
         write_json_atomic(str(self._file(SSCONF_NAME)), data, mode=0o644)
 
 
 class AgentRpc:
     """call/call_many like rpc.Rpc, delivering each request to the addressed node's agent."""
 
-    def __init__(self, nodes: List[AgentNode], local: AgentNode):
+    def __init__(self, nodes: list[AgentNode], local: AgentNode):
         self.by_ip = {n.addresses[0]: n for n in nodes}
         self.by_name = {n.name: n for n in nodes}
         self.local = local
         for node in nodes:
             node.drbd.peers = {n.name: n.drbd for n in nodes}
-        self.log: List[Any] = []  # (node, verb, disk index or None), in call order across nodes
+            node.peers = dict(self.by_ip)
+        self.log: list[Any] = []  # (node, verb, disk index or None), in call order across nodes
 
     def node_for(self, endpoint: Any) -> AgentNode:
         node = self.by_ip.get(endpoint.address)
@@ -265,8 +292,8 @@ class AgentRpc:
             raise RpcError(endpoint.name, "connect", "host key mismatch")
         return node
 
-    def call(self, endpoint: Any, verb: str, args: Optional[Dict[str, Any]] = None,
-             timeout: Any = None) -> Dict[str, Any]:
+    def call(self, endpoint: Any, verb: str, args: dict[str, Any] | None = None,
+             timeout: Any = None) -> dict[str, Any]:
         node = self.node_for(endpoint)
         args = args or {}
         node.calls.append(verb)
@@ -277,8 +304,8 @@ class AgentRpc:
         with WORLD_LOCK:
             return node.handle(verb, args)
 
-    def call_many(self, calls: List[Any], timeout: Any = None) -> Dict[str, Any]:
-        out: Dict[str, Any] = {}
+    def call_many(self, calls: list[Any], timeout: Any = None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for endpoint, verb, args in calls:
             try:
                 out[endpoint.name] = self.call(endpoint, verb, args)
@@ -309,14 +336,14 @@ class DrbdSim:
 
     def __init__(self, node: AgentNode):
         self.node = node
-        self.state: Dict[str, Dict[str, Any]] = {}  # key -> {"minor", "peer", "cs", "role", "disk", "oos", "polls"}
-        self.modes: List[Any] = []
-        self.peers: Dict[str, "DrbdSim"] = {}       # filled by the fixture: node name -> its DrbdSim
+        self.state: dict[str, dict[str, Any]] = {}  # key -> {"minor", "peer", "cs", "role", "disk", "oos", "polls"}
+        self.modes: list[Any] = []
+        self.peers: dict[str, DrbdSim] = {}       # filled by the fixture: node name -> its DrbdSim
 
     def __contains__(self, key: str) -> bool:
         return key in self.state
 
-    def __getitem__(self, key: str) -> Dict[str, Any]:
+    def __getitem__(self, key: str) -> dict[str, Any]:
         return self.state[key]
 
     def __eq__(self, other: Any) -> bool:
@@ -325,7 +352,7 @@ class DrbdSim:
     __hash__ = None  # type: ignore[assignment]
 
     # ------------------------------------------------- the backing LVs, in the node's volume group
-    def _lvs(self, key: str) -> Dict[str, Tuple[str, str]]:
+    def _lvs(self, key: str) -> dict[str, tuple[str, str]]:
         """{"data"|"meta": (vg, lv)} of the disk ``key`` ("<instance>/<disk uuid>") present here."""
         instance, uuid = key.split("/", 1)
         tag = instance_tag(instance)
@@ -338,7 +365,7 @@ class DrbdSim:
         return found
 
     @property
-    def disks(self) -> Dict[str, int]:
+    def disks(self) -> dict[str, int]:
         """{"<instance>/<disk uuid>": MiB of the data LV} of every drbd disk whose data LV is here."""
         out = {}
         for (_vg, lv), volume in self.node.volumes.lvs.items():
@@ -353,7 +380,7 @@ class DrbdSim:
         instance, uuid = key.split("/", 1)
         tags = [HERD_TAG, instance_tag(instance)]
         group = self.node.volumes
-        for suffix, mib in (("_data", size), ("_meta", META_SIZE_MIB)):
+        for suffix, mib in (("_data", size), ("_meta", DRBD_META_SIZE_MIB)):
             group.lvs.setdefault((self.vg, f"{uuid}.disk{index}{suffix}"),
                                  {"size": group._round(mib), "tags": list(tags)})
 
@@ -385,20 +412,20 @@ class DrbdSim:
         """Blocks DRBD knows differ from the peer's (the oos counter of /proc/drbd, in KiB)."""
         self.state[key]["oos"] = kib
 
-    def handles(self, verb: str, args: Dict[str, Any]) -> bool:
+    def handles(self, verb: str, args: dict[str, Any]) -> bool:
         # drbd_status without a disk reads /proc/drbd in the agent itself
         return args.get("template") == "drbd" and (verb.startswith("drbd_") or verb in DRBD_DISK_VERBS)
 
-    def _peer(self, args: Dict[str, Any]) -> str:
+    def _peer(self, args: dict[str, Any]) -> str:
         return next(n for n in args["drbd"]["nodes"] if n != self.node.name)
 
-    def _up(self, key: str, args: Dict[str, Any], cs: str = "Connected", disk: str = "UpToDate") -> None:
+    def _up(self, key: str, args: dict[str, Any], cs: str = "Connected", disk: str = "UpToDate") -> None:
         spec = args["drbd"]
         self.state[key] = {"minor": spec["nodes"][self.node.name]["minor"], "peer": self._peer(args), "cs": cs,
                            "role": "Primary" if spec["primary"] == self.node.name and cs == "Connected"
                            else "Secondary", "disk": disk, "oos": 0, "polls": 0}
 
-    def status(self, key: str, advance: bool = True) -> Optional[Dict[str, Any]]:
+    def status(self, key: str, advance: bool = True) -> dict[str, Any] | None:
         """The resource's state as drbd_status reports it; ``advance``: a poll moves a resync on."""
         state = self.state.get(key)
         if state is None:
@@ -448,7 +475,7 @@ class DrbdSim:
                 lines.append("\tfinish: 0:00:03 speed: 1,024 (1,024) K/sec")
         return "\n".join(lines) + "\n"
 
-    def answer(self, verb: str, args: Dict[str, Any]) -> Dict[str, Any]:
+    def answer(self, verb: str, args: dict[str, Any]) -> dict[str, Any]:
         key = f"{args['instance']}/{args['disk']['uuid']}"
         uuid, index = args["disk"]["uuid"], args["index"]
         logical_id = {"vg": self.vg, "data_lv": f"{uuid}.disk{index}_data", "meta_vg": self.vg,

@@ -56,8 +56,8 @@ def test_master_reports_agent_errors_with_node_verb_and_stderr():
 def test_agent_answers_json_on_stdout_when_run_as_a_program(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     script = tmp_path / "herd-node"
-    script.write_text("import sys\nsys.path.insert(0, %r)\nfrom herd.agent.main import main\nsys.exit(main())\n"
-                      % os.path.join(root, "plugins", "module_utils"))
+    utils = os.path.join(root, "plugins", "module_utils")
+    script.write_text(f"import sys\nsys.path.insert(0, {utils!r})\nfrom herd.agent.main import main\nsys.exit(main())\n")
     proc = subprocess.run([sys.executable, str(script)], input=json.dumps(
         {"version": VERSION, "verb": "cluster_membership", "args": {}}).encode(), capture_output=True,
         env={**os.environ, "HERD_STATE_DIR": str(tmp_path)}, check=False)

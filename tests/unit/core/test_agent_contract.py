@@ -3,7 +3,6 @@
 import ast
 import os
 import re
-from typing import Set
 
 from plugins.module_utils.herd.agent import main
 from plugins.module_utils.herd.agent.verbs import VERBS
@@ -24,13 +23,13 @@ def _callee(node: ast.Call) -> str:
     return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
-def _strings(nodes) -> Set[str]:
+def _strings(nodes) -> set[str]:
     return {n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)
             and VERB_NAME.match(n.value)}
 
 
-def verbs_the_master_calls() -> Set[str]:
-    found: Set[str] = set()
+def verbs_the_master_calls() -> set[str]:
+    found: set[str] = set()
     for directory in MASTER_CODE:
         for filename in sorted(os.listdir(directory)):
             if not filename.endswith(".py"):

@@ -1,6 +1,7 @@
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -52,12 +53,12 @@ def test_round_trip_keeps_every_field(tmp_path):
 def test_truncated_config_is_a_clear_error_and_left_untouched(tmp_path):
     store = ConfigStore(str(tmp_path))
     store.save(make_config())
-    raw = open(store.path).read()
+    raw = Path(store.path).read_text()
     with open(store.path, "w") as handle:
         handle.write(raw[: len(raw) // 2])
     with pytest.raises(ConfigError, match=r"is corrupt \(line \d+ column \d+"):
         store.load()
-    assert open(store.path).read() == raw[: len(raw) // 2]
+    assert Path(store.path).read_text() == raw[: len(raw) // 2]
 
 
 def test_empty_config_is_a_clear_error(tmp_path):
@@ -91,7 +92,7 @@ def test_failed_write_leaves_previous_file_and_no_temp(tmp_path, monkeypatch):
     store = ConfigStore(str(tmp_path))
     config = make_config()
     store.save(config)
-    before = open(store.path).read()
+    before = Path(store.path).read_text()
 
     def broken_rename(src, dst):
         raise OSError(28, "No space left on device")
@@ -99,7 +100,7 @@ def test_failed_write_leaves_previous_file_and_no_temp(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "rename", broken_rename)
     with pytest.raises(OSError):
         store.save(config)
-    assert open(store.path).read() == before
+    assert Path(store.path).read_text() == before
     assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
 
 

@@ -1,5 +1,6 @@
 import multiprocessing
 import os
+from pathlib import Path
 
 import pytest
 
@@ -111,7 +112,7 @@ def test_job_ids_increase(tmp_path):
 def test_secrets_never_reach_the_journal(tmp_path):
     journal = Journal(str(tmp_path))
     job = journal.open("instance_add", {"osparams": {"password": "hunter2"}, "drbd_secret": "s3"})
-    raw = open(journal.path(job.id)).read()
+    raw = Path(journal.path(job.id)).read_text()
     assert "hunter2" not in raw and "s3\"" not in raw
     assert redact({"a": [{"vnc_password": "x"}]}) == {"a": [{"vnc_password": "********"}]}
 
@@ -139,7 +140,7 @@ def test_item4_the_journal_withholds_all_of_osparams(tmp_path):
     job = journal.open("instance_add", {"name": "web1", "osparams": osparams})
     with job.step("create", spec={"osparams": {"network_config": {"wifi_psk": "p4ss"}}}):
         pass
-    raw = open(journal.path(job.id)).read()
+    raw = Path(journal.path(job.id)).read_text()
     assert "Sup3rS3cret" not in raw and "p4ss" not in raw and "/srv/img.qcow2" not in raw
     assert journal.get(job.id)["params"]["name"] == "web1"
 

@@ -3,7 +3,6 @@ reach into the operations, and the operations import each other only at the top.
 
 import ast
 import os
-from typing import Dict, List, Set, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ENGINE = os.path.join(ROOT, "plugins", "module_utils", "herd")
@@ -14,7 +13,7 @@ def _module_name(path: str) -> str:
     return rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
 
 
-def _resolve(module: str, node: ast.ImportFrom) -> List[str]:
+def _resolve(module: str, node: ast.ImportFrom) -> list[str]:
     """Engine modules an ``import from`` names (relative imports only: the engine's own)."""
     if node.level == 0:
         return []
@@ -31,10 +30,10 @@ def _resolve(module: str, node: ast.ImportFrom) -> List[str]:
     return [f for f in found if f]
 
 
-def import_graph() -> Tuple[Dict[str, Set[str]], Dict[str, Set[str]]]:
+def import_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """({module: modules it imports at the top}, {module: modules it imports inside functions})."""
-    top: Dict[str, Set[str]] = {}
-    inner: Dict[str, Set[str]] = {}
+    top: dict[str, set[str]] = {}
+    inner: dict[str, set[str]] = {}
     for directory, _dirs, files in os.walk(ENGINE):
         for filename in files:
             if not filename.endswith(".py"):
@@ -53,7 +52,7 @@ def import_graph() -> Tuple[Dict[str, Set[str]], Dict[str, Set[str]]]:
     return top, inner
 
 
-def cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     found, state, stack = [], {}, []
 
     def visit(node: str) -> None:

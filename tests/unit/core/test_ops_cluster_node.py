@@ -1,4 +1,6 @@
 
+from pathlib import Path
+
 import pytest
 
 from plugins.module_utils.herd.config import Instance
@@ -102,11 +104,11 @@ def test_node_add_twice_changes_nothing(cluster):
 def test_node_add_of_unreachable_host_names_host_and_reason(ctx, nodes):
     cluster_op.present(ctx, init_spec())
     nodes[1].reachable = False
-    before = open(ctx.store.path).read()
+    before = Path(ctx.store.path).read_text()
     with pytest.raises(PrerequisiteError, match=r"node add node2: node2: connect failed: cannot reach "
                                                 r"198.51.100.12:22: No route to host; the config is unchanged"):
         node_op.present(ctx, add_spec(2))
-    assert open(ctx.store.path).read() == before
+    assert Path(ctx.store.path).read_text() == before
 
 
 def test_node_add_without_a_known_host_key_is_refused(ctx):
@@ -283,7 +285,7 @@ def test_item16_node_add_takes_the_key_from_herds_managed_block(ctx, nodes):
 
 def test_item16_a_line_before_the_block_cannot_override_the_managed_key(ctx, nodes):
     cluster_op.present(ctx, init_spec())
-    text = open(ctx.known_hosts).read()
+    text = Path(ctx.known_hosts).read_text()
     with open(ctx.known_hosts, "w") as handle:
         handle.write(f"node2,198.51.100.12 ssh-ed25519 {nodes[3].host_key}\n" + text)  # a planted key
     node_op.present(ctx, add_spec(2))

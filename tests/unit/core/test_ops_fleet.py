@@ -123,7 +123,8 @@ def test_bad_declarations_are_refused_before_anything_is_touched(cluster, nodes,
 
 def test_the_bulk_module_documents_each_option_as_the_instance_module_does():
     def options(path):
-        text = open(path, encoding="utf-8").read()
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
         return yaml.safe_load(text.split("DOCUMENTATION = r'''")[1].split("'''")[0])["options"]
     single = options("plugins/modules/instance.py")
     bulk = options("plugins/modules/instances.py")["instances"]["suboptions"]

@@ -1,38 +1,20 @@
-"""Master failover: who may take over, from which config, and what a returning old master does."""
+"""Master failover: who may take over, from which config, and what a returning old master does.
+Each node runs the real agent in process (agentnodes.py): its own state directory holds its copy
+of the config and ssconf, and its master IP verbs change its (simulated) kernel addresses."""
 
 import pytest
 
-from plugins.module_utils.herd.config import ConfigStore, write_json_atomic
+from plugins.module_utils.herd.config import ConfigStore
 from plugins.module_utils.herd.errors import PrerequisiteError, ValidationError
 from plugins.module_utils.herd.jobs import Journal
 from plugins.module_utils.herd.ops import cluster as cluster_op
 from plugins.module_utils.herd.ops import master as master_op
 from plugins.module_utils.herd.ops.common import Context
 
-from plugins.module_utils.herd.rpc import MANAGED_BLOCK
-
+from .agentnodes import AgentRpc
 from .conftest import add_spec, init_spec
-from .fakes import FakeNode, FakeRpc
 
 MASTER_IP = "198.51.100.200"
-
-
-# Master failover is about which nodes answer and what each one's files say: the fake nodes
-# model reachability and the floating IP directly (the in-process agent would run `ip` here).
-@pytest.fixture
-def nodes():
-    return [FakeNode(f"node{i}", f"198.51.100.{10 + i}", f"203.0.113.{10 + i}", i) for i in (1, 2, 3, 4)]
-
-
-@pytest.fixture
-def ctx(tmp_path, nodes):
-    store = ConfigStore(str(tmp_path / "state"))
-    known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text(f"# BEGIN {MANAGED_BLOCK}\n"
-                           + "".join(f"{n.name},{n.addresses[0]} ssh-ed25519 {n.host_key}\n" for n in nodes[:3])
-                           + f"# END {MANAGED_BLOCK}\n")
-    return Context(store=store, journal=Journal(store.state_dir), rpc=FakeRpc(nodes, nodes[0], store),
-                   local_node="node1", known_hosts=str(known_hosts), lock_timeout=2)
 
 
 @pytest.fixture
@@ -43,31 +25,20 @@ def three(ctx, nodes):
                                       master_netdev="br0"))
     node_op.present(ctx, add_spec(2))
     node_op.present(ctx, add_spec(3))
-    publish(ctx.store, nodes[0])
     return ctx
 
 
-def publish(store, fake_node):
-    """What a node's own files say, as the other nodes' RPCs see them."""
-    fake_node.config = store.load().to_dict()
-    fake_node.ssconf = store.load_ssconf()
-
-
-def on_node(tmp_path, nodes, index, check_mode=False):
-    """A context on nodes[index], its state dir seeded from that node's replicated files."""
+def on_node(nodes, index, check_mode=False):
+    """A context on nodes[index]: its own state directory is its config store, as on a real node."""
     node = nodes[index]
-    store = ConfigStore(str(tmp_path / f"state-{node.name}"))
-    if not store.exists() and node.config is not None:
-        write_json_atomic(store.path, node.config)
-    if store.load_ssconf() is None and node.ssconf is not None:
-        write_json_atomic(store.ssconf_path, node.ssconf, mode=0o644)
-    return Context(store=store, journal=Journal(store.state_dir), rpc=FakeRpc(nodes, node, store),
+    store = ConfigStore(node.state_dir)
+    return Context(store=store, journal=Journal(store.state_dir), rpc=AgentRpc(nodes, node),
                    local_node=node.name, check_mode=check_mode, lock_timeout=2)
 
 
-def test_candidate_takes_over_when_the_master_is_gone_and_the_others_agree(three, nodes, tmp_path):
+def test_candidate_takes_over_when_the_master_is_gone_and_the_others_agree(three, nodes):
     nodes[0].reachable = False
-    ctx2 = on_node(tmp_path, nodes, 1)
+    ctx2 = on_node(nodes, 1)
     before = ctx2.store.load()
 
     result = master_op.failover(ctx2, {})
@@ -86,34 +57,34 @@ def test_master_ip_is_configured_on_the_master_at_init(three, nodes):
     assert nodes[1].master_ips == set()
 
 
-def test_takeover_is_refused_while_the_master_answers(three, nodes, tmp_path):
-    ctx2 = on_node(tmp_path, nodes, 1)
+def test_takeover_is_refused_while_the_master_answers(three, nodes):
+    ctx2 = on_node(nodes, 1)
     with pytest.raises(PrerequisiteError, match="the master node1 still answers"):
         master_op.failover(ctx2, {})
     assert ctx2.store.load().cluster.master_node == "node1"
 
 
-def test_takeover_is_refused_without_a_majority_of_answering_nodes(three, nodes, tmp_path):
+def test_takeover_is_refused_without_a_majority_of_answering_nodes(three, nodes):
     nodes[0].reachable = False
     nodes[2].reachable = False
-    ctx2 = on_node(tmp_path, nodes, 1)
+    ctx2 = on_node(nodes, 1)
     with pytest.raises(PrerequisiteError, match="only 1 of the 3 online nodes answer"):
         master_op.failover(ctx2, {})
     assert ctx2.store.load().cluster.master_node == "node1"
 
 
-def test_takeover_is_refused_when_a_voter_still_reaches_the_master(three, nodes, tmp_path):
+def test_takeover_is_refused_when_a_voter_still_reaches_the_master(three, nodes):
     nodes[0].reachable = False
     nodes[2].still_sees.add("node1")  # only node2 is cut off from the master
-    ctx2 = on_node(tmp_path, nodes, 1)
+    ctx2 = on_node(nodes, 1)
     with pytest.raises(PrerequisiteError, match="node3 still reach the master node1"):
         master_op.failover(ctx2, {})
 
 
-def test_no_voting_takes_over_alone_with_a_loud_warning(three, nodes, tmp_path):
+def test_no_voting_takes_over_alone_with_a_loud_warning(three, nodes):
     nodes[0].reachable = False
     nodes[2].reachable = False
-    ctx2 = on_node(tmp_path, nodes, 1)
+    ctx2 = on_node(nodes, 1)
 
     result = master_op.failover(ctx2, {"no_voting": True})
 
@@ -122,12 +93,12 @@ def test_no_voting_takes_over_alone_with_a_loud_warning(three, nodes, tmp_path):
     assert any("skipped the agreement" in w for w in ctx2.warnings)
 
 
-def test_a_candidate_that_is_behind_fetches_the_newest_config_first(three, nodes, tmp_path):
-    ctx2 = on_node(tmp_path, nodes, 1)  # node2's copy as of now
+def test_a_candidate_that_is_behind_fetches_the_newest_config_first(three, nodes):
+    behind = nodes[1].config  # node2's copy as of now
     three.store.save(three.store.load())  # the master commits once more ...
     three.replicate(three.store.load())
-    nodes[1].config = ctx2.store.load().to_dict()  # ... but node2 missed it
-    publish(three.store, nodes[0])
+    nodes[1].config = behind  # ... but node2 missed it
+    ctx2 = on_node(nodes, 1)
     newest = nodes[2].config["serial_no"]
     assert ctx2.store.load().serial_no < newest
     nodes[0].reachable = False
@@ -138,9 +109,9 @@ def test_a_candidate_that_is_behind_fetches_the_newest_config_first(three, nodes
     assert ctx2.store.load().serial_no == newest + 1
 
 
-def test_check_mode_plans_the_takeover_and_touches_nothing(three, nodes, tmp_path):
+def test_check_mode_plans_the_takeover_and_touches_nothing(three, nodes):
     nodes[0].reachable = False
-    ctx2 = on_node(tmp_path, nodes, 1, check_mode=True)
+    ctx2 = on_node(nodes, 1, check_mode=True)
     serial = ctx2.store.load().serial_no
 
     result = master_op.failover(ctx2, {})
@@ -150,23 +121,22 @@ def test_check_mode_plans_the_takeover_and_touches_nothing(three, nodes, tmp_pat
     assert nodes[1].master_ips == set()
 
 
-def test_a_second_run_on_the_new_master_changes_nothing(three, nodes, tmp_path):
+def test_a_second_run_on_the_new_master_changes_nothing(three, nodes):
     nodes[0].reachable = False
-    ctx2 = on_node(tmp_path, nodes, 1)
+    ctx2 = on_node(nodes, 1)
     master_op.failover(ctx2, {})
     serial = ctx2.store.load().serial_no
 
-    again = master_op.failover(on_node(tmp_path, nodes, 1), {})
+    again = master_op.failover(on_node(nodes, 1), {})
 
     assert again["changed"] is False
     assert ctx2.store.load().serial_no == serial
 
 
-def test_a_returning_old_master_refuses_to_act_and_is_resynchronised(three, nodes, tmp_path):
+def test_a_returning_old_master_refuses_to_act_and_is_resynchronised(three, nodes):
     nodes[0].reachable = False
-    ctx2 = on_node(tmp_path, nodes, 1)
+    ctx2 = on_node(nodes, 1)
     master_op.failover(ctx2, {})
-    publish(ctx2.store, nodes[1])
     nodes[0].reachable = True  # node1 is back, still believing it is the master
 
     with pytest.raises(PrerequisiteError, match="node1 is no longer the master.*naming node2"):
@@ -175,7 +145,7 @@ def test_a_returning_old_master_refuses_to_act_and_is_resynchronised(three, node
         master_op.failover(three, {})
 
     nodes[0].master_ips.add(MASTER_IP)  # it still carries the floating IP
-    result = master_op.failover(on_node(tmp_path, nodes, 1), {})
+    result = master_op.failover(on_node(nodes, 1), {})
 
     assert result["changed"] and result["resynced"] == ["node1"]
     assert nodes[0].config["serial_no"] == ctx2.store.load().serial_no
@@ -183,14 +153,13 @@ def test_a_returning_old_master_refuses_to_act_and_is_resynchronised(three, node
     assert nodes[0].master_ips == set() and nodes[1].master_ips == {MASTER_IP}
 
 
-def test_a_node_that_is_not_a_master_candidate_cannot_take_over(three, nodes, tmp_path):
+def test_a_node_that_is_not_a_master_candidate_cannot_take_over(three, nodes):
     from plugins.module_utils.herd.ops import node as node_op
     node_op.present(three, {"name": "node3", "master_candidate": False})
-    publish(three.store, nodes[0])
     nodes[0].reachable = False
     nodes[2].config = None
     with pytest.raises(PrerequisiteError, match="not a master candidate"):
-        master_op.failover(on_node(tmp_path, nodes, 2), {})
+        master_op.failover(on_node(nodes, 2), {})
 
 
 def test_decide_counts_only_online_nodes_towards_the_majority(three, nodes):

@@ -1,14 +1,15 @@
 """The pure parts of the node bootstrap roles' plugins: address and VLAN
-validation and ifupdown editing (node_network), the fleet CPU model
+validation and ifupdown editing (node_network, module_utils/herd/netconfig.py), the fleet CPU model
 (cpu_type filter), the KVM probe firmware (hypervisor_facts)."""
 
 from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from ansible_collections.herd.cluster.plugins.module_utils.herd.errors import ValidationError
 from ansible_collections.herd.cluster.plugins.filter.cpu import cpu_type
 from ansible_collections.herd.cluster.plugins.modules.hypervisor_facts import PROBE_RC, probe_bios
-from ansible_collections.herd.cluster.plugins.modules.node_network import (
+from ansible_collections.herd.cluster.plugins.module_utils.herd.netconfig import (
     Invalid,
     check_address,
     comment_out,
@@ -84,9 +85,12 @@ def test_port_stanzas_are_commented_out_and_others_kept() -> None:
     assert comment_out(fixed, ["eth0"]) == (fixed, False)
 
 
-INTEL_HASWELL = ("fpu cx8 cmov mmx fxsr sse sse2 lm nx syscall sse4_1 sse4_2 ssse3 popcnt cx16 lahf_lm aes pclmulqdq "
-                 "avx xsave x2apic tsc_deadline_timer f16c rdrand fsgsbase erms smep avx2 bmi1 bmi2 fma movbe "
-                 "invpcid abm pcid").split()
+INTEL_HASWELL = [
+    "fpu", "cx8", "cmov", "mmx", "fxsr", "sse", "sse2", "lm", "nx", "syscall", "sse4_1", "sse4_2",
+    "ssse3", "popcnt", "cx16", "lahf_lm", "aes", "pclmulqdq", "avx", "xsave", "x2apic",
+    "tsc_deadline_timer", "f16c", "rdrand", "fsgsbase", "erms", "smep", "avx2", "bmi1", "bmi2", "fma",
+    "movbe", "invpcid", "abm", "pcid"
+]
 INTEL_BROADWELL = INTEL_HASWELL + ["adx", "rdseed", "smap", "3dnowprefetch"]
 
 
@@ -142,3 +146,76 @@ def test_item16_node_base_writes_the_known_hosts_block_node_add_reads() -> None:
     markers = [t["ansible.builtin.blockinfile"]["marker"] for t in tasks if "ansible.builtin.blockinfile" in t
                and "known_hosts" in t["ansible.builtin.blockinfile"]["path"]]
     assert markers == [f"# {{mark}} {MANAGED_BLOCK}"]
+
+
+class FakeIp:
+    """`ip`/`bridge` JSON answers of a node with eth0 (198.51.100.11/24, default route) and eth1."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, args: list[str], data: str | None = None) -> tuple[int, str, str]:
+        import json
+
+        self.calls.append(args)
+        if args[:4] == ["ip", "-d", "-j", "link"]:
+            return 0, json.dumps([{"ifname": "lo"}, {"ifname": "eth0", "address": "52:54:00:00:00:01", "flags": ["UP"]},
+                                  {"ifname": "eth1", "flags": []}]), ""
+        if args[:3] == ["ip", "-j", "addr"] and args[-1] == "eth0":
+            return 0, json.dumps([{"addr_info": [{"scope": "global", "local": "198.51.100.11", "prefixlen": 24}]}]), ""
+        if args[:2] == ["ip", "-4"] and args[-1] == "eth0":
+            return 0, json.dumps([{"dst": "default", "gateway": "198.51.100.1"}]), ""
+        return 0, "[]", ""
+
+
+def test_a_bridge_takes_over_its_ports_mac_address_and_default_route(tmp_path) -> None:
+    from ansible_collections.herd.cluster.plugins.module_utils.herd.netconfig import Net, configure
+
+    (tmp_path / "interfaces").write_text("source /etc/network/interfaces.d/*\nauto eth0\niface eth0 inet dhcp\n")
+    ip = FakeIp()
+    bridge = {"name": "br0", "port": "eth0", "addresses": [], "gateway": None, "instance_only": False,
+              "vlan_aware": False, "vlans": [], "mtu": None}
+    result, warnings = configure({"bridges": [bridge], "secondary": None, "persist": True,
+                                  "persist_dir": str(tmp_path / "interfaces.d"), "disable_port_stanzas": True,
+                                  "interfaces_file": str(tmp_path / "interfaces")}, Net(ip), check_mode=True)
+    assert result["ip_batch"] == [
+        "link add name br0 address 52:54:00:00:00:01 type bridge stp_state 0 forward_delay 0",
+        "link set dev br0 up", "link set dev eth0 master br0", "address add 198.51.100.11/24 brd + dev br0",
+        "route replace default via 198.51.100.1 dev br0", "address del 198.51.100.11/24 dev eth0"]
+    assert result["files"] == [str(tmp_path / "interfaces.d" / "herd-br0"), str(tmp_path / "interfaces")]
+    assert result["bridges"][0]["gateway"] == "198.51.100.1" and warnings == []
+    assert not (tmp_path / "interfaces.d").exists()  # check mode
+    assert not [c for c in ip.calls if "-batch" in c]
+
+
+def lvm_runner(vgs: dict[str, list[str]]):
+    """lvm's JSON reports for volume groups ``vgs`` (name: devices); blank devices for blkid."""
+    import json
+
+    def run(args: list[str], environ_update: dict[str, str] | None = None) -> tuple[int, str, str]:
+        if args[0] == "vgs":
+            rows = [{"vg_name": v, "lv_count": "3", "vg_size": "1000", "vg_free": "500"} for v in vgs]
+            return 0, json.dumps({"report": [{"vg": rows}]}), ""
+        if args[0] == "pvs" and "--select" in args:
+            vg = args[args.index("--select") + 1].split("=")[1]
+            return 0, json.dumps({"report": [{"pv": [{"pv_name": p, "vg_name": vg} for p in vgs.get(vg, [])]}]}), ""
+        if args[0] == "blkid":
+            return 2, "", ""
+        return 1, "", "not here"
+    return run
+
+
+def test_a_volume_group_is_planned_in_check_mode_and_never_shrunk(monkeypatch) -> None:
+    import stat
+
+    from ansible_collections.herd.cluster.plugins.module_utils.herd import vgsetup
+
+    monkeypatch.setattr(stat, "S_ISBLK", lambda mode: True)  # /dev/null and /dev/zero stand for disks
+    result = vgsetup.ensure({"name": "gnt", "pvs": ["/dev/null"], "wipe": False}, lvm_runner({}), True)
+    assert result["commands"] == [["pvcreate", "-y", "/dev/null"], ["vgcreate", "gnt", "/dev/null"]]
+    assert result["changed"] and result["vg"]["pvs"] == ["/dev/null"]
+    with pytest.raises(vgsetup.VgError, match="never shrinks a volume group"):
+        vgsetup.ensure({"name": "gnt", "pvs": ["/dev/null"], "wipe": False},
+                       lvm_runner({"gnt": ["/dev/null", "/dev/zero"]}), True)
+    with pytest.raises(ValidationError, match="invalid volume group"):
+        vgsetup.ensure({"name": "gnt\n", "pvs": ["/dev/null"], "wipe": False}, lvm_runner({}), True)

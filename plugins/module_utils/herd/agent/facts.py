@@ -119,7 +119,7 @@ def directory_space(path: str) -> Dict[str, Any]:
 
 def cpu_info() -> Dict[str, Any]:
     """The first CPU's vendor, model name and (sorted) flags from /proc/cpuinfo."""
-    vendor, model, flags = "", "", []
+    vendor, model, flags = "", "", []  # type: str, str, List[str]
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
             for line in handle:

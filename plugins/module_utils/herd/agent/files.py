@@ -58,7 +58,12 @@ def crypto_install(args: Dict[str, Any]) -> Dict[str, Any]:
 
     The answer names files and fingerprints, never a key.
     """
-    return crypto.install(args.get("ca_cert"), args.get("cert"), args.get("key"), args.get("ca_key"))
+    pems = [args.get(k) for k in ("ca_cert", "cert", "key")]
+    missing = [k for k, v in zip(("ca_cert", "cert", "key"), pems) if not isinstance(v, str) or not v]
+    if missing:
+        raise AgentError(f"crypto_install needs {', '.join(missing)} as PEM text")
+    ca_cert, cert, key = (str(v) for v in pems)
+    return crypto.install(ca_cert, cert, key, args.get("ca_key"))
 
 
 @verb("cluster_membership")

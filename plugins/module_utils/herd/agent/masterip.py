@@ -23,8 +23,7 @@ def _address(args: Dict[str, Any]) -> "ipaddress.IPv4Address | ipaddress.IPv6Add
 
 
 def _netdev(args: Dict[str, Any]) -> str:
-    netdev = args.get("netdev")
-    check_ifname(netdev, "master_netdev")
+    netdev = check_ifname(args.get("netdev"), "master_netdev")
     if not _run(["ip", "-o", "link", "show", "dev", netdev], check=False)[0] == 0:
         raise AgentError(f"master_netdev {netdev!r} does not exist on this node")
     return netdev
@@ -62,8 +61,7 @@ def master_ip_add(args: Dict[str, Any]) -> Dict[str, Any]:
 def master_ip_remove(args: Dict[str, Any]) -> Dict[str, Any]:
     """args: {"ip": ..., "netdev": ...}. Idempotent; a missing netdev means nothing to remove."""
     ip = _address(args)
-    netdev = args.get("netdev")
-    check_ifname(netdev, "master_netdev")
+    netdev = check_ifname(args.get("netdev"), "master_netdev")
     if _run(["ip", "-o", "link", "show", "dev", netdev], check=False)[0] != 0 or not _configured(ip, netdev):
         return {"changed": False}
     prefix = 32 if ip.version == 4 else 128

@@ -62,7 +62,9 @@ def migration_accept(args: Dict[str, Any]) -> Dict[str, Any]:
         raise ValidationError(f"port {port!r} must be an integer from 0 to 65535")
     runtime = args.get("runtime") or {}
     spec = runtime.get("spec") if isinstance(runtime, dict) else None
-    name = names.check_instance_name(spec.get("name") if isinstance(spec, dict) else None)
+    if not isinstance(spec, dict):
+        raise ValidationError("runtime.spec must be the instance's runtime spec (a mapping)")
+    name = names.check_instance_name(spec.get("name"))
     disk_paths = args.get("disk_paths")
     if disk_paths:
         # the target's own paths of the same disks (DRBD minors differ per node)

@@ -31,7 +31,7 @@ from .verbs import verb
 
 
 def settings(args: Dict[str, Any]) -> NodeSettings:
-    storage = args.get("storage") if isinstance(args.get("storage"), dict) else {}
+    storage = args["storage"] if isinstance(args.get("storage"), dict) else {}
     return NodeSettings.from_dict(node_settings(), {"lvm_driverloaded": storage.get("lvm_driverloaded")})
 
 

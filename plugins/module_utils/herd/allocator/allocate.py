@@ -196,6 +196,12 @@ class _GroupSol:
     reasons: dict[int, Reason]
     error: str = ""
 
+    def pick(self) -> tuple[Any, int, int, float]:
+        """``best``, for a solution known to have one."""
+        if self.best is None:
+            raise AssertionError(f"group {self.gdx} has no solution")
+        return self.best
+
 
 def _try_group_candidates(c: Cluster, inst: Instance, count: int, nodes: list[Any], pol: Any,
                           score_scope: int | None, ignore_soft: bool, key: Any,
@@ -436,7 +442,7 @@ def allocate(c: Cluster, inst: Instance, count: int | None = None, group: str | 
             sols.append(g)
         msgs.extend(_describe(c, g) for g in sols)
         good = [g for g in sols if g.best is not None and c.groups[g.gdx].allocable]
-        good.sort(key=lambda g: (POLICY_ORDER[c.groups[g.gdx].alloc_policy], g.best[0]))
+        good.sort(key=lambda g: (POLICY_ORDER[c.groups[g.gdx].alloc_policy], g.pick()[0]))
         chosen = good[0] if good else None
         prefix = [f"Selected group: {c.groups[chosen.gdx].name}"] if chosen else []
     # per-node reasons for every node not chosen
@@ -446,15 +452,15 @@ def allocate(c: Cluster, inst: Instance, count: int | None = None, group: str | 
         failures.update(g.failures)
     chosen_nodes = set()
     if chosen is not None:
-        chosen_nodes = {chosen.best[1], chosen.best[2]} - {NO_NODE}
+        chosen_nodes = {chosen.pick()[1], chosen.pick()[2]} - {NO_NODE}
     by_group = {g.gdx: g for g in sols}
     for n in c.nodes:
         if n.idx in chosen_nodes:
             continue
-        g = by_group.get(n.group)
+        sol = by_group.get(n.group)
         if n.offline:
             reasons.append(Reason("Offline", n.name, n.offline_reason or "node is offline"))
-        elif g is None:
+        elif sol is None:
             grp = c.groups[n.group]
             why = "not a candidate group"
             if group is not None:
@@ -464,26 +470,26 @@ def allocate(c: Cluster, inst: Instance, count: int | None = None, group: str | 
             reasons.append(Reason("NotChosen", n.name, why))
         elif rset is not None and n.name not in rset:
             reasons.append(Reason("NotChosen", n.name, "excluded by restrict-to-nodes"))
-        elif n.idx in g.reasons:
-            reasons.append(g.reasons[n.idx])
+        elif n.idx in sol.reasons:
+            reasons.append(sol.reasons[n.idx])
         elif not c.groups[n.group].allocable and group is None:
             reasons.append(Reason("NotChosen", n.name, f"group {c.groups[n.group].name} is "
                                   "unallocable"))
-        elif chosen is not None and g is not chosen:
+        elif chosen is not None and sol is not chosen:
             reasons.append(Reason("NotChosen", n.name, f"group {c.groups[n.group].name} "
                                   f"ranks below the selected group"))
         else:
-            best = f"{chosen.best[3]:.8f}" if chosen is not None else "n/a"
+            best = f"{chosen.pick()[3]:.8f}" if chosen is not None else "n/a"
             reasons.append(Reason("NotChosen", n.name, f"valid, but a better-scoring "
                                   f"placement was chosen (score {best})"))
     if chosen is None:
         info = ", ".join(msgs)
         return AllocResult(False, [], "", None, info, failures, reasons)
-    names = [c.nodes[chosen.best[1]].name]
-    if chosen.best[2] != NO_NODE:
-        names.append(c.nodes[chosen.best[2]].name)
+    names = [c.nodes[chosen.pick()[1]].name]
+    if chosen.pick()[2] != NO_NODE:
+        names.append(c.nodes[chosen.pick()[2]].name)
     info = ", ".join(prefix + msgs)
-    return AllocResult(True, names, c.groups[chosen.gdx].name, chosen.best[3], info, failures,
+    return AllocResult(True, names, c.groups[chosen.gdx].name, chosen.pick()[3], info, failures,
                        reasons, chosen.successes)
 
 
@@ -617,6 +623,7 @@ def _evac_drbd_pairs(c: Cluster, inst: Instance, gdx: int, avail: list[int], ign
                 best = (s, tuple(seq) + (("r", ts),))
             continue
         if err is None:
+            assert r is not None  # a None reason continued above
             e = f"{what}: {r.mode}"
             reasons.append(f"{c.nodes[tp].name}/{c.nodes[ts].name}: {what}: {r}")
         else:

@@ -32,7 +32,7 @@ import heapq
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from . import rules
 from .model import NO_NODE, Cluster, Instance, mirror_type
@@ -113,7 +113,7 @@ class BalanceResult:
         }
 
 
-def split_jobsets(node_sets: list[Iterable[str]]) -> list[list[int]]:
+def split_jobsets(node_sets: Sequence[Iterable[str]]) -> list[list[int]]:
     """hbal ``splitJobs``: consecutive moves share a set until one touches a
     node already touched in the current set; order is kept."""
     sets: list[list[int]] = []
@@ -212,7 +212,7 @@ class _Balancer:
             kinds = ("r", "rf")
         if sec_targets is None:
             for t in targets:
-                if t == p or t == s:
+                if t in (p, s):
                     continue
                 for k in kinds:
                     out.append((k, t))
@@ -339,7 +339,7 @@ class _Balancer:
                 hs = nd.hi_spindles or 1.0
 
                 def d(i: int, delta: float) -> float:
-                    return grad[i] * (v[i] - mean[i]) * delta
+                    return grad[i] * (v[i] - mean[i]) * delta  # noqa: B023 - called in this iteration only
                 common = (d(1, -dsk / td) + d(14, -dsk / td) + d(9, u[2])
                           + d(12, sp / hs) + d(16, sp / hs))
                 pc = (common + d(0, -mem / tm) + d(13, -inst.mem / tm) + d(6, inst.vcpus / tc)
@@ -489,7 +489,7 @@ def _run_exhaustive(b: _Balancer, room: Callable[[], bool],
             sc, mv = b.best_for(inst, cur, b.online)
             if mv is not None and sc < best - _EPS:
                 best, best_inst, best_mv = sc, inst, mv
-        if best_inst is None or not b.acceptable(cur, best):
+        if best_inst is None or best_mv is None or not b.acceptable(cur, best):
             result.stop_reason = "no improving move"
             return
         accept(best_inst, best_mv)

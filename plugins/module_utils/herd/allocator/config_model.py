@@ -79,7 +79,7 @@ def from_herd_config(config: Any, facts: dict[str, dict[str, Any]] | None,
             raise HerdConfigError(f"{where}: expected an object")
         try:
             pol = IPolicy.from_dict(g.get("ipolicy") or {}, c.ipolicy)
-            grp = c.add_group(g.get("name", gname), g.get("uuid") or gname,
+            grp = c.add_group(_name(g, gname, where), g.get("uuid") or gname,
                               g.get("alloc_policy", "preferred"), g.get("networks") or [],
                               g.get("tags") or [], pol)
         except (ValueError, TypeError) as exc:
@@ -104,7 +104,7 @@ def from_herd_config(config: Any, facts: dict[str, dict[str, Any]] | None,
             raise HerdConfigError(f"{where}: key 'group': unknown node group {gref!r}")
         ndp = dict(cl_nd, **g_nd.get(gdx, {}), **(nd.get("ndparams") or {}))
         excl = bool(ndp.get("exclusive_storage", False))
-        name = nd.get("name", nname)
+        name = _name(nd, nname, where)
         f = facts.get(name)
         reason = ""
         if nd.get("offline"):
@@ -146,7 +146,7 @@ def from_herd_config(config: Any, facts: dict[str, dict[str, Any]] | None,
         where = f"instances.{iname}"
         if not isinstance(ins, dict):
             raise HerdConfigError(f"{where}: expected an object")
-        name = ins.get("name", iname)
+        name = _name(ins, iname, where)
         pn = ins.get("primary_node")
         if pn not in c.node_by_name:
             raise HerdConfigError(f"{where}: key 'primary_node': unknown node {pn!r}")
@@ -177,3 +177,11 @@ def from_herd_config(config: Any, facts: dict[str, dict[str, Any]] | None,
                        False, nics)
     c.finalize(legacy_n1=legacy_n1)
     return c
+
+
+def _name(entry: dict[str, Any], key: Any, where: str) -> str:
+    """An entry's name: its ``name``, else the key it is filed under; a string either way."""
+    name = entry.get("name", key)
+    if not isinstance(name, str) or not name:
+        raise HerdConfigError(f"{where}: key 'name': expected a non-empty string, not {name!r}")
+    return name

@@ -147,7 +147,7 @@ def build_cluster(data: dict[str, Any], static_kvm_mem: int = 4096,
         live = (not offline) and vm_cap
 
         def lv(key: str, typ: Any, dflt: Any) -> Any:
-            return _get(nd, key, nctx, typ) if live else dflt
+            return _get(nd, key, nctx, typ) if live else dflt  # noqa: B023 - called in this iteration only
         sptotal = lv("total_spindles", int, 0) if excl else \
             _get(ndp, "spindle_count", nctx + " ndparams", int)
         spfree = lv("free_spindles", int, 0)

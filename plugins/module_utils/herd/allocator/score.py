@@ -139,8 +139,8 @@ class Stats:
             s[i] += v[i]
         if node.instance_map:
             mc = self.map_counts
-            for k, c in node.instance_map.items():
-                mc[k] = mc.get(k, 0) + c
+            for key, c in node.instance_map.items():
+                mc[key] = mc.get(key, 0) + c
                 self.map_total += c
 
     def remove(self, node: "Node") -> None:
@@ -160,12 +160,12 @@ class Stats:
             s[i] -= v[i]
         if node.instance_map:
             mc = self.map_counts
-            for k, c in node.instance_map.items():
-                r = mc[k] - c
+            for key, c in node.instance_map.items():
+                r = mc[key] - c
                 if r:
-                    mc[k] = r
+                    mc[key] = r
                 else:
-                    del mc[k]
+                    del mc[key]
                 self.map_total -= c
 
     def snapshot(self) -> tuple:

@@ -646,7 +646,7 @@ class KVM(Hypervisor):
         runtime = read_runtime(paths)
         if pid:
             qemu_status = _qmp_status(paths)
-            result: Dict[str, Any] = {"name": name, "status": STATUS_BY_QEMU.get(qemu_status, "running"),
+            result: Dict[str, Any] = {"name": name, "status": STATUS_BY_QEMU.get(qemu_status or "", "running"),
                                       "pid": pid, "qemu_status": qemu_status}
             if result["status"] == "migrated":
                 result["detail"] = "the guest migrated away; this QEMU waits for migration_finalize"

@@ -58,9 +58,9 @@ def validate_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
             names.check_abs_path(spec[key], key)
     if spec.get("mac_prefix") is not None:
         out["mac_prefix"] = names.check_mac_prefix(spec["mac_prefix"])
-    if spec.get("candidate_pool_size") is not None:
-        if not isinstance(spec["candidate_pool_size"], int) or spec["candidate_pool_size"] < 1:
-            raise ValidationError(f"candidate_pool_size {spec['candidate_pool_size']!r} must be an integer >= 1")
+    if spec.get("candidate_pool_size") is not None and (
+            not isinstance(spec["candidate_pool_size"], int) or spec["candidate_pool_size"] < 1):
+        raise ValidationError(f"candidate_pool_size {spec['candidate_pool_size']!r} must be an integer >= 1")
     if spec.get("default_iallocator") is not None:
         names.check_simple(spec["default_iallocator"], "default_iallocator")
     if spec.get("tags") is not None:
@@ -74,12 +74,12 @@ def validate_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
             if hv not in HYPERVISORS:
                 raise ValidationError(f"hvparams: unknown hypervisor {hv!r}; valid: {list(HYPERVISORS)}")
             _keys(f"hvparams.{hv}", params, set(DEFAULT_HVPARAMS[hv]))
-    for key, allowed in (("beparams", BEPARAM_KEYS), ("nicparams", NICPARAM_KEYS), ("ndparams", NDPARAM_KEYS)):
+    for key, known in (("beparams", BEPARAM_KEYS), ("nicparams", NICPARAM_KEYS), ("ndparams", NDPARAM_KEYS)):
         if spec.get(key) is not None:
-            _keys(key, spec[key], allowed)
-    if spec.get("diskparams") is not None:
-        if not isinstance(spec["diskparams"], dict) or any(t not in DISK_TEMPLATES for t in spec["diskparams"]):
-            raise ValidationError(f"diskparams must be keyed by disk template, one of {list(DISK_TEMPLATES)}")
+            _keys(key, spec[key], known)
+    if spec.get("diskparams") is not None and (
+            not isinstance(spec["diskparams"], dict) or any(t not in DISK_TEMPLATES for t in spec["diskparams"])):
+        raise ValidationError(f"diskparams must be keyed by disk template, one of {list(DISK_TEMPLATES)}")
     if spec.get("ipolicy") is not None:
         _check_ipolicy(spec["ipolicy"])
     return out
@@ -94,9 +94,10 @@ def _ip(value: Any, key: str) -> str:
         raise ValidationError(f"{key} {value!r} is not an IP address") from None
 
 
-def _keys(where: str, params: Any, allowed: set) -> None:
+def _keys(where: str, params: Any, allowed: Iterable[str]) -> None:
     if not isinstance(params, dict):
         raise ValidationError(f"{where} must be a mapping")
+    allowed = set(allowed)
     bad = sorted(set(params) - allowed)
     if bad:
         raise ValidationError(f"{where}: unknown parameters {bad}; valid: {sorted(allowed)}")
@@ -200,8 +201,9 @@ def _init(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
                 f"{label} {ip} is not configured on {master} (it has {facts.get('addresses', [])})")
     if "kvm" in cluster.enabled_hypervisors and not facts.get("qemu_version"):
         ctx.warnings.append(f"{master}: kvm is enabled but qemu-system-x86_64 is not installed there")
-    result = {"changed": True, "cluster": cluster_view(config), "diff": diff_dict(None, cluster_view(config)),
-              "msg": f"cluster {cluster.name} would be initialised with master {master}"}
+    result: Dict[str, Any] = {"changed": True, "cluster": cluster_view(config),
+                              "diff": diff_dict(None, cluster_view(config)),
+                              "msg": f"cluster {cluster.name} would be initialised with master {master}"}
     if ctx.check_mode:
         return result
     with ctx.job("cluster_init", _public(spec)):
@@ -323,8 +325,8 @@ def _check_modify(before: Config, after: Config) -> None:
     used_templates = {i.disk_template for i in before.instances.values()}
     dropped = used_templates - set(after.cluster.enabled_disk_templates)
     if dropped:
-        users = {t: sorted(i.name for i in before.instances.values() if i.disk_template == t) for t in dropped}
-        raise PrerequisiteError(f"cannot disable disk templates still in use: {users}")
+        in_use = {t: sorted(i.name for i in before.instances.values() if i.disk_template == t) for t in dropped}
+        raise PrerequisiteError(f"cannot disable disk templates still in use: {in_use}")
     used_hvs = {i.hypervisor for i in before.instances.values()}
     dropped = used_hvs - set(after.cluster.enabled_hypervisors)
     if dropped:

@@ -140,9 +140,10 @@ def newer_master(ctx: Context, config: Config) -> Optional[Tuple[str, str]]:
     master: this node was master once and has been replaced while it was away."""
     # The master's own agent is asked too (its answer is not needed): its session then starts
     # in this parallel round instead of at the operation's first local call.
-    calls = [(ctx.endpoint(node, config), "cluster_membership", {})
-             for node in sorted(config.nodes.values(), key=lambda n: n.name)
-             if node.name == ctx.local_node or (node.master_candidate and not node.offline)]
+    calls: List[Tuple[Endpoint, str, Dict[str, Any]]] = [
+        (ctx.endpoint(node, config), "cluster_membership", {})
+        for node in sorted(config.nodes.values(), key=lambda n: n.name)
+        if node.name == ctx.local_node or (node.master_candidate and not node.offline)]
     rank = config_rank(config.to_dict())
     for name, result in sorted(ctx.rpc.call_many(calls).items()):
         if isinstance(result, RpcError) or name == ctx.local_node:

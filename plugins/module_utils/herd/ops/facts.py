@@ -55,7 +55,7 @@ def allocator_facts(config: Config, raw: Dict[str, Any]) -> Dict[str, Any]:
             disk_total, disk_free = vg.get("size", 0), vg.get("free", 0)
         elif first in ("file", "sharedfile"):
             wanted = config.cluster.file_storage_dir if first == "file" else config.cluster.shared_file_storage_dir
-            space = next((s for s in fact.get("file_storage", []) if s.get("path") == wanted), {})
+            space: Dict[str, Any] = next((s for s in fact.get("file_storage", []) if s.get("path") == wanted), {})
             disk_total, disk_free = space.get("total", 0), space.get("free", 0)
         else:
             disk_total = disk_free = 0

@@ -1,6 +1,7 @@
 """Read-only views: cluster_info, node_info (gnt-node list), job_info."""
 
 import re
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from .. import names
@@ -145,13 +146,76 @@ def format_table(header: List[str], body: List[List[str]]) -> List[str]:
     return lines
 
 
+FOLLOW_INTERVAL = 1.0  # seconds between two reads of a followed job
+
+
 def job_info(ctx: Context, job_id: Optional[int] = None, status: Optional[str] = None,
-             opcode: Optional[str] = None, limit: Optional[int] = None) -> Dict[str, Any]:
+             opcode: Optional[str] = None, limit: Optional[int] = None, follow: bool = False,
+             follow_timeout: float = 3600.0) -> Dict[str, Any]:
+    """gnt-job list / gnt-job info (``job_id``); with ``follow``, gnt-job watch: wait until the job
+    has ended (or ``follow_timeout`` passed) and show it with every step and progress line."""
     ctx.load_master_config()
+    if follow and job_id is None:
+        raise HerdError("follow needs the id of the job to follow")
     if job_id is not None:
-        return {"jobs": [ctx.journal.get(job_id)]}
+        job = ctx.journal.get(job_id)
+        deadline = time.monotonic() + follow_timeout
+        while follow and job.get("status") in ("queued", "running"):
+            if time.monotonic() >= deadline:
+                ctx.warnings.append(f"job {job_id} is still {job['status']} after {follow_timeout:g} s of following")
+                break
+            time.sleep(FOLLOW_INTERVAL)
+            job = ctx.journal.get(job_id)
+        return {"jobs": [job], "table": job_detail(job), "log": ctx.journal.log_path(job_id)}
     jobs = ctx.journal.list(status=status, opcode=opcode, limit=limit)
-    return {"jobs": jobs, "interrupted": [j["id"] for j in ctx.journal.interrupted()]}
+    return {"jobs": jobs, "table": job_table(jobs), "interrupted": [j["id"] for j in ctx.journal.interrupted()]}
+
+
+def clock(ts: Any) -> str:
+    """A journal timestamp as local time, or '-' when it has none yet."""
+    if not isinstance(ts, (int, float)):
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def duration(start: Any, end: Any) -> str:
+    """Seconds between two timestamps, human-readable ('2 min 05 s'); '-' before the start; the
+    time so far when there is no end yet."""
+    if not isinstance(start, (int, float)):
+        return "-"
+    seconds = max(0.0, (end if isinstance(end, (int, float)) else time.time()) - start)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def job_table(jobs: List[Dict[str, Any]]) -> List[str]:
+    """Lines like `gnt-job list`: ID Status Opcode Received Duration Last message."""
+    body = [[str(j.get("id")), str(j.get("status")), str(j.get("opcode")), clock(j.get("received_ts")),
+             duration(j.get("start_ts"), j.get("end_ts")), str(j.get("last_message") or "")] for j in jobs]
+    return format_table(["ID", "Status", "Opcode", "Received", "Duration", "Last message"], body)
+
+
+def job_detail(job: Dict[str, Any]) -> List[str]:
+    """Lines like `gnt-job info`: the job, then each step with its times, status and message,
+    and under it every progress line it logged."""
+    lines = [f"job {job.get('id')} {job.get('opcode')}: {job.get('status')}, received {clock(job.get('received_ts'))}, "
+             f"started {clock(job.get('start_ts'))}, ended {clock(job.get('end_ts'))}, "
+             f"duration {duration(job.get('start_ts'), job.get('end_ts'))} (pid {job.get('pid')} on {job.get('host')})"]
+    body = []
+    for step in job.get("steps", []):
+        body.append([clock(step.get("start_ts")), duration(step.get("start_ts"), step.get("end_ts")),
+                     str(step.get("status")), str(step.get("name")),
+                     "" if step.get("progress") else str(step.get("message") or "")])
+        body.extend(["", "", "", "", f"{clock(line.get('ts'))[11:]} {line.get('message')}"]
+                    for line in step.get("progress", []))
+    lines += ["  " + line for line in format_table(["Started", "Duration", "Status", "Step", "Message"], body)]
+    if job.get("status") == "error":
+        lines.append(f"error: {job.get('last_message')}")
+    return lines
 
 
 def instance_info(ctx: Context, selected: Optional[List[str]] = None, live: bool = True) -> Dict[str, Any]:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from .. import validate as node_checks
-from ..config import Disk, Instance, Nic, new_uuid, now
+from ..config import Config, Disk, Instance, Nic, new_uuid, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
+from ..jobs import Locks
 from . import instance_disks, instance_reinstall, nodecalls, placement, repair_tags
 from .common import Context, diff_dict
 from .info import status_word
@@ -43,7 +44,7 @@ def ensure(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
 
 # --------------------------------------------------------------------------- create
 
-def build_instance(ctx: Context, config: Any, spec: Dict[str, Any]) -> Instance:
+def build_instance(ctx: Context, config: Config, spec: Dict[str, Any]) -> Instance:
     cluster = config.cluster
     template = spec["disk_template"]
     if template is None:
@@ -90,14 +91,14 @@ def build_instance(ctx: Context, config: Any, spec: Dict[str, Any]) -> Instance:
     return inst
 
 
-def create(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
+def create(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
     # Placement through commit holds the allocation lock: two creates at once
     # would otherwise both see the same free memory (Ganeti's node-allocation lock).
     with allocation_lock(ctx, locks):
         return _create_locked(ctx, locks, spec)
 
 
-def _create_locked(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
+def _create_locked(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
     config = ctx.load_master_config()
     inst = build_instance(ctx, config, spec)
     check_requested_nodes(config, inst, spec)
@@ -202,14 +203,14 @@ def created_record(inst: Instance) -> Dict[str, Any]:
 
 
 @repairs("instance_create")
-def _repair_create(ctx: Context, locks: Any, config: Any, inst: Optional[Instance], job: Dict[str, Any]) -> List[str]:
+def _repair_create(ctx: Context, locks: Locks, config: Config, inst: Optional[Instance], job: Dict[str, Any]) -> List[str]:
     """An interrupted create: what it recorded as created goes, unless it had committed."""
     removed = remove_created(ctx, config, job)
     ctx.warnings.extend(removed)
     return removed
 
 
-def remove_created(ctx: Context, config: Any, job: Dict[str, Any]) -> List[str]:
+def remove_created(ctx: Context, config: Config, job: Dict[str, Any]) -> List[str]:
     """Remove exactly what an interrupted create recorded (``Job.record_created``), unless the
     create got as far as committing the instance (then the config owns them). Returns what
     was done and what could not be, one line each."""
@@ -218,7 +219,7 @@ def remove_created(ctx: Context, config: Any, job: Dict[str, Any]) -> List[str]:
     lines: List[str] = []
     for entry in reversed(job.get("created") or []):
         record = entry.get("instance") or {}
-        held = config.instances.get(record.get("name"))
+        held = config.instances.get(str(record.get("name")))
         if held is not None and held.uuid == record.get("uuid"):
             continue  # committed: the instance owns these resources now
         gone = nodes_gone(config, record)
@@ -244,7 +245,7 @@ def remove_created(ctx: Context, config: Any, job: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def locks_node_guard(config: Any, node: str) -> None:
+def locks_node_guard(config: Config, node: str) -> None:
     if config.nodes[node].offline:
         raise PrerequisiteError(f"node {node} went offline")
 
@@ -258,11 +259,11 @@ def _recheck_unique(config: Any, inst: Instance) -> None:
             raise PrerequisiteError(f"MAC {nic.mac} was taken meanwhile by another instance; run again")
 
 
-def _undo_disk(ctx: Context, config: Any, inst: Instance, index: int) -> Any:
+def _undo_disk(ctx: Context, config: Config, inst: Instance, index: int) -> Any:
     return lambda: nodecalls.disk_remove(ctx, config, inst, index)
 
 
-def _undo_config(ctx: Context, locks: Any, name: str) -> Any:
+def _undo_config(ctx: Context, locks: Locks, name: str) -> Any:
     def undo() -> None:
         with locks.cluster():
             fresh = ctx.store.load()
@@ -273,7 +274,7 @@ def _undo_config(ctx: Context, locks: Any, name: str) -> Any:
     return undo
 
 
-def _set_admin_state(ctx: Context, locks: Any, name: str, state: str, **changes: Any) -> None:
+def _set_admin_state(ctx: Context, locks: Locks, name: str, state: str, **changes: Any) -> None:
     with locks.cluster():
         fresh = ctx.store.load()
         inst = fresh.instances[name]
@@ -286,7 +287,7 @@ def _set_admin_state(ctx: Context, locks: Any, name: str, state: str, **changes:
 
 # --------------------------------------------------------------------------- modify
 
-def plan_modify(config: Any, inst: Instance, spec: Dict[str, Any]) -> Dict[str, Any]:
+def plan_modify(config: Config, inst: Instance, spec: Dict[str, Any]) -> Dict[str, Any]:
     """What differs between the declared spec and the instance: a dict of changes."""
     changes: Dict[str, Any] = {}
     for key, why in IMMUTABLE.items():
@@ -349,7 +350,7 @@ def plan_modify(config: Any, inst: Instance, spec: Dict[str, Any]) -> Dict[str, 
     return changes
 
 
-def apply_changes(config: Any, inst: Instance, changes: Dict[str, Any]) -> None:
+def apply_changes(config: Config, inst: Instance, changes: Dict[str, Any]) -> None:
     inst.beparams.update(changes.get("beparams", {}))
     inst.hvparams.update(changes.get("hvparams", {}))
     for index, size in changes.get("grow", []):
@@ -374,7 +375,7 @@ def apply_changes(config: Any, inst: Instance, changes: Dict[str, Any]) -> None:
 NEEDS_RESTART = ("beparams", "hvparams", "nics", "add_disks", "remove_disks", "vnc_password")
 
 
-def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
+def modify(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
     config = ctx.load_master_config()
     inst = config.instances[spec["name"]]
     changes = plan_modify(config, inst, spec)
@@ -470,7 +471,7 @@ def modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
     return result
 
 
-def _notify_grow(ctx: Context, config: Any, inst: Instance, index: int, size: int) -> None:
+def _notify_grow(ctx: Context, config: Config, inst: Instance, index: int, size: int) -> None:
     try:
         nodecalls.instance_disk_grown(ctx, config, inst, index, size)
     except RpcError as exc:
@@ -480,7 +481,7 @@ def _notify_grow(ctx: Context, config: Any, inst: Instance, index: int, size: in
 
 # --------------------------------------------------------------------------- status
 
-def instance_status(ctx: Context, config: Any, inst: Instance) -> Dict[str, Any]:
+def instance_status(ctx: Context, config: Config, inst: Instance) -> Dict[str, Any]:
     """Where the instance really runs, and Ganeti's status word."""
     nodes = [n for n in sorted(config.nodes) if config.nodes[n].vm_capable]
     answers = nodecalls.running_on(ctx, config, nodes, inst.hypervisor)
@@ -494,7 +495,7 @@ def instance_status(ctx: Context, config: Any, inst: Instance) -> Dict[str, Any]
 
 # --------------------------------------------------------------------------- remove
 
-def remove(ctx: Context, locks: Any, name: str, shutdown_timeout: int = 120) -> Dict[str, Any]:
+def remove(ctx: Context, locks: Locks, name: str, shutdown_timeout: int = 120) -> Dict[str, Any]:
     config = ctx.load_master_config()
     inst = config.instances.get(name)
     if inst is None:

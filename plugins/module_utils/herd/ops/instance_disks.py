@@ -62,8 +62,8 @@ def plan(inst: Instance, spec: Dict[str, Any]) -> Dict[str, Any]:
             grow.append((index, declared["size"]))
     removed = list(range(len(declared_disks), len(inst.disks)))
     if removed:
-        gone = ", ".join(f"disk {i} ({inst.disks[i].size} MiB{', ' + inst.disks[i].name if inst.disks[i].name else ''})"
-                         for i in removed)
+        gone = ", ".join(f"disk {i} ({inst.disks[i].size} MiB"
+                         + (f", {inst.disks[i].name}" if inst.disks[i].name else "") + ")" for i in removed)
         if not spec.get("remove_disks"):
             raise PrerequisiteError(f"instance {inst.name} has {len(inst.disks)} disks, {len(declared_disks)} "
                                     f"declared: that would delete {gone} with their data. Set remove_disks: true "

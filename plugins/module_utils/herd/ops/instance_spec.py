@@ -7,7 +7,7 @@ compare only the keys the operator declared.
 """
 
 import random
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, overload
 
 from .. import names
 from .. import validate as node_checks
@@ -97,7 +97,7 @@ def _disk(disk: Any, index: int) -> Dict[str, Any]:
     bad = sorted(set(disk) - {"size", "name", "vg"})
     if bad:
         raise ValidationError(f"disks[{index}]: unknown keys {bad}; valid: ['name', 'size', 'vg']")
-    out = {"size": parse_size_mib(disk["size"], f"disks[{index}] size"), "name": None, "vg": None}
+    out: Dict[str, Any] = {"size": parse_size_mib(disk["size"], f"disks[{index}] size"), "name": None, "vg": None}
     if disk.get("name"):
         out["name"] = names.check_simple(disk["name"], f"disks[{index}] name")
     if disk.get("vg"):
@@ -196,6 +196,16 @@ def effective_hvparams(config: Config, inst: Instance) -> Dict[str, Any]:
 def effective_beparams(config: Config, inst: Instance) -> Dict[str, Any]:
     """Memory, vCPUs and the other backend parameters the instance runs with."""
     return fill(DEFAULT_BEPARAMS, config.cluster.beparams, inst.beparams)
+
+
+@overload
+def instance_view(inst: Instance) -> Dict[str, Any]:
+    ...
+
+
+@overload
+def instance_view(inst: None) -> None:
+    ...
 
 
 def instance_view(inst: Optional[Instance]) -> Optional[Dict[str, Any]]:

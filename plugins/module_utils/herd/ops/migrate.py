@@ -18,6 +18,7 @@ from .. import names
 from ..allocator import placement as allocator_placement
 from ..config import Config, Instance, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
+from ..jobs import Job, Locks
 from . import nodecalls, placement
 from .common import Context, diff_dict
 from .facts import allocator_facts, live_facts
@@ -72,7 +73,7 @@ def check_target(config: Config, inst: Instance, target: str, need_memory: bool,
         raise PrerequisiteError(f"cannot move {inst.name} to {target}: " + "; ".join(problems))
 
 
-def _switch_primary(ctx: Context, locks: Any, name: str, target: str) -> Config:
+def _switch_primary(ctx: Context, locks: Locks, name: str, target: str) -> Config:
     with locks.cluster():
         fresh = ctx.store.load()
         check_still_there(fresh, [target], [name], what=f"switching the primary of {name}")
@@ -108,10 +109,10 @@ def migrate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
             if actions:
                 config = ctx.load_master_config()
                 inst = config.instances[name]
-            result = cleanup(ctx, locks, config, inst)
-            result["actions"] = actions + result["actions"]
-            result["changed"] = result["changed"] or bool(actions)
-            return result
+            cleaned = cleanup(ctx, locks, config, inst)
+            cleaned["actions"] = actions + cleaned["actions"]
+            cleaned["changed"] = cleaned["changed"] or bool(actions)
+            return cleaned
         if recover_interrupted(ctx, name, locks, config):
             config = ctx.load_master_config()
             inst = config.instances[name]
@@ -156,7 +157,7 @@ def migrate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         return result
 
 
-def _demote_source(ctx: Context, job: Any, config: Config, name: str, target: str) -> Optional[str]:
+def _demote_source(ctx: Context, job: Job, config: Config, name: str, target: str) -> Optional[str]:
     """After the commit: single-primary on the target (the source demoted, two primaries
     forbidden). -> None, or the error text, recorded as the job's failed step."""
     moved = config.instances[name]
@@ -168,7 +169,7 @@ def _demote_source(ctx: Context, job: Any, config: Config, name: str, target: st
     return None
 
 
-def _live_migrate(ctx: Context, job: Any, config: Config, inst: Instance, target: str, mode: str,
+def _live_migrate(ctx: Context, job: Job, config: Config, inst: Instance, target: str, mode: str,
                   timeout: float) -> Dict[str, Any]:
     source = inst.primary_node
     hv = effective_hvparams(config, inst)
@@ -214,7 +215,7 @@ def _live_migrate(ctx: Context, job: Any, config: Config, inst: Instance, target
     return stats
 
 
-def _poll(ctx: Context, job: Any, config: Config, inst: Instance, source: str, timeout: float) -> Dict[str, Any]:
+def _poll(ctx: Context, job: Job, config: Config, inst: Instance, source: str, timeout: float) -> Dict[str, Any]:
     deadline = time.monotonic() + timeout
     unknown = 0
     last: Dict[str, Any] = {}
@@ -258,12 +259,14 @@ def _drbd_mode(ctx: Context, config: Config, inst: Instance, dual: bool, primary
 
 
 @repairs("instance_migrate")
-def repair(ctx: Context, locks: Any, config: Config, inst: Instance, job: Dict[str, Any]) -> List[str]:
+def repair(ctx: Context, locks: Locks, config: Config, inst: Optional[Instance], job: Dict[str, Any]) -> List[str]:
     """An interrupted migration: the instance may run on the target, or on both nodes."""
+    if inst is None:
+        return []
     return cleanup(ctx, locks, config, inst)["actions"]
 
 
-def cleanup(ctx: Context, locks: Any, config: Config, inst: Instance) -> Dict[str, Any]:
+def cleanup(ctx: Context, locks: Locks, config: Config, inst: Instance) -> Dict[str, Any]:
     """Ganeti's migrate --cleanup: find where the instance really runs and make the config say so.
 
     From every node's view of the instance (``running``, ``incoming`` on a
@@ -361,7 +364,7 @@ def failover(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         return _failover_locked(ctx, locks, config, config.instances[name], spec)
 
 
-def _failover_locked(ctx: Context, locks: Any, config: Config, inst: Instance, spec: Dict[str, Any]) -> Dict[str, Any]:
+def _failover_locked(ctx: Context, locks: Locks, config: Config, inst: Instance, spec: Dict[str, Any]) -> Dict[str, Any]:
     source = inst.primary_node
     # one round: the target's choice and checks, and whether the source still answers
     raw_facts = live_facts(ctx, config)

@@ -5,6 +5,7 @@ from typing import Any, Dict, Optional
 from .. import names
 from ..config import Config, Node, NodeGroup, new_uuid, now
 from ..errors import PrerequisiteError, RpcError, ValidationError
+from ..jobs import Job, Locks
 from ..rpc import Endpoint, known_host_keys
 from .cluster import _ip, crypto_dir, install_node_crypto
 from .common import Context, diff_dict, require
@@ -26,9 +27,9 @@ def validate_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
         names.check_simple(spec["group"], "node group")
     if spec.get("tags") is not None:
         out["tags"] = sorted(set(names.check_tag(t) for t in spec["tags"]))
-    if spec.get("ssh_port") is not None:
-        if not isinstance(spec["ssh_port"], int) or not 0 < spec["ssh_port"] < 65536:
-            raise ValidationError(f"ssh_port {spec['ssh_port']!r} must be a TCP port number")
+    if spec.get("ssh_port") is not None and (
+            not isinstance(spec["ssh_port"], int) or not 0 < spec["ssh_port"] < 65536):
+        raise ValidationError(f"ssh_port {spec['ssh_port']!r} must be a TCP port number")
     if spec.get("ssh_host_key") is not None:
         out["ssh_host_keys"] = parse_host_key(spec["ssh_host_key"])
     return out
@@ -67,9 +68,9 @@ def present(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         return _add(ctx, locks, config, spec)
 
 
-def _add(ctx: Context, locks: Any, config: Config, spec: Dict[str, Any]) -> Dict[str, Any]:
+def _add(ctx: Context, locks: Locks, config: Config, spec: Dict[str, Any]) -> Dict[str, Any]:
     name = spec["name"]
-    primary_ip = spec.get("primary_ip")
+    primary_ip = spec.get("primary_ip") or ""
     require(bool(primary_ip), f"node add {name}: primary_ip is required")
     secondary_ip = spec.get("secondary_ip") or primary_ip
     for other in config.nodes.values():
@@ -171,7 +172,7 @@ def _check_flags(config: Config, node: Node) -> None:
                                 "new placements)")
 
 
-def _modify(ctx: Context, locks: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
+def _modify(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
     name = spec["name"]
     with locks.cluster():
         config = ctx.load_master_config()
@@ -252,7 +253,7 @@ class NodeRemove(Operation):
         require(not holding, f"node {self.name} still holds instances {holding} (as primary or secondary); "
                 "evacuate it first (herd.cluster.node_evacuate)")
 
-    def execute(self, job: Any, config: Config, result: Dict[str, Any]) -> None:
+    def execute(self, job: Job, config: Config, result: Dict[str, Any]) -> None:
         def remove(fresh: Config) -> None:
             self._require_empty(fresh)
             del fresh.nodes[self.name]

@@ -118,7 +118,7 @@ def seed_to(ctx: Context, config: Config, inst: Instance, node: str) -> None:
 
 def os_remove(ctx: Context, config: Config, inst: Instance) -> List[str]:
     """Remove what the OS provider kept with the instance (the cloud-init seed)."""
-    problems = []
+    problems: List[str] = []
     if inst.os != "cloud_init":
         return problems
     nodes = inst.nodes() if inst.disk_template != "sharedfile" else [inst.primary_node]

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 from ..config import Config
 from ..errors import PrerequisiteError
-from ..jobs import Locks
+from ..jobs import Job, Locks
 from .common import Context
 
 LEVELS = ("instance", "node_alloc", "node")
@@ -119,7 +119,7 @@ class Operation:
         """Check against the locked config; return the result (changed, diff, msg) it would give."""
         raise NotImplementedError
 
-    def execute(self, job: Any, config: Config, result: Dict[str, Any]) -> None:
+    def execute(self, job: Job, config: Config, result: Dict[str, Any]) -> None:
         """Make the change, registering undo steps on ``job``; commit through ``commit``."""
         raise NotImplementedError
 

@@ -20,6 +20,7 @@ module that can find an interrupted job).
 from typing import Any, Callable, Dict, List, Optional
 
 from ..config import Config, Instance
+from ..jobs import Locks
 from .common import Context
 
 # ctx, locks (held on the instance), config, instance, job -> actions taken
@@ -49,7 +50,7 @@ def nodes_gone(config: Config, record: Dict[str, Any]) -> List[str]:
     return [n for n in nodes if n not in config.nodes or config.nodes[n].offline]
 
 
-def recover_interrupted(ctx: Context, name: str, locks: Any, config: Config,
+def recover_interrupted(ctx: Context, name: str, locks: Locks, config: Config,
                         interrupted: Optional[List[Dict[str, Any]]] = None) -> List[str]:
     """Close the interrupted jobs on instance ``name`` and run their registered repairs.
 

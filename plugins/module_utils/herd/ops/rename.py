@@ -12,7 +12,7 @@ default, the instance must be stopped.
 """
 
 import os
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 from .. import names
 from ..config import Config, Instance, now
@@ -110,9 +110,7 @@ def rename(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
                 with job.step(f"rename directory on {node}"):
                     nodecalls.call(ctx, config, node, "instance_dir_rename", args)
                     back = dict(args, old=new, new=old)
-                    job.on_undo(f"rename directory back on {node}",
-                                lambda node=node, back=back: nodecalls.call(ctx, config, node,
-                                                                            "instance_dir_rename", back))
+                    job.on_undo(f"rename directory back on {node}", _rename_back(ctx, config, node, back))
             with job.step("commit config"):
                 with locks.cluster():
                     fresh = ctx.store.load()
@@ -128,3 +126,7 @@ def rename(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
                     ctx.commit(fresh)
                 job.no_more_undo()
     return result
+
+
+def _rename_back(ctx: Context, config: Config, node: str, args: Dict[str, Any]) -> Callable[[], Any]:
+    return lambda: nodecalls.call(ctx, config, node, "instance_dir_rename", args)

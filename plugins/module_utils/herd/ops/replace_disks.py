@@ -36,12 +36,13 @@ such as a parallel evacuation, do not).
 import copy
 import time
 from contextlib import ExitStack
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import names
 from ..allocator import placement as allocator_placement
 from ..config import DRBD_META_SIZE_MIB, Config, Instance, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
+from ..jobs import Job, Locks, index_latest_by_name
 from . import nodecalls, placement
 from .common import Context, diff_dict
 from .facts import allocator_facts, live_facts
@@ -51,6 +52,7 @@ from .instance_spec import instance_view
 from .recovery import recover_interrupted, repairs
 
 OPCODE = "instance_replace_disks"
+index_latest_by_name(OPCODE)  # a replacement stopped after its commit is resumed from its job
 COMMIT_STEP = "commit config: new secondary"
 POLL_INTERVAL = 2.0   # seconds between resync polls (Ganeti's drbd_wait_sync polls every 2 s)
 STALL_POLLS = 30      # polls a disk may stay neither in sync nor syncing before the wait gives up
@@ -59,7 +61,7 @@ DEFAULT_SYNC_TIMEOUT = 86400.0
 
 # --------------------------------------------------------------------------- helpers
 
-def with_secondary(inst: Instance, secondary: str, minors: List[int]) -> Instance:
+def with_secondary(inst: Instance, secondary: str, minors: Sequence[Optional[int]]) -> Instance:
     """A copy of ``inst`` with ``secondary`` and its minor per disk; the primary's minors, the
     port and the secret stay."""
     out = copy.deepcopy(inst)
@@ -68,6 +70,13 @@ def with_secondary(inst: Instance, secondary: str, minors: List[int]) -> Instanc
         old = disk.logical_id.get("minors") or {}
         disk.logical_id["minors"] = {inst.primary_node: old.get(inst.primary_node), secondary: minor}
     return out
+
+
+def secondary_of(inst: Instance) -> str:
+    """The drbd secondary of an instance that check_drbd admitted (it has one)."""
+    if not inst.secondary_node:
+        raise PrerequisiteError(f"instance {inst.name} has no drbd secondary in the config")
+    return inst.secondary_node
 
 
 def secondary_minors(inst: Instance) -> List[Optional[int]]:
@@ -100,8 +109,7 @@ def volumes(inst: Instance) -> List[str]:
 
 
 def _last_job(ctx: Context, name: str) -> Optional[Dict[str, Any]]:
-    jobs = [j for j in ctx.journal.list(opcode=OPCODE) if j.get("params", {}).get("name") == name]
-    return jobs[-1] if jobs else None
+    return ctx.journal.latest(OPCODE, name)
 
 
 def _committed(job: Dict[str, Any]) -> bool:
@@ -244,7 +252,7 @@ def replace(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
             inst = config.instances[name]
             new, reasons = choose_node(ctx, config, inst, remote)
             check_new_node(ctx, config, inst, new)
-            for node in sorted({inst.primary_node, inst.secondary_node, new}):
+            for node in sorted({inst.primary_node, secondary_of(inst), new}):
                 held.enter_context(locks.node(node, shared=True))
             activate = check_primary(ctx, config, inst)
             minors = allocate_minors(ctx, config, inst, new)
@@ -308,7 +316,7 @@ def resolve_split_brain(ctx: Context, config: Config, inst: Instance, survivor: 
 
 
 def _plan(config: Config, inst: Instance, target: Instance, activate: bool, wait: bool) -> List[str]:
-    primary, old, new = inst.primary_node, inst.secondary_node, target.secondary_node
+    primary, old, new = inst.primary_node, secondary_of(inst), secondary_of(target)
     old_offline = config.nodes[old].offline
     minors = secondary_minors(target)
     return ([f"activate the disks on the primary {primary}"] if activate else []) + [
@@ -322,11 +330,11 @@ def _plan(config: Config, inst: Instance, target: Instance, activate: bool, wait
         else f"remove the old volumes on {old}"]
 
 
-def _replace_locked(ctx: Context, locks: Any, allocation: ExitStack, config: Config, inst: Instance,
+def _replace_locked(ctx: Context, locks: Locks, allocation: ExitStack, config: Config, inst: Instance,
                     target: Instance, activate: bool, wait: bool, timeout: float, reasons: List[str]
                     ) -> Dict[str, Any]:
     name = inst.name
-    primary, old, new = inst.primary_node, inst.secondary_node, target.secondary_node
+    primary, old, new = inst.primary_node, secondary_of(inst), secondary_of(target)
     before = instance_view(inst)
     after = dict(before, secondary_node=new)
     actions = _plan(config, inst, target, activate, wait)
@@ -336,8 +344,9 @@ def _replace_locked(ctx: Context, locks: Any, allocation: ExitStack, config: Con
                               "msg": f"instance {name} would get secondary {new} instead of {old}"}
     if ctx.check_mode:
         return result
+    old_minors = secondary_minors(inst)
     params = {"name": name, "primary": primary, "old_secondary": old, "new_secondary": new,
-              "old_minors": secondary_minors(inst), "new_minors": secondary_minors(target), "wait_for_sync": wait}
+              "old_minors": old_minors, "new_minors": secondary_minors(target), "wait_for_sync": wait}
     with ctx.job(OPCODE, params) as job:
         old_online = not config.nodes[old].offline
         if activate:
@@ -375,7 +384,7 @@ def _replace_locked(ctx: Context, locks: Any, allocation: ExitStack, config: Con
         job.no_more_undo()  # the config names the new secondary: from here on, forward only
         allocation.close()
         switched = config.instances[name]
-        outcome = _finish(ctx, job, config, switched, old, params["old_minors"], wait, timeout)
+        outcome = _finish(ctx, job, config, switched, old, old_minors, wait, timeout)
         job.finish(outcome)
     result.update(synced=outcome["synced"], left_on_old=outcome["left_on_old"],
                   msg=f"instance {name}: secondary {old} -> {new}"
@@ -402,7 +411,7 @@ def _later(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], 
     return lambda: func(*args, **kwargs)
 
 
-def _commit(ctx: Context, locks: Any, inst: Instance, target: Instance) -> Config:
+def _commit(ctx: Context, locks: Locks, inst: Instance, target: Instance) -> Config:
     with locks.cluster():
         fresh = ctx.store.load()
         current = fresh.instances.get(inst.name)
@@ -419,10 +428,10 @@ def _commit(ctx: Context, locks: Any, inst: Instance, target: Instance) -> Confi
         return fresh
 
 
-def _finish(ctx: Context, job: Any, config: Config, inst: Instance, old: str, old_minors: List[int],
+def _finish(ctx: Context, job: Job, config: Config, inst: Instance, old: str, old_minors: List[Optional[int]],
             wait: bool, timeout: float) -> Dict[str, Any]:
     """After the commit: connect, wait for the resync, remove the old storage."""
-    name, primary, new = inst.name, inst.primary_node, inst.secondary_node
+    name, primary, new = inst.name, inst.primary_node, secondary_of(inst)
     with job.step("connect the primary to the new secondary", nodes=[primary, new]):
         for index in range(len(inst.disks)):
             for node in (primary, new):
@@ -473,7 +482,7 @@ def _finish(ctx: Context, job: Any, config: Config, inst: Instance, old: str, ol
     return {"synced": synced, "left_on_old": left}
 
 
-def wait_for_sync(ctx: Context, job: Any, config: Config, inst: Instance, timeout: float, old: str = "") -> bool:
+def wait_for_sync(ctx: Context, job: Job, config: Config, inst: Instance, timeout: float, old: str = "") -> bool:
     """Poll the primary's DRBD status until every disk is Connected and UpToDate/UpToDate;
     the progress goes to the job log. Gives up on a timeout, or when a disk stays neither
     connected nor syncing, naming its state."""
@@ -548,7 +557,7 @@ def resume(ctx: Context, config: Config, inst: Instance, earlier: Dict[str, Any]
 
 
 @repairs("instance_replace_disks")
-def repair(ctx: Context, locks: Any, config: Config, inst: Instance, job: Dict[str, Any]) -> List[str]:
+def repair(ctx: Context, locks: Locks, config: Config, inst: Optional[Instance], job: Dict[str, Any]) -> List[str]:
     """An interrupted replace-disks job (the master died): roll back when it had not
     committed (old secondary up again, primary reconnected to it, the new node's device
     and volumes removed); after its commit, reconnect the primary to the new secondary
@@ -556,7 +565,7 @@ def repair(ctx: Context, locks: Any, config: Config, inst: Instance, job: Dict[s
     params = job.get("params", {})
     old, new = params.get("old_secondary"), params.get("new_secondary")
     actions: List[str] = []
-    if inst.disk_template != "drbd" or not old or not new:
+    if inst is None or inst.disk_template != "drbd" or not old or not new:
         return actions
 
     def attempt(what: str, func: Callable[[], Any]) -> None:

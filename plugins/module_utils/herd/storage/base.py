@@ -23,7 +23,7 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from .. import names
 from ..errors import HerdError, ValidationError
@@ -96,7 +96,7 @@ _SECRET_PATTERNS = (
 )
 
 
-def redact_text(text: Optional[str], secrets: Sequence[str] = ()) -> str:
+def redact_text(text: Optional[str], secrets: Iterable[str] = ()) -> str:
     """``text`` with every DRBD shared secret (and every value in ``secrets``) replaced by ***."""
     if not text:
         return text or ""

@@ -33,14 +33,14 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 from .. import names
+from ..config import DRBD_META_SIZE_MIB
 from ..errors import ValidationError
 from .base import DiskRequest, NodeSettings, Runner, StorageContext, StorageError, Template, check_grow, register
 from .lvm import HERD_TAG, LVM, instance_tag
 
-META_SIZE_MIB = 128  # Ganeti's DRBD_META_SIZE
 MAX_MINOR = (1 << 20) - 1
 _SECRET = re.compile(r"^[0-9a-f]{16,64}$")
 DEFAULT_PARAMS: Dict[str, Any] = {
@@ -193,7 +193,7 @@ class DrbdDisk:
             if not isinstance(data, dict):
                 raise ValidationError(f"drbd nodes.{node} must be a mapping with address and minor")
             try:
-                address = str(ipaddress.ip_address(data.get("address")))
+                address = str(ipaddress.ip_address(str(data.get("address"))))
             except ValueError:
                 raise ValidationError(f"drbd nodes.{node}.address {data.get('address')!r} is not an IP address") \
                     from None
@@ -297,7 +297,7 @@ class Commands:
         return [self.drbdadm, "-c", self.conf, command, *options, self.disk.resource]
 
     def wipe_meta(self) -> List[str]:
-        return ["dd", "if=/dev/zero", f"of={self.disk.meta_path}", "bs=1M", f"count={META_SIZE_MIB}",
+        return ["dd", "if=/dev/zero", f"of={self.disk.meta_path}", "bs=1M", f"count={DRBD_META_SIZE_MIB}",
                 "oflag=direct", "status=none"]
 
     def create_md(self) -> List[str]:
@@ -338,49 +338,6 @@ class Commands:
 
     def resize(self) -> List[str]:
         return self.adm("resize")
-
-
-def create_sequence(disk: DrbdDisk, drbdadm: str, conf: str, lvm: LVM,
-                    standalone: bool = False) -> List[Tuple[str, List[str]]]:
-    """The create steps on one node, as Ganeti does them (§4a step 3): data and meta LVs,
-    wipe the meta LV, write the resource file, create-md, up (new-resource, new-minor,
-    apply-al, attach, connect), primary --force on the primary only (starts the initial
-    full sync towards the secondary). ``("config", [path])`` marks writing the file.
-
-    ``standalone`` (a new secondary during replace-disks, Ganeti's _ExecDrbd8Secondary):
-    the device is attached without network (new-resource, new-minor, attach) and never
-    promoted; the master connects it once the config names it as the secondary."""
-    cmds = Commands(disk, drbdadm, conf)
-    tags = [HERD_TAG, instance_tag(disk.instance)]
-    steps: List[Tuple[str, List[str]]] = [
-        ("lv", lvm.lvcreate_argv(disk.vg, disk.data_lv, disk.size, tags)),
-        ("lv", lvm.lvcreate_argv(disk.meta_vg, disk.meta_lv, META_SIZE_MIB, tags)),
-    ]
-    if lvm.settings.lvm_driverloaded:
-        steps.append(("wipe", cmds.wipe_meta()))
-    steps += [("config", [conf]), ("drbd", cmds.create_md())]
-    if standalone:
-        return steps + [("drbd", cmds.new_resource()), ("drbd", cmds.new_minor()), ("drbd", cmds.attach())]
-    steps.append(("drbd", cmds.up()))
-    if disk.is_primary:
-        steps.append(("drbd", cmds.primary(force=True)))
-    return steps
-
-
-def remove_sequence(disk: DrbdDisk, drbdadm: str, conf: str, lvm: LVM) -> List[List[str]]:
-    cmds = Commands(disk, drbdadm, conf)
-    return [cmds.down(), lvm.lvremove_argv(disk.vg, disk.data_lv), lvm.lvremove_argv(disk.meta_vg, disk.meta_lv)]
-
-
-def migration_sequence(disk: DrbdDisk, drbdadm: str, conf: str) -> Dict[str, List[List[str]]]:
-    """The per-node DRBD steps of a live migration (Ganeti §4b steps 5-7 and 13-14), with
-    net-options instead of Ganeti's disconnect/reconnect: DRBD 8.4 changes
-    allow-two-primaries on a live connection and tells the peer."""
-    cmds = Commands(disk, drbdadm, conf)
-    return {
-        "dual": [cmds.two_primaries(True), cmds.primary()],
-        "single_demote": [cmds.secondary(), cmds.two_primaries(False)],
-    }
 
 
 # ----------------------------------------------------------------- /proc/drbd
@@ -596,7 +553,7 @@ class Drbd(Template):
     # --- template interface
     def create(self, req: DiskRequest, standalone: bool = False) -> Dict[str, Any]:
         """LVs, resource file, create-md, up; ``standalone``: attach without network and
-        never promote (a new secondary, see ``create_sequence``)."""
+        never promote (a new secondary during replace-disks, Ganeti's _ExecDrbd8Secondary)."""
         disk = DrbdDisk.from_request(req)
         if standalone and disk.is_primary:
             raise ValidationError(f"disk {req.index} of {req.instance}: a standalone create is for a new secondary, "
@@ -606,7 +563,7 @@ class Drbd(Template):
         running = self.check_minor_free(disk)
         tags = [HERD_TAG, instance_tag(disk.instance)]
         data = self.lvm.create(disk.vg, disk.data_lv, disk.size, tags)
-        meta = self.lvm.create(disk.meta_vg, disk.meta_lv, META_SIZE_MIB, tags)
+        meta = self.lvm.create(disk.meta_vg, disk.meta_lv, DRBD_META_SIZE_MIB, tags)
         changed = data["changed"] or meta["changed"]
         fresh = meta["changed"]
         if fresh and self.settings.lvm_driverloaded:
