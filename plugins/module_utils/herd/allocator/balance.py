@@ -36,7 +36,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from . import rules
 from .model import NO_NODE, Cluster, Instance, mirror_type
-from .moves import Move, apply_unchecked, each_move, move_label, move_steps, step_command
+from .moves import (Move, apply_unchecked, each_move, move_label, move_steps, step_command,
+                    target_check)
 from .score import CV_IDX, WEIGHTS, optimal_score
 
 
@@ -235,57 +236,37 @@ class _Balancer:
         best, best_move = cur, None
         cands = self.candidates(inst, targets, sec_targets)
         nodes = c.nodes
-        p, s = inst.pnode, inst.snode
-        p_off = nodes[p].offline
-        force_p = p_off or force
-        force_s = (s != NO_NODE and nodes[s].offline) or force
         # The target's own check (a node other than the instance's two) does
         # not depend on the rest of the move: most candidates fail there, so
-        # it is made first, without touching the model, and shared by the
-        # kinds that ask the same question.
-        # The answer only changes when the target node does: kept across
-        # steps with the node's version (bumped when an accepted move touches it).
+        # it is made first, without touching the model, shared by the kinds
+        # that ask the same question and kept across steps while the node is
+        # unchanged (its version is bumped when an accepted move touches it).
         cache = self.fit_cache
         ver = self.node_ver
         idx = inst.idx
 
-        def pri_fits(t: int, f: bool) -> bool:
-            key = (idx, t, f, -2)
-            e = cache.get(key)
-            v = ver[t]
-            if e is not None and e[0] == v:
-                return e[1]
-            r = rules.pri_failure(nodes[t], inst, f) is None
-            cache[key] = (v, r)
-            return r
-
-        def sec_fits(t: int, peer: int, f: bool) -> bool:
+        def fits(mv: Move) -> bool:
+            chk = target_check(c, inst, mv, force)
+            if chk is None:
+                return True
+            role, t, peer, f = chk
             key = (idx, t, f, peer)
             e = cache.get(key)
             v = ver[t]
             if e is not None and e[0] == v:
                 return e[1]
-            r = rules.sec_failure(nodes[t], inst, peer, f) is None
+            if role == "pri":
+                r = rules.pri_failure(nodes[t], inst, f) is None
+            else:
+                r = rules.sec_failure(nodes[t], inst, peer, f) is None
             cache[key] = (v, r)
             return r
-
-        def fits(mv: Move) -> bool:
-            kind = mv[0]
-            if kind == "f":
-                return True
-            t = mv[1]
-            if kind == "r":
-                return sec_fits(t, p, force_s)
-            if kind == "rf":
-                return pri_fits(t, force)
-            if kind == "fr":
-                return sec_fits(t, s, force_p)
-            return pri_fits(t, force_p)   # frf, fa
 
         # every candidate is rolled back: score it without updating the statistics
         c.defer_stats(True)
         try:
-            for mv, fail in each_move(c, inst, [mv for mv in cands if fits(mv)], force):
+            for mv, fail in each_move(c, inst, [mv for mv in cands if fits(mv)], force,
+                                      targets_checked=True):
                 if fail is None:
                     sc = c.score(g)
                     if sc < best - _EPS:

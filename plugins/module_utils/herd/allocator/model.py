@@ -741,14 +741,17 @@ class Cluster:
                 else:
                     n.instance_map.pop(key, None)
 
-    def add_pri(self, ndx: int, inst: Instance, force: bool = False) -> rules.Reason | None:
+    def add_pri(self, ndx: int, inst: Instance, force: bool = False,
+                checked: bool = False) -> rules.Reason | None:
         """htools ``addPriEx``: try to add ``inst`` as primary of node ``ndx``.
 
         Returns ``None`` on success (node state updated) or the failure reason
         (node untouched).  ``force`` skips the soft checks.
         """
         n = self.nodes[ndx]
-        fail = rules.pri_failure(n, inst, force, self.node_name)
+        # ``checked``: the caller has just had ``rules.pri_failure`` say None
+        # for this node, instance and force, and the node has not changed since
+        fail = None if checked else rules.pri_failure(n, inst, force, self.node_name)
         if fail is not None:
             return fail
         snap = self._snap(n)
@@ -844,11 +847,13 @@ class Cluster:
                     n.peers.pop(pdx, None)
 
     def add_sec(self, ndx: int, inst: Instance, pdx: int, force: bool = False,
-                ignore_disks: bool = False) -> rules.Reason | None:
+                ignore_disks: bool = False, checked: bool = False) -> rules.Reason | None:
         """htools ``addSecExEx``: try to add ``inst`` as secondary of ``ndx``
         (its primary being ``pdx``)."""
         n = self.nodes[ndx]
-        fail = rules.sec_failure(n, inst, pdx, force, ignore_disks, self.node_name)
+        # ``checked``: as in ``add_pri``, with ``rules.sec_failure``
+        fail = None if checked else rules.sec_failure(n, inst, pdx, force, ignore_disks,
+                                                      self.node_name)
         if fail is not None:
             return fail
         snap = self._snap(n)

@@ -126,13 +126,14 @@ def _move_precheck(c: Cluster, kind: str, old_pdx: int, old_sdx: int,
 
 
 def _put_back(c: Cluster, inst: Instance, kind: str, tgt: int, old_pdx: int, old_sdx: int,
-              force: bool) -> rules.Reason | None:
-    """The second half of a drbd move: ``inst`` is off ``old_pdx`` and ``old_sdx``."""
+              force: bool, tgt_checked: bool = False) -> rules.Reason | None:
+    """The second half of a drbd move: ``inst`` is off ``old_pdx`` and ``old_sdx``.
+    ``tgt_checked``: the target's own check (``target_check``) passed."""
     nodes = c.nodes
     if kind == "r":
         force_s = nodes[old_sdx].offline or force
         c.set_inst_nodes(inst, old_pdx, tgt)
-        r = c.add_sec(tgt, inst, old_pdx, force_s)
+        r = c.add_sec(tgt, inst, old_pdx, force_s, checked=tgt_checked)
         if r:
             return r
         return c.add_pri(old_pdx, inst, True)
@@ -144,11 +145,12 @@ def _put_back(c: Cluster, inst: Instance, kind: str, tgt: int, old_pdx: int, old
         r = rules.pri_failure(nodes[old_sdx], inst, force_p)
         if r:
             return r
-        return c.add_pri(tgt, inst, force_p) or c.add_sec(old_sdx, inst, tgt, force_p)
+        return (c.add_pri(tgt, inst, force_p, checked=tgt_checked)
+                or c.add_sec(old_sdx, inst, tgt, force_p))
     if kind == "rf":
         force_s = nodes[old_sdx].offline or force
         c.set_inst_nodes(inst, tgt, old_pdx)
-        r = c.add_pri(tgt, inst, force)
+        r = c.add_pri(tgt, inst, force, checked=tgt_checked)
         if r:
             return r
         return c.add_sec(old_pdx, inst, tgt, force_s)
@@ -158,17 +160,42 @@ def _put_back(c: Cluster, inst: Instance, kind: str, tgt: int, old_pdx: int, old
         r = c.add_pri(old_sdx, inst, force_p)
         if r:
             return r
-        return c.add_sec(tgt, inst, old_sdx, force_p)
+        return c.add_sec(tgt, inst, old_sdx, force_p, checked=tgt_checked)
     raise ValueError(f"unknown move {(kind, tgt)!r}")
 
 
+def target_check(c: Cluster, inst: Instance, move: Move, force: bool) -> tuple | None:
+    """The check a drbd move (other than the failover) makes on its target, as
+    ``(kind, node, peer, force)`` (kind "pri" or "sec", peer -1 for "pri");
+    None for the failover.  It needs no change of the model (the
+    target is neither of the instance's nodes), so callers can make it
+    first, share it between moves, and pass ``targets_checked`` to
+    ``each_move``."""
+    kind = move[0]
+    if kind == "f":
+        return None
+    nodes = c.nodes
+    p, s = inst.pnode, inst.snode
+    t = move[1]
+    force_p = nodes[p].offline or force
+    if kind == "r":
+        return ("sec", t, p, (s >= 0 and nodes[s].offline) or force)
+    if kind == "rf":
+        return ("pri", t, -1, force)
+    if kind == "fr":
+        return ("sec", t, s, force_p)
+    return ("pri", t, -1, force_p)   # frf, fa
+
+
 def each_move(c: Cluster, inst: Instance, candidates: Iterable[Move],
-              force: bool = False) -> Iterator[tuple[Move, rules.Reason | None]]:
+              force: bool = False,
+              targets_checked: bool = False) -> Iterator[tuple[Move, rules.Reason | None]]:
     """``apply_move`` for each candidate in turn: yields ``(move, reason)``
     with the move applied while the reason is None, and undoes it before the
     next (the cluster is as before at the end).  The drbd moves that take the
     instance off both its nodes share that half, so a candidate costs its
-    two additions and their undo."""
+    two additions and their undo.  ``targets_checked``: every candidate's
+    ``target_check`` passed, so it is not made again."""
     old_pdx, old_sdx = inst.pnode, inst.snode
     mark = c.checkpoint()
     base = -1
@@ -190,7 +217,7 @@ def each_move(c: Cluster, inst: Instance, candidates: Iterable[Move],
                 c.remove_pri(old_pdx, inst)
                 c.remove_sec(old_sdx, inst)
                 base = c.checkpoint()
-            yield mv, _put_back(c, inst, kind, mv[1], old_pdx, old_sdx, force)
+            yield mv, _put_back(c, inst, kind, mv[1], old_pdx, old_sdx, force, targets_checked)
             c.rollback(base)
     finally:
         c.rollback(mark)
