@@ -101,6 +101,11 @@ def node_vector(n: "Node") -> tuple[float, ...]:
     )
 
 
+if TYPE_CHECKING:  # pragma: no cover
+    # (node, vector the sums hold, its current vector, map the sums hold or None)
+    _Change = tuple[Node, tuple[float, ...], tuple[float, ...], dict[tuple[str, str], int] | None]
+
+
 class Stats:
     """Running sums for one set of nodes (a group, or the whole cluster)."""
 
@@ -214,9 +219,7 @@ class Stats:
         total += WEIGHTS[MAP_IDX] * (self.map_total - len(self.map_counts))
         return total
 
-
-    def value_with(self, changes: list[tuple["Node", tuple[float, ...], tuple[float, ...],
-                                              dict[tuple[str, str], int] | None]]) -> float:
+    def value_with(self, changes: list[_Change]) -> float:
         """``value()`` as if each ``(node, old_vec, new_vec, old_map)`` had its
         old vector and map replaced by ``new_vec`` and the node's current map,
         without changing the sums (``Cluster.defer_stats``)."""
