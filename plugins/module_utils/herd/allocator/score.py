@@ -19,7 +19,7 @@ Two ways to compute it:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Cluster, Node
@@ -103,7 +103,8 @@ def node_vector(n: "Node") -> tuple[float, ...]:
 
 if TYPE_CHECKING:  # pragma: no cover
     # (node, vector the sums hold, its current vector, map the sums hold or None)
-    _Change = tuple[Node, tuple[float, ...], tuple[float, ...], dict[tuple[str, str], int] | None]
+    _Change = tuple[Node, tuple[float, ...], tuple[float, ...],
+                    Optional[dict[tuple[str, str], int]]]
 
 
 class Stats:
