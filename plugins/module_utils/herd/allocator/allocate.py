@@ -622,12 +622,13 @@ def _evac_drbd_pairs(c: Cluster, inst: Instance, gdx: int, avail: list[int], ign
             if best is None or not best[0] < s:
                 best = (s, tuple(seq) + (("r", ts),))
             continue
-        if err is None:
-            assert r is not None  # a None reason continued above
+        if r is not None:
+            # the last step failed (the first two succeeded: their failure
+            # gives every pair a None reason)
             e = f"{what}: {r.mode}"
             reasons.append(f"{c.nodes[tp].name}/{c.nodes[ts].name}: {what}: {r}")
         else:
-            e = err
+            e = str(err)
             if line is not None:
                 reasons.append(f"{c.nodes[tp].name}/{c.nodes[ts].name}: {line}")
         if best is None:
