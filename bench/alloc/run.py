@@ -65,7 +65,10 @@ GENERATED = [
     ("gen-400-l0", 400, 6000, 0),       # score only (hbal -l 0)
 ]
 # two node groups (hbal -G group1) and two offline nodes, three seeds
-GENERATED_GROUPS = [(f"gen-12-g2-off2-s{seed}", 12, 100, seed) for seed in (1, 2, 3)]
+GENERATED_GROUPS = [(f"gen-12-g2-off2-s{seed}", 12, 100, seed, -1) for seed in (1, 2, 3)]
+# the same shape at 40 nodes with a move limit (hbal -l 20): groups big enough
+# for the pruned candidate search
+GENERATED_GROUPS += [(f"gen-40-g2-off2-s{seed}-l20", 40, 400, seed, 20) for seed in (1, 2, 3)]
 # capacity (hspace) is compared on these; at 400 nodes neither finishes in a useful time here
 CAPACITY_CASES = {"gen-4", "gen-20", "gen-100"}
 # IAllocator node-evacuate (all mode) of every instance on one node, beside hail
@@ -297,13 +300,14 @@ def cases(workdir: str) -> list[Case]:
         # htools 3.0.2's N+1 initialisation, as the hbal/hspace beside it
         out.append(Case(name, path, "generated", max_moves=lim, hspace=name in CAPACITY_CASES,
                         accept_existing=True, legacy_n1=True))
-    for name, nodes, insts, seed in GENERATED_GROUPS:
-        path = os.path.join(workdir, f"{name}.data")
+    for name, nodes, insts, seed, lim in GENERATED_GROUPS:
+        base = name[:-len("-l20")] if lim == 20 else name
+        path = os.path.join(workdir, f"{base}.data")
         if not os.path.exists(path):
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(generate(nodes, insts, seed=seed, groups=2, offline=2))
-        out.append(Case(name, path, "generated", group="group1", hspace=True,
-                        accept_existing=True, legacy_n1=True))
+        out.append(Case(name, path, "generated", group="group1", hspace=lim < 0,
+                        accept_existing=True, legacy_n1=True, max_moves=lim))
     for k in hbal_cases():
         if k.rc != 0 or k.final is None or not k.data:
             continue

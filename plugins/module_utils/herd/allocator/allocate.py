@@ -203,40 +203,12 @@ class _GroupSol:
         return self.best
 
 
-def _try_group(c: Cluster, inst: Instance, count: int, gdx: int, score_scope: int | None,
-               restrict: set[str] | None, ignore_soft: bool, capacity: bool,
-               n1_nodes: list[int], other_ok: Reason | None,
-               dedicated: bool = False) -> _GroupSol:
-    """hail ``tryAlloc`` over the online nodes of group ``gdx``.
-
-    ``dedicated``: rank by hail's lost-allocations metric (exclusive storage
-    clusters) instead of the score."""
-    nodes = [n for n in c.nodes if n.group == gdx and not n.offline
-             and (restrict is None or n.name in restrict)]
-    failures: Counter = Counter()
-    reasons: dict[int, Reason] = {}
-    sols: list[tuple[Any, int, int, float]] = []
-    tests = _test_instances(c, c.groups[gdx].ipolicy) if dedicated else []
-    before: dict[int, list[int]] = {}
-
-    if dedicated:
-        for n in nodes:
-            before[n.idx] = _alloc_vector(c, n.idx, tests)
-
-    def key(pdx: int, sdx: int, sc: float) -> Any:
-        if not dedicated:
-            return sc
-        vec = [b - a for b, a in zip(before[pdx], _alloc_vector(c, pdx, tests))]
-        dsk = c.nodes[pdx].f_dsk
-        if sdx != NO_NODE:
-            vec = [v + b - a for v, b, a in zip(vec, before[sdx], _alloc_vector(c, sdx, tests))]
-            dsk += c.nodes[sdx].f_dsk
-        return (vec, dsk)
-
-    if not nodes:
-        return _GroupSol(gdx, None, 0, failures, reasons,
-                         "No online nodes" if count == 1 else "Not enough online nodes")
-    pol = c.groups[gdx].ipolicy
+def _try_group_candidates(c: Cluster, inst: Instance, count: int, nodes: list[Any], pol: Any,
+                          score_scope: int | None, ignore_soft: bool, key: Any,
+                          sols: list[tuple[Any, int, int, float]], failures: Counter,
+                          reasons: dict[int, Reason]) -> None:
+    """``_try_group``'s candidates (every placement rolled back): ``sols``,
+    ``failures`` and ``reasons`` filled in."""
     if count == 1:
         for n in nodes:
             r = rules.policy_failure(n, inst, pol)
@@ -252,8 +224,6 @@ def _try_group(c: Cluster, inst: Instance, count: int, gdx: int, score_scope: in
                 failures[r.mode] += 1
                 reasons[n.idx] = r
     else:
-        if len(nodes) < 2:
-            return _GroupSol(gdx, None, 0, failures, reasons, "Not enough online nodes")
         sec_reason: dict[int, Reason] = {}
         has_loc = any(n.loc_tags for n in nodes)
         npairs = len(nodes) - 1
@@ -293,6 +263,51 @@ def _try_group(c: Cluster, inst: Instance, count: int, gdx: int, score_scope: in
         for ndx, r in sec_reason.items():
             if ndx not in reasons:
                 reasons[ndx] = Reason(r.mode, r.node, r.text + " (as secondary)", r.soft)
+
+
+def _try_group(c: Cluster, inst: Instance, count: int, gdx: int, score_scope: int | None,
+               restrict: set[str] | None, ignore_soft: bool, capacity: bool,
+               n1_nodes: list[int], other_ok: Reason | None,
+               dedicated: bool = False) -> _GroupSol:
+    """hail ``tryAlloc`` over the online nodes of group ``gdx``.
+
+    ``dedicated``: rank by hail's lost-allocations metric (exclusive storage
+    clusters) instead of the score."""
+    nodes = [n for n in c.nodes if n.group == gdx and not n.offline
+             and (restrict is None or n.name in restrict)]
+    failures: Counter = Counter()
+    reasons: dict[int, Reason] = {}
+    sols: list[tuple[Any, int, int, float]] = []
+    tests = _test_instances(c, c.groups[gdx].ipolicy) if dedicated else []
+    before: dict[int, list[int]] = {}
+
+    if dedicated:
+        for n in nodes:
+            before[n.idx] = _alloc_vector(c, n.idx, tests)
+
+    def key(pdx: int, sdx: int, sc: float) -> Any:
+        if not dedicated:
+            return sc
+        vec = [b - a for b, a in zip(before[pdx], _alloc_vector(c, pdx, tests))]
+        dsk = c.nodes[pdx].f_dsk
+        if sdx != NO_NODE:
+            vec = [v + b - a for v, b, a in zip(vec, before[sdx], _alloc_vector(c, sdx, tests))]
+            dsk += c.nodes[sdx].f_dsk
+        return (vec, dsk)
+
+    if not nodes:
+        return _GroupSol(gdx, None, 0, failures, reasons,
+                         "No online nodes" if count == 1 else "Not enough online nodes")
+    if count != 1 and len(nodes) < 2:
+        return _GroupSol(gdx, None, 0, failures, reasons, "Not enough online nodes")
+    pol = c.groups[gdx].ipolicy
+    # every candidate is rolled back: score it without updating the statistics
+    was_deferred = c.defer_stats(True)
+    try:
+        _try_group_candidates(c, inst, count, nodes, pol, score_scope, ignore_soft, key, sols,
+                              failures, reasons)
+    finally:
+        c.defer_stats(was_deferred)
     successes = len(sols)
     # by score; on ties hail ends up with the candidate evaluated last
     order = sorted(range(len(sols)), key=lambda k: (sols[k][0], -k))
@@ -562,47 +577,63 @@ def _evac_drbd_all(c: Cluster, inst: Instance, gdx: int, avail: list[int], ignor
     last = "no nodes available"
     for tp in avail:
         mark = c.checkpoint()
-        seq: list[tuple] = []
-        err = None
-        line = None
-        if c.nodes[inst.pnode].offline:
-            r = apply_move(c, inst, ("f",), ignore_soft)
-            if r:
-                err = f"Failing over to the secondary: {r.mode}"
-            seq.append(("f",))
-        for mv, what in ((("r", tp), "Changing secondary to new primary"),
-                         (("f",), "Failing over to new primary")):
-            if err:
-                break
-            r = apply_move(c, inst, mv, ignore_soft)
-            if r:
-                err = f"{what}: {r.mode}"
-                line = f"{what}: {r}"
-            seq.append(mv)
-        what = "Changing secondary to final secondary"
-        finals = [ts for ts in avail if ts != tp]
-        tried = replace_secondary_each(c, inst, finals, ignore_soft) if err is None else \
-            ((ts, None) for ts in finals)
-        for ts, r in tried:
-            if err is None and r is None:
-                s = c.score(gdx)
-                if best is None or not best[0] < s:
-                    best = (s, tuple(seq) + (("r", ts),))
-                continue
-            if err is None:
-                assert r is not None  # a None reason continued above
-                e = f"{what}: {r.mode}"
-                reasons.append(f"{c.nodes[tp].name}/{c.nodes[ts].name}: {what}: {r}")
-            else:
-                e = err
-                if line is not None:
-                    reasons.append(f"{c.nodes[tp].name}/{c.nodes[ts].name}: {line}")
-            if best is None:
-                last = "Allocation failed: " + e
-        c.rollback(mark)
+        # every trial is rolled back: score it without updating the statistics
+        c.defer_stats(True)
+        try:
+            best, last = _evac_drbd_pairs(c, inst, gdx, avail, ignore_soft, reasons, tp,
+                                          best, last)
+        finally:
+            c.rollback(mark)
+            c.defer_stats(False)
     if best is None:
         return "Can't find any good nodes for relocation: " + last
     return best[1]
+
+
+def _evac_drbd_pairs(c: Cluster, inst: Instance, gdx: int, avail: list[int], ignore_soft: bool,
+                     reasons: list[str], tp: int, best: tuple | None,
+                     last: str) -> tuple[tuple | None, str]:
+    """``_evac_drbd_all`` for the pairs with new primary ``tp``: the best so
+    far and the last failure, updated (the moves stay applied)."""
+    seq: list[tuple] = []
+    err = None
+    line = None
+    if c.nodes[inst.pnode].offline:
+        r = apply_move(c, inst, ("f",), ignore_soft)
+        if r:
+            err = f"Failing over to the secondary: {r.mode}"
+        seq.append(("f",))
+    for mv, what in ((("r", tp), "Changing secondary to new primary"),
+                     (("f",), "Failing over to new primary")):
+        if err:
+            break
+        r = apply_move(c, inst, mv, ignore_soft)
+        if r:
+            err = f"{what}: {r.mode}"
+            line = f"{what}: {r}"
+        seq.append(mv)
+    what = "Changing secondary to final secondary"
+    finals = [ts for ts in avail if ts != tp]
+    tried = replace_secondary_each(c, inst, finals, ignore_soft) if err is None else \
+        ((ts, None) for ts in finals)
+    for ts, r in tried:
+        if err is None and r is None:
+            s = c.score(gdx)
+            if best is None or not best[0] < s:
+                best = (s, tuple(seq) + (("r", ts),))
+            continue
+        if r is not None:
+            # the last step failed (the first two succeeded: their failure
+            # gives every pair a None reason)
+            e = f"{what}: {r.mode}"
+            reasons.append(f"{c.nodes[tp].name}/{c.nodes[ts].name}: {what}: {r}")
+        else:
+            e = str(err)
+            if line is not None:
+                reasons.append(f"{c.nodes[tp].name}/{c.nodes[ts].name}: {line}")
+        if best is None:
+            last = "Allocation failed: " + e
+    return best, last
 
 
 def _evac_instance(c: Cluster, inst: Instance, mode: str, gdx: int, avail: list[int],

@@ -34,8 +34,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from . import rules
 from .model import NO_NODE, Cluster, Instance, mirror_type
-from .moves import Move, apply_unchecked, move_label, move_steps, step_command
+from .moves import (Move, apply_unchecked, each_move, move_label, move_steps, step_command,
+                    target_check)
 from .score import CV_IDX, WEIGHTS, optimal_score
 
 
@@ -169,6 +171,9 @@ class _Balancer:
         self.shape_targets: dict[tuple, tuple[list[int], list[int]]] = {}
         self.revisit = (opts.revisit if opts.revisit is not None
                         else len(self.online) <= opts.revisit_nodes)
+        # target checks of candidate moves, valid while the node is unchanged
+        self.node_ver = [0] * len(c.nodes)
+        self.fit_cache: dict[tuple[int, int, bool, int], tuple[int, bool]] = {}
 
     def eligible(self, inst: Instance) -> bool:
         """In evacuation mode only instances still on an offline node move
@@ -229,14 +234,46 @@ class _Balancer:
         g = self.gdx
         force = self.force
         best, best_move = cur, None
-        for mv in self.candidates(inst, targets, sec_targets):
-            mark = c.checkpoint()
-            if apply_unchecked(c, inst, mv, force) is None:
-                sc = c.score(g)
-                if sc < best - _EPS:
-                    best, best_move = sc, mv
-            c.rollback(mark)
-            self.evals += 1
+        cands = self.candidates(inst, targets, sec_targets)
+        nodes = c.nodes
+        # The target's own check (a node other than the instance's two) does
+        # not depend on the rest of the move: most candidates fail there, so
+        # it is made first, without touching the model, shared by the kinds
+        # that ask the same question and kept across steps while the node is
+        # unchanged (its version is bumped when an accepted move touches it).
+        cache = self.fit_cache
+        ver = self.node_ver
+        idx = inst.idx
+
+        def fits(mv: Move) -> bool:
+            chk = target_check(c, inst, mv, force)
+            if chk is None:
+                return True
+            role, t, peer, f = chk
+            key = (idx, t, f, peer)
+            e = cache.get(key)
+            v = ver[t]
+            if e is not None and e[0] == v:
+                return e[1]
+            if role == "pri":
+                r = rules.pri_failure(nodes[t], inst, f) is None
+            else:
+                r = rules.sec_failure(nodes[t], inst, peer, f) is None
+            cache[key] = (v, r)
+            return r
+
+        # every candidate is rolled back: score it without updating the statistics
+        c.defer_stats(True)
+        try:
+            for mv, fail in each_move(c, inst, [mv for mv in cands if fits(mv)], force,
+                                      targets_checked=True):
+                if fail is None:
+                    sc = c.score(g)
+                    if sc < best - _EPS:
+                        best, best_move = sc, mv
+        finally:
+            c.defer_stats(False)
+        self.evals += len(cands)
         return best, best_move
 
     # ---- target pruning: first-order score change per node, per instance shape
@@ -384,6 +421,8 @@ def balance_group(c: Cluster, gdx: int, opts: BalanceOptions | None = None,
             raise RuntimeError(f"internal error: move {mv} of {inst.name} failed on apply: {fail}")
         sc = c.score(gdx)
         ns = {old_p, old_s, inst.pnode, inst.snode} - {NO_NODE}
+        for x in ns:
+            b.node_ver[x] += 1
         names = [nodes[x].name for x in sorted(ns)]
         bm = BalanceMove(
             inst.name, move_label(c, mv), mv[0],
@@ -496,9 +535,13 @@ def _run_lazy(b: _Balancer, room: Callable[[], bool],
                 # nothing this move involves changed since it was scored: only
                 # the group means drifted; re-score just this move
                 mark = c.checkpoint()
-                ok = apply_unchecked(c, inst, mv, b.force) is None
-                sc = c.score(b.gdx) if ok else cur
-                c.rollback(mark)
+                c.defer_stats(True)
+                try:
+                    ok = apply_unchecked(c, inst, mv, b.force) is None
+                    sc = c.score(b.gdx) if ok else cur
+                    c.rollback(mark)
+                finally:
+                    c.defer_stats(False)
                 b.evals += 1
                 if ok and sc < cur - _EPS:
                     heapq.heapreplace(heap, (sc - cur, idx, step, mv))

@@ -336,6 +336,9 @@ class Cluster:
         self.stats: dict[int, Stats] = {}
         self.all_stats = Stats()
         self._journal: list[Callable[[], None]] | None = None
+        # deferred statistics (``defer_stats``): node idx -> (score vector and
+        # location/exclusion map the statistics hold for it)
+        self._defer: dict[int, tuple] | None = None
         self._finalized = False
 
     # ---------------------------------------------------------------- building
@@ -582,17 +585,58 @@ class Cluster:
             self.all_stats.add(n)
 
     def _unstat(self, n: Node) -> None:
+        d = self._defer
+        if d is not None:
+            e = d.get(n.idx)
+            if e is None:
+                # [vector and map the sums hold, journal length (a rollback below
+                # it undoes this node's changes), the node's current vector or None]
+                d[n.idx] = [n.vec, dict(n.instance_map) if n.instance_map or n.loc_tags else None,
+                            len(self._journal) if self._journal is not None else 0, None]
+            else:
+                e[3] = None
+            return
         self.stats[n.group].remove(n)
         self.all_stats.remove(n)
 
     def _restat(self, n: Node) -> None:
+        if self._defer is not None:
+            return
         n.vec = node_vector(n)
         self.stats[n.group].add(n)
         self.all_stats.add(n)
 
+    def defer_stats(self, on: bool) -> bool:
+        """Deferred statistics, for scoring candidate moves that are rolled
+        back: while on, primitives change node state but not the statistics
+        (nor ``Node.vec``); ``score`` adds the changed nodes' new vectors to
+        the statistics without storing them, and ``rollback`` leaves nothing
+        to undo in them.  A candidate then costs one statistics update instead
+        of two per primitive and undo.  Only valid between a checkpoint and the
+        rollback to it; turning it off needs the journal rolled back.  Returns
+        whether it was on (callers that nest pass that back)."""
+        was = self._defer is not None
+        if on != was:
+            self._defer = {} if on else None
+        return was
+
     def score(self, group: int | None = None) -> float:
         """The htools cluster score of one group (or of all nodes), in O(1)."""
         st = self.all_stats if group is None else self.stats[group]
+        d = self._defer
+        if d:
+            nodes = self.nodes
+            changes = []
+            for i, e in d.items():
+                nd = nodes[i]
+                if group is not None and nd.group != group:
+                    continue
+                new = e[3]
+                if new is None:
+                    # unchanged since the last score: the vector is kept
+                    new = e[3] = node_vector(nd)
+                changes.append((nd, e[0], new, e[1]))
+            return st.value_with(changes)
         return st.value()
 
     # ---------------------------------------------------------------- journal
@@ -613,6 +657,14 @@ class Cluster:
             return
         while len(j) > mark:
             j.pop()()
+        d = self._defer
+        if d:
+            # nodes first changed after ``mark`` are back to what the statistics hold
+            while d:
+                last = next(reversed(d))
+                if d[last][2] < mark:
+                    break
+                del d[last]
 
     def commit(self) -> None:
         """Stop recording and forget the journal (changes stay)."""
@@ -634,6 +686,14 @@ class Cluster:
         vals, vec = snap
 
         def undo() -> None:
+            d = self._defer
+            if d is not None:
+                revert()
+                n.__dict__.update(zip(_NODE_SCALARS, vals))
+                e = d.get(n.idx)
+                if e is not None:
+                    e[3] = None
+                return
             self._unstat(n)
             revert()
             n.__dict__.update(zip(_NODE_SCALARS, vals))
@@ -681,14 +741,17 @@ class Cluster:
                 else:
                     n.instance_map.pop(key, None)
 
-    def add_pri(self, ndx: int, inst: Instance, force: bool = False) -> rules.Reason | None:
+    def add_pri(self, ndx: int, inst: Instance, force: bool = False,
+                checked: bool = False) -> rules.Reason | None:
         """htools ``addPriEx``: try to add ``inst`` as primary of node ``ndx``.
 
         Returns ``None`` on success (node state updated) or the failure reason
         (node untouched).  ``force`` skips the soft checks.
         """
         n = self.nodes[ndx]
-        fail = rules.pri_failure(n, inst, force, self.node_name)
+        # ``checked``: the caller has just had ``rules.pri_failure`` say None
+        # for this node, instance and force, and the node has not changed since
+        fail = None if checked else rules.pri_failure(n, inst, force, self.node_name)
         if fail is not None:
             return fail
         snap = self._snap(n)
@@ -784,11 +847,13 @@ class Cluster:
                     n.peers.pop(pdx, None)
 
     def add_sec(self, ndx: int, inst: Instance, pdx: int, force: bool = False,
-                ignore_disks: bool = False) -> rules.Reason | None:
+                ignore_disks: bool = False, checked: bool = False) -> rules.Reason | None:
         """htools ``addSecExEx``: try to add ``inst`` as secondary of ``ndx``
         (its primary being ``pdx``)."""
         n = self.nodes[ndx]
-        fail = rules.sec_failure(n, inst, pdx, force, ignore_disks, self.node_name)
+        # ``checked``: as in ``add_pri``, with ``rules.sec_failure``
+        fail = None if checked else rules.sec_failure(n, inst, pdx, force, ignore_disks,
+                                                      self.node_name)
         if fail is not None:
             return fail
         snap = self._snap(n)

@@ -98,56 +98,129 @@ def apply_unchecked(c: Cluster, inst: Instance, move: Move, force: bool) -> rule
         c.remove_pri(old_pdx, inst)
         c.set_inst_nodes(inst, new_pdx, old_sdx)
         return None
-    tgt = move[1]
-    old_s = nodes[old_sdx]
+    r = _move_precheck(c, kind, old_pdx, old_sdx, move[1])
+    if r:
+        return r
+    c.remove_pri(old_pdx, inst)
+    c.remove_sec(old_sdx, inst)
+    return _put_back(c, inst, kind, move[1], old_pdx, old_sdx, force)
+
+
+# The drbd moves other than a failover ("r", "rf", "frf", "fr") all take the
+# instance off both its nodes, then put it on its new pair; the checks that
+# need no change of the model come first.
+
+def _move_precheck(c: Cluster, kind: str, old_pdx: int, old_sdx: int,
+                   tgt: int) -> rules.Reason | None:
+    nodes = c.nodes
     if kind == "r":
-        force_s = old_s.offline or force
-        c.remove_pri(old_pdx, inst)
-        c.remove_sec(old_sdx, inst)
+        return None
+    if kind == "rf":
+        return rules.migration_failure(nodes[old_pdx], nodes[tgt])
+    if kind == "frf":
+        return (rules.migration_failure(nodes[old_pdx], nodes[old_sdx])
+                or rules.migration_failure(nodes[old_sdx], nodes[tgt]))
+    if kind == "fr":
+        return rules.migration_failure(nodes[old_pdx], nodes[old_sdx])
+    raise ValueError(f"unknown move {(kind, tgt)!r}")
+
+
+def _put_back(c: Cluster, inst: Instance, kind: str, tgt: int, old_pdx: int, old_sdx: int,
+              force: bool, tgt_checked: bool = False) -> rules.Reason | None:
+    """The second half of a drbd move: ``inst`` is off ``old_pdx`` and ``old_sdx``.
+    ``tgt_checked``: the target's own check (``target_check``) passed."""
+    nodes = c.nodes
+    if kind == "r":
+        force_s = nodes[old_sdx].offline or force
         c.set_inst_nodes(inst, old_pdx, tgt)
-        r = c.add_sec(tgt, inst, old_pdx, force_s)
+        r = c.add_sec(tgt, inst, old_pdx, force_s, checked=tgt_checked)
         if r:
             return r
         return c.add_pri(old_pdx, inst, True)
     if kind == "frf":
-        force_p = old_p.offline or force
-        r = rules.migration_failure(old_p, old_s) or rules.migration_failure(old_s, nodes[tgt])
-        if r:
-            return r
-        c.remove_pri(old_pdx, inst)
-        c.remove_sec(old_sdx, inst)
+        force_p = nodes[old_pdx].offline or force
         c.set_inst_nodes(inst, tgt, old_sdx)
         # the current secondary must be able to run the instance during the
         # intermediate failover; checking is enough, it ends up secondary again
-        r = rules.pri_failure(old_s, inst, force_p)
+        r = rules.pri_failure(nodes[old_sdx], inst, force_p)
         if r:
             return r
-        return c.add_pri(tgt, inst, force_p) or c.add_sec(old_sdx, inst, tgt, force_p)
+        return (c.add_pri(tgt, inst, force_p, checked=tgt_checked)
+                or c.add_sec(old_sdx, inst, tgt, force_p))
     if kind == "rf":
-        force_s = old_s.offline or force
-        r = rules.migration_failure(old_p, nodes[tgt])
-        if r:
-            return r
-        c.remove_pri(old_pdx, inst)
-        c.remove_sec(old_sdx, inst)
+        force_s = nodes[old_sdx].offline or force
         c.set_inst_nodes(inst, tgt, old_pdx)
-        r = c.add_pri(tgt, inst, force)
+        r = c.add_pri(tgt, inst, force, checked=tgt_checked)
         if r:
             return r
         return c.add_sec(old_pdx, inst, tgt, force_s)
     if kind == "fr":
-        force_p = old_p.offline or force
-        r = rules.migration_failure(old_p, old_s)
-        if r:
-            return r
-        c.remove_pri(old_pdx, inst)
-        c.remove_sec(old_sdx, inst)
+        force_p = nodes[old_pdx].offline or force
         c.set_inst_nodes(inst, old_sdx, tgt)
         r = c.add_pri(old_sdx, inst, force_p)
         if r:
             return r
-        return c.add_sec(tgt, inst, old_sdx, force_p)
-    raise ValueError(f"unknown move {move!r}")
+        return c.add_sec(tgt, inst, old_sdx, force_p, checked=tgt_checked)
+    raise ValueError(f"unknown move {(kind, tgt)!r}")
+
+
+def target_check(c: Cluster, inst: Instance, move: Move, force: bool) -> tuple | None:
+    """The check a drbd move (other than the failover) makes on its target, as
+    ``(kind, node, peer, force)`` (kind "pri" or "sec", peer -1 for "pri");
+    None for the failover.  It needs no change of the model (the
+    target is neither of the instance's nodes), so callers can make it
+    first, share it between moves, and pass ``targets_checked`` to
+    ``each_move``."""
+    kind = move[0]
+    if kind == "f":
+        return None
+    nodes = c.nodes
+    p, s = inst.pnode, inst.snode
+    t = move[1]
+    force_p = nodes[p].offline or force
+    if kind == "r":
+        return ("sec", t, p, (s >= 0 and nodes[s].offline) or force)
+    if kind == "rf":
+        return ("pri", t, -1, force)
+    if kind == "fr":
+        return ("sec", t, s, force_p)
+    return ("pri", t, -1, force_p)   # frf, fa
+
+
+def each_move(c: Cluster, inst: Instance, candidates: Iterable[Move],
+              force: bool = False,
+              targets_checked: bool = False) -> Iterator[tuple[Move, rules.Reason | None]]:
+    """``apply_move`` for each candidate in turn: yields ``(move, reason)``
+    with the move applied while the reason is None, and undoes it before the
+    next (the cluster is as before at the end).  The drbd moves that take the
+    instance off both its nodes share that half, so a candidate costs its
+    two additions and their undo.  ``targets_checked``: every candidate's
+    ``target_check`` passed, so it is not made again."""
+    old_pdx, old_sdx = inst.pnode, inst.snode
+    mark = c.checkpoint()
+    base = -1
+    try:
+        for mv in candidates:
+            kind = mv[0]
+            if kind in ("f", "fa"):
+                if base >= 0:
+                    c.rollback(mark)
+                    base = -1
+                yield mv, apply_unchecked(c, inst, mv, force)
+                c.rollback(mark)
+                continue
+            r = _move_precheck(c, kind, old_pdx, old_sdx, mv[1])
+            if r:
+                yield mv, r
+                continue
+            if base < 0:
+                c.remove_pri(old_pdx, inst)
+                c.remove_sec(old_sdx, inst)
+                base = c.checkpoint()
+            yield mv, _put_back(c, inst, kind, mv[1], old_pdx, old_sdx, force, targets_checked)
+            c.rollback(base)
+    finally:
+        c.rollback(mark)
 
 
 # ----------------------------------------------------------------- operations

@@ -279,7 +279,6 @@ def n1_reason(node_name: str, failed_name: str, detail: str = "") -> Reason:
     return Reason("FailN1", node_name, text)
 
 
-
 def critical_values(n: "Node") -> tuple[list[float], list[float], list[float], list[float]]:
     """Where the answers of ``pri_failure``/``sec_failure`` on ``n`` may change
     as an instance's memory, disk, vCPUs and spindles grow, per dimension.

@@ -19,7 +19,7 @@ Two ways to compute it:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Cluster, Node
@@ -99,6 +99,12 @@ def node_vector(n: "Node") -> tuple[float, ...]:
         0.0,
         prem,
     )
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    # (node, vector the sums hold, its current vector, map the sums hold or None)
+    _Change = tuple[Node, tuple[float, ...], tuple[float, ...],
+                    Optional[dict[tuple[str, str], int]]]
 
 
 class Stats:
@@ -212,6 +218,72 @@ class Stats:
         for i in OFF_IDX:
             total += WEIGHTS[i] * self.off[i]
         total += WEIGHTS[MAP_IDX] * (self.map_total - len(self.map_counts))
+        return total
+
+    def value_with(self, changes: list[_Change]) -> float:
+        """``value()`` as if each ``(node, old_vec, new_vec, old_map)`` had its
+        old vector and map replaced by ``new_vec`` and the node's current map,
+        without changing the sums (``Cluster.defer_stats``)."""
+        s = self.s[:]
+        q = self.q[:]
+        k = self.k
+        off = None
+        mc = self.map_counts
+        map_total = self.map_total
+        new_counts: dict[tuple[str, str], int] | None = None
+        for node, old, new, omap in changes:
+            if node.offline:
+                if off is None:
+                    off = self.off[:]
+                for i in OFF_IDX:
+                    off[i] += new[i] - old[i]
+                continue
+            for i in CV_IDX:
+                a = new[i]
+                b = old[i]
+                if a != b:
+                    ki = k[i]
+                    s[i] += a - b
+                    x = a - ki
+                    y = b - ki
+                    q[i] += x * x - y * y
+            for i in SUM_IDX:
+                a = new[i]
+                b = old[i]
+                if a != b:
+                    s[i] += a - b
+            nmap = node.instance_map
+            if omap is not None or nmap:
+                if new_counts is None:
+                    new_counts = {}
+                for key, cnt in (omap or {}).items():
+                    new_counts[key] = new_counts.get(key, mc.get(key, 0)) - cnt
+                    map_total -= cnt
+                for key, cnt in nmap.items():
+                    new_counts[key] = new_counts.get(key, mc.get(key, 0)) + cnt
+                    map_total += cnt
+        n = self.n
+        total = 0.0
+        if n:
+            for i in CV_IDX:
+                mean = s[i] / n
+                var = q[i] / n - mean * mean
+                if var > 0:
+                    total += WEIGHTS[i] * math.sqrt(var)
+        for i in SUM_IDX:
+            total += WEIGHTS[i] * s[i]
+        offv = off if off is not None else self.off
+        for i in OFF_IDX:
+            total += WEIGHTS[i] * offv[i]
+        distinct = len(mc)
+        if new_counts:
+            for key, cnt in new_counts.items():
+                was = mc.get(key, 0)
+                if was and not cnt:
+                    distinct -= 1
+                elif cnt and not was:
+                    distinct += 1
+        total += WEIGHTS[MAP_IDX] * (map_total - distinct)
         return total
 
 
