@@ -184,6 +184,9 @@ def _cluster_with(names: list[str], vc_dir: Path | None, keep_up: bool) -> Itera
     vc_dir = (vc_dir or vcluster.DEFAULT_DIR).resolve()
     started_here = not vcluster.is_up(vc_dir)
     st = vcluster.up(vc_dir)
+    # a fake node counts as 2 CPUs: at the default 4 vCPUs per CPU three nodes take 24
+    # one-vCPU instances, fewer than the fleet and evacuation cases need (herd's side alike)
+    vcluster.run_on(st, ["gnt-cluster", "modify", "--ipolicy-vcpu-ratio=32"])
     try:
         yield st
     finally:

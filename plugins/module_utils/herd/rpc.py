@@ -23,7 +23,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from .errors import RpcError
 from .version import AGENT_REINSTALL_HINT, VERSION
@@ -211,8 +211,10 @@ class LocalAgentSession(AgentSession):
         super().__init__(node)
         self.proc = subprocess.Popen([agent_path, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
-        assert self.proc.stdin and self.proc.stdout and self.proc.stderr  # all three are pipes
-        self.stdin, self.stdout, self.stderr = self.proc.stdin, self.proc.stdout, self.proc.stderr
+        pipes = (self.proc.stdin, self.proc.stdout, self.proc.stderr)
+        if None in pipes:  # never: all three are asked for as pipes (this tells the type checker)
+            raise RpcError(node, "connect", "the local agent's pipes could not be opened")
+        self.stdin, self.stdout, self.stderr = cast(Tuple[IO[bytes], IO[bytes], IO[bytes]], pipes)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.stdout, selectors.EVENT_READ, self._out)
         self.selector.register(self.stderr, selectors.EVENT_READ, self._err)
