@@ -138,8 +138,8 @@ def herd_evacuate(inventory: Path, count: int = EVACUATE) -> dict[str, float]:
         ansible_run.module(inventory, "node1", "instances", {"instances": specs})
         out[f"max_parallel={parallel}"] = task_seconds(inventory, "node_evacuate", {
             "node": "node2", "mode": "primary", "max_parallel": parallel})
-        ansible_run.module(inventory, "node1", "instances", {"instances": fleet_specs(count, f"evac{parallel}-",
-                                                                                       "absent")})
+        absent = fleet_specs(count, f"evac{parallel}-", "absent")
+        ansible_run.module(inventory, "node1", "instances", {"instances": absent})
     return out
 
 

@@ -99,9 +99,9 @@ def rename(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         actions = ([f"rename {old_dir} to {new_dir} on {', '.join(nodes)}"] if nodes else []) + \
             [f"rename {old} to {new} in the config"] + \
             ([f"move the addresses in network(s) {', '.join(networks)}"] if networks else [])
+        verb = "would be" if ctx.check_mode else "is"
         result: Dict[str, Any] = {"changed": True, "instance": after, "diff": diff_dict(before, after),
-                                  "actions": actions, "msg": f"instance {old} {'would be' if ctx.check_mode else 'is'} "
-                                                              f"renamed to {new}"}
+                                  "actions": actions, "msg": f"instance {old} {verb} renamed to {new}"}
         if ctx.check_mode:
             return result
         with ctx.job("instance_rename", spec) as job:
