@@ -156,7 +156,7 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def report(rows: dict[str, Any]) -> str:
     lines = ["## Where a task's time goes (fake hypervisor, median seconds)", "",
              f"Ansible running a module that does nothing on the master (ping): {rows['ansible_s']:.2f} s; "
-             f"the agent answering a trivial verb over a reused SSH connection: {rows['agent_verb_s']:.3f} s.", ""]
+             f"the agent answering a trivial verb over its open session: {rows['agent_verb_s'] * 1000:.1f} ms.", ""]
     for op in ("create", "migrate", "failover", "remove"):
         r = rows[op]
         e = r["engine"]
