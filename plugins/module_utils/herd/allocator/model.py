@@ -338,7 +338,7 @@ class Cluster:
         self._journal: list[Callable[[], None]] | None = None
         # deferred statistics (``defer_stats``): node idx -> (score vector and
         # location/exclusion map the statistics hold for it)
-        self._defer: dict[int, tuple] | None = None
+        self._defer: dict[int, list[Any]] | None = None
         self._finalized = False
 
     # ---------------------------------------------------------------- building

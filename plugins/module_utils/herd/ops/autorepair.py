@@ -255,7 +255,8 @@ def _one(ctx: Context, config: Config, inst: Instance, proc: Dict[str, Any], opt
         return dict(row, state="failed", job=last.job,
                     msg=f"an earlier {last.type} repair failed (job {last.job}, herd.cluster.job_info): not retried "
                         f"until herd.cluster.autorepair runs with reset: [{inst.name}]")
-    assert found is not None
+    if found is None:  # nothing wrong now, and no repair recorded above
+        return None
     if found.manual or found.needed not in SUPPORTED or found.run is None:
         return dict(row, state="manual", msg=f"{found.reason}: needs the operator ({found.action})")
     if not pol.allows(found.needed):
