@@ -173,7 +173,7 @@ def collect(cluster: str, reps: int) -> dict[str, Any]:
     """Every measurement of this module, on the running cluster ``cluster``."""
     sys.path.insert(0, str(REPO / ".build" / "collections"))
     inventory = REPO / "inventories" / "vcluster" / f"hosts-{cluster}.yml"
-    rows: dict[str, Any] = {"ansible_s": statistics.median(ping(inventory) for _ in range(reps))}
+    rows: dict[str, Any] = {"ansible_s": statistics.median(ping(inventory) for _rep in range(reps))}
     spans = engine(cluster, "membership", {})["spans"]
     membership = spans.get("rpc: cluster_membership (remote)", {"n": 1, "s": 0.0})
     rows["agent_verb_s"] = membership["s"] / max(membership["n"], 1)

@@ -148,7 +148,7 @@ class AgentSession:
                 decode_answer(self.node, verb, bytes(self._out), bytes(self._err), status)
                 raise RpcError(self.node, verb, "the agent closed the session without an answer",
                                bytes(self._err).decode("utf-8", "replace"))
-        line, _, rest = bytes(self._out).partition(b"\n")
+        line, _sep, rest = bytes(self._out).partition(b"\n")
         del self._out[:]
         self._out += rest
         return line
@@ -225,7 +225,7 @@ class LocalAgentSession(AgentSession):
         self.stdin.flush()
 
     def _receive(self, wait: float) -> bool:
-        for key, _ in self.selector.select(wait):
+        for key, _events in self.selector.select(wait):
             chunk = os.read(key.fd, 65536)
             if key.fileobj is self.stdout:
                 self._out += chunk

@@ -85,7 +85,7 @@ NODE1 = Endpoint(name="node1", address="127.0.0.1")
 def test_one_agent_process_answers_every_call_of_an_operation(agent):
     script, pids = agent
     rpc = local(script)
-    answers = [rpc.call(NODE1, "cluster_membership") for _ in range(5)]
+    answers = [rpc.call(NODE1, "cluster_membership") for _call in range(5)]
     assert answers[0] == {"ssconf": None, "config_serial": None, "config_epoch": None}
     assert len(started(pids)) == 1
     rpc.close()
@@ -103,7 +103,7 @@ def test_parallel_calls_to_one_node_get_a_session_each(agent):
             rpc.call(NODE1, "test_slow", {"seconds": 0.5})
         except RpcError as exc:  # pragma: no cover - reported below
             errors.append(exc)
-    threads = [threading.Thread(target=call) for _ in range(3)]
+    threads = [threading.Thread(target=call) for _thread in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -166,7 +166,7 @@ def test_a_missing_agent_is_reported_as_not_installed(tmp_path):
 
 
 def test_the_agent_still_answers_one_request_without_serve(agent, tmp_path):
-    script, _ = agent
+    script, _pids = agent
     proc = subprocess.run([str(script)], input=json.dumps({"version": VERSION, "verb": "test_noisy"}).encode(),
                           capture_output=True, check=True)
     assert json.loads(proc.stdout.splitlines()[-1])["result"] == {"said": "hello"}

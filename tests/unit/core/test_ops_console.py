@@ -130,7 +130,7 @@ def test_moving_vnc_to_loopback_with_a_password_set_is_refused(cluster, first_fi
 
 def test_the_serial_command_relays_keys_and_leaves_on_ctrl_close_bracket(tmp_path):
     """What the command runs on the node: keys typed reach the guest's socket, ^] ends it."""
-    if not subprocess.run(["sh", "-c", "command -v socat"], capture_output=True).stdout:
+    if not subprocess.run(["sh", "-c", "command -v socat"], capture_output=True, check=False).stdout:
         pytest.skip("socat is not installed")
     path = str(tmp_path / "web1.serial")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -139,7 +139,7 @@ def test_the_serial_command_relays_keys_and_leaves_on_ctrl_close_bracket(tmp_pat
     received = bytearray()
 
     def guest():
-        conn, _ = server.accept()
+        conn, _peer = server.accept()
         conn.sendall(b"login: ")
         conn.settimeout(10)
         try:

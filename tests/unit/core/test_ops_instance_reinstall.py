@@ -40,7 +40,7 @@ def os_image(path, **extra):
 
 
 def disk0(nodes):
-    found = [p for p in glob.glob(os.path.join(nodes[0].root, "**", "web1", "*.disk0"), recursive=True)]
+    found = glob.glob(os.path.join(nodes[0].root, "**", "web1", "*.disk0"), recursive=True)
     assert len(found) == 1, found
     return found[0]
 

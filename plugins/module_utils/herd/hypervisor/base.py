@@ -286,7 +286,7 @@ def kvm_extra_args(value: Any) -> List[str]:
                                       f"(refused: {', '.join('-' + o for o in sorted(KVM_EXTRA_REFUSED))})")
             if index + 1 < len(args) and option in ("device", "drive", "object", "netdev", "chardev", "blockdev"):
                 for part in args[index + 1].split(","):
-                    key, _, val = part.partition("=")
+                    key, _sep, val = part.partition("=")
                     if key in ("id", "node-name") and _HERD_IDS.fullmatch(val):
                         raise ValidationError(f"hvparams.kvm_extra: {arg} {args[index + 1]}: id {val!r} is one "
                                               "herd uses for its own devices; choose another")

@@ -288,7 +288,7 @@ def repair_modify(ctx: Context, locks: Any, config: Config, inst: Optional[Insta
                           secondary_node=record.get("secondary_node"), hypervisor=record["hypervisor"],
                           disk_template=record["disk_template"], os=record.get("os") or "noop")
         # disk_args addresses the disk by index: pad so that it sits where it was
-        orphan.disks = [Disk(uuid=new_uuid(), size=0) for _ in range(index)] + [
+        orphan.disks = [Disk(uuid=new_uuid(), size=0) for _index in range(index)] + [
             Disk(uuid=disk["uuid"], size=disk["size"], name=disk.get("name"), vg=disk.get("vg"),
                  # drbdadm down needs a resource file; the secret in it plays no part
                  logical_id=dict(disk.get("logical_id") or {}, secret=secrets.token_hex(16)))]

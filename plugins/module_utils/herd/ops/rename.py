@@ -45,11 +45,11 @@ def dir_nodes(config: Config, inst: Instance) -> List[str]:
 
 def renamed(inst: Instance, old_dir: str, new_dir: str, new: str) -> Instance:
     """The instance under its new name, with the recorded disk paths moved to the new directory."""
-    target = Instance(**{k: v for k, v in vars(inst).items()})
+    target = Instance(**vars(inst))
     target.name = new
     target.disks = []
     for disk in inst.disks:
-        copied = type(disk)(**{k: v for k, v in vars(disk).items()})
+        copied = type(disk)(**vars(disk))
         copied.logical_id = dict(disk.logical_id)
         path = copied.logical_id.get("path")
         if path and os.path.dirname(path) == old_dir:
