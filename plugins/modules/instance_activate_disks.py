@@ -53,6 +53,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+job_ids:
+  description:
+    - Ids of the jobs this run opened in the master's journal; C(herd.cluster.job_info) with C(id) shows each one's
+      steps and progress. Also returned, and named in C(msg), when the task fails after opening a job.
+  returned: when the run opened a job (it changed something, or failed while trying)
+  type: list
+  elements: int
+  sample: [42]
 instance:
   description: The instance.
   returned: always
