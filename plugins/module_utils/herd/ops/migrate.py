@@ -236,14 +236,18 @@ def _poll(ctx: Context, job: Job, config: Config, inst: Instance, source: str, t
         if status in ("failed", "cancelled"):
             raise HerdError(f"migration of {inst.name} {status}: {last.get('error') or 'QEMU gave no reason'}")
         if time.monotonic() - last_log > 2:
-            job.log(f"migration {status}: {last.get('transferred', 0) // 2**20} of {last.get('total', 0) // 2**20} MiB "
-                    f"transferred, {last.get('remaining', 0) // 2**20} MiB remaining")
+            job.log(f"migration {status}: {_mib(last, 'transferred')} of {_mib(last, 'total')} MiB "
+                    f"transferred, {_mib(last, 'remaining')} MiB remaining")
             last_log = time.monotonic()
         if time.monotonic() > deadline:
             raise HerdError(f"migration of {inst.name} did not finish within {timeout:g} s; it was at {status} with "
-                            f"{last.get('transferred', 0) // 2**20} of {last.get('total', 0) // 2**20} MiB "
-                            "transferred; cancelled")
+                            f"{_mib(last, 'transferred')} of {_mib(last, 'total')} MiB transferred; cancelled")
         time.sleep(POLL_INTERVAL)
+
+
+def _mib(status: Dict[str, Any], key: str) -> int:
+    """A byte count of QEMU's migration status in MiB; QEMU reports none while setting up."""
+    return int(status.get(key) or 0) // 2**20
 
 
 def _drbd_mode(ctx: Context, config: Config, inst: Instance, dual: bool, primary: Optional[str] = None) -> None:
