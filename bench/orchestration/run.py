@@ -234,8 +234,11 @@ def ganeti(reps: int, fleet: bool) -> dict[str, Any]:
 
     out = measure.measure_ganeti(reps, keep_up=fleet)
     if fleet:
-        out["evacuate"] = measure.measure_evacuate(EVACUATE, keep_up=True)
-        out["fleet"] = measure.measure_fleet(FLEET)  # tears the cluster down
+        try:
+            out["evacuate"] = measure.measure_evacuate(EVACUATE, keep_up=True)
+            out["fleet"] = measure.measure_fleet(FLEET, keep_up=True)
+        finally:
+            measure.vcluster.down(measure.vcluster.DEFAULT_DIR)  # measure_ganeti brought it up
     return out
 
 
