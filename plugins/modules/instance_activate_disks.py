@@ -12,13 +12,21 @@ module: instance_activate_disks
 short_description: Bring an instance's disks up on its nodes (gnt-instance activate-disks)
 version_added: 0.1.0
 description:
-  - "For C(drbd), as Ganeti's C(activate-disks), in two passes: every node of the instance (secondary first)
-    activates the data and meta volumes and attaches and connects the DRBD device as secondary, then the primary
-    is made Primary. This is what brings a secondary back after its node rebooted (the primary waits in
-    C(WFConnection) until then); the resync of what changed meanwhile starts at the handshake."
-  - For the other templates the primary's disks are activated (C(lvchange -ay) for C(plain)).
-  - Nothing is created or removed. C(changed) is false when every disk was already up, connected, in sync and
-    Primary on the primary.
+  - "For C(drbd), as Ganeti's C(activate-disks): a disk that is not configured on a node, StandAlone on one side,
+    or not Primary on the primary is brought up in two passes: every node of the instance (secondary first)
+    activates the data and meta volumes and attaches and connects the DRBD device as secondary (a StandAlone
+    side is reconnected), then the primary is made Primary. This is what brings a secondary back after its node
+    rebooted (the primary waits in C(WFConnection) until then); the resync of what changed meanwhile starts at
+    the handshake."
+  - StandAlone on both sides is a split brain and is refused (resolve it with
+    M(herd.cluster.instance_replace_disks) and I(split_brain_survivor)). A secondary that is offline or does not
+    answer is left out with a warning (C(left_out)) and the resync is not waited for; an offline primary is
+    refused.
+  - For C(plain) an inactive volume is activated on the primary (C(lvchange -ay)); C(file) and C(sharedfile)
+    disks need nothing. The device paths on the primary are returned for every template.
+  - Nothing is created or removed. C(changed) is false when every disk was already up, connected and Primary on
+    the primary; a resync still running is waited for with I(wait_for_sync) without being a change.
+  - The same operation as M(herd.cluster.instance_disks) with I(state=active), which never promotes.
 author: herd contributors (@herd-cluster)
 extends_documentation_fragment:
   - herd.cluster.common
@@ -27,8 +35,8 @@ attributes:
     support: full
     description: Reads the disks' state and returns the plan; nothing is touched.
   diff_mode:
-    support: none
-    description: Activating disks changes no configuration.
+    support: full
+    description: Whether the disks were active before and after.
 options:
   name:
     description: The instance.
@@ -74,7 +82,12 @@ secondary_node:
   returned: always
   type: str
 actions:
-  description: The steps done (or, in check mode, planned).
+  description: The steps done (or, in check mode, planned), one line per disk and node, then the wait for the resync.
+  returned: always
+  type: list
+  elements: str
+left_out:
+  description: Nodes left out and why (an offline secondary, a secondary that does not answer yet).
   returned: always
   type: list
   elements: str
@@ -84,7 +97,8 @@ disks:
   type: list
   elements: dict
 synced:
-  description: Whether every drbd disk was seen in sync (null when not waited for).
+  description: Whether every drbd disk was seen in sync (null when it was not seen so and not waited for, and for
+    the other templates).
   returned: always
   type: bool
 msg:
@@ -107,6 +121,7 @@ def main():
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     spec = dict((k, module.params[k]) for k in ('name', 'wait_for_sync', 'sync_timeout'))
+    spec['promote'] = True
     module.exit_json(**run(module, activate_disks.activate, spec))
 
 

@@ -100,7 +100,7 @@ msg:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import (  # noqa: E402
     COMMON_ARGS, exit_or_fail_on_failures, run)
-from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import disks_activate  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import activate_disks  # noqa: E402
 
 
 def main():
@@ -111,9 +111,9 @@ def main():
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if module.params['name']:
-        spec = dict(name=module.params['name'], state=module.params['state'])
-        module.exit_json(**run(module, disks_activate.activate, spec))
-    exit_or_fail_on_failures(module, run(module, disks_activate.activate_all, {'state': module.params['state']}))
+        spec = dict(name=module.params['name'], state=module.params['state'], promote=False)
+        module.exit_json(**run(module, activate_disks.activate, spec))
+    exit_or_fail_on_failures(module, run(module, activate_disks.activate_all, {'state': module.params['state']}))
 
 
 if __name__ == '__main__':

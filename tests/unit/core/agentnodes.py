@@ -515,7 +515,11 @@ class DrbdSim:
         if verb == "disk_assemble":
             assert "data" in lvs, f"disk {key} missing on {self.node.name}"
             minor = args["drbd"]["nodes"][self.node.name]["minor"]
-            return {"changed": False, "path": f"/dev/drbd{minor}", "format": "raw"}
+            # an explicit promote of a configured device (activate-disks); None is the start's default
+            promoted = bool(args.get("promote")) and key in self.state and self.state[key]["role"] != "Primary"
+            if promoted:
+                self.state[key]["role"] = "Primary"
+            return {"changed": promoted, "path": f"/dev/drbd{minor}", "format": "raw"}
         if verb == "drbd_attach":
             assert "data" in lvs, f"disk {key} missing on {self.node.name}"
             changed = key not in self.state

@@ -38,7 +38,7 @@ def test_a_rebooted_secondary_comes_back_secondary_first_then_the_primary(web1, 
         nodes[1].drbd.down(key)  # node2 rebooted: its devices are not configured
         assert not nodes[0].drbd.status(key)["connected"]
     start = len(web1.rpc.log)
-    result = activate_disks.activate(web1, {"name": "web1", "wait_for_sync": True})
+    result = activate_disks.activate(web1, {"name": "web1", "promote": True, "wait_for_sync": True})
     assert result["changed"] and result["synced"] is True, result
     assert calls_since(web1, start) == [
         ("node2", "drbd_attach", 0), ("node2", "drbd_attach", 1),
@@ -52,7 +52,7 @@ def test_a_rebooted_secondary_comes_back_secondary_first_then_the_primary(web1, 
 
 def test_disks_that_are_up_and_in_sync_are_left_alone(web1, nodes):
     start = len(web1.rpc.log)
-    result = activate_disks.activate(web1, {"name": "web1"})
+    result = activate_disks.activate(web1, {"name": "web1", "promote": True})
     assert result["changed"] is False and result["synced"] is True
     assert calls_since(web1, start) == []
 
@@ -62,15 +62,16 @@ def test_check_mode_only_plans(web1, nodes):
         nodes[1].drbd.down(key)
     web1.check_mode = True
     start = len(web1.rpc.log)
-    result = activate_disks.activate(web1, {"name": "web1"})
-    assert result["changed"] and "attach and connect disk(s) on node2 as secondary" in result["actions"]
+    result = activate_disks.activate(web1, {"name": "web1", "promote": True})
+    assert result["changed"] and "bring up disk 0 on node2 (not configured)" in result["actions"]
+    assert result["actions"][-1] == "activate disk 1 on node1 (WFConnection)" and result["disks"] == []
     assert calls_since(web1, start) == []
     assert all(key not in nodes[1].drbd for key in keys(web1))
 
 
 def test_an_unknown_instance_is_refused(web1):
     with pytest.raises(PrerequisiteError, match="instance nosuch.example.org does not exist"):
-        activate_disks.activate(web1, {"name": "nosuch.example.org"})
+        activate_disks.activate(web1, {"name": "nosuch.example.org", "promote": True})
 
 
 def test_a_start_brings_the_secondary_up_too(web1, nodes):
@@ -91,3 +92,43 @@ def test_a_start_goes_on_with_a_warning_when_the_secondary_does_not_answer(web1,
     instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "512M"], state="running"))
     assert any("could not be activated on its secondary node2" in w for w in web1.warnings), web1.warnings
     assert "web1" in nodes[0].running
+
+
+def test_only_the_operator_path_makes_the_primary_primary(web1, nodes):
+    """The watcher's pass (no promote) leaves the primary role to the instance start; the
+    operator's activate-disks promotes a primary left Secondary, and only that disk."""
+    key = keys(web1)[1]
+    nodes[0].drbd.set_role(key, "Secondary")
+    start = len(web1.rpc.log)
+    watcher = activate_disks.activate(web1, {"name": "web1", "promote": False})
+    assert watcher["changed"] is False and calls_since(web1, start) == []
+    result = activate_disks.activate(web1, {"name": "web1", "promote": True})
+    assert result["changed"] and result["actions"][-1] == "activate disk 1 on node1 (Connected) and make it Primary"
+    assert calls_since(web1, start) == [("node2", "drbd_attach", 1), ("node1", "drbd_attach", 1),
+                                        ("node1", "disk_assemble", 1)]
+    assert nodes[0].drbd[key]["role"] == "Primary"
+    assert [d["path"] for d in result["disks"]] == [f"/dev/drbd{nodes[0].drbd[k]['minor']}" for k in keys(web1)]
+
+
+def test_an_offline_secondary_is_left_out_and_not_waited_for(web1, nodes):
+    from plugins.module_utils.herd.ops import node as node_op
+    for key in keys(web1):
+        nodes[1].drbd.down(key)
+        nodes[0].drbd.set_role(key, "Secondary")
+    node_op.present(web1, {"name": "node2", "offline": True})
+    start = len(web1.rpc.log)
+    result = activate_disks.activate(web1, {"name": "web1", "promote": True, "wait_for_sync": True})
+    assert result["changed"] and result["synced"] is None and "wait for the resync" not in result["actions"]
+    assert [c for c in calls_since(web1, start) if c[0] == "node2"] == []
+    assert any("node2 is offline" in w for w in web1.warnings) and result["left_out"]
+    assert all(nodes[0].drbd[key]["role"] == "Primary" for key in keys(web1))
+
+
+def test_a_split_brain_is_refused_by_the_operator_path_too(web1, nodes):
+    key = keys(web1)[0]
+    nodes[0].drbd.standalone(key)
+    nodes[1].drbd.standalone(key)
+    start = len(web1.rpc.log)
+    with pytest.raises(PrerequisiteError, match="a split brain .*split_brain_survivor"):
+        activate_disks.activate(web1, {"name": "web1", "promote": True})
+    assert calls_since(web1, start) == []

@@ -48,7 +48,7 @@ from .. import names
 from ..config import Config, Instance, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from ..jobs import _alive
-from . import disks_activate, migrate, replace_disks
+from . import activate_disks, migrate, replace_disks
 from .common import Context
 from .info import drbd_proc
 from . import repair_tags
@@ -130,7 +130,7 @@ def diagnose(config: Config, inst: Instance, proc: Dict[str, Any]) -> Optional[D
             if down:
                 return Diagnosis("fix-storage", f"activate the disks on {', '.join(down)}",
                                  f"disk {index} is not active or not connected on {', '.join(down)}",
-                                 lambda ctx, opts: disks_activate.activate(ctx, {"name": name}))
+                                 lambda ctx, opts: activate_disks.activate(ctx, {"name": name, "promote": False}))
     return None
 
 

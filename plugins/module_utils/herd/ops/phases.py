@@ -119,6 +119,11 @@ class Operation:
         """Check against the locked config; return the result (changed, diff, msg) it would give."""
         raise NotImplementedError
 
+    def has_work(self, result: Dict[str, Any]) -> bool:
+        """Whether ``execute`` runs (outside check mode): by default when something changes; an
+        operation that also waits for something (a resync) when nothing changes says so here."""
+        return bool(result.get("changed"))
+
     def execute(self, job: Job, config: Config, result: Dict[str, Any]) -> None:
         """Make the change, registering undo steps on ``job``; commit through ``commit``."""
         raise NotImplementedError
@@ -129,7 +134,7 @@ class Operation:
         with acquire(self.ctx, self.locks, decl, allocation_timeout=max(self.ctx.lock_timeout, 300)):
             config = self.ctx.load_master_config()
             result = self.check_prerequisites(config)
-            if self.ctx.check_mode or not result.get("changed"):
+            if self.ctx.check_mode or not self.has_work(result):
                 return result
             with self.ctx.job(self.opcode, self.spec) as job:
                 self.execute(job, config, result)
