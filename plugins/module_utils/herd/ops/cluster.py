@@ -10,10 +10,12 @@ from .. import validate as node_checks
 from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, Cluster, Config, Node, NodeGroup,
                       new_uuid, now)
 from ..errors import PrerequisiteError, RpcError, ValidationError
+from ..jobs import Job
 from ..rpc import known_host_keys
 from . import repair_tags
 from .common import Context, diff_dict, require
 from .master import configure_master_ip
+from .phases import LockDecl, Operation, commit
 
 # Parameters an operator may declare; None means "not declared, keep".
 MODIFIABLE = ("master_ip", "master_netdev", "enabled_hypervisors", "enabled_disk_templates", "volume_group",
@@ -154,16 +156,17 @@ def merge_declared(cluster: Cluster, spec: Dict[str, Any]) -> None:
 def present(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     spec = validate_spec(spec)
     locks = ctx.locks(f"cluster op on {spec['name']}")
+    # init runs before any cluster (or lock level) exists: the cluster lock alone serialises two inits
     with locks.cluster():
-        if ctx.store.exists():
-            held = ctx.store.load()
-            if held.cluster.master_node != ctx.local_node:
-                raise PrerequisiteError(
-                    f"{ctx.local_node} already belongs to cluster {held.cluster.name!r} (master "
-                    f"{held.cluster.master_node}): modify that cluster on its master, or remove this node from "
-                    "it before initialising another cluster")
-            return _modify(ctx, spec)
-        return _init(ctx, spec)
+        if not ctx.store.exists():
+            return _init(ctx, spec)
+        held = ctx.store.load()
+        if held.cluster.master_node != ctx.local_node:
+            raise PrerequisiteError(
+                f"{ctx.local_node} already belongs to cluster {held.cluster.name!r} (master "
+                f"{held.cluster.master_node}): modify that cluster on its master, or remove this node from "
+                "it before initialising another cluster")
+    return ClusterModify(ctx, spec).run()
 
 
 def _init(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -284,40 +287,65 @@ def _master_facts(ctx: Context, endpoint: Any, cluster: Cluster) -> Dict[str, An
         raise PrerequisiteError(str(exc)) from None
 
 
-def _modify(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
-    config = ctx.load_master_config()
-    if config.cluster.name != spec["name"]:
-        raise PrerequisiteError(f"this node is the master of cluster {config.cluster.name!r}, not "
-                                f"{spec['name']!r}; renaming a cluster is not supported")
-    if spec.get("master_node") and spec["master_node"] != config.cluster.master_node:
-        raise PrerequisiteError(f"the master is {config.cluster.master_node}; the cluster module does not move it: "
-                                f"run herd.cluster.master_failover on {spec['master_node']} (a master candidate), "
-                                f"which takes over once {config.cluster.master_node} is down")
-    before = cluster_view(config)
-    after_config = config.copy()
-    merge_declared(after_config.cluster, spec)
-    _check_modify(config, after_config)
-    after = cluster_view(after_config)
-    renew = bool(spec.get("renew_crypto"))
-    if before == after and not renew:
-        return {"changed": False, "cluster": before, "diff": diff_dict(before, after),
-                "msg": f"cluster {config.cluster.name} already matches"}
-    done = ("modified and its certificates renewed" if before != after else "certificates renewed") \
-        if renew else "modified"
-    result = {"changed": True, "cluster": after, "diff": diff_dict(before, after),
-              "msg": f"cluster {config.cluster.name} would be {done}"}
-    if ctx.check_mode:
-        return result
-    with ctx.job("cluster_modify", _public(spec)):
-        if before != after:
-            after_config.cluster.mtime = now()
-            ctx.commit(after_config)
-        if renew:
-            result["crypto"] = renew_crypto(ctx, after_config)
-        if before != after:
-            configure_master_ip(ctx, config, after_config)
-    result["msg"] = f"cluster {config.cluster.name} {done}"
-    return result
+class ClusterModify(Operation):
+    """gnt-cluster modify (and renew-crypto) on an existing cluster, in phases (``phases.Operation``).
+    ``spec`` is validated by ``validate_spec`` already."""
+
+    opcode = "cluster_modify"
+
+    def check_arguments(self) -> None:
+        self.renew = bool(self.spec.get("renew_crypto"))
+        self.declared = self.spec
+        self.spec = _public(self.spec)  # what the job journal records
+
+    def declare_locks(self, config: Config) -> LockDecl:
+        # as Ganeti's cluster modify: the node-allocation lock (no instance is placed under the old
+        # policy meanwhile, and two modifies or renewals run one after the other) and every node shared
+        # (none is removed while its certificates are renewed)
+        return LockDecl(node_alloc=True, nodes=sorted(config.nodes), shared_nodes=True)
+
+    def _apply(self, config: Config) -> Config:
+        """``config`` with the declared values merged in, checked against its instances."""
+        after = config.copy()
+        merge_declared(after.cluster, self.declared)
+        _check_modify(config, after)
+        return after
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        spec = self.declared
+        if config.cluster.name != spec["name"]:
+            raise PrerequisiteError(f"this node is the master of cluster {config.cluster.name!r}, not "
+                                    f"{spec['name']!r}; renaming a cluster is not supported")
+        if spec.get("master_node") and spec["master_node"] != config.cluster.master_node:
+            raise PrerequisiteError(f"the master is {config.cluster.master_node}; the cluster module does not move "
+                                    f"it: run herd.cluster.master_failover on {spec['master_node']} (a master "
+                                    f"candidate), which takes over once {config.cluster.master_node} is down")
+        before = cluster_view(config)
+        after = cluster_view(self._apply(config))
+        self.modified = before != after
+        if not self.modified and not self.renew:
+            return {"changed": False, "cluster": before, "diff": diff_dict(before, after),
+                    "msg": f"cluster {config.cluster.name} already matches"}
+        self.done = ("modified and its certificates renewed" if self.modified else "certificates renewed") \
+            if self.renew else "modified"
+        return {"changed": True, "cluster": after, "diff": diff_dict(before, after),
+                "msg": f"cluster {config.cluster.name} would be {self.done}"}
+
+    def execute(self, job: Job, config: Config, result: Dict[str, Any]) -> None:
+        after_config = config
+        if self.modified:
+            def change(fresh: Config) -> None:
+                # the checks again on the newest config: an instance created meanwhile counts
+                merged = self._apply(fresh)
+                merged.cluster.mtime = now()
+                fresh.cluster = merged.cluster
+
+            after_config = commit(self.ctx, self.locks, change, what="cluster modify")
+        if self.renew:
+            result["crypto"] = renew_crypto(self.ctx, after_config)
+        if self.modified:
+            configure_master_ip(self.ctx, config, after_config)
+        result["msg"] = f"cluster {config.cluster.name} {self.done}"
 
 
 def _check_modify(before: Config, after: Config) -> None:

@@ -19,7 +19,9 @@ from typing import Any, Dict, List, Optional, Tuple
 from .. import names
 from ..config import DEFAULT_NICPARAMS, Config, Instance, Network, new_uuid
 from ..errors import PrerequisiteError, ValidationError
+from ..jobs import Job
 from .common import Context, diff_dict
+from .phases import Operation, commit
 
 POOL = "pool"
 NIC_MODES = ("bridged", "routed", "openvswitch")
@@ -127,39 +129,56 @@ def network_view(net: Optional[Network]) -> Optional[Dict[str, Any]]:
             "free_count": free_count(net)}
 
 
-def run(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
-    spec = validate_spec(spec)
-    locks = ctx.locks(f"network {spec['name']}")
-    with locks.cluster():
-        config = ctx.load_master_config()
-        current = config.networks.get(spec["name"])
-        after_config = config.copy()
-        if spec["state"] == "absent":
-            if current is None:
-                return {"changed": False, "network": None, "diff": diff_dict(None, None),
-                        "msg": f"network {spec['name']} does not exist"}
-            users = users_of(config, spec["name"])
+class NetworkOp(Operation):
+    """gnt-network add/modify/connect/disconnect/remove, in phases (``phases.Operation``). A
+    network is config only: no instance or node lock; the commit re-checks on the newest config."""
+
+    opcode = "network_set"
+
+    def check_arguments(self) -> None:
+        self.spec = validate_spec(self.spec)
+        self.name = self.spec["name"]
+        if self.spec["state"] == "absent":
+            self.opcode = "network_remove"
+
+    def _after(self, config: Config) -> Optional[Network]:
+        """The network as declared, checked against ``config``; None when it is to be removed."""
+        if self.spec["state"] == "absent":
+            users = users_of(config, self.name)
             if users:
-                raise PrerequisiteError(f"network {spec['name']} is still used by instances {users}; remove their "
+                raise PrerequisiteError(f"network {self.name} is still used by instances {users}; remove their "
                                         "NICs or the instances first")
-            del after_config.networks[spec["name"]]
-            after = None
-        else:
-            after_config.networks[spec["name"]] = _declared(config, current, spec)
-            after = network_view(after_config.networks[spec["name"]])
-        before = network_view(current)
+            return None
+        return _declared(config, config.networks.get(self.name), self.spec)
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        current = config.networks.get(self.name)
+        if self.spec["state"] == "absent" and current is None:
+            return {"changed": False, "network": None, "diff": diff_dict(None, None),
+                    "msg": f"network {self.name} does not exist"}
+        before, after = network_view(current), network_view(self._after(config))
         if before == after:
             return {"changed": False, "network": after, "diff": diff_dict(before, after),
-                    "msg": f"network {spec['name']} already matches"}
-        verb = "removed" if after is None else ("created" if before is None else "modified")
-        result = {"changed": True, "network": after, "diff": diff_dict(before, after),
-                  "msg": f"network {spec['name']} would be {verb}"}
-        if ctx.check_mode:
-            return result
-        with ctx.job(f"network_{'remove' if after is None else 'set'}", spec):
-            ctx.commit(after_config)
-        result["msg"] = f"network {spec['name']} {verb}"
-        return result
+                    "msg": f"network {self.name} already matches"}
+        self.verb = "removed" if after is None else ("created" if before is None else "modified")
+        return {"changed": True, "network": after, "diff": diff_dict(before, after),
+                "msg": f"network {self.name} would be {self.verb}"}
+
+    def execute(self, job: Job, config: Config, result: Dict[str, Any]) -> None:
+        def change(fresh: Config) -> None:
+            # the same checks on the newest config: an instance that took an address meanwhile counts
+            declared = self._after(fresh)
+            if declared is None:
+                fresh.networks.pop(self.name, None)
+            else:
+                fresh.networks[self.name] = declared
+
+        commit(self.ctx, self.locks, change, what=f"network {self.name}")
+        result["msg"] = f"network {self.name} {self.verb}"
+
+
+def run(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    return NetworkOp(ctx, spec).run()
 
 
 def _declared(config: Config, current: Optional[Network], spec: Dict[str, Any]) -> Network:

@@ -17,6 +17,10 @@ wait for each other and never deadlock. The node-allocation lock is what
 placement and node removal share: an instance create holds it from placement
 to commit, a node removal holds it while it removes, so a node cannot go away
 between an instance being placed on it and that instance being committed.
+
+Cluster init (``cluster.present`` on a node without a config) is the one state-changing
+operation outside this skeleton: like Ganeti's ``bootstrap.InitCluster`` it runs before any
+cluster, config or lock level exists, so there is nothing to declare or re-check yet.
 """
 
 from contextlib import ExitStack, contextmanager

@@ -17,11 +17,13 @@ from typing import Any, Callable, Dict, List
 from .. import names
 from ..config import Config, Instance, now
 from ..errors import PrerequisiteError, ValidationError
+from ..jobs import Job
 from . import nodecalls
 from .common import Context, diff_dict
 from .instance import instance_status
 from .instance_spec import instance_view
 from .nodecalls import storage_context
+from .phases import LockDecl, Operation, commit
 
 FILE_TEMPLATES = ("file", "sharedfile")
 
@@ -58,14 +60,21 @@ def renamed(inst: Instance, old_dir: str, new_dir: str, new: str) -> Instance:
     return target
 
 
-def rename(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
-    spec = validate(spec)
-    old, new = spec["name"], spec["new_name"]
-    locks = ctx.locks(f"instance rename {old} -> {new}")
-    # both names: nobody creates the new one or changes the old one meanwhile (sorted: no deadlock)
-    first, second = sorted((old, new))
-    with locks.instance(first), locks.instance(second):
-        config = ctx.load_master_config()
+class InstanceRename(Operation):
+    """gnt-instance rename, in phases (``phases.Operation``)."""
+
+    opcode = "instance_rename"
+
+    def check_arguments(self) -> None:
+        self.spec = validate(self.spec)
+        self.old, self.new = self.spec["name"], self.spec["new_name"]
+
+    def declare_locks(self, config: Config) -> LockDecl:
+        # both names: nobody creates the new one or changes the old one meanwhile
+        return LockDecl(instances=[self.old, self.new])
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        old, new = self.old, self.new
         if old not in config.instances:
             if new in config.instances:
                 view = instance_view(config.instances[new])
@@ -82,7 +91,7 @@ def rename(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         if offline:
             raise PrerequisiteError(f"instance {old} has node(s) {offline} offline: its files there cannot be "
                                     "renamed")
-        status = instance_status(ctx, config, inst)
+        status = instance_status(self.ctx, config, inst)
         if status["running"]:
             raise PrerequisiteError(f"instance {old} runs on {status.get('running_on') or inst.primary_node}: "
                                     "stop it first")
@@ -90,42 +99,48 @@ def rename(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         from ..storage.osprov import instance_dir
 
         storage = StorageContext.from_dict(storage_context(config))
-        old_dir = instance_dir(storage, old, inst.disk_template) or ""
-        new_dir = instance_dir(storage, new, inst.disk_template) or ""
-        target = renamed(inst, old_dir, new_dir, new)
-        nodes = dir_nodes(config, inst)
+        self.old_dir = instance_dir(storage, old, inst.disk_template) or ""
+        self.new_dir = instance_dir(storage, new, inst.disk_template) or ""
+        target = renamed(inst, self.old_dir, self.new_dir, new)
+        self.inst = inst
+        self.nodes = dir_nodes(config, inst)
         networks = sorted(n.name for n in config.networks.values() if old in n.allocated.values())
         before, after = instance_view(inst), instance_view(target)
-        actions = ([f"rename {old_dir} to {new_dir} on {', '.join(nodes)}"] if nodes else []) + \
-            [f"rename {old} to {new} in the config"] + \
-            ([f"move the addresses in network(s) {', '.join(networks)}"] if networks else [])
-        verb = "would be" if ctx.check_mode else "is"
-        result: Dict[str, Any] = {"changed": True, "instance": after, "diff": diff_dict(before, after),
-                                  "actions": actions, "msg": f"instance {old} {verb} renamed to {new}"}
-        if ctx.check_mode:
-            return result
-        with ctx.job("instance_rename", spec) as job:
-            for node in nodes:
-                args = {"old": old, "new": new, "storage": storage_context(config), "template": inst.disk_template}
-                with job.step(f"rename directory on {node}"):
-                    nodecalls.call(ctx, config, node, "instance_dir_rename", args)
-                    back = dict(args, old=new, new=old)
-                    job.on_undo(f"rename directory back on {node}", _rename_back(ctx, config, node, back))
-            with job.step("commit config"):
-                with locks.cluster():
-                    fresh = ctx.store.load()
-                    if old not in fresh.instances or new in fresh.instances:
-                        raise PrerequisiteError(f"the config changed during the rename of {old}: retry")
-                    moved = renamed(fresh.instances.pop(old), old_dir, new_dir, new)
-                    moved.mtime = now()
-                    fresh.instances[new] = moved
-                    for net in fresh.networks.values():
-                        for ip, owner in list(net.allocated.items()):
-                            if owner == old:
-                                net.allocated[ip] = new
-                    ctx.commit(fresh)
-                job.no_more_undo()
-    return result
+        actions = ([f"rename {self.old_dir} to {self.new_dir} on {', '.join(self.nodes)}"] if self.nodes else []) \
+            + [f"rename {old} to {new} in the config"] \
+            + ([f"move the addresses in network(s) {', '.join(networks)}"] if networks else [])
+        verb = "would be" if self.ctx.check_mode else "is"
+        return {"changed": True, "instance": after, "diff": diff_dict(before, after),
+                "actions": actions, "msg": f"instance {old} {verb} renamed to {new}"}
+
+    def execute(self, job: Job, config: Config, result: Dict[str, Any]) -> None:
+        old, new = self.old, self.new
+        for node in self.nodes:
+            args = {"old": old, "new": new, "storage": storage_context(config), "template": self.inst.disk_template}
+            with job.step(f"rename directory on {node}"):
+                nodecalls.call(self.ctx, config, node, "instance_dir_rename", args)
+                back = dict(args, old=new, new=old)
+                job.on_undo(f"rename directory back on {node}", _rename_back(self.ctx, config, node, back))
+
+        def change(fresh: Config) -> None:
+            if new in fresh.instances:
+                raise PrerequisiteError(f"the config changed during the rename of {old}: retry")
+            moved = renamed(fresh.instances.pop(old), self.old_dir, self.new_dir, new)
+            moved.mtime = now()
+            fresh.instances[new] = moved
+            for net in fresh.networks.values():
+                for ip, owner in list(net.allocated.items()):
+                    if owner == old:
+                        net.allocated[ip] = new
+
+        with job.step("commit config"):
+            commit(self.ctx, self.locks, change, nodes=self.inst.nodes(), instances=[old],
+                   what=f"the rename of {old}")
+            job.no_more_undo()
+
+
+def rename(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    return InstanceRename(ctx, spec).run()
 
 
 def _rename_back(ctx: Context, config: Config, node: str, args: Dict[str, Any]) -> Callable[[], Any]:
