@@ -299,9 +299,9 @@ class ClusterModify(Operation):
         self.spec = _public(self.spec)  # what the job journal records
 
     def declare_locks(self, config: Config) -> LockDecl:
-        # as Ganeti's cluster modify: the node-allocation lock (no instance is placed under the old
-        # policy meanwhile, and two modifies or renewals run one after the other) and every node shared
-        # (none is removed while its certificates are renewed)
+        # every node shared, as Ganeti's cluster modify (none is removed while its certificates are
+        # renewed), and the node-allocation lock: no instance is placed under the old policy meanwhile,
+        # and two modifies or renewals run one after the other
         return LockDecl(node_alloc=True, nodes=sorted(config.nodes), shared_nodes=True)
 
     def _apply(self, config: Config) -> Config:
