@@ -15,13 +15,13 @@ options:
     description:
       - Seconds to wait for the cluster, node or instance locks held by another job.
       - On timeout the module fails and names the job holding the lock.
-    type: float
-    default: 60.0
+    type: int
+    default: 60
   rpc_timeout:
     description:
       - Seconds to wait for one node agent call over SSH (separate from the operation's own timeout).
-    type: float
-    default: 120.0
+    type: int
+    default: 120
 notes:
   - Runs on the cluster's master node (target it, or use C(delegate_to)). On another node it fails and names
     the master.

@@ -12,10 +12,11 @@ import traceback
 
 from ansible_collections.herd.cluster.plugins.module_utils.herd.errors import HerdError
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops.common import Context
+from ansible_collections.herd.cluster.plugins.module_utils.timeout_option import timeout_arg
 
 COMMON_ARGS = dict(
-    lock_timeout=dict(type='float', default=60.0),
-    rpc_timeout=dict(type='float', default=120.0),
+    lock_timeout=timeout_arg(60),
+    rpc_timeout=timeout_arg(120),
 )
 
 
@@ -39,7 +40,7 @@ INSTANCE_ARGS = dict(
     primary_node=dict(type='str'),
     secondary_node=dict(type='str'),
     restart_on_change=dict(type='bool', default=False),
-    shutdown_timeout=dict(type='int', default=120),
+    shutdown_timeout=timeout_arg(120),
     remove_disks=dict(type='bool', default=False),
     reinstall=dict(type='bool', default=False),
 )

@@ -99,6 +99,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.herd.cluster.plugins.module_utils.herd.agent import facts
+from ansible_collections.herd.cluster.plugins.module_utils.timeout_option import timeout_arg
 
 PROBE_EXIT = 0x31  # guest writes it to port 0xf4; isa-debug-exit makes QEMU exit with (0x31 << 1) | 1
 PROBE_RC = (PROBE_EXIT << 1) | 1
@@ -165,7 +166,7 @@ def main():
         argument_spec=dict(
             qemu=dict(type='path', default='/usr/bin/qemu-system-x86_64'),
             probe=dict(type='bool', default=True),
-            probe_timeout=dict(type='int', default=20),
+            probe_timeout=timeout_arg(20),
         ),
         supports_check_mode=True,
     )

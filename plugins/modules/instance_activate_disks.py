@@ -49,8 +49,8 @@ options:
   sync_timeout:
     description: Seconds to wait for the resync with I(wait_for_sync); on timeout the module fails, the disks
       stay active and the resync goes on.
-    type: float
-    default: 86400.0
+    type: int
+    default: 86400
 '''
 
 EXAMPLES = r'''
@@ -108,7 +108,7 @@ msg:
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run, timeout_arg  # noqa: E402
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import activate_disks  # noqa: E402
 
 
@@ -116,7 +116,7 @@ def main():
     argument_spec = dict(
         name=dict(type='str', required=True),
         wait_for_sync=dict(type='bool', default=False),
-        sync_timeout=dict(type='float', default=86400.0),
+        sync_timeout=timeout_arg(86400),
     )
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

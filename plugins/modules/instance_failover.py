@@ -76,7 +76,7 @@ msg:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run, timeout_arg
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import migrate
 
 
@@ -85,7 +85,7 @@ def main():
         name=dict(type='str', required=True),
         target_node=dict(type='str'),
         ignore_consistency=dict(type='bool', default=False),
-        shutdown_timeout=dict(type='int', default=120),
+        shutdown_timeout=timeout_arg(120),
     )
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

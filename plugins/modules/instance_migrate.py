@@ -57,10 +57,11 @@ options:
     description: With a failover fallback, go on when the primary does not answer.
     type: bool
     default: false
-  timeout:
+  migration_timeout:
     description: Seconds the migration may take before it is cancelled.
     type: int
     default: 3600
+    aliases: [timeout]
 '''
 
 EXAMPLES = r'''
@@ -156,7 +157,7 @@ msg:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run, timeout_arg
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import migrate
 
 
@@ -168,12 +169,13 @@ def main():
         cleanup=dict(type='bool', default=False),
         fallback_to_failover=dict(type='bool', default=False),
         ignore_consistency=dict(type='bool', default=False),
-        timeout=dict(type='int', default=3600),
+        migration_timeout=timeout_arg(3600, aliases=['timeout']),
     )
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    keys = ('name', 'target_node', 'mode', 'cleanup', 'fallback_to_failover', 'ignore_consistency', 'timeout')
+    keys = ('name', 'target_node', 'mode', 'cleanup', 'fallback_to_failover', 'ignore_consistency')
     spec = dict((k, module.params[k]) for k in keys)
+    spec['timeout'] = module.params['migration_timeout']
     module.exit_json(**run(module, migrate.migrate, spec))
 
 

@@ -70,8 +70,8 @@ options:
   sync_timeout:
     description: Seconds to wait for the resync. On timeout the module fails; the config already names the new
       secondary, the old volumes are kept, and running the module again waits and finishes.
-    type: float
-    default: 86400.0
+    type: int
+    default: 86400
   split_brain_survivor:
     description:
       - Resolve a DRBD split brain instead of replacing the secondary. The named node (the instance's primary or
@@ -169,7 +169,7 @@ msg:
 '''
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run  # noqa: E402
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run, timeout_arg  # noqa: E402
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import replace_disks  # noqa: E402
 
 
@@ -178,7 +178,7 @@ def main():
         name=dict(type='str', required=True),
         remote_node=dict(type='str'),
         wait_for_sync=dict(type='bool', default=True),
-        sync_timeout=dict(type='float', default=86400.0),
+        sync_timeout=timeout_arg(86400),
         split_brain_survivor=dict(type='str'),
         mode=dict(type='str', choices=['replace_new_secondary', 'replace_on_primary', 'replace_on_secondary',
                                        'replace_auto']),

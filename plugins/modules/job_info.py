@@ -43,7 +43,7 @@ options:
     default: false
   follow_timeout:
     description: Seconds to follow a job before returning it as it is, with a warning.
-    type: float
+    type: int
     default: 3600
 '''
 
@@ -179,7 +179,7 @@ interrupted:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run
+from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run, timeout_arg
 from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import info
 
 
@@ -190,7 +190,7 @@ def main():
         opcode=dict(type='str'),
         limit=dict(type='int'),
         follow=dict(type='bool', default=False),
-        follow_timeout=dict(type='float', default=3600.0),
+        follow_timeout=timeout_arg(3600),
     )
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
