@@ -32,8 +32,8 @@ def documented():
     common = documentation(REPO / "plugins" / "doc_fragments" / "common.py")["options"]
     found = {"common": {name: doc for _w, name, doc in timeout_options(common, "common")}}
     for path in MODULES:
-        found[path.stem] = {name: doc for _w, name, doc in timeout_options(documentation(path)["options"],
-                                                                              path.stem)}
+        options = documentation(path)["options"]
+        found[path.stem] = {name: doc for _w, name, doc in timeout_options(options, path.stem)}
     return found
 
 
