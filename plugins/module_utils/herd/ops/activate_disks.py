@@ -52,6 +52,7 @@ from .replace_disks import DEFAULT_SYNC_TIMEOUT, wait_for_sync
 OPCODE = "instance_activate_disks"
 STATES = ("active",)
 WAIT_ACTION = "wait for the resync"
+STATUS_TIMEOUT = 30  # seconds for a node to report a disk's state
 
 
 class Unreachable(PrerequisiteError):
@@ -102,7 +103,7 @@ def plan(ctx: Context, config: Config, inst: Instance, promote: bool = False) ->
             return out
         for index, disk in enumerate(inst.disks):
             found = nodecalls.call(ctx, config, primary, "disk_info",
-                                   nodecalls.disk_args(config, inst, disk, index, primary), timeout=30)
+                                   nodecalls.disk_args(config, inst, disk, index, primary), timeout=STATUS_TIMEOUT)
             if not found.get("exists"):
                 raise PrerequisiteError(f"disk {index} of {inst.name}: {found.get('path')} does not exist on "
                                         f"{primary}; there is nothing to activate")
@@ -121,7 +122,8 @@ def plan(ctx: Context, config: Config, inst: Instance, promote: bool = False) ->
         states: Dict[str, Optional[Dict[str, Any]]] = {}
         for node in list(online):
             try:
-                states[node] = drbd_state(ctx, config, inst, index, node)
+                # a short timeout: a secondary still rebooting is left out, not waited for
+                states[node] = drbd_state(ctx, config, inst, index, node, timeout=STATUS_TIMEOUT)
             except RpcError as exc:
                 if node == primary:
                     raise

@@ -169,10 +169,11 @@ def allocate_drbd(ctx: Context, config: Config, inst: Instance, first: int) -> N
                                 "port": port, "secret": secrets.token_hex(16)})
 
 
-def drbd_state(ctx: Context, config: Config, inst: Instance, index: int, node: str) -> Optional[Dict[str, Any]]:
+def drbd_state(ctx: Context, config: Config, inst: Instance, index: int, node: str,
+               timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
     """Disk ``index``'s DRBD status on ``node`` (None: not configured there)."""
     answer = nodecalls.call(ctx, config, node, "drbd_status",
-                            nodecalls.disk_args(config, inst, inst.disks[index], index, node))
+                            nodecalls.disk_args(config, inst, inst.disks[index], index, node), timeout=timeout)
     if not answer.get("loaded"):
         raise PrerequisiteError(f"the DRBD kernel module is not loaded on {node} (load it with the "
                                 "herd.cluster.storage role, or modprobe drbd)")
