@@ -132,3 +132,16 @@ def test_a_split_brain_is_refused_by_the_operator_path_too(web1, nodes):
     with pytest.raises(PrerequisiteError, match="a split brain .*split_brain_survivor"):
         activate_disks.activate(web1, {"name": "web1", "promote": True})
     assert calls_since(web1, start) == []
+
+
+def test_a_resync_already_running_is_waited_for_and_is_no_change(web1, nodes):
+    key = keys(web1)[0]
+    nodes[1].drbd[key].update(disk="Inconsistent", polls=0)   # the secondary resyncs from the primary
+    start = len(web1.rpc.log)
+    result = activate_disks.activate(web1, {"name": "web1", "promote": True, "wait_for_sync": True})
+    assert result["changed"] is False and result["synced"] is True and result["actions"] == ["wait for the resync"]
+    assert calls_since(web1, start) == [] and nodes[1].drbd[key]["disk"] == "UpToDate"
+    job = [j for j in web1.journal.list() if j["opcode"] == "instance_activate_disks"][-1]
+    assert [s["name"] for s in job["steps"]] == ["wait for the resync"]
+    again = activate_disks.activate(web1, {"name": "web1", "promote": True, "wait_for_sync": True})
+    assert again["changed"] is False and again["actions"] == [] and again["synced"] is True
