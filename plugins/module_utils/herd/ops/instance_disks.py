@@ -147,7 +147,7 @@ def minors_in_use(ctx: Context, config: Config, node: str, purpose: str) -> List
         raise PrerequisiteError(f"{purpose}: {node} does not answer: {exc}") from None
     if not live.get("loaded"):
         raise PrerequisiteError(f"{purpose}: {node} has no DRBD kernel module loaded "
-                                "(load it with the herd.cluster.storage role, or modprobe drbd)")
+                                "(load it with the herd.cluster.node_drbd role, or modprobe drbd)")
     return sorted(int(m) for m, status in (live.get("minors") or {}).items()
                   if (status or {}).get("cs") != "Unconfigured")
 
@@ -176,7 +176,7 @@ def drbd_state(ctx: Context, config: Config, inst: Instance, index: int, node: s
                             nodecalls.disk_args(config, inst, inst.disks[index], index, node), timeout=timeout)
     if not answer.get("loaded"):
         raise PrerequisiteError(f"the DRBD kernel module is not loaded on {node} (load it with the "
-                                "herd.cluster.storage role, or modprobe drbd)")
+                                "herd.cluster.node_drbd role, or modprobe drbd)")
     return answer.get("status")
 
 
