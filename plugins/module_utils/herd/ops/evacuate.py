@@ -1,8 +1,10 @@
 """Node evacuation (gnt-node migrate / evacuate): move every instance off a node, each move
-its own instance operation (migrate, failover, replace-disks), at most ``max_parallel`` at once."""
+its own instance operation (migrate, failover, replace-disks), at most ``max_parallel`` at once.
+``Evacuate`` is a ``phases.Operation`` whose execution runs those member operations."""
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List
+from contextlib import nullcontext
+from typing import Any, ContextManager, Dict, List
 
 from .. import names
 from ..allocator import placement as allocator_placement
@@ -11,68 +13,105 @@ from ..errors import HerdError, PrerequisiteError, ValidationError
 from . import migrate, replace_disks
 from .common import Context
 from .facts import allocator_facts, live_facts
+from .phases import Operation
 
 
-def evacuate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+class Evacuate(Operation):
     """gnt-node migrate / evacuate: primaries first (migrate or fail over), then, for mode
     secondary or all, a new secondary for every drbd instance whose secondary is the node
     (replace-disks to the allocator's node-evacuate answer). In mode all a drbd primary that
-    failed over to its secondary leaves the node as a secondary, and is replaced too."""
-    node = names.check_hostname(spec.get("node"))
-    mode = spec.get("mode") or "all"
-    if mode not in ("primary", "secondary", "all"):
-        raise ValidationError(f"mode {mode!r} is not one of ['primary', 'secondary', 'all']")
-    live = spec.get("live", True)
-    max_parallel = int(spec.get("max_parallel") or 1)
-    if max_parallel < 1:
-        raise ValidationError(f"max_parallel {max_parallel} must be at least 1")
-    config = ctx.load_master_config()
-    if node not in config.nodes:
-        raise PrerequisiteError(f"node {node} is not in the cluster")
-    plan: List[Dict[str, Any]] = []
-    failed: List[Dict[str, Any]] = []
-    moved: List[Dict[str, Any]] = []
-    if mode in ("primary", "all"):
-        primaries = sorted(i.name for i in config.instances.values() if i.primary_node == node)
-        targets = _evacuation_targets(ctx, config, node, primaries)
-        first: List[Dict[str, Any]] = []
-        for name in primaries:
-            inst = config.instances[name]
-            how = "migrate" if live and inst.admin_state == "up" else "failover"
-            if name in targets and targets[name].get("target"):
-                first.append({"instance": name, "from": node, "to": targets[name]["target"], "how": how})
-            else:
-                reason = targets.get(name, {}).get("reason", "no target found")
-                failed.append({"instance": name, "reason": reason})
-        plan += first
-        if first and not ctx.check_mode:
-            done, not_done = _run_moves(ctx, spec, first, max_parallel)
-            moved += done
-            failed += not_done
-            config = ctx.load_master_config()
-        elif first:
-            config = _as_if_moved(config, first)
-    if mode in ("secondary", "all"):
+    failed over to its secondary leaves the node as a secondary, and is replaced too.
+
+    As Ganeti's LUNodeEvacuate, which plans and returns jobs, this operation's prerequisites
+    are the plan and its execution submits the member operations, each with its own locks
+    and job. It declares no locks and opens no job itself: holding an instance's lock while
+    its member operation takes the same lock would wait for itself; the evacuated node is
+    locked, shared, by every member while it moves an instance off it."""
+
+    opcode = "node_evacuate"
+
+    def check_arguments(self) -> None:
+        spec = self.spec
+        self.node = names.check_hostname(spec.get("node"))
+        self.mode = spec.get("mode") or "all"
+        if self.mode not in ("primary", "secondary", "all"):
+            raise ValidationError(f"mode {self.mode!r} is not one of ['primary', 'secondary', 'all']")
+        self.live = spec.get("live", True)
+        self.max_parallel = int(spec.get("max_parallel") or 1)
+        if self.max_parallel < 1:
+            raise ValidationError(f"max_parallel {self.max_parallel} must be at least 1")
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        """The plan: the primaries' moves, and the secondaries' as they would be after them. When
+        the primaries move for real, the secondaries are planned again after they have moved."""
+        ctx, node = self.ctx, self.node
+        if node not in config.nodes:
+            raise PrerequisiteError(f"node {node} is not in the cluster")
+        self.plan: List[Dict[str, Any]] = []
+        self.failed: List[Dict[str, Any]] = []
+        self.first: List[Dict[str, Any]] = []
+        if self.mode in ("primary", "all"):
+            primaries = sorted(i.name for i in config.instances.values() if i.primary_node == node)
+            targets = _evacuation_targets(ctx, config, node, primaries)
+            for name in primaries:
+                inst = config.instances[name]
+                how = "migrate" if self.live and inst.admin_state == "up" else "failover"
+                if name in targets and targets[name].get("target"):
+                    self.first.append({"instance": name, "from": node, "to": targets[name]["target"], "how": how})
+                else:
+                    reason = targets.get(name, {}).get("reason", "no target found")
+                    self.failed.append({"instance": name, "reason": reason})
+            self.plan += self.first
+        if self.mode in ("secondary", "all") and not (self.first and not ctx.check_mode):
+            if self.first:
+                config = _as_if_moved(config, self.first)
+            self.plan += self._plan_secondaries(config)
+        return self._planned()
+
+    def _plan_secondaries(self, config: Config) -> List[Dict[str, Any]]:
+        node = self.node
         secondaries = sorted(i.name for i in config.instances.values()
                              if i.secondary_node == node and i.disk_template == "drbd")
         second: List[Dict[str, Any]] = []
-        targets = _secondary_targets(ctx, config, node, secondaries)
+        targets = _secondary_targets(self.ctx, config, node, secondaries)
         for name in secondaries:
             if targets.get(name, {}).get("target"):
                 second.append({"instance": name, "from": node, "to": targets[name]["target"],
                                "how": "replace_disks"})
             else:
-                failed.append({"instance": name, "reason": targets.get(name, {}).get("reason", "no target found")})
-        plan += second
-        if second and not ctx.check_mode:
-            done, not_done = _run_moves(ctx, spec, second, max_parallel)
+                self.failed.append({"instance": name,
+                                    "reason": targets.get(name, {}).get("reason", "no target found")})
+        return second
+
+    def _planned(self) -> Dict[str, Any]:
+        return {"changed": bool(self.plan), "planned": self.plan, "moved": [], "failed": self.failed,
+                "msg": f"node {self.node}: {len(self.plan)} instance(s) would move, {len(self.failed)} cannot"}
+
+    def open_job(self) -> ContextManager[Any]:
+        return nullcontext()  # each move is its own operation, in its own job
+
+    def execute(self, job: Any, config: Config, result: Dict[str, Any]) -> None:
+        moved: List[Dict[str, Any]] = []
+        second: List[Dict[str, Any]] = []
+        if self.first:
+            done, not_done = _run_moves(self.ctx, self.spec, self.first, self.max_parallel)
             moved += done
-            failed += not_done
-    if ctx.check_mode or not plan:
-        return {"changed": bool(plan), "planned": plan, "moved": [], "failed": failed,
-                "msg": f"node {node}: {len(plan)} instance(s) would move, {len(failed)} cannot"}
-    return {"changed": bool(moved), "planned": plan, "moved": moved, "failed": failed,
-            "msg": f"node {node}: moved {len(moved)}, failed {len(failed)}"}
+            self.failed += not_done
+            if self.mode in ("secondary", "all"):
+                second = self._plan_secondaries(self.ctx.load_master_config())
+                self.plan += second
+        else:
+            second = [item for item in self.plan if item["how"] == "replace_disks"]
+        if second:
+            done, not_done = _run_moves(self.ctx, self.spec, second, self.max_parallel)
+            moved += done
+            self.failed += not_done
+        result.update(changed=bool(moved), planned=self.plan, moved=moved, failed=self.failed,
+                      msg=f"node {self.node}: moved {len(moved)}, failed {len(self.failed)}")
+
+
+def evacuate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    return Evacuate(ctx, spec).run()
 
 
 def _run_moves(ctx: Context, spec: Dict[str, Any], plan: List[Dict[str, Any]], max_parallel: int

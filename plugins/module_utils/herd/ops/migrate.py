@@ -1,4 +1,4 @@
-"""gnt-instance migrate / failover and gnt-node evacuate.
+"""gnt-instance migrate / failover, each a ``phases.Operation``.
 
 Live migration follows Ganeti's sequence (reference §4b): check the target,
 (drbd: disconnect, reconnect dual-primary, both primary), start the identical
@@ -12,7 +12,8 @@ the disks and leaves the config as it was, with QEMU's own message in the error.
 """
 
 import time
-from typing import Any, Dict, List, Optional
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager, Dict, List, Optional
 
 from .. import names
 from ..allocator import placement as allocator_placement
@@ -24,7 +25,7 @@ from .common import Context, diff_dict
 from .facts import allocator_facts, live_facts
 from .instance import instance_status
 from .instance_spec import effective_hvparams, instance_view
-from .phases import check_still_there, node_locks
+from .phases import LockDecl, Operation, check_still_there
 from .recovery import recover_interrupted, repairs
 
 MIGRATABLE = ("drbd", "sharedfile", "diskless")
@@ -89,63 +90,106 @@ def _switch_primary(ctx: Context, locks: Locks, name: str, target: str) -> Confi
 
 # --------------------------------------------------------------------------- migrate
 
-def migrate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
-    name = names.check_instance_name(spec.get("name"))
-    mode = spec.get("mode") or "live"
-    if mode not in ("live", "non-live"):
-        raise ValidationError(f"mode {mode!r} is not one of ['live', 'non-live']")
-    timeout = float(spec.get("timeout") or 3600)
-    locks = ctx.locks(f"instance_migrate {name}")
-    with locks.instance(name, timeout=ctx.lock_timeout if spec.get("wait_for_lock", True) else 0):
-        config = ctx.load_master_config()
+class Migrate(Operation):
+    """gnt-instance migrate, and its cleanup (``cleanup: true``, or an interrupted migration
+    found on the instance), and the failover of a stopped instance (``fallback_to_failover``).
+
+    Locks: the instance (declared). Its nodes and the target, shared, are taken after the
+    prerequisites and only when it runs for real (``hold``): the target of a sharedfile or
+    diskless instance is the allocator's choice, known only from the one round of node facts
+    that the checks read."""
+
+    opcode = "instance_migrate"
+
+    def check_arguments(self) -> None:
+        self.name = names.check_instance_name(self.spec.get("name"))
+        self.mode = self.spec.get("mode") or "live"
+        if self.mode not in ("live", "non-live"):
+            raise ValidationError(f"mode {self.mode!r} is not one of ['live', 'non-live']")
+        self.timeout = float(self.spec.get("timeout") or 3600)
+        self.locks = self.ctx.locks(f"instance_migrate {self.name}")
+        self.cleaning: Optional[Cleanup] = None
+        self.recovered: List[str] = []
+        self.fallback: Optional[Failover] = None
+
+    def declare_locks(self, config: Config) -> LockDecl:
+        return LockDecl(instances=[self.name], instance_timeout=None if self.spec.get("wait_for_lock", True) else 0)
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        ctx, name = self.ctx, self.name
         if name not in config.instances:
             raise PrerequisiteError(f"instance {name} does not exist")
         inst = config.instances[name]
         interrupted = [j for j in ctx.journal.interrupted()
                        if j.get("params", {}).get("name") == name and j["opcode"] == "instance_migrate"]
-        if spec.get("cleanup") or interrupted:
+        if self.spec.get("cleanup") or interrupted:
             # every interrupted job on the instance is repaired (a migration's by this same cleanup)
-            actions = recover_interrupted(ctx, name, locks, config)
-            if actions:
+            self.recovered = recover_interrupted(ctx, name, self.locks, config)
+            if self.recovered:
                 config = ctx.load_master_config()
                 inst = config.instances[name]
-            cleaned = cleanup(ctx, locks, config, inst)
-            cleaned["actions"] = actions + cleaned["actions"]
-            cleaned["changed"] = cleaned["changed"] or bool(actions)
-            return cleaned
-        if recover_interrupted(ctx, name, locks, config):
+            self.cleaning = Cleanup(ctx, config, inst)
+            return self._cleaned()
+        if recover_interrupted(ctx, name, self.locks, config):
             config = ctx.load_master_config()
             inst = config.instances[name]
         status = instance_status(ctx, config, inst)
         if not status["running"]:
-            if spec.get("fallback_to_failover"):
-                return _failover_locked(ctx, locks, config, inst, spec)
+            if self.spec.get("fallback_to_failover"):
+                self.fallback = Failover(ctx, self.spec)
+                self.fallback.name, self.fallback.locks = name, self.locks
+                return self.fallback.check_locked(config, inst)
             raise PrerequisiteError(f"instance {name} is not running ({status['status']}); set "
                                     "fallback_to_failover: true to fail it over instead")
         raw_facts = live_facts(ctx, config)  # one round serves the target's choice and its checks
-        target = _target(config, inst, spec.get("target_node"), "migrate", raw_facts)
+        target = _target(config, inst, self.spec.get("target_node"), "migrate", raw_facts)
         check_target(config, inst, target, True, raw_facts)
+        self.config, self.inst, self.target = config, inst, target
         before = instance_view(inst)
         after = dict(before, primary_node=target,
                      secondary_node=inst.primary_node if inst.disk_template == "drbd" else None)
-        result: Dict[str, Any] = {"changed": True, "source": inst.primary_node, "target": target, "mode": mode,
-                                  "diff": diff_dict(before, after),
-                                  "msg": f"instance {name} would migrate ({mode}) {inst.primary_node} -> {target}"}
-        if ctx.check_mode:
-            return result
-        with node_locks(locks, inst.nodes() + [target], shared=True), \
-                ctx.job("instance_migrate", {"name": name, "target": target, "mode": mode}) as job:
-            check_still_there(ctx.store.load(), inst.nodes() + [target], [name], what=f"migration of {name}")
-            stats = _live_migrate(ctx, job, config, inst, target, mode, timeout)
-            # as Ganeti: the guest runs on the target, so the config says so before anything
-            # else can fail; the demote that follows is cleanup, and its failure is recorded
-            with job.step("commit config: switch primary"):
-                moved_config = _switch_primary(ctx, locks, name, target)
-            demote_error = None
-            if inst.disk_template == "drbd":
-                demote_error = _demote_source(ctx, job, moved_config, name, target)
-                stats = dict(stats, drbd_demote_error=demote_error)
-            job.finish(stats)
+        if not ctx.check_mode:
+            self.hold(inst.nodes() + [target])
+        return {"changed": True, "source": inst.primary_node, "target": target, "mode": self.mode,
+                "diff": diff_dict(before, after),
+                "msg": f"instance {name} would migrate ({self.mode}) {inst.primary_node} -> {target}"}
+
+    def _cleaned(self) -> Dict[str, Any]:
+        assert self.cleaning is not None
+        cleaned = self.cleaning.result()
+        cleaned["actions"] = self.recovered + cleaned["actions"]
+        cleaned["changed"] = cleaned["changed"] or bool(self.recovered)
+        return cleaned
+
+    def open_job(self) -> ContextManager[Any]:
+        if self.cleaning is not None:
+            return nullcontext()  # the cleanup journals only its switch of the primary
+        if self.fallback is not None:
+            return self.fallback.open_job()
+        return self.ctx.job("instance_migrate", {"name": self.name, "target": self.target, "mode": self.mode})
+
+    def execute(self, job: Optional[Job], config: Config, result: Dict[str, Any]) -> None:
+        if self.cleaning is not None:
+            self.cleaning.apply(self.locks)
+            result.update(self._cleaned())
+            return
+        if self.fallback is not None:
+            assert job is not None
+            self.fallback.execute(job, config, result)
+            return
+        assert job is not None
+        ctx, name, inst, target, mode = self.ctx, self.name, self.inst, self.target, self.mode
+        check_still_there(ctx.store.load(), inst.nodes() + [target], [name], what=f"migration of {name}")
+        stats = _live_migrate(ctx, job, self.config, inst, target, mode, self.timeout)
+        # as Ganeti: the guest runs on the target, so the config says so before anything
+        # else can fail; the demote that follows is cleanup, and its failure is recorded
+        with job.step("commit config: switch primary"):
+            moved_config = _switch_primary(ctx, self.locks, name, target)
+        demote_error = None
+        if inst.disk_template == "drbd":
+            demote_error = _demote_source(ctx, job, moved_config, name, target)
+            stats = dict(stats, drbd_demote_error=demote_error)
+        job.finish(stats)
         msg = (f"instance {name} migrated ({mode}) {inst.primary_node} -> {target} "
                f"in {(stats.get('total_time_ms') or 0) / 1000:.1f} s")
         if demote_error:
@@ -154,7 +198,10 @@ def migrate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
                     "with cleanup: true demotes it")
             ctx.warnings.append(msg)
         result.update(migration=stats, msg=msg)
-        return result
+
+
+def migrate(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    return Migrate(ctx, spec).run()
 
 
 def _demote_source(ctx: Context, job: Job, config: Config, name: str, target: str) -> Optional[str]:
@@ -271,6 +318,14 @@ def repair(ctx: Context, locks: Locks, config: Config, inst: Optional[Instance],
 
 
 def cleanup(ctx: Context, locks: Locks, config: Config, inst: Instance) -> Dict[str, Any]:
+    """Ganeti's migrate --cleanup in one call (the repair of an interrupted migration)."""
+    found = Cleanup(ctx, config, inst)
+    if not ctx.check_mode:
+        found.apply(locks)
+    return found.result()
+
+
+class Cleanup:
     """Ganeti's migrate --cleanup: find where the instance really runs and make the config say so.
 
     From every node's view of the instance (``running``, ``incoming`` on a
@@ -279,63 +334,87 @@ def cleanup(ctx: Context, locks: Locks, config: Config, inst: Instance) -> Dict[
     and switch the primary; source running + target incoming: it stopped
     half-way, kill the target and resume the source; running elsewhere only:
     switch the primary; running on the primary only: resume it if paused.
+    The constructor reads and plans (the prerequisites); ``apply`` acts.
     """
-    nodes = [n for n in sorted(config.nodes) if config.nodes[n].vm_capable]
-    answers = nodecalls.running_on(ctx, config, nodes, inst.hypervisor, every_state=True)
-    state = {n: a[inst.name].get("status") for n, a in answers.items()
-             if not isinstance(a, RpcError) and inst.name in a}
-    primary = inst.primary_node
-    running = [n for n, s in state.items() if s == "running"]
-    incoming = [n for n, s in state.items() if s == "incoming"]
-    before = instance_view(inst)
-    actions: List[str] = []
-    new_primary = primary
-    args = {"name": inst.name, "hypervisor": inst.hypervisor}
 
-    def finalize(node: str, role: str, success: bool) -> None:
-        if not ctx.check_mode:
-            nodecalls.call(ctx, config, node, "migration_finalize", dict(args, role=role, success=success))
+    def __init__(self, ctx: Context, config: Config, inst: Instance):
+        self.ctx, self.config, self.inst = ctx, config, inst
+        nodes = [n for n in sorted(config.nodes) if config.nodes[n].vm_capable]
+        answers = nodecalls.running_on(ctx, config, nodes, inst.hypervisor, every_state=True)
+        self.state = {n: a[inst.name].get("status") for n, a in answers.items()
+                      if not isinstance(a, RpcError) and inst.name in a}
+        state, primary = self.state, inst.primary_node
+        running = [n for n, s in state.items() if s == "running"]
+        incoming = [n for n, s in state.items() if s == "incoming"]
+        self.actions: List[str] = []
+        self.calls: List[Callable[[], Any]] = []  # in order, the node calls the actions need
+        self.new_primary = primary
+        args = {"name": inst.name, "hypervisor": inst.hypervisor}
 
-    if state.get(primary) == "migrated" and running and running[0] != primary:
-        new_primary = running[0]
-        actions += [f"the migration to {new_primary} had completed: finalize both sides",
-                    f"make {new_primary} the primary"]
-        finalize(new_primary, "target", True)
-        finalize(primary, "source", True)
-    elif state.get(primary) == "migrated":
-        actions.append(f"the guest left {primary} but runs nowhere else: resume it on {primary}")
-        if not ctx.check_mode:
-            nodecalls.call(ctx, config, primary, "migration_abort", dict(args, resume_completed=True))
-    else:
-        for node in incoming:
-            actions.append(f"kill the incoming process on {node}")
-            finalize(node, "target", False)
-        others = [n for n in running if n != primary]
-        if primary in running:
-            if incoming:  # a migration stopped half-way may have left the source paused
-                actions.append(f"resume the guest on {primary} if a migration left it paused")
-                if not ctx.check_mode:
-                    nodecalls.call(ctx, config, primary, "migration_abort", args)
-            for node in others:
-                actions.append(f"stop the second copy on {node}")
-                if not ctx.check_mode:
-                    nodecalls.instance_stop(ctx, config, inst, node=node, force=True)
-        elif others:
-            new_primary = others[0]
-            actions.append(f"the instance runs on {new_primary}: make it the primary")
-    if new_primary != primary and not ctx.check_mode:
-        with ctx.job("instance_migrate_cleanup", {"name": inst.name, "primary": new_primary}):
-            _switch_primary(ctx, locks, inst.name, new_primary)
-    if inst.disk_template == "drbd" and new_primary == primary and _secondary_still_primary(ctx, config, inst):
-        actions.append(f"demote drbd on {inst.secondary_node} (still Primary: a demote after a migration failed)")
-    if inst.disk_template == "drbd" and actions and not ctx.check_mode:
-        fresh = ctx.store.load().instances[inst.name]
-        _drbd_mode(ctx, config, fresh, dual=False, primary=fresh.primary_node)
-        actions.append("drbd back to single-primary")
-    after = dict(before, primary_node=new_primary)
-    return {"changed": bool(actions), "actions": actions, "source": primary, "target": new_primary,
-            "node_states": state, "diff": diff_dict(before, after),
-            "msg": f"cleanup of {inst.name}: " + ("; ".join(actions) or "nothing to do")}
+        def call(node: str, verb: str, **extra: Any) -> None:
+            self.calls.append(_later(nodecalls.call, ctx, config, node, verb, dict(args, **extra)))
+
+        if state.get(primary) == "migrated" and running and running[0] != primary:
+            self.new_primary = running[0]
+            self.actions += [f"the migration to {self.new_primary} had completed: finalize both sides",
+                             f"make {self.new_primary} the primary"]
+            call(self.new_primary, "migration_finalize", role="target", success=True)
+            call(primary, "migration_finalize", role="source", success=True)
+        elif state.get(primary) == "migrated":
+            self.actions.append(f"the guest left {primary} but runs nowhere else: resume it on {primary}")
+            call(primary, "migration_abort", resume_completed=True)
+        else:
+            for node in incoming:
+                self.actions.append(f"kill the incoming process on {node}")
+                call(node, "migration_finalize", role="target", success=False)
+            others = [n for n in running if n != primary]
+            if primary in running:
+                if incoming:  # a migration stopped half-way may have left the source paused
+                    self.actions.append(f"resume the guest on {primary} if a migration left it paused")
+                    call(primary, "migration_abort")
+                for node in others:
+                    self.actions.append(f"stop the second copy on {node}")
+                    self.calls.append(_later(nodecalls.instance_stop, ctx, config, inst, node=node, force=True))
+            elif others:
+                self.new_primary = others[0]
+                self.actions.append(f"the instance runs on {self.new_primary}: make it the primary")
+        # the secondary's DRBD role is read after the calls above when they run (apply)
+        self.demote_checked = ctx.check_mode or not self.actions
+        if self.demote_checked:
+            self._check_demote()
+
+    def _check_demote(self) -> None:
+        inst = self.inst
+        if inst.disk_template == "drbd" and self.new_primary == inst.primary_node \
+                and _secondary_still_primary(self.ctx, self.config, inst):
+            self.actions.append(f"demote drbd on {inst.secondary_node} (still Primary: a demote after a "
+                                "migration failed)")
+
+    def apply(self, locks: Locks) -> None:
+        ctx, inst = self.ctx, self.inst
+        for call in self.calls:
+            call()
+        if self.new_primary != inst.primary_node:
+            with ctx.job("instance_migrate_cleanup", {"name": inst.name, "primary": self.new_primary}):
+                _switch_primary(ctx, locks, inst.name, self.new_primary)
+        if not self.demote_checked:
+            self._check_demote()
+        if inst.disk_template == "drbd" and self.actions:
+            fresh = ctx.store.load().instances[inst.name]
+            _drbd_mode(ctx, self.config, fresh, dual=False, primary=fresh.primary_node)
+            self.actions.append("drbd back to single-primary")
+
+    def result(self) -> Dict[str, Any]:
+        inst = self.inst
+        before = instance_view(inst)
+        after = dict(before, primary_node=self.new_primary)
+        return {"changed": bool(self.actions), "actions": list(self.actions), "source": inst.primary_node,
+                "target": self.new_primary, "node_states": self.state, "diff": diff_dict(before, after),
+                "msg": f"cleanup of {inst.name}: " + ("; ".join(self.actions) or "nothing to do")}
+
+
+def _later(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], Any]:
+    return lambda: func(*args, **kwargs)
 
 
 def _secondary_still_primary(ctx: Context, config: Config, inst: Instance) -> bool:
@@ -356,44 +435,59 @@ def _secondary_still_primary(ctx: Context, config: Config, inst: Instance) -> bo
 
 # --------------------------------------------------------------------------- failover
 
-def failover(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
-    name = names.check_instance_name(spec.get("name"))
-    locks = ctx.locks(f"instance_failover {name}")
-    with locks.instance(name):
-        config = ctx.load_master_config()
-        if name not in config.instances:
-            raise PrerequisiteError(f"instance {name} does not exist")
-        if recover_interrupted(ctx, name, locks, config):
-            config = ctx.load_master_config()
-        return _failover_locked(ctx, locks, config, config.instances[name], spec)
+class Failover(Operation):
+    """gnt-instance failover: shut down on the primary (unless it is dead), switch the
+    primary in the config, start on the target. Locks: the instance."""
 
+    opcode = "instance_failover"
 
-def _failover_locked(ctx: Context, locks: Locks, config: Config, inst: Instance, spec: Dict[str, Any]) -> Dict[str, Any]:
-    source = inst.primary_node
-    # one round: the target's choice and checks, and whether the source still answers
-    raw_facts = live_facts(ctx, config)
-    target = _target(config, inst, spec.get("target_node"), "fail over", raw_facts)
-    ignore = bool(spec.get("ignore_consistency"))
-    source_down = config.nodes[source].offline
-    if not source_down and (raw_facts.get(source) or {}).get("error"):
-        if not ignore:
-            raise PrerequisiteError(f"primary {source} of {inst.name} does not answer "
-                                    f"({raw_facts[source]['error']}); if it is dead, "
-                                    "set ignore_consistency: true (or mark it offline)")
-        source_down = True
-    check_target(config, inst, target, inst.admin_state == "up", raw_facts)
-    before = instance_view(inst)
-    after = dict(before, primary_node=target,
-                 secondary_node=source if inst.disk_template == "drbd" else None)
-    result: Dict[str, Any] = {"changed": True, "source": source, "target": target, "diff": diff_dict(before, after),
-                              "msg": f"instance {inst.name} would fail over {source} -> {target}"}
-    if ctx.check_mode:
-        return result
-    with ctx.job("instance_failover", {"name": inst.name, "target": target}) as job:
-        if not source_down:
+    def check_arguments(self) -> None:
+        self.name = names.check_instance_name(self.spec.get("name"))
+        self.locks = self.ctx.locks(f"instance_failover {self.name}")
+
+    def declare_locks(self, config: Config) -> LockDecl:
+        return LockDecl(instances=[self.name])
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        if self.name not in config.instances:
+            raise PrerequisiteError(f"instance {self.name} does not exist")
+        if recover_interrupted(self.ctx, self.name, self.locks, config):
+            config = self.ctx.load_master_config()
+        return self.check_locked(config, config.instances[self.name])
+
+    def check_locked(self, config: Config, inst: Instance) -> Dict[str, Any]:
+        """The prerequisites once the instance is locked and repaired (also a migration's fallback)."""
+        source = inst.primary_node
+        # one round: the target's choice and checks, and whether the source still answers
+        raw_facts = live_facts(self.ctx, config)
+        target = _target(config, inst, self.spec.get("target_node"), "fail over", raw_facts)
+        ignore = bool(self.spec.get("ignore_consistency"))
+        source_down = config.nodes[source].offline
+        if not source_down and (raw_facts.get(source) or {}).get("error"):
+            if not ignore:
+                raise PrerequisiteError(f"primary {source} of {inst.name} does not answer "
+                                        f"({raw_facts[source]['error']}); if it is dead, "
+                                        "set ignore_consistency: true (or mark it offline)")
+            source_down = True
+        check_target(config, inst, target, inst.admin_state == "up", raw_facts)
+        self.config, self.inst, self.target = config, inst, target
+        self.ignore, self.source_down = ignore, source_down
+        before = instance_view(inst)
+        after = dict(before, primary_node=target,
+                     secondary_node=source if inst.disk_template == "drbd" else None)
+        return {"changed": True, "source": source, "target": target, "diff": diff_dict(before, after),
+                "msg": f"instance {inst.name} would fail over {source} -> {target}"}
+
+    def open_job(self) -> ContextManager[Any]:
+        return self.ctx.job("instance_failover", {"name": self.inst.name, "target": self.target})
+
+    def execute(self, job: Job, config: Config, result: Dict[str, Any]) -> None:
+        ctx, inst, target, ignore = self.ctx, self.inst, self.target, self.ignore
+        config, source = self.config, inst.primary_node
+        if not self.source_down:
             with job.step("shut down on source", node=source):
                 try:
-                    timeout = int(spec.get("shutdown_timeout") or 120)
+                    timeout = int(self.spec.get("shutdown_timeout") or 120)
                     nodecalls.instance_stop(ctx, config, inst, node=source, timeout=timeout)
                 except RpcError:
                     if not ignore:
@@ -407,10 +501,10 @@ def _failover_locked(ctx: Context, locks: Locks, config: Config, inst: Instance,
             ctx.warnings.append(f"{source} is offline or unreachable: {inst.name} was not shut down there; "
                                 "cluster_verify reports a stale process if it comes back")
         with job.step("commit config: switch primary"):
-            config = _switch_primary(ctx, locks, inst.name, target)
+            config = _switch_primary(ctx, self.locks, inst.name, target)
         moved = config.instances[inst.name]
         nodecalls.seed_to(ctx, config, moved, target)
-        if not source_down:  # from a dead node they cannot be read: the target keeps what it has
+        if not self.source_down:  # from a dead node they cannot be read: the target keeps what it has
             with job.step("UEFI variables to target"):
                 ctx.warnings += filter(None, [nodecalls.carry_uefi_vars(ctx, config, moved, source, target)])
         if moved.admin_state == "up":
@@ -419,8 +513,11 @@ def _failover_locked(ctx: Context, locks: Locks, config: Config, inst: Instance,
                     _drbd_role(ctx, config, moved, target, "primary", tolerate=False)
             with job.step("start on target", node=target):
                 nodecalls.instance_start(ctx, config, moved, node=target)
-    result["msg"] = f"instance {inst.name} failed over {source} -> {target}"
-    return result
+        result["msg"] = f"instance {inst.name} failed over {source} -> {target}"
+
+
+def failover(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    return Failover(ctx, spec).run()
 
 
 def _drbd_role(ctx: Context, config: Config, inst: Instance, node: str, role: str, tolerate: bool) -> None:

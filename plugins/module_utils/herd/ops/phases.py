@@ -25,7 +25,7 @@ cluster, config or lock level exists, so there is nothing to declare or re-check
 
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Callable, ContextManager, Dict, Iterable, Iterator, List, Optional
 
 from ..config import Config
 from ..errors import PrerequisiteError
@@ -44,20 +44,46 @@ class LockDecl:
     node_alloc: bool = False
     nodes: List[str] = field(default_factory=list)
     shared_nodes: bool = False  # use the nodes (create, migrate) rather than change them (remove)
+    # the nodes of the declared instances too, read from the config once their locks are held (an
+    # instance's nodes change only under its lock), as Ganeti's _LockInstancesNodes
+    instance_nodes: bool = False
+    instance_timeout: Optional[float] = None  # None: the locks' own timeout; 0: fail at once if held
+
+
+class Held:
+    """The locks ``acquire`` took, by level; a level can be released before the others
+    (Ganeti's ReleaseLocks: the node-allocation lock once the placement is committed)."""
+
+    def __init__(self) -> None:
+        self.levels: Dict[str, ExitStack] = {level: ExitStack() for level in LEVELS}
+
+    def release(self, level: str) -> None:
+        self.levels[level].close()
 
 
 @contextmanager
 def acquire(ctx: Context, locks: Locks, decl: LockDecl, allocation_timeout: Optional[float] = None
-            ) -> Iterator[None]:
-    """Take ``decl``'s locks in the fixed order; release them all on exit."""
-    with ExitStack() as held:
+            ) -> Iterator[Held]:
+    """Take ``decl``'s locks in the fixed order; release them all on exit, in reverse order."""
+    held = Held()
+    with ExitStack() as stack:
+        for level in LEVELS:
+            stack.callback(held.levels[level].close)
         for name in sorted(set(decl.instances)):
-            held.enter_context(locks.instance(name))
+            held.levels["instance"].enter_context(
+                locks.instance(name) if decl.instance_timeout is None
+                else locks.instance(name, timeout=decl.instance_timeout))
+        nodes = set(decl.nodes)
+        if decl.instance_nodes and decl.instances:
+            config = ctx.store.load()
+            for name in decl.instances:
+                if name in config.instances:
+                    nodes.update(config.instances[name].nodes())
         if decl.node_alloc:
-            held.enter_context(locks.lock(ALLOCATION_LOCK, timeout=allocation_timeout))
-        for node in sorted(set(decl.nodes)):
-            held.enter_context(locks.node(node, shared=decl.shared_nodes))
-        yield
+            held.levels["node_alloc"].enter_context(locks.lock(ALLOCATION_LOCK, timeout=allocation_timeout))
+        for node in sorted(nodes):
+            held.levels["node"].enter_context(locks.node(node, shared=decl.shared_nodes))
+        yield held
 
 
 def allocation_lock(ctx: Context, locks: Locks) -> Any:
@@ -104,7 +130,13 @@ def commit(ctx: Context, locks: Locks, change: Callable[[Config], None], nodes: 
 
 class Operation:
     """A state-changing operation in phases. Subclasses set ``opcode`` and fill in the phases;
-    ``run`` drives them in order and is the only entry point."""
+    ``run`` drives them in order and is the only entry point.
+
+    While the phases run, ``self.held`` are the declared locks (a level may be released early)
+    and ``self.hold`` takes the nodes an operation learns only in its prerequisites (an
+    allocator's choice), after the declared locks and kept until the end."""
+
+    held: Held
 
     opcode = ""
 
@@ -132,14 +164,27 @@ class Operation:
         """Make the change, registering undo steps on ``job``; commit through ``commit``."""
         raise NotImplementedError
 
+    def open_job(self) -> ContextManager[Any]:
+        """The journal entry ``execute`` runs in: ``opcode`` with the spec. An operation that
+        records other parameters returns its own ``ctx.job``; one whose steps open their own jobs
+        (a composite, a cleanup) returns ``contextlib.nullcontext()``."""
+        return self.ctx.job(self.opcode, self.spec)
+
+    def hold(self, nodes: Iterable[str], shared: bool = True) -> None:
+        """Lock ``nodes`` now, until the operation ends: only for nodes learnt late, by an
+        operation that declared no node locks (so the sorted order of the node level holds)."""
+        self._late.enter_context(node_locks(self.locks, nodes, shared))
+
     def run(self) -> Dict[str, Any]:
         self.check_arguments()
         decl = self.declare_locks(self.ctx.load_master_config())
-        with acquire(self.ctx, self.locks, decl, allocation_timeout=max(self.ctx.lock_timeout, 300)):
+        with acquire(self.ctx, self.locks, decl, allocation_timeout=max(self.ctx.lock_timeout, 300)) as held, \
+                ExitStack() as late:
+            self.held, self._late = held, late
             config = self.ctx.load_master_config()
             result = self.check_prerequisites(config)
             if self.ctx.check_mode or not self.has_work(result):
                 return result
-            with self.ctx.job(self.opcode, self.spec) as job:
+            with self.open_job() as job:
                 self.execute(job, config, result)
             return result

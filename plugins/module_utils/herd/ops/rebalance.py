@@ -7,17 +7,21 @@ secondary, shared storage to ``node``) and ``replace_secondary`` (a new drbd
 secondary ``node``); ``r:n f`` is replace then failover, ``f r:n f`` failover,
 replace, failover. The ``commands`` strings are only reported. A move stops at
 its first failed step, and the first set with a failed move stops the run.
+``Rebalance`` is a ``phases.Operation`` whose execution runs those member operations.
 """
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Optional, Tuple
+from contextlib import nullcontext
+from typing import Any, ContextManager, Dict, List, Optional, Tuple
 
 from ..errors import HerdError, ValidationError
 from ..allocator.moves import MIGRATE, REPLACE_SECONDARY, STEP_OPS
 from ..allocator.plans import capacity_report, rebalance_plan
+from ..config import Config
 from . import migrate, replace_disks
 from .common import Context
 from .facts import allocator_cluster, load_allocator_cluster
+from .phases import Operation
 
 
 def plan(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
@@ -32,55 +36,76 @@ def capacity(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
         raise ValidationError(f"capacity spec: {exc}") from None
 
 
-def execute(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
-    result = plan(ctx, params)
-    pending: Dict[str, List[Dict[str, Any]]] = {}  # an instance may move more than once, in order
-    for move in result["moves"]:
-        pending.setdefault(move["instance"], []).append(move)
-    result.update(changed=False, executed=[], failures=[], stopped_at_set=None)
-    if not result["moves"]:
-        result["msg"] = "the cluster is balanced as well as the limits allow; nothing to move"
-        return result
-    if ctx.check_mode:
+class Rebalance(Operation):
+    """hbal -X as an operation: the plan is its prerequisites (check mode returns it), and its
+    execution runs the job sets, each move through the member operations (migrate, failover,
+    replace-disks), each with its own locks and job, as Ganeti's hbal submits one job per move.
+    It declares no locks and opens no job itself: a move's operation takes the locks of its
+    instance and nodes, which this one must not hold meanwhile."""
+
+    opcode = "rebalance"
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        result = plan(self.ctx, self.spec)
+        self.pending: Dict[str, List[Dict[str, Any]]] = {}  # an instance may move more than once, in order
+        for move in result["moves"]:
+            self.pending.setdefault(move["instance"], []).append(move)
+        result.update(changed=False, executed=[], failures=[], stopped_at_set=None)
+        if not result["moves"]:
+            result["msg"] = "the cluster is balanced as well as the limits allow; nothing to move"
+            return result
         result["changed"] = True
-        result["msg"] = f"{len(result['moves'])} move(s) in {len(result['jobsets'])} job set(s) would run"
+        if self.ctx.check_mode:
+            result["msg"] = f"{len(result['moves'])} move(s) in {len(result['jobsets'])} job set(s) would run"
+            return result
+        self.steps = {id(m): move_steps(m) for m in result["moves"]}  # every step understood before anything runs
         return result
-    steps = {id(m): move_steps(m) for m in result["moves"]}  # every step understood before anything runs
-    max_parallel = int(params.get("max_parallel") or 8)
-    for index, jobset in enumerate(result["jobsets"]):
-        batch = [(name, pending[name].pop(0)) for name in jobset]
 
-        def run_move(item: Any) -> Dict[str, Any]:
-            name, move = item
-            done: List[str] = []
-            try:
-                for shown, (op, node) in steps[id(move)]:
-                    if op == MIGRATE:
-                        migrate.migrate(ctx, {"name": name, "target_node": node, "fallback_to_failover": True})
-                    else:
-                        replace_disks.replace(ctx, {"name": name, "remote_node": node})
-                    done.append(shown)
-                return {"instance": name, "ok": True, "move": move.get("move"), "steps": done}
-            except HerdError as exc:
-                return {"instance": name, "ok": False, "reason": str(exc), "move": move.get("move"), "steps": done}
+    def open_job(self) -> ContextManager[Any]:
+        return nullcontext()  # each move is its own operation, in its own job
 
-        with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(jobset)))) as pool:
-            outcomes: List[Dict[str, Any]] = list(pool.map(run_move, batch))
-        result["executed"] += [o for o in outcomes if o["ok"]]
-        failed = [o for o in outcomes if not o["ok"]]
-        if result["executed"]:
-            result["changed"] = True
-        if failed:
-            result["failures"] = failed  # not "failed": Ansible's own key
-            result["stopped_at_set"] = index
-            break
-    after = allocator_cluster(ctx, ctx.load_master_config(), legacy_n1=bool(params.get("legacy_n1", False)))
-    result["achieved_score"] = after.score()
-    result["msg"] = (("stopped at job set %d: " % result["stopped_at_set"] if result["failures"] else "")
-                     + f"executed {len(result['executed'])} of {len(result['moves'])} move(s); score "
-                     f"{result['initial_score']:.6f} -> {result['achieved_score']:.6f} "
-                     f"(plan predicted {result['final_score']:.6f})")
-    return result
+    def execute(self, job: Any, config: Config, result: Dict[str, Any]) -> None:
+        ctx, params, steps, pending = self.ctx, self.spec, self.steps, self.pending
+        result["changed"] = False  # until a move has run
+        max_parallel = int(params.get("max_parallel") or 8)
+        for index, jobset in enumerate(result["jobsets"]):
+            batch = [(name, pending[name].pop(0)) for name in jobset]
+
+            def run_move(item: Any) -> Dict[str, Any]:
+                name, move = item
+                done: List[str] = []
+                try:
+                    for shown, (op, node) in steps[id(move)]:
+                        if op == MIGRATE:
+                            migrate.migrate(ctx, {"name": name, "target_node": node, "fallback_to_failover": True})
+                        else:
+                            replace_disks.replace(ctx, {"name": name, "remote_node": node})
+                        done.append(shown)
+                    return {"instance": name, "ok": True, "move": move.get("move"), "steps": done}
+                except HerdError as exc:
+                    return {"instance": name, "ok": False, "reason": str(exc), "move": move.get("move"),
+                            "steps": done}
+
+            with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(jobset)))) as pool:
+                outcomes: List[Dict[str, Any]] = list(pool.map(run_move, batch))
+            result["executed"] += [o for o in outcomes if o["ok"]]
+            failed = [o for o in outcomes if not o["ok"]]
+            if result["executed"]:
+                result["changed"] = True
+            if failed:
+                result["failures"] = failed  # not "failed": Ansible's own key
+                result["stopped_at_set"] = index
+                break
+        after = allocator_cluster(ctx, ctx.load_master_config(), legacy_n1=bool(params.get("legacy_n1", False)))
+        result["achieved_score"] = after.score()
+        result["msg"] = (("stopped at job set %d: " % result["stopped_at_set"] if result["failures"] else "")
+                         + f"executed {len(result['executed'])} of {len(result['moves'])} move(s); score "
+                         f"{result['initial_score']:.6f} -> {result['achieved_score']:.6f} "
+                         f"(plan predicted {result['final_score']:.6f})")
+
+
+def execute(ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
+    return Rebalance(ctx, params).run()
 
 
 def move_steps(move: Dict[str, Any]) -> List[Tuple[str, Tuple[str, Optional[str]]]]:

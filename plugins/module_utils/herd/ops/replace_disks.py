@@ -30,13 +30,13 @@ operation on the instance (``instance.recover_interrupted``).
 Locks: the instance; the allocation lock from choosing the new node (and its
 minors) to the commit, as instance creation holds it; the primary, the old
 and the new secondary node, shared (node modify waits; other replace-disks,
-such as a parallel evacuation, do not).
+such as a parallel evacuation, do not). Every mode is one ``phases.Operation``,
+``ReplaceDisks``, which declares them.
 """
 
 import copy
 import time
-from contextlib import ExitStack
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 from .. import names
 from ..allocator import placement as allocator_placement
@@ -49,6 +49,7 @@ from .facts import allocator_facts, live_facts
 from . import instance_disks
 from .instance_disks import drbd_state, in_sync, minors_in_use
 from .instance_spec import instance_view
+from .phases import LockDecl, Operation
 from .recovery import recover_interrupted, repairs
 
 OPCODE = "instance_replace_disks"
@@ -200,60 +201,80 @@ def check_primary(ctx: Context, config: Config, inst: Instance) -> bool:
 
 # --------------------------------------------------------------------------- the op
 
-def replace(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
-    name = names.check_instance_name(spec.get("name"))
-    remote = spec.get("remote_node")
-    if remote is not None and remote != "":
-        remote = names.check_hostname(remote, "remote_node")
-    else:
-        remote = None
-    wait = spec.get("wait_for_sync", True)
-    if not isinstance(wait, bool):
-        raise ValidationError(f"wait_for_sync {wait!r} must be true or false")
-    timeout = spec.get("sync_timeout") or DEFAULT_SYNC_TIMEOUT
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-        raise ValidationError(f"sync_timeout {timeout!r} must be a positive number of seconds")
-    mode = spec.get("mode") or None
-    if mode is not None and mode not in MODES:
-        raise ValidationError(f"mode {mode!r} must be one of {', '.join(MODES)}")
-    if mode in SAME_NODES and remote is not None:
-        raise ValidationError(f"mode {mode} rebuilds disks on the instance's own nodes: remote_node {remote} is "
-                              "only for replace_new_secondary")
-    survivor = spec.get("split_brain_survivor") or None
-    if survivor is not None:
-        survivor = names.check_hostname(survivor, "split_brain_survivor")
-        if mode is not None:
-            raise ValidationError("split_brain_survivor and mode exclude each other: resolve the split brain "
-                                  "first, then replace disks")
-        if remote is not None:
-            raise ValidationError("split_brain_survivor and remote_node exclude each other: resolve the split "
-                                  "brain first, then move the secondary")
-    locks = ctx.locks(f"{OPCODE} {name}")
-    with locks.instance(name):
-        config = ctx.load_master_config()
+class ReplaceDisks(Operation):
+    """All of gnt-instance replace-disks: a new secondary (-n / -I), new volumes on the
+    instance's own nodes (-p / -s / -a), the finish of a replacement stopped after its commit,
+    and the operator's split-brain resolution. ``check_prerequisites`` picks the path and
+    returns its result; ``execute`` runs that path's steps in its job.
+
+    Locks: the instance. Same nodes and split brain: its two nodes, shared, read under the
+    instance lock. A new secondary: the node-allocation lock from the choice of the node (and
+    its minors) to the commit, released there (or as soon as the request turns out to need no
+    new node), and the primary, old and new secondary, shared, taken once the new node is
+    chosen (``hold``: the allocator's answer is known only in the prerequisites)."""
+
+    opcode = OPCODE
+    job_params: Tuple[str, Dict[str, Any]]  # the chosen path's journal entry
+    steps: Callable[[Job, Dict[str, Any]], None]  # the chosen path's execution
+
+    def check_arguments(self) -> None:
+        spec = self.spec
+        self.name = names.check_instance_name(spec.get("name"))
+        remote = spec.get("remote_node")
+        self.remote: Optional[str] = names.check_hostname(remote, "remote_node") \
+            if remote is not None and remote != "" else None
+        wait = spec.get("wait_for_sync", True)
+        if not isinstance(wait, bool):
+            raise ValidationError(f"wait_for_sync {wait!r} must be true or false")
+        timeout = spec.get("sync_timeout") or DEFAULT_SYNC_TIMEOUT
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+            raise ValidationError(f"sync_timeout {timeout!r} must be a positive number of seconds")
+        self.wait, self.timeout = wait, float(timeout)
+        mode = spec.get("mode") or None
+        if mode is not None and mode not in MODES:
+            raise ValidationError(f"mode {mode!r} must be one of {', '.join(MODES)}")
+        if mode in SAME_NODES and self.remote is not None:
+            raise ValidationError(f"mode {mode} rebuilds disks on the instance's own nodes: remote_node "
+                                  f"{self.remote} is only for replace_new_secondary")
+        self.mode = mode
+        survivor = spec.get("split_brain_survivor") or None
+        if survivor is not None:
+            survivor = names.check_hostname(survivor, "split_brain_survivor")
+            if mode is not None:
+                raise ValidationError("split_brain_survivor and mode exclude each other: resolve the split brain "
+                                      "first, then replace disks")
+            if self.remote is not None:
+                raise ValidationError("split_brain_survivor and remote_node exclude each other: resolve the split "
+                                      "brain first, then move the secondary")
+        self.survivor: Optional[str] = survivor
+        self.locks = self.ctx.locks(f"{OPCODE} {self.name}")
+
+    def declare_locks(self, config: Config) -> LockDecl:
+        if self.survivor is not None or self.mode in SAME_NODES:
+            return LockDecl(instances=[self.name], instance_nodes=True, shared_nodes=True)
+        return LockDecl(instances=[self.name], node_alloc=True)
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        ctx, name, remote = self.ctx, self.name, self.remote
         inst = config.instances.get(name)
         if inst is None:
             raise PrerequisiteError(f"instance {name} does not exist")
         check_drbd(inst)
-        if survivor is not None:
-            with ExitStack() as held:
-                for node in sorted(inst.nodes()):
-                    held.enter_context(locks.node(node, shared=True))
-                return resolve_split_brain(ctx, config, inst, survivor)
-        if recover_interrupted(ctx, name, locks, config):
+        if self.survivor is not None:
+            return self._check_split_brain(config, inst, self.survivor)
+        if recover_interrupted(ctx, name, self.locks, config):
             config = ctx.load_master_config()
             inst = config.instances[name]
-        if mode in SAME_NODES:
-            with ExitStack() as held:
-                for node in sorted(inst.nodes()):
-                    held.enter_context(locks.node(node, shared=True))
-                return replace_same_nodes(ctx, config, inst, mode, wait, float(timeout))
+        if self.mode in SAME_NODES:
+            return self._check_same_nodes(config, inst, self.mode)
         unfinished = _last_job(ctx, name)
         if unfinished and unfinished["status"] != "success" and _committed(unfinished) \
                 and inst.secondary_node == unfinished["params"].get("new_secondary") \
                 and (remote is None or remote == inst.secondary_node):
-            return resume(ctx, config, inst, unfinished, wait, float(timeout))
+            self.held.release("node_alloc")  # the new node is in the config already
+            return self._check_resume(config, inst, unfinished)
         if remote is not None and remote == inst.secondary_node:
+            self.held.release("node_alloc")
             view = instance_view(inst)
             return {"changed": False, "instance": name, "primary_node": inst.primary_node,
                     "old_secondary": remote, "new_secondary": remote, "actions": [], "synced": None,
@@ -261,75 +282,253 @@ def replace(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
         if remote is not None and remote == inst.primary_node:
             raise PrerequisiteError(f"instance {name}: new secondary {remote} is the primary node of the instance; "
                                     "choose another node")
-        with ExitStack() as held:
-            allocation = ExitStack()
-            held.callback(allocation.close)
-            allocation.enter_context(locks.lock("allocation", timeout=max(ctx.lock_timeout, 300)))
-            config = ctx.load_master_config()
-            inst = config.instances[name]
-            new, reasons = choose_node(ctx, config, inst, remote)
-            check_new_node(ctx, config, inst, new)
-            for node in sorted({inst.primary_node, secondary_of(inst), new}):
-                held.enter_context(locks.node(node, shared=True))
-            activate = check_primary(ctx, config, inst)
-            minors = allocate_minors(ctx, config, inst, new)
-            target = with_secondary(inst, new, minors)
-            check_leftovers(ctx, config, target, new)
-            return _replace_locked(ctx, locks, allocation, config, inst, target, activate, wait, float(timeout),
-                                   reasons)
+        new, reasons = choose_node(ctx, config, inst, remote)
+        check_new_node(ctx, config, inst, new)
+        self.hold({inst.primary_node, secondary_of(inst), new})
+        activate = check_primary(ctx, config, inst)
+        minors = allocate_minors(ctx, config, inst, new)
+        target = with_secondary(inst, new, minors)
+        check_leftovers(ctx, config, target, new)
+        return self._check_new_secondary(config, inst, target, activate, reasons)
 
+    def open_job(self) -> ContextManager[Any]:
+        return self.ctx.job(*self.job_params)
 
-def resolve_split_brain(ctx: Context, config: Config, inst: Instance, survivor: str) -> Dict[str, Any]:
-    """The operator's explicit split-brain resolution: ``survivor`` keeps its data; the other
-    node (the victim) is demoted and reconnects with ``--discard-my-data``, so DRBD resyncs it
-    from the survivor. Only disks that are not connected are touched; nothing is discarded
-    without this request, and never under a running instance."""
-    name = inst.name
-    if survivor not in inst.nodes():
-        raise ValidationError(f"split_brain_survivor {survivor} is not a node of {name}; its nodes are "
-                              f"{inst.primary_node} (primary) and {inst.secondary_node} (secondary)")
-    victim = next(n for n in inst.nodes() if n != survivor)
-    for node in inst.nodes():
-        if config.nodes[node].offline:
-            raise PrerequisiteError(f"instance {name}: {node} is offline; both nodes must be up to reconnect DRBD")
-    if victim == inst.primary_node and inst.admin_state == "up":
-        raise PrerequisiteError(f"instance {name} is marked running on {victim}, whose data would be discarded "
-                                f"under it: stop the instance first, or fail it over to {survivor} "
-                                "(herd.cluster.instance_failover) and run this again")
-    broken = []
-    for index in range(len(inst.disks)):
-        states = {node: drbd_state(ctx, config, inst, index, node) for node in inst.nodes()}
-        if any(s is None for s in states.values()):
-            raise PrerequisiteError(f"instance {name}: disk {index} is not active on "
-                                    f"{', '.join(n for n, s in states.items() if s is None)}; activate the "
-                                    "disks first")
-        if not all((s or {}).get("connected") or (s or {}).get("in_resync") for s in states.values()):
-            broken.append(index)
-    view = instance_view(inst)
-    result: Dict[str, Any] = {"changed": bool(broken), "instance": name, "primary_node": inst.primary_node,
-                              "old_secondary": inst.secondary_node, "new_secondary": inst.secondary_node,
-                              "survivor": survivor, "discarded_on": victim if broken else None,
-                              "actions": [], "synced": None, "diff": diff_dict(view, view)}
-    for index in broken:
-        result["actions"] += [f"disk {index}: {victim} becomes secondary and reconnects discarding its changes",
-                              f"disk {index}: {survivor} reconnects and resyncs {victim} from its data"]
-    if not broken:
-        result["msg"] = f"instance {name}: every disk is connected; no split brain to resolve"
-        return result
-    if ctx.check_mode:
-        result["msg"] = f"instance {name}: would keep the data of {survivor} and discard {victim}'s changes"
-        return result
-    with ctx.job("instance_resolve_split_brain", {"name": name, "survivor": survivor, "victim": victim,
-                                                  "disks": broken}) as job:
+    def execute(self, job: Job, config: Config, result: Dict[str, Any]) -> None:
+        self.steps(job, result)
+
+    # ----------------------------------------------------------------- split brain
+
+    def _check_split_brain(self, config: Config, inst: Instance, survivor: str) -> Dict[str, Any]:
+        """The operator's explicit split-brain resolution: ``survivor`` keeps its data; the other
+        node (the victim) is demoted and reconnects with ``--discard-my-data``, so DRBD resyncs it
+        from the survivor. Only disks that are not connected are touched; nothing is discarded
+        without this request, and never under a running instance."""
+        ctx, name = self.ctx, inst.name
+        if survivor not in inst.nodes():
+            raise ValidationError(f"split_brain_survivor {survivor} is not a node of {name}; its nodes are "
+                                  f"{inst.primary_node} (primary) and {inst.secondary_node} (secondary)")
+        victim = next(n for n in inst.nodes() if n != survivor)
+        for node in inst.nodes():
+            if config.nodes[node].offline:
+                raise PrerequisiteError(f"instance {name}: {node} is offline; both nodes must be up to reconnect "
+                                        "DRBD")
+        if victim == inst.primary_node and inst.admin_state == "up":
+            raise PrerequisiteError(f"instance {name} is marked running on {victim}, whose data would be "
+                                    f"discarded under it: stop the instance first, or fail it over to {survivor} "
+                                    "(herd.cluster.instance_failover) and run this again")
+        broken = []
+        for index in range(len(inst.disks)):
+            states = {node: drbd_state(ctx, config, inst, index, node) for node in inst.nodes()}
+            if any(s is None for s in states.values()):
+                raise PrerequisiteError(f"instance {name}: disk {index} is not active on "
+                                        f"{', '.join(n for n, s in states.items() if s is None)}; activate the "
+                                        "disks first")
+            if not all((s or {}).get("connected") or (s or {}).get("in_resync") for s in states.values()):
+                broken.append(index)
+        view = instance_view(inst)
+        result: Dict[str, Any] = {"changed": bool(broken), "instance": name, "primary_node": inst.primary_node,
+                                  "old_secondary": inst.secondary_node, "new_secondary": inst.secondary_node,
+                                  "survivor": survivor, "discarded_on": victim if broken else None,
+                                  "actions": [], "synced": None, "diff": diff_dict(view, view)}
         for index in broken:
-            with job.step(f"disk {index}: discard the changes on {victim}", node=victim):
-                disk_call(ctx, config, inst, index, victim, "drbd_connect", discard_my_data=True, timeout=0)
-            with job.step(f"disk {index}: reconnect {survivor}", node=survivor):
-                disk_call(ctx, config, inst, index, survivor, "drbd_connect", timeout=CONNECT_TIMEOUT)
-        job.finish({"survivor": survivor, "victim": victim, "disks": broken})
-    result["msg"] = (f"instance {name}: split brain resolved on disks {broken}: {survivor}'s data kept, {victim} "
-                     "resyncs from it (cluster_verify shows the resync until it is done)")
-    return result
+            result["actions"] += [f"disk {index}: {victim} becomes secondary and reconnects discarding its changes",
+                                  f"disk {index}: {survivor} reconnects and resyncs {victim} from its data"]
+        if not broken:
+            result["msg"] = f"instance {name}: every disk is connected; no split brain to resolve"
+            return result
+        result["msg"] = f"instance {name}: would keep the data of {survivor} and discard {victim}'s changes"
+        self.job_params = ("instance_resolve_split_brain",
+                           {"name": name, "survivor": survivor, "victim": victim, "disks": broken})
+
+        def steps(job: Job, result: Dict[str, Any]) -> None:
+            for index in broken:
+                with job.step(f"disk {index}: discard the changes on {victim}", node=victim):
+                    disk_call(ctx, config, inst, index, victim, "drbd_connect", discard_my_data=True, timeout=0)
+                with job.step(f"disk {index}: reconnect {survivor}", node=survivor):
+                    disk_call(ctx, config, inst, index, survivor, "drbd_connect", timeout=CONNECT_TIMEOUT)
+            job.finish({"survivor": survivor, "victim": victim, "disks": broken})
+            result["msg"] = (f"instance {name}: split brain resolved on disks {broken}: {survivor}'s data kept, "
+                             f"{victim} resyncs from it (cluster_verify shows the resync until it is done)")
+
+        self.steps = steps
+        return result
+
+    # ----------------------------------------------------------------- same nodes
+
+    def _check_same_nodes(self, config: Config, inst: Instance, mode: str) -> Dict[str, Any]:
+        """Ganeti's replace-disks -p / -s / -a (``_ExecDrbd8DiskOnly``): new data and meta volumes
+        for every disk on one of the instance's own nodes, synced in full from the other node,
+        which must be connected and UpToDate. The old volumes are set aside
+        (``<lv>_replaced-<time>``) and removed only after the resync (at once without
+        wait_for_sync, Ganeti's early release: the peer holds the data)."""
+        ctx, name, wait, timeout = self.ctx, inst.name, self.wait, self.timeout
+        for peer in inst.nodes():
+            if config.nodes[peer].offline:
+                raise PrerequisiteError(f"instance {name}: {peer} is offline; replacing disks on the same nodes "
+                                        "needs both (replace_new_secondary moves the secondary instead)")
+        states = {peer: [drbd_state(ctx, config, inst, i, peer) for i in range(len(inst.disks))]
+                  for peer in inst.nodes()}
+        for peer, disks in states.items():
+            down = [i for i, s in enumerate(disks) if s is None]
+            if down:
+                raise PrerequisiteError(f"instance {name}: disk(s) {down} are not active on {peer}; activate the "
+                                        "disks first (herd.cluster.instance_activate_disks)")
+        if mode == "replace_auto":
+            bad = [n for n in inst.nodes() if any(_faulty(s) for s in states[n])]
+            if len(bad) > 1:
+                raise PrerequisiteError(f"instance {name}: the disks on both nodes ({', '.join(bad)}) are faulty; "
+                                        "nothing to resync from")
+            found: Optional[str] = bad[0] if bad else None
+        else:
+            found = inst.primary_node if mode == "replace_on_primary" else inst.secondary_node
+        view = instance_view(inst)
+        result: Dict[str, Any] = {"changed": found is not None, "instance": name,
+                                  "primary_node": inst.primary_node, "old_secondary": inst.secondary_node,
+                                  "new_secondary": inst.secondary_node, "replaced_on": found, "actions": [],
+                                  "synced": None, "diff": diff_dict(view, view)}
+        if found is None:
+            result["msg"] = f"instance {name}: no faulty disk on {' or '.join(inst.nodes())}; nothing replaced"
+            return result
+        node: str = found
+        peer = next(n for n in inst.nodes() if n != node)
+        for index, s in enumerate(states[node]):
+            if not ((s or {}).get("connected") and (s or {}).get("peer_uptodate")):
+                raise PrerequisiteError(
+                    f"disk {index} of {name}: {peer} is not connected and UpToDate as seen from {node} "
+                    f"(cs:{(s or {}).get('cs')} ds:{(s or {}).get('disk')}/{(s or {}).get('peer_disk')}): it would "
+                    f"hold the only copy while the disks on {node} are rebuilt; wait for the sync or repair it "
+                    "first")
+        stamp = int(time.time())
+        result["actions"] = [f"disk {i}: set the volumes on {node} aside, attach new ones, resync them from {peer}"
+                             for i in range(len(inst.disks))] + (["wait for the resync"] if wait else []) + [
+            f"remove the old volumes on {node} (*_replaced-{stamp})"]
+        result["msg"] = f"instance {name}: the disks on {node} would be rebuilt from {peer}"
+        self.job_params = (OPCODE, {"name": name, "mode": mode, "node": node, "stamp": stamp, "wait_for_sync": wait})
+
+        def steps(job: Job, result: Dict[str, Any]) -> None:
+            for index in range(len(inst.disks)):
+                with job.step(f"disk {index}: new volumes on {node}", node=node):
+                    disk_call(ctx, config, inst, index, node, "drbd_replace_local", stamp=stamp)
+            synced = False
+            if wait:
+                with job.step("wait for the resync", node=node):
+                    synced = wait_for_sync(ctx, job, config, inst, timeout, node)
+            left: List[str] = []
+            with job.step("remove the old volumes", node=node):
+                for index in range(len(inst.disks)):
+                    try:
+                        disk_call(ctx, config, inst, index, node, "drbd_remove_replaced", stamp=stamp)
+                    except HerdError as exc:
+                        vols = [f"{v}_replaced-{stamp}" for v in volumes(inst)[2 * index:2 * index + 2]]
+                        left += vols
+                        ctx.warnings.append(f"could not remove the old volumes of disk {index} of {name} on {node}: "
+                                            f"{exc}; remove {', '.join(vols)} there by hand")
+            job.finish({"node": node, "synced": synced, "left": left})
+            result.update(synced=synced, left_on_old=left,
+                          msg=f"instance {name}: disks rebuilt on {node} from {peer}"
+                          + ("" if wait else "; the resync continues in the background"))
+
+        self.steps = steps
+        return result
+
+    # ----------------------------------------------------------------- new secondary
+
+    def _check_new_secondary(self, config: Config, inst: Instance, target: Instance, activate: bool,
+                             reasons: List[str]) -> Dict[str, Any]:
+        ctx, name, wait, timeout = self.ctx, inst.name, self.wait, self.timeout
+        primary, old, new = inst.primary_node, secondary_of(inst), secondary_of(target)
+        before = instance_view(inst)
+        after = dict(before, secondary_node=new)
+        actions = _plan(config, inst, target, activate, wait)
+        result: Dict[str, Any] = {"changed": True, "instance": name, "primary_node": primary, "old_secondary": old,
+                                  "new_secondary": new, "minors": secondary_minors(target), "reasons": reasons,
+                                  "actions": actions, "synced": None, "diff": diff_dict(before, after),
+                                  "msg": f"instance {name} would get secondary {new} instead of {old}"}
+        old_minors = secondary_minors(inst)
+        self.job_params = (OPCODE, {"name": name, "primary": primary, "old_secondary": old, "new_secondary": new,
+                                    "old_minors": old_minors, "new_minors": secondary_minors(target),
+                                    "wait_for_sync": wait})
+
+        def steps(job: Job, result: Dict[str, Any]) -> None:
+            old_online = not config.nodes[old].offline
+            if activate:
+                with job.step("activate the disks on the primary", node=primary):
+                    each_disk(ctx, config, inst, primary, "drbd_attach")
+                    _await_uptodate(ctx, config, inst)
+            with job.step("create storage on the new secondary", node=new, minors=secondary_minors(target)):
+                for index in range(len(target.disks)):
+                    job.on_undo(f"remove disk {index} from {new}",
+                                _later(disk_call, ctx, config, target, index, new, "disk_remove"))
+                    answer = disk_call(ctx, config, target, index, new, "drbd_create", standalone=True)
+                    for key, value in (answer.get("logical_id") or {}).items():
+                        if key != "minors":
+                            target.disks[index].logical_id[key] = value
+            if old_online:
+                with job.step("shut down drbd on the old secondary", node=old):
+                    for index in range(len(inst.disks)):
+                        try:
+                            disk_call(ctx, config, inst, index, old, "disk_shutdown")
+                        except HerdError as exc:  # as Ganeti: warn and go on, the primary disconnects anyway
+                            ctx.warnings.append(f"could not shut down drbd for disk {index} of {name} on the old "
+                                                f"secondary {old}: {exc}; clean it up there as soon as possible")
+                            continue
+                        job.on_undo(f"bring disk {index} up again on {old}",
+                                    _later(disk_call, ctx, config, inst, index, old, "drbd_attach"))
+            else:
+                ctx.warnings.append(f"the old secondary {old} of {name} is offline: drbd was not shut down there")
+            with job.step("disconnect the primary", node=primary):
+                for index in range(len(inst.disks)):
+                    job.on_undo(f"reconnect disk {index} of {primary} to {old}",
+                                _later(disk_call, ctx, config, inst, index, primary, "drbd_connect"))
+                    disk_call(ctx, config, inst, index, primary, "drbd_disconnect")
+            with job.step(COMMIT_STEP, secondary=new):
+                committed = _commit(ctx, self.locks, inst, target)
+            job.no_more_undo()  # the config names the new secondary: from here on, forward only
+            self.held.release("node_alloc")
+            switched = committed.instances[name]
+            outcome = _finish(ctx, job, committed, switched, old, old_minors, wait, timeout)
+            job.finish(outcome)
+            result.update(synced=outcome["synced"], left_on_old=outcome["left_on_old"],
+                          msg=f"instance {name}: secondary {old} -> {new}"
+                          + ("" if wait else "; the resync continues in the background"))
+
+        self.steps = steps
+        return result
+
+    # ----------------------------------------------------------------- resume
+
+    def _check_resume(self, config: Config, inst: Instance, earlier: Dict[str, Any]) -> Dict[str, Any]:
+        """Finish a replacement whose job stopped after its commit: connect, wait, remove the old storage."""
+        ctx, wait, timeout = self.ctx, self.wait, self.timeout
+        params = earlier["params"]
+        old = params["old_secondary"]
+        view = instance_view(inst)
+        actions = [f"finish job {earlier['id']}: connect {inst.primary_node} to {inst.secondary_node}"] + (
+            ["wait for the resync"] if wait else []) + [f"remove the old volumes on {old}"]
+        result: Dict[str, Any] = {"changed": True, "instance": inst.name, "primary_node": inst.primary_node,
+                                  "old_secondary": old, "new_secondary": inst.secondary_node, "actions": actions,
+                                  "synced": None, "diff": diff_dict(view, view),
+                                  "msg": f"instance {inst.name}: job {earlier['id']} would be finished"}
+        if not ctx.check_mode:
+            self.hold({inst.primary_node, secondary_of(inst), old})
+        self.job_params = (OPCODE, dict(params, resume_of=earlier["id"], wait_for_sync=wait))
+
+        def steps(job: Job, result: Dict[str, Any]) -> None:
+            with job.step(COMMIT_STEP, done_by_job=earlier["id"]):
+                pass  # recorded so that this job, if it stops too, is resumed the same way
+            outcome = _finish(ctx, job, config, inst, old, params.get("old_minors") or [], wait, timeout)
+            job.finish(outcome)
+            result.update(synced=outcome["synced"], left_on_old=outcome["left_on_old"],
+                          msg=f"instance {inst.name}: finished the replacement of job {earlier['id']}, secondary "
+                              f"{old} -> {inst.secondary_node}")
+
+        self.steps = steps
+        return result
+
+
+def replace(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
+    return ReplaceDisks(ctx, spec).run()
 
 
 def _faulty(status: Optional[Dict[str, Any]]) -> bool:
@@ -337,79 +536,6 @@ def _faulty(status: Optional[Dict[str, Any]]) -> bool:
     (Diskless after an I/O error detached it, Failed, Inconsistent without a sync)."""
     s = status or {}
     return bool(s) and not s.get("disk_uptodate") and not s.get("in_resync")
-
-
-def replace_same_nodes(ctx: Context, config: Config, inst: Instance, mode: str, wait: bool,
-                       timeout: float) -> Dict[str, Any]:
-    """Ganeti's replace-disks -p / -s / -a (``_ExecDrbd8DiskOnly``): new data and meta volumes
-    for every disk on one of the instance's own nodes, synced in full from the other node,
-    which must be connected and UpToDate. The old volumes are set aside
-    (``<lv>_replaced-<time>``) and removed only after the resync (at once without
-    wait_for_sync, Ganeti's early release: the peer holds the data)."""
-    name = inst.name
-    for peer in inst.nodes():
-        if config.nodes[peer].offline:
-            raise PrerequisiteError(f"instance {name}: {peer} is offline; replacing disks on the same nodes needs "
-                                    "both (replace_new_secondary moves the secondary instead)")
-    states = {peer: [drbd_state(ctx, config, inst, i, peer) for i in range(len(inst.disks))]
-              for peer in inst.nodes()}
-    for peer, disks in states.items():
-        down = [i for i, s in enumerate(disks) if s is None]
-        if down:
-            raise PrerequisiteError(f"instance {name}: disk(s) {down} are not active on {peer}; activate the disks "
-                                    "first (herd.cluster.instance_activate_disks)")
-    if mode == "replace_auto":
-        bad = [n for n in inst.nodes() if any(_faulty(s) for s in states[n])]
-        if len(bad) > 1:
-            raise PrerequisiteError(f"instance {name}: the disks on both nodes ({', '.join(bad)}) are faulty; "
-                                    "nothing to resync from")
-        node: Optional[str] = bad[0] if bad else None
-    else:
-        node = inst.primary_node if mode == "replace_on_primary" else inst.secondary_node
-    view = instance_view(inst)
-    result: Dict[str, Any] = {"changed": node is not None, "instance": name, "primary_node": inst.primary_node,
-                              "old_secondary": inst.secondary_node, "new_secondary": inst.secondary_node,
-                              "replaced_on": node, "actions": [], "synced": None, "diff": diff_dict(view, view)}
-    if node is None:
-        result["msg"] = f"instance {name}: no faulty disk on {' or '.join(inst.nodes())}; nothing replaced"
-        return result
-    peer = next(n for n in inst.nodes() if n != node)
-    for index, s in enumerate(states[node]):
-        if not ((s or {}).get("connected") and (s or {}).get("peer_uptodate")):
-            raise PrerequisiteError(
-                f"disk {index} of {name}: {peer} is not connected and UpToDate as seen from {node} "
-                f"(cs:{(s or {}).get('cs')} ds:{(s or {}).get('disk')}/{(s or {}).get('peer_disk')}): it would "
-                f"hold the only copy while the disks on {node} are rebuilt; wait for the sync or repair it first")
-    stamp = int(time.time())
-    result["actions"] = [f"disk {i}: set the volumes on {node} aside, attach new ones, resync them from {peer}"
-                         for i in range(len(inst.disks))] + (["wait for the resync"] if wait else []) + [
-        f"remove the old volumes on {node} (*_replaced-{stamp})"]
-    if ctx.check_mode:
-        result["msg"] = f"instance {name}: the disks on {node} would be rebuilt from {peer}"
-        return result
-    with ctx.job(OPCODE, {"name": name, "mode": mode, "node": node, "stamp": stamp, "wait_for_sync": wait}) as job:
-        for index in range(len(inst.disks)):
-            with job.step(f"disk {index}: new volumes on {node}", node=node):
-                disk_call(ctx, config, inst, index, node, "drbd_replace_local", stamp=stamp)
-        synced = False
-        if wait:
-            with job.step("wait for the resync", node=node):
-                synced = wait_for_sync(ctx, job, config, inst, timeout, node)
-        left: List[str] = []
-        with job.step("remove the old volumes", node=node):
-            for index in range(len(inst.disks)):
-                try:
-                    disk_call(ctx, config, inst, index, node, "drbd_remove_replaced", stamp=stamp)
-                except HerdError as exc:
-                    vols = [f"{v}_replaced-{stamp}" for v in volumes(inst)[2 * index:2 * index + 2]]
-                    left += vols
-                    ctx.warnings.append(f"could not remove the old volumes of disk {index} of {name} on {node}: "
-                                        f"{exc}; remove {', '.join(vols)} there by hand")
-        job.finish({"node": node, "synced": synced, "left": left})
-    result.update(synced=synced, left_on_old=left,
-                  msg=f"instance {name}: disks rebuilt on {node} from {peer}"
-                  + ("" if wait else "; the resync continues in the background"))
-    return result
 
 
 def _plan(config: Config, inst: Instance, target: Instance, activate: bool, wait: bool) -> List[str]:
@@ -425,68 +551,6 @@ def _plan(config: Config, inst: Instance, target: Instance, activate: bool, wait
     ] + (["wait for the resync"] if wait else []) + [
         f"leave the old volumes on {old} (offline): {', '.join(volumes(inst))}" if old_offline
         else f"remove the old volumes on {old}"]
-
-
-def _replace_locked(ctx: Context, locks: Locks, allocation: ExitStack, config: Config, inst: Instance,
-                    target: Instance, activate: bool, wait: bool, timeout: float, reasons: List[str]
-                    ) -> Dict[str, Any]:
-    name = inst.name
-    primary, old, new = inst.primary_node, secondary_of(inst), secondary_of(target)
-    before = instance_view(inst)
-    after = dict(before, secondary_node=new)
-    actions = _plan(config, inst, target, activate, wait)
-    result: Dict[str, Any] = {"changed": True, "instance": name, "primary_node": primary, "old_secondary": old,
-                              "new_secondary": new, "minors": secondary_minors(target), "reasons": reasons,
-                              "actions": actions, "synced": None, "diff": diff_dict(before, after),
-                              "msg": f"instance {name} would get secondary {new} instead of {old}"}
-    if ctx.check_mode:
-        return result
-    old_minors = secondary_minors(inst)
-    params = {"name": name, "primary": primary, "old_secondary": old, "new_secondary": new,
-              "old_minors": old_minors, "new_minors": secondary_minors(target), "wait_for_sync": wait}
-    with ctx.job(OPCODE, params) as job:
-        old_online = not config.nodes[old].offline
-        if activate:
-            with job.step("activate the disks on the primary", node=primary):
-                each_disk(ctx, config, inst, primary, "drbd_attach")
-                _await_uptodate(ctx, config, inst)
-        with job.step("create storage on the new secondary", node=new, minors=secondary_minors(target)):
-            for index in range(len(target.disks)):
-                job.on_undo(f"remove disk {index} from {new}",
-                            _later(disk_call, ctx, config, target, index, new, "disk_remove"))
-                answer = disk_call(ctx, config, target, index, new, "drbd_create", standalone=True)
-                for key, value in (answer.get("logical_id") or {}).items():
-                    if key != "minors":
-                        target.disks[index].logical_id[key] = value
-        if old_online:
-            with job.step("shut down drbd on the old secondary", node=old):
-                for index in range(len(inst.disks)):
-                    try:
-                        disk_call(ctx, config, inst, index, old, "disk_shutdown")
-                    except HerdError as exc:  # as Ganeti: warn and go on, the primary disconnects anyway
-                        ctx.warnings.append(f"could not shut down drbd for disk {index} of {name} on the old "
-                                            f"secondary {old}: {exc}; clean it up there as soon as possible")
-                        continue
-                    job.on_undo(f"bring disk {index} up again on {old}",
-                                _later(disk_call, ctx, config, inst, index, old, "drbd_attach"))
-        else:
-            ctx.warnings.append(f"the old secondary {old} of {name} is offline: drbd was not shut down there")
-        with job.step("disconnect the primary", node=primary):
-            for index in range(len(inst.disks)):
-                job.on_undo(f"reconnect disk {index} of {primary} to {old}",
-                            _later(disk_call, ctx, config, inst, index, primary, "drbd_connect"))
-                disk_call(ctx, config, inst, index, primary, "drbd_disconnect")
-        with job.step(COMMIT_STEP, secondary=new):
-            config = _commit(ctx, locks, inst, target)
-        job.no_more_undo()  # the config names the new secondary: from here on, forward only
-        allocation.close()
-        switched = config.instances[name]
-        outcome = _finish(ctx, job, config, switched, old, old_minors, wait, timeout)
-        job.finish(outcome)
-    result.update(synced=outcome["synced"], left_on_old=outcome["left_on_old"],
-                  msg=f"instance {name}: secondary {old} -> {new}"
-                  + ("" if wait else "; the resync continues in the background"))
-    return result
 
 
 def _await_uptodate(ctx: Context, config: Config, inst: Instance) -> None:
@@ -623,35 +687,6 @@ def wait_for_sync(ctx: Context, job: Job, config: Config, inst: Instance, timeou
 
 
 # --------------------------------------------------------------------------- resume / repair
-
-def resume(ctx: Context, config: Config, inst: Instance, earlier: Dict[str, Any], wait: bool,
-           timeout: float) -> Dict[str, Any]:
-    """Finish a replacement whose job stopped after its commit: connect, wait, remove the old storage."""
-    params = earlier["params"]
-    old = params["old_secondary"]
-    view = instance_view(inst)
-    actions = [f"finish job {earlier['id']}: connect {inst.primary_node} to {inst.secondary_node}"] + (
-        ["wait for the resync"] if wait else []) + [f"remove the old volumes on {old}"]
-    result: Dict[str, Any] = {"changed": True, "instance": inst.name, "primary_node": inst.primary_node,
-                              "old_secondary": old, "new_secondary": inst.secondary_node, "actions": actions,
-                              "synced": None, "diff": diff_dict(view, view),
-                              "msg": f"instance {inst.name}: job {earlier['id']} would be finished"}
-    if ctx.check_mode:
-        return result
-    locks = ctx.locks(f"{OPCODE} {inst.name}")
-    with ExitStack() as held:
-        for node in sorted({inst.primary_node, inst.secondary_node, old}):
-            held.enter_context(locks.node(node, shared=True))
-        with ctx.job(OPCODE, dict(params, resume_of=earlier["id"], wait_for_sync=wait)) as job:
-            with job.step(COMMIT_STEP, done_by_job=earlier["id"]):
-                pass  # recorded so that this job, if it stops too, is resumed the same way
-            outcome = _finish(ctx, job, config, inst, old, params.get("old_minors") or [], wait, timeout)
-            job.finish(outcome)
-    result.update(synced=outcome["synced"], left_on_old=outcome["left_on_old"],
-                  msg=f"instance {inst.name}: finished the replacement of job {earlier['id']}, secondary "
-                      f"{old} -> {inst.secondary_node}")
-    return result
-
 
 @repairs("instance_replace_disks")
 def repair(ctx: Context, locks: Locks, config: Config, inst: Optional[Instance], job: Dict[str, Any]) -> List[str]:
