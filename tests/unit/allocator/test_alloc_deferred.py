@@ -1,6 +1,7 @@
-"""Deferred statistics (``Cluster.defer_stats``) and ``moves.each_move``: every
-candidate move scored the fast way gives the feasibility and score of the same
-move applied normally and scored from scratch, and the model is unchanged after."""
+"""Deferred statistics (``Cluster.defer_stats``), ``moves.each_move`` and
+``moves.each_move_shared``: every candidate move scored the fast way gives the
+feasibility and score of the same move applied normally and scored from
+scratch, and the model is unchanged after."""
 
 import os
 import sys
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from plugins.module_utils.herd.allocator import score as hscore
 from plugins.module_utils.herd.allocator.model import NO_NODE, mirror_type
-from plugins.module_utils.herd.allocator.moves import apply_move, each_move
+from plugins.module_utils.herd.allocator.moves import apply_move, each_move, each_move_shared
 from plugins.module_utils.herd.allocator.text import load_text
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -66,6 +67,15 @@ def _check(c, force=False):
             c.defer_stats(was)
             c.commit()
             assert _state(c) == before
+            # the balancer's order-free variant: the same answers, bit for bit
+            was = c.defer_stats(True)
+            shared: list = [None] * len(cands)
+            for pos, r in each_move_shared(c, inst, cands, force):
+                shared[pos] = None if r else c.score(g)
+            c.defer_stats(was)
+            c.commit()
+            assert _state(c) == before
+            assert shared == got, inst.name
             for mv, e, s in zip(cands, expected, got):
                 assert (e is None) == (s is None), (inst.name, mv, e, s)
                 if e is not None:

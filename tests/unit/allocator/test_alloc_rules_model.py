@@ -213,3 +213,39 @@ def test_herd_config_errors_name_the_key():
     with pytest.raises(HerdConfigError, match=r"instances.web1: key 'primary_node': unknown "
                                               r"node 'node9'"):
         from_herd_config(cfg, FACTS)
+
+
+def test_clone_is_independent():
+    """``Cluster.clone`` (field by field, not deepcopy): the copy scores the
+    same, and moves and allocations on it leave the original as it was."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "bench", "alloc"))
+    from gen import generate
+    c = load_text(generate(8, 40, seed=5, groups=2, offline=1), legacy_n1=True)
+
+    def state(x):
+        return ([(i.pnode, i.snode, i.location_score, list(i.tags)) for i in x.instances],
+                [(n.i_mem, n.f_dsk, n.r_mem, n.fail_n1, sorted(n.plist), sorted(n.slist),
+                  dict(n.peers), dict(n.p_tags), dict(n.instance_map), list(n.tags))
+                 for n in x.nodes], len(x.instances), dict(x.inst_by_name),
+                [x.score(g.idx) for g in x.groups])
+    before = state(c)
+    w = c.clone()
+    assert state(w) == before
+    moved = 0
+    for inst in w.instances:
+        if inst.snode == NO_NODE:
+            continue
+        if apply_move(w, inst, ("f",), force=True) is None:
+            moved += 1
+    w.commit()
+    new = w.new_instance("extra", 512, [(1024, None)], 1, "drbd")
+    res = al.allocate(w, new)
+    if res.success:
+        al.place(w, new, res.nodes)
+    w.nodes[0].tags.append("changed")
+    w.instances[0].tags.append("changed")
+    assert moved > 0
+    assert state(c) == before
+    assert state(w) != before

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from . import rules
 from .model import NO_NODE, Cluster, Instance, mirror_type
-from .moves import (Move, apply_unchecked, each_move, move_label, move_steps, step_command,
+from .moves import (Move, apply_unchecked, each_move_shared, move_label, move_steps, step_command,
                     target_check)
 from .score import CV_IDX, WEIGHTS, optimal_score
 
@@ -263,16 +263,19 @@ class _Balancer:
             return r
 
         # every candidate is rolled back: score it without updating the statistics
+        ok = [mv for mv in cands if fits(mv)]
+        scores: list[float | None] = [None] * len(ok)
         c.defer_stats(True)
         try:
-            for mv, fail in each_move(c, inst, [mv for mv in cands if fits(mv)], force,
-                                      targets_checked=True):
+            for pos, fail in each_move_shared(c, inst, ok, force, targets_checked=True):
                 if fail is None:
-                    sc = c.score(g)
-                    if sc < best - _EPS:
-                        best, best_move = sc, mv
+                    scores[pos] = c.score(g)
         finally:
             c.defer_stats(False)
+        # hbal's order decides between equal scores (the earlier candidate wins)
+        for mv, sc in zip(ok, scores):
+            if sc is not None and sc < best - _EPS:
+                best, best_move = sc, mv
         self.evals += len(cands)
         return best, best_move
 

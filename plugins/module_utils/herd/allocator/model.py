@@ -26,7 +26,6 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from ..config import DRBD_META_SIZE_MIB
 from . import rules
 from .score import Stats, node_vector
 
@@ -75,6 +74,9 @@ def disk_space_total(template: str, sizes: Iterable[int]) -> int:
     """Ganeti ComputeDiskSize: drbd adds its metadata volume per disk."""
     sizes = list(sizes)
     if template == "drbd":
+        # imported here: herd's config module (and its imports) is most of
+        # the allocator's start-up, and only new drbd instances need it
+        from ..config import DRBD_META_SIZE_MIB
         return sum(s + DRBD_META_SIZE_MIB for s in sizes)
     if template in ("diskless", "blockdev"):
         return 0
@@ -677,10 +679,13 @@ class Cluster:
             return None
         return _SCALARS_OF(n.__dict__), n.vec
 
-    def _log_node(self, n: Node, snap: tuple | None, revert: Callable[[], None]) -> None:
-        """Record the undo of one primitive on ``n``: ``revert`` puts the
-        collections back; the scalars and the score vector come from ``snap``
-        (the vector is not recomputed: it is the one the statistics held)."""
+    def _log_node(self, n: Node, snap: tuple | None, inst: Instance, primary: bool,
+                  removed: bool = False, pdx: int = NO_NODE,
+                  peer_old: int | None = None) -> None:
+        """Record the undo of one primitive on ``n``: the collections are put
+        back by ``_revert_collections(n, inst, primary, removed, pdx, peer_old)``;
+        the scalars and the score vector come from ``snap`` (the vector is not
+        recomputed: it is the one the statistics held)."""
         if snap is None:
             return
         vals, vec = snap
@@ -688,14 +693,14 @@ class Cluster:
         def undo() -> None:
             d = self._defer
             if d is not None:
-                revert()
+                self._revert_collections(n, inst, primary, removed, pdx, peer_old)
                 n.__dict__.update(zip(_NODE_SCALARS, vals))
                 e = d.get(n.idx)
                 if e is not None:
                     e[3] = None
                 return
             self._unstat(n)
-            revert()
+            self._revert_collections(n, inst, primary, removed, pdx, peer_old)
             n.__dict__.update(zip(_NODE_SCALARS, vals))
             n.vec = vec
             self.stats[n.group].add(n)
@@ -757,34 +762,39 @@ class Cluster:
         snap = self._snap(n)
         self._unstat(n)
         self._pri_collections(n, inst, 1)
-        uses_disk = inst.uses_local_storage
+        uses_disk = inst.template in LOCAL_STORAGE
+        offline = inst.status == "ADMIN_offline"
+        excl = n.excl_stor
+        # _free_sp_delta and _spindle_delta, inlined (hot in candidate scoring)
+        sp = inst.total_spindles() if excl else 0
+        spd = 0.0 if (excl or not uses_disk) else float(inst.spindle_use)
         # forthcoming fields (updated for every instance)
         n.f_mem_forth -= inst.mem
         if uses_disk:
             n.f_dsk_forth -= inst.dsk
-        sp = self._free_sp_delta(n, inst)
         n.f_sp_forth = -1 if sp is None else n.f_sp_forth - sp
-        n.inst_sp_forth += self._spindle_delta(n, inst)
-        if not inst.offline:
+        n.inst_sp_forth += spd
+        if not offline:
             n.u_cpu_forth += inst.vcpus
         if not inst.forthcoming:
             if inst.uses_memory:
                 n.i_mem += inst.mem
-            n.fail_n1 = n.unallocated_mem() <= n.r_mem
+            n.fail_n1 = (int(n.t_mem) - n.n_mem - n.i_mem - max(0, n.x_mem)) <= n.r_mem
             if uses_disk:
                 n.f_dsk -= inst.dsk
             n.f_spindles = -1 if sp is None else n.f_spindles - sp
-            n.inst_sp += self._spindle_delta(n, inst)
-            if not inst.offline:
+            n.inst_sp += spd
+            if not offline:
                 n.u_cpu += inst.vcpus
             u = inst.util
             n.load_c += u[0]
             n.load_m += u[1]
             n.load_d += u[2]
             n.load_n += u[3]
-            n.loc_score += inst.location_score + self._dsrd_score(n, inst)
+            n.loc_score += inst.location_score + (self._dsrd_score(n, inst)
+                                                  if inst.dsrd_loc_tags else 0)
         self._restat(n)
-        self._log_node(n, snap, lambda: self._revert_collections(n, inst, True))
+        self._log_node(n, snap, inst, True)
         return None
 
     def remove_pri(self, ndx: int, inst: Instance) -> None:
@@ -793,35 +803,39 @@ class Cluster:
         snap = self._snap(n)
         self._unstat(n)
         self._pri_collections(n, inst, -1)
-        uses_disk = inst.uses_local_storage
+        uses_disk = inst.template in LOCAL_STORAGE
+        offline = inst.status == "ADMIN_offline"
+        excl = n.excl_stor
+        sp = inst.total_spindles() if excl else 0
+        spd = 0.0 if (excl or not uses_disk) else float(inst.spindle_use)
         n.f_mem_forth += inst.mem
         if uses_disk:
             n.f_dsk_forth += inst.dsk
-        sp = self._free_sp_delta(n, inst)
         if sp is not None:
             n.f_sp_forth += sp
-        n.inst_sp_forth -= self._spindle_delta(n, inst)
-        if not inst.offline:
+        n.inst_sp_forth -= spd
+        if not offline:
             n.u_cpu_forth -= inst.vcpus
         if not inst.forthcoming:
             if inst.uses_memory:
                 n.i_mem -= inst.mem
-            n.fail_n1 = n.unallocated_mem() <= n.r_mem
+            n.fail_n1 = (int(n.t_mem) - n.n_mem - n.i_mem - max(0, n.x_mem)) <= n.r_mem
             if uses_disk:
                 n.f_dsk += inst.dsk
             if sp is not None:
                 n.f_spindles += sp
-            n.inst_sp -= self._spindle_delta(n, inst)
-            if not inst.offline:
+            n.inst_sp -= spd
+            if not offline:
                 n.u_cpu -= inst.vcpus
             u = inst.util
             n.load_c -= u[0]
             n.load_m -= u[1]
             n.load_d -= u[2]
             n.load_n -= u[3]
-            n.loc_score -= inst.location_score + self._dsrd_score(n, inst)
+            n.loc_score -= inst.location_score + (self._dsrd_score(n, inst)
+                                                  if inst.dsrd_loc_tags else 0)
         self._restat(n)
-        self._log_node(n, snap, lambda: self._revert_collections(n, inst, True, removed=True))
+        self._log_node(n, snap, inst, True, removed=True)
 
     def _revert_collections(self, n: Node, inst: Instance, primary: bool,
                             removed: bool = False, pdx: int = NO_NODE,
@@ -860,11 +874,12 @@ class Cluster:
         self._unstat(n)
         idx = inst.idx
         n.slist_forth.add(idx)
-        uses_disk = inst.uses_local_storage
+        excl = n.excl_stor
+        sp = inst.total_spindles() if excl else 0
+        spd = 0.0 if (excl or inst.template not in LOCAL_STORAGE) else float(inst.spindle_use)
         n.f_dsk_forth -= inst.dsk
-        sp = self._free_sp_delta(n, inst)
         n.f_sp_forth = -1 if sp is None else n.f_sp_forth - sp
-        n.inst_sp_forth += self._spindle_delta(n, inst)
+        n.inst_sp_forth += spd
         peer_old = None
         if not inst.forthcoming:
             n.slist.add(idx)
@@ -873,16 +888,16 @@ class Cluster:
             new_peem = peer_old + need
             if new_peem > 0:
                 n.peers[pdx] = new_peem
-            n.r_mem = max(n.r_mem, new_peem)
-            n.fail_n1 = n.unallocated_mem() <= n.r_mem
+            r_mem = n.r_mem
+            if new_peem > r_mem:
+                n.r_mem = r_mem = new_peem
+            n.fail_n1 = (int(n.t_mem) - n.n_mem - n.i_mem - max(0, n.x_mem)) <= r_mem
             n.f_dsk -= inst.dsk
             n.f_spindles = -1 if sp is None else n.f_spindles - sp
-            n.inst_sp += self._spindle_delta(n, inst)
+            n.inst_sp += spd
             n.load_d += inst.util[2]
-        del uses_disk
         self._restat(n)
-        self._log_node(n, snap, lambda: self._revert_collections(n, inst, False, pdx=pdx,
-                                                                 peer_old=peer_old))
+        self._log_node(n, snap, inst, False, pdx=pdx, peer_old=peer_old)
         return None
 
     def remove_sec(self, ndx: int, inst: Instance) -> None:
@@ -919,8 +934,7 @@ class Cluster:
             n.fail_n1 = n.unallocated_mem() <= n.r_mem
             n.load_d -= inst.util[2]
         self._restat(n)
-        self._log_node(n, snap, lambda: self._revert_collections(n, inst, False, removed=True,
-                                                                 pdx=pdx, peer_old=peer_old))
+        self._log_node(n, snap, inst, False, removed=True, pdx=pdx, peer_old=peer_old)
 
     # ---------------------------------------------------------------- helpers
     def node_name(self, ndx: int) -> str:
@@ -955,8 +969,46 @@ class Cluster:
         del self.inst_by_name[inst.name]
 
     def clone(self) -> "Cluster":
-        """Deep copy (used by callers that want an independent what-if model)."""
+        """Deep copy (used by callers that want an independent what-if model).
+
+        Field by field rather than ``copy.deepcopy`` (which was a sixth of a
+        capacity run): containers are copied, immutable values shared, and
+        anything else deep-copied."""
         import copy
-        c = copy.deepcopy(self)
+        memo: dict[int, Any] = {}
+
+        def dup(v: Any) -> Any:
+            if v is None or isinstance(v, (str, int, float, bool, tuple, frozenset,
+                                           IPolicy, ISpec)):
+                return v
+            if isinstance(v, (set, list)) and all(
+                    isinstance(x, (str, int, float, tuple)) for x in v):
+                return v.copy()
+            if isinstance(v, dict) and all(
+                    isinstance(x, (str, int, float, tuple)) for x in v.values()):
+                return v.copy()
+            return copy.deepcopy(v, memo)
+
+        def dup_obj(o: Any) -> Any:
+            n = copy.copy(o)
+            n.__dict__ = {k: dup(v) for k, v in o.__dict__.items()}
+            return n
+
+        c = Cluster.__new__(Cluster)
+        for k, v in self.__dict__.items():
+            if k in ("nodes", "instances", "groups"):
+                c.__dict__[k] = [dup_obj(x) for x in v]
+            elif k in ("stats", "all_stats", "_journal", "_defer"):
+                continue
+            else:
+                c.__dict__[k] = dup(v)
         c._journal = None
+        c._defer = None
+        c.stats = {}
+        for g, st in self.stats.items():
+            c.stats[g] = Stats()
+            c.stats[g].restore(st.snapshot())
+        c.all_stats = Stats()
+        if isinstance(self.all_stats, Stats):
+            c.all_stats.restore(self.all_stats.snapshot())
         return c

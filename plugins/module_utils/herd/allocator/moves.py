@@ -223,6 +223,70 @@ def each_move(c: Cluster, inst: Instance, candidates: Iterable[Move],
         c.rollback(mark)
 
 
+def each_move_shared(c: Cluster, inst: Instance, candidates: Iterable[Move],
+                     force: bool = False,
+                     targets_checked: bool = False) -> Iterator[tuple[int, rules.Reason | None]]:
+    """``each_move`` for callers that do not need the candidates in order:
+    yields ``(position in candidates, reason)``.  A replace-secondary ("r")
+    and a failover-and-replace ("fr") change one node that does not depend
+    on the target (the primary it stays on, the secondary it fails over to)
+    when that node has no location tags (the instance's location score is
+    then 0 with any target): those candidates are tried together, that
+    node's change made once for all of them, so each costs only the
+    target's addition.  The move's state and score are the same as with
+    ``each_move``; a failing candidate may report the shared node's reason
+    where ``each_move`` reports the target's (both make it fail)."""
+    cands = list(candidates)
+    nodes = c.nodes
+    old_pdx, old_sdx = inst.pnode, inst.snode
+    share_r = not nodes[old_pdx].loc_tags
+    share_fr = old_sdx >= 0 and not nodes[old_sdx].loc_tags
+    rest: list[int] = []
+    reps: list[int] = []
+    fails: list[int] = []
+    for pos, mv in enumerate(cands):
+        kind = mv[0]
+        if kind == "r" and share_r:
+            reps.append(pos)
+        elif kind == "fr" and share_fr:
+            fails.append(pos)
+        else:
+            rest.append(pos)
+    for (_mv, r), pos in zip(each_move(c, inst, [cands[p] for p in rest], force,
+                                       targets_checked), rest):
+        yield pos, r
+    if not reps and not fails:
+        return
+    mark = c.checkpoint()
+    try:
+        c.remove_pri(old_pdx, inst)
+        c.remove_sec(old_sdx, inst)
+        base = c.checkpoint()
+        # (positions, node kept, its addition, force of the target's addition)
+        groups: list[tuple[list[int], int, rules.Reason | None, bool]] = []
+        if reps:
+            groups.append((reps, old_pdx, None, nodes[old_sdx].offline or force))
+        if fails:
+            groups.append((fails, old_sdx, rules.migration_failure(nodes[old_pdx], nodes[old_sdx]),
+                           nodes[old_pdx].offline or force))
+        for group, keep, pre, force_t in groups:
+            if pre is None:
+                c.set_inst_nodes(inst, keep, cands[group[0]][1])
+                pre = c.add_pri(keep, inst, True if keep == old_pdx else force_t)
+            cp = c.checkpoint()
+            for pos in group:
+                if pre is not None:
+                    yield pos, pre
+                    continue
+                t = cands[pos][1]
+                c.set_inst_nodes(inst, keep, t)
+                yield pos, c.add_sec(t, inst, keep, force_t, checked=targets_checked)
+                c.rollback(cp)
+            c.rollback(base)
+    finally:
+        c.rollback(mark)
+
+
 # ----------------------------------------------------------------- operations
 
 MIGRATE = "migrate"                  # live migration (failover when not running)

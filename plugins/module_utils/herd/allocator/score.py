@@ -55,6 +55,9 @@ SUM_IDX = tuple(i for i, t in enumerate(TERMS) if t[2] == "sum")
 OFF_IDX = tuple(i for i, t in enumerate(TERMS) if t[2] == "off")
 MAP_IDX = TERM_NAMES.index("location_exclusion_score")
 NTERMS = len(TERMS)
+_CV_W = tuple((i, WEIGHTS[i]) for i in CV_IDX)
+_SUM_W = tuple((i, WEIGHTS[i]) for i in SUM_IDX)
+_OFF_W = tuple((i, WEIGHTS[i]) for i in OFF_IDX)
 
 
 def _div(a: float, b: float) -> float:
@@ -63,38 +66,48 @@ def _div(a: float, b: float) -> float:
 
 def node_vector(n: "Node") -> tuple[float, ...]:
     """The per-node values of ``TERMS`` (``compDetailedCVNode``); the map term is 0 here."""
+    # the hottest function of candidate scoring: ``_div`` inlined, each
+    # attribute read once (same arithmetic as the plain form)
     t_mem = n.t_mem
     npri = len(n.plist)
     nsec = len(n.slist)
-    prem = _div(n.r_mem, t_mem)
+    r_mem = n.r_mem
+    prem = r_mem / t_mem if t_mem else 0.0
     if n.excl_stor:
-        pdsk = 1.0 if n.t_spindles == 0 else n.f_spindles / n.t_spindles
-        pdsk_f = 1.0 if n.t_spindles == 0 else n.f_sp_forth / n.t_spindles
+        ts = n.t_spindles
+        pdsk = 1.0 if ts == 0 else n.f_spindles / ts
+        pdsk_f = 1.0 if ts == 0 else n.f_sp_forth / ts
     else:
-        pdsk = 1.0 if n.t_dsk == 0 else n.f_dsk / n.t_dsk
-        pdsk_f = 1.0 if n.t_dsk == 0 else n.f_dsk_forth / n.t_dsk
+        td = n.t_dsk
+        pdsk = 1.0 if td == 0 else n.f_dsk / td
+        pdsk_f = 1.0 if td == 0 else n.f_dsk_forth / td
     speed = n.cpu_speed or 1.0
     ptags = 0
-    if n.p_tags:
-        ptags = sum(n.p_tags.values()) - len(n.p_tags)
+    pt = n.p_tags
+    if pt:
+        ptags = sum(pt.values()) - len(pt)
+    t_cpu = n.t_cpu
+    hs = n.hi_spindles
+    unal = int(t_mem) - n.n_mem - n.i_mem - max(0, n.x_mem)
+    cnt = float(npri + nsec)
     return (
-        _div(n.unallocated_mem(), t_mem),
+        unal / t_mem if t_mem else 0.0,
         pdsk,
-        float(npri + nsec) if n.fail_n1 else 0.0,
+        cnt if n.fail_n1 else 0.0,
         prem,
-        float(npri + nsec),
+        cnt,
         float(npri),
-        _div(n.u_cpu, n.t_cpu) / speed,
+        (n.u_cpu / t_cpu if t_cpu else 0.0) / speed,
         n.load_c,
         n.load_m,
         n.load_d,
         n.load_n,
         float(ptags),
-        _div(n.inst_sp, n.hi_spindles),
-        _div(n.f_mem_forth, t_mem),
+        n.inst_sp / hs if hs else 0.0,
+        n.f_mem_forth / t_mem if t_mem else 0.0,
         pdsk_f,
-        _div(n.u_cpu_forth, n.t_cpu) / speed,
-        _div(n.inst_sp_forth, n.hi_spindles),
+        (n.u_cpu_forth / t_cpu if t_cpu else 0.0) / speed,
+        n.inst_sp_forth / hs if hs else 0.0,
         float(n.loc_score),
         0.0,
         prem,
@@ -224,59 +237,73 @@ class Stats:
         """``value()`` as if each ``(node, old_vec, new_vec, old_map)`` had its
         old vector and map replaced by ``new_vec`` and the node's current map,
         without changing the sums (``Cluster.defer_stats``)."""
-        s = self.s[:]
-        q = self.q[:]
+        # Per term, the changes are added in their order, then the term's
+        # value is added to the total in term order: the same floating-point
+        # operations as updating the sums node by node, without copying them.
+        s = self.s
+        q = self.q
         k = self.k
-        off = None
-        mc = self.map_counts
-        map_total = self.map_total
-        new_counts: dict[tuple[str, str], int] | None = None
-        for node, old, new, omap in changes:
+        online = []
+        offline = None
+        maps = None
+        for ch in changes:
+            node = ch[0]
             if node.offline:
-                if off is None:
-                    off = self.off[:]
-                for i in OFF_IDX:
-                    off[i] += new[i] - old[i]
+                if offline is None:
+                    offline = []
+                offline.append(ch)
                 continue
-            for i in CV_IDX:
-                a = new[i]
-                b = old[i]
-                if a != b:
-                    ki = k[i]
-                    s[i] += a - b
-                    x = a - ki
-                    y = b - ki
-                    q[i] += x * x - y * y
-            for i in SUM_IDX:
-                a = new[i]
-                b = old[i]
-                if a != b:
-                    s[i] += a - b
-            nmap = node.instance_map
-            if omap is not None or nmap:
-                if new_counts is None:
-                    new_counts = {}
-                for key, cnt in (omap or {}).items():
-                    new_counts[key] = new_counts.get(key, mc.get(key, 0)) - cnt
-                    map_total -= cnt
-                for key, cnt in nmap.items():
-                    new_counts[key] = new_counts.get(key, mc.get(key, 0)) + cnt
-                    map_total += cnt
+            online.append((ch[1], ch[2]))
+            if ch[3] is not None or node.instance_map:
+                if maps is None:
+                    maps = []
+                maps.append(ch)
         n = self.n
         total = 0.0
         if n:
-            for i in CV_IDX:
-                mean = s[i] / n
-                var = q[i] / n - mean * mean
+            for i, w in _CV_W:
+                si = s[i]
+                qi = q[i]
+                ki = k[i]
+                for old, new in online:
+                    x = new[i]
+                    y = old[i]
+                    if x != y:
+                        si += x - y
+                        x -= ki
+                        y -= ki
+                        qi += x * x - y * y
+                mean = si / n
+                var = qi / n - mean * mean
                 if var > 0:
-                    total += WEIGHTS[i] * math.sqrt(var)
-        for i in SUM_IDX:
-            total += WEIGHTS[i] * s[i]
-        offv = off if off is not None else self.off
-        for i in OFF_IDX:
-            total += WEIGHTS[i] * offv[i]
+                    total += w * math.sqrt(var)
+        for i, w in _SUM_W:
+            si = s[i]
+            for old, new in online:
+                x = new[i]
+                y = old[i]
+                if x != y:
+                    si += x - y
+            total += w * si
+        off = self.off
+        for i, w in _OFF_W:
+            oi = off[i]
+            if offline is not None:
+                for _node, old, new, _omap in offline:
+                    oi += new[i] - old[i]
+            total += w * oi
+        mc = self.map_counts
+        map_total = self.map_total
         distinct = len(mc)
-        if new_counts:
+        if maps is not None:
+            new_counts: dict[tuple[str, str], int] = {}
+            for node, _old, _new, omap in maps:
+                for key, cnt in (omap or {}).items():
+                    new_counts[key] = new_counts.get(key, mc.get(key, 0)) - cnt
+                    map_total -= cnt
+                for key, cnt in node.instance_map.items():
+                    new_counts[key] = new_counts.get(key, mc.get(key, 0)) + cnt
+                    map_total += cnt
             for key, cnt in new_counts.items():
                 was = mc.get(key, 0)
                 if was and not cnt:
