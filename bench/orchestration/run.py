@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -42,7 +43,8 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 import ansible_run  # noqa: E402
 from vcluster import VCluster  # noqa: E402
 
-CLUSTER = "herdbench"
+# HERD_VCLUSTER_NAME: so that runs from several checkouts on one machine do not collide
+CLUSTER = os.environ.get("HERD_VCLUSTER_NAME", "herdbench")
 
 
 def task_seconds(inventory: Path, module: str, args: dict[str, Any]) -> float:
