@@ -244,6 +244,27 @@ def ganeti(reps: int, fleet: bool) -> dict[str, Any]:
     return out
 
 
+def ganeti_rebalance() -> dict[str, Any]:
+    """hbal -L -X on Ganeti's virtual cluster (brought up here and down again)."""
+    sys.path.insert(0, str(REPO / "bench" / "orchestration"))
+    import rebalance  # bench/orchestration/rebalance.py
+
+    vc = rebalance._vcluster()
+    started = not vc.is_up(vc.DEFAULT_DIR)
+    try:
+        return rebalance.ganeti_rebalance()
+    finally:
+        if started:
+            vc.down(vc.DEFAULT_DIR)
+
+
+def herd_rebalance(inventory: Path) -> dict[str, Any]:
+    sys.path.insert(0, str(REPO / "bench" / "orchestration"))
+    import rebalance  # bench/orchestration/rebalance.py
+
+    return rebalance.herd_rebalance(inventory)
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "n/a"
 
@@ -310,10 +331,16 @@ def report(results: dict[str, Any]) -> str:
         lines += ["", "## Evacuation of a node with 6 kvm guests", "",
                   f"max_parallel=1: {e['max_parallel=1']:.1f} s; max_parallel=6: {e['max_parallel=6']:.1f} s; "
                   f"sequential/parallel = {ratio(e['max_parallel=1'], e['max_parallel=6'])}"]
-    if "fleet" in results:
-        lines += ["", "A 30-move rebalance is not compared: Ganeti's virtual cluster enables only the diskless "
-                  "template, and `hbal -L -X` finds no move for diskless instances there (\"No solution found\", "
-                  "also with --ignore-soft-errors)."]
+    if "rebalance" in results:
+        hr = results["rebalance"]
+        gr = (results.get("ganeti") or {}).get("rebalance") or {}
+        lines += ["", f"## Rebalancing {hr['count']} running fake sharedfile instances placed on one node of three", "",
+                  "| way | planned moves | instances moved | seconds | herd/Ganeti |", "|---|---|---|---|---|"]
+        if gr:
+            lines.append(f"| Ganeti: `hbal -L -X` (after: {gr['after']}) | {gr['planned_moves']} | {gr['moved']} | "
+                         f"{gr['seconds']:.1f} | |")
+        lines.append(f"| herd: rebalance execute=true (after: {hr['after']}) | {hr['planned_moves']} | {hr['moved']} | "
+                     f"{hr['seconds']:.1f} | {ratio(hr['seconds'], gr['seconds']) if gr else 'n/a'} |")
     if "breakdown" in results:
         sys.path.insert(0, str(REPO / "bench" / "orchestration"))
         import breakdown  # bench/orchestration/breakdown.py
@@ -329,12 +356,15 @@ def main() -> int:
     parser.add_argument("--skip-kvm", action="store_true")
     parser.add_argument("--skip-fleet", action="store_true")
     parser.add_argument("--skip-breakdown", action="store_true")
+    parser.add_argument("--skip-rebalance", action="store_true")
     parser.add_argument("--only-herd-fleet", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keep", action="store_true", help="leave the benchmark cluster up")
     options = parser.parse_args()
     results: dict[str, Any] = {}
     if not options.skip_ganeti:
         results["ganeti"] = ganeti(options.reps, not options.skip_fleet)
+        if not options.skip_rebalance:
+            results["ganeti"]["rebalance"] = ganeti_rebalance()
     inventory = REPO / "inventories" / "vcluster" / f"hosts-{CLUSTER}.yml"
     vcluster = VCluster.up(CLUSTER, nodes=3, inventory=inventory)
     try:
@@ -345,6 +375,8 @@ def main() -> int:
         if not options.skip_fleet:
             steps.append(lambda: results.__setitem__("fleet", herd_fleet(inventory)))
             steps.append(lambda: results.__setitem__("evacuate", herd_evacuate(inventory)))
+        if not options.skip_rebalance:
+            steps.append(lambda: results.__setitem__("rebalance", herd_rebalance(inventory)))
         if not options.skip_kvm:
             guest = guest_paths()
             steps += [lambda: results.__setitem__("herd_kvm", herd_kvm_create(inventory, guest, min(options.reps, 3))),
