@@ -16,7 +16,11 @@ What it measures (issues 4 and 6):
     against the requested migration_downtime; over TLS with the cluster's
     certificates (the default) and, for two of the cases, over plain TCP
     (the nodes' certificate directories moved aside for those runs);
-  * evacuation of a node with 6 kvm guests, max_parallel 1 versus 6.
+  * evacuation of a node with 6 kvm guests, max_parallel 1 versus 6;
+  * a rebalance of 45 fake sharedfile instances placed on one node of three
+    beside Ganeti's `hbal -L -X` on the same layout (bench/orchestration/rebalance.py).
+
+HERD_VCLUSTER_NAME names herd's benchmark cluster (default herdbench).
 
 herd's times are the module task's duration as Ansible records it (task
 start to task end on the master; the task ends once the QEMU process runs
