@@ -16,7 +16,11 @@ What it measures (issues 4 and 6):
     against the requested migration_downtime; over TLS with the cluster's
     certificates (the default) and, for two of the cases, over plain TCP
     (the nodes' certificate directories moved aside for those runs);
-  * evacuation of a node with 6 kvm guests, max_parallel 1 versus 6.
+  * evacuation of a node with 6 kvm guests, max_parallel 1 versus 6;
+  * a rebalance of 45 fake sharedfile instances placed on one node of three
+    beside Ganeti's `hbal -L -X` on the same layout (bench/orchestration/rebalance.py).
+
+HERD_VCLUSTER_NAME names herd's benchmark cluster (default herdbench).
 
 herd's times are the module task's duration as Ansible records it (task
 start to task end on the master; the task ends once the QEMU process runs
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -42,7 +47,8 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 import ansible_run  # noqa: E402
 from vcluster import VCluster  # noqa: E402
 
-CLUSTER = "herdbench"
+# HERD_VCLUSTER_NAME: so that runs from several checkouts on one machine do not collide
+CLUSTER = os.environ.get("HERD_VCLUSTER_NAME", "herdbench")
 
 
 def task_seconds(inventory: Path, module: str, args: dict[str, Any]) -> float:
@@ -242,6 +248,27 @@ def ganeti(reps: int, fleet: bool) -> dict[str, Any]:
     return out
 
 
+def ganeti_rebalance() -> dict[str, Any]:
+    """hbal -L -X on Ganeti's virtual cluster (brought up here and down again)."""
+    sys.path.insert(0, str(REPO / "bench" / "orchestration"))
+    import rebalance  # bench/orchestration/rebalance.py
+
+    vc = rebalance._vcluster()
+    started = not vc.is_up(vc.DEFAULT_DIR)
+    try:
+        return rebalance.ganeti_rebalance()
+    finally:
+        if started:
+            vc.down(vc.DEFAULT_DIR)
+
+
+def herd_rebalance(inventory: Path) -> dict[str, Any]:
+    sys.path.insert(0, str(REPO / "bench" / "orchestration"))
+    import rebalance  # bench/orchestration/rebalance.py
+
+    return rebalance.herd_rebalance(inventory)
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "n/a"
 
@@ -308,10 +335,16 @@ def report(results: dict[str, Any]) -> str:
         lines += ["", "## Evacuation of a node with 6 kvm guests", "",
                   f"max_parallel=1: {e['max_parallel=1']:.1f} s; max_parallel=6: {e['max_parallel=6']:.1f} s; "
                   f"sequential/parallel = {ratio(e['max_parallel=1'], e['max_parallel=6'])}"]
-    if "fleet" in results:
-        lines += ["", "A 30-move rebalance is not compared: Ganeti's virtual cluster enables only the diskless "
-                  "template, and `hbal -L -X` finds no move for diskless instances there (\"No solution found\", "
-                  "also with --ignore-soft-errors)."]
+    if "rebalance" in results:
+        hr = results["rebalance"]
+        gr = (results.get("ganeti") or {}).get("rebalance") or {}
+        lines += ["", f"## Rebalancing {hr['count']} running fake sharedfile instances placed on one node of three", "",
+                  "| way | planned moves | instances moved | seconds | herd/Ganeti |", "|---|---|---|---|---|"]
+        if gr:
+            lines.append(f"| Ganeti: `hbal -L -X` (after: {gr['after']}) | {gr['planned_moves']} | {gr['moved']} | "
+                         f"{gr['seconds']:.1f} | |")
+        lines.append(f"| herd: rebalance execute=true (after: {hr['after']}) | {hr['planned_moves']} | {hr['moved']} | "
+                     f"{hr['seconds']:.1f} | {ratio(hr['seconds'], gr['seconds']) if gr else 'n/a'} |")
     if "breakdown" in results:
         sys.path.insert(0, str(REPO / "bench" / "orchestration"))
         import breakdown  # bench/orchestration/breakdown.py
@@ -327,12 +360,15 @@ def main() -> int:
     parser.add_argument("--skip-kvm", action="store_true")
     parser.add_argument("--skip-fleet", action="store_true")
     parser.add_argument("--skip-breakdown", action="store_true")
+    parser.add_argument("--skip-rebalance", action="store_true")
     parser.add_argument("--only-herd-fleet", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keep", action="store_true", help="leave the benchmark cluster up")
     options = parser.parse_args()
     results: dict[str, Any] = {}
     if not options.skip_ganeti:
         results["ganeti"] = ganeti(options.reps, not options.skip_fleet)
+        if not options.skip_rebalance:
+            results["ganeti"]["rebalance"] = ganeti_rebalance()
     inventory = REPO / "inventories" / "vcluster" / f"hosts-{CLUSTER}.yml"
     vcluster = VCluster.up(CLUSTER, nodes=3, inventory=inventory)
     try:
@@ -343,6 +379,8 @@ def main() -> int:
         if not options.skip_fleet:
             steps.append(lambda: results.__setitem__("fleet", herd_fleet(inventory)))
             steps.append(lambda: results.__setitem__("evacuate", herd_evacuate(inventory)))
+        if not options.skip_rebalance:
+            steps.append(lambda: results.__setitem__("rebalance", herd_rebalance(inventory)))
         if not options.skip_kvm:
             guest = guest_paths()
             steps += [lambda: results.__setitem__("herd_kvm", herd_kvm_create(inventory, guest, min(options.reps, 3))),

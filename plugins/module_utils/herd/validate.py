@@ -12,7 +12,6 @@ from typing import Any, Dict, Optional
 from .config import Cluster, Config, Instance
 from .errors import ValidationError
 from .hypervisor.base import check_hvparams, check_vnc_password, vnc_bind_is_remote
-from .storage.drbd import check_params as check_drbd_params
 
 
 def hvparams(params: Any, where: str = "hvparams") -> Dict[str, Any]:
@@ -38,6 +37,9 @@ def instance_hvparams(cluster: Cluster, hypervisor: str, own: Optional[Dict[str,
 
 def drbd_params(params: Any, where: str = "diskparams.drbd") -> Dict[str, Any]:
     """Effective DRBD parameters as the node will check them (protocol, rates, hmac ...)."""
+    # imported here: only DRBD instances need it, and a module task compiles all it imports
+    from .storage.drbd import check_params as check_drbd_params
+
     try:
         return check_drbd_params(params)
     except ValidationError as exc:

@@ -21,7 +21,8 @@ def test_agent_names_known_verbs_for_an_unknown_one():
     assert answer["kind"] == "unknown_verb" and "node_facts" in answer["error"]
 
 
-def test_node_facts_reports_memory_cpus_and_kvm():
+def test_node_facts_reports_memory_cpus_and_kvm(tmp_path, monkeypatch):
+    monkeypatch.setenv("HERD_STATE_DIR", str(tmp_path))  # the QEMU version cache goes there
     answer = handle({"version": VERSION, "verb": "node_facts", "args": {"file_dirs": ["/tmp"]}})
     assert answer["ok"], answer
     facts = answer["result"]
@@ -63,3 +64,89 @@ def test_agent_answers_json_on_stdout_when_run_as_a_program(tmp_path):
         env={**os.environ, "HERD_STATE_DIR": str(tmp_path)}, check=False)
     answer = json.loads(proc.stdout)
     assert answer == {"ok": True, "version": VERSION, "result": {"ssconf": None, "config_serial": None, "config_epoch": None}}
+
+
+def _fake_qemu(path, version, log):
+    """An executable answering --version like QEMU does, and logging each call to ``log``."""
+    path.write_text(f"#!/bin/sh\necho called >> {log}\n"
+                    f"echo 'QEMU emulator version {version} (Debian 1:7.2+dfsg-7)'\n"
+                    "echo 'Copyright (c) 2003-2022 Fabrice Bellard and the QEMU Project developers'\n")
+    path.chmod(0o755)
+
+
+def test_qemu_version_is_asked_once_per_binary_and_again_when_it_changes(tmp_path, monkeypatch):
+    from plugins.module_utils.herd.agent.facts import QEMU_VERSION_CACHE, qemu_version
+    from plugins.module_utils.herd.hypervisor.kvm import qemu_version as kvm_qemu_version
+
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("HERD_STATE_DIR", str(state))
+    binary, log = tmp_path / "qemu-system-x86_64", tmp_path / "calls"
+    _fake_qemu(binary, "7.2.19", log)
+    assert qemu_version(str(binary)) == "7.2.19"
+    assert qemu_version(str(binary)) == "7.2.19"
+    assert kvm_qemu_version(str(binary)) == "7.2.19"  # the hypervisor asks through the same cache
+    assert log.read_text().count("called") == 1
+    cached = json.loads((state / QEMU_VERSION_CACHE).read_text())
+    assert cached[str(binary)]["version"] == "7.2.19"
+    # an upgrade renames a new binary into place
+    new = tmp_path / "qemu.new"
+    _fake_qemu(new, "8.2.2", log)
+    os.rename(new, binary)
+    assert qemu_version(str(binary)) == "8.2.2"
+    assert log.read_text().count("called") == 2
+    # the same file rewritten in place, even with its old size and mtime put back
+    before = os.stat(binary)
+    text = binary.read_text().replace("8.2.2", "8.2.3")
+    with open(binary, "r+", encoding="utf-8") as handle:
+        handle.write(text)
+    os.utime(binary, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(binary).st_size == before.st_size
+    assert qemu_version(str(binary)) == "8.2.3"
+    assert log.read_text().count("called") == 3
+
+
+def test_qemu_version_without_a_writable_state_dir_still_answers(tmp_path, monkeypatch):
+    from plugins.module_utils.herd.agent.facts import qemu_version
+
+    monkeypatch.setenv("HERD_STATE_DIR", str(tmp_path / "missing"))
+    binary, log = tmp_path / "qemu-system-x86_64", tmp_path / "calls"
+    _fake_qemu(binary, "7.2.19", log)
+    assert qemu_version(str(binary)) == "7.2.19"
+    assert qemu_version(str(tmp_path / "absent")) is None
+    assert not (tmp_path / "missing").exists()  # a node without its state directory gets none from here
+
+
+def test_qemu_version_cache_keeps_only_binaries_still_there(tmp_path, monkeypatch):
+    from plugins.module_utils.herd.agent.facts import QEMU_VERSION_CACHE, qemu_version
+
+    monkeypatch.setenv("HERD_STATE_DIR", str(tmp_path))
+    log = tmp_path / "calls"
+    first, second = tmp_path / "qemu-a", tmp_path / "qemu-b"
+    _fake_qemu(first, "7.2.19", log)
+    _fake_qemu(second, "8.2.2", log)
+    assert qemu_version(str(first)) == "7.2.19"
+    first.unlink()
+    assert qemu_version(str(second)) == "8.2.2"
+    assert sorted(json.loads((tmp_path / QEMU_VERSION_CACHE).read_text())) == [str(second)]
+
+
+def test_node_facts_reads_the_volume_group_and_addresses_with_commands_run_side_by_side(tmp_path, monkeypatch):
+    """vgs and ip run while the rest is read; their answers and their failures land as before."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "vgs").write_text("#!/bin/sh\nfor vg; do :; done\n"
+                                 "[ \"$vg\" = herdvg ] || { echo \"  Volume group $vg not found\" >&2; exit 5; }\n"
+                                 "echo '  10236.00 8124.00'\n")
+    (bin_dir / "ip").write_text("#!/bin/sh\necho '[{\"addr_info\":[{\"local\":\"198.51.100.11\"}]}]'\n")
+    for tool in ("vgs", "ip"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("HERD_STATE_DIR", str(tmp_path))
+    answer = handle({"version": VERSION, "verb": "node_facts", "args": {"vg": "herdvg"}})
+    assert answer["ok"], answer
+    assert answer["result"]["volume_group"] == {"name": "herdvg", "present": True, "size": 10236, "free": 8124}
+    assert answer["result"]["addresses"] == ["198.51.100.11"]
+    answer = handle({"version": VERSION, "verb": "node_facts", "args": {"vg": "othervg"}})
+    assert answer["result"]["volume_group"] == {"name": "othervg", "present": False,
+                                                "error": "Volume group othervg not found"}

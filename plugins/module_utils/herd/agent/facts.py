@@ -8,8 +8,10 @@ import re
 import shutil
 import socket
 import subprocess
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
+from ..config import node_state_dir, read_json, write_json_atomic
+from ..errors import ConfigError
 from ..names import check_abs_path, check_vg
 from ..version import VERSION
 from .verbs import verb
@@ -65,16 +67,92 @@ def kvm_status() -> Dict[str, Any]:
     return status
 
 
-def qemu_version() -> Optional[str]:
-    binary = shutil.which("qemu-system-x86_64")
-    if not binary:
-        return None
+QEMU_BINARY = "qemu-system-x86_64"
+QEMU_VERSION_CACHE = "qemu-version.json"
+
+
+def _binary_identity(path: str) -> Optional[List[Any]]:
+    """What changes whenever the binary does: a package upgrade renames a new file into place
+    (device, inode), a rewrite in place changes size, mtime or ctime (ctime cannot be set back)."""
     try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def qemu_version(binary: str = QEMU_BINARY) -> Optional[str]:
+    """QEMU's version ("7.2.19"). Starting QEMU to ask costs tens of milliseconds on every
+    node_facts, so the answer is kept in the agent's state directory, keyed by the binary's
+    real path and identity; a changed binary is asked again."""
+    path = binary if os.sep in binary else shutil.which(binary)
+    if not path:
+        return None
+    path = os.path.realpath(path)
+    identity = _binary_identity(path)
+    if identity is None:
+        return None
+    cache_path = os.path.join(node_state_dir(), QEMU_VERSION_CACHE)
+    try:
+        cache = read_json(cache_path, "QEMU version cache")
+    except (ConfigError, ValueError):
+        cache = {}
+    entry = cache.get(path) if isinstance(cache, dict) else None
+    if isinstance(entry, dict) and entry.get("identity") == identity and isinstance(entry.get("version"), str):
+        return str(entry["version"])
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
-    match = re.search(r"version (\S+)", out)
-    return match.group(1) if match else None
+    first = out.splitlines()[0] if out else ""
+    match = re.search(r"version (\S+)", first)
+    if not match:
+        return None
+    version = match.group(1)
+    # the binary may have changed while it answered: only an identity that held throughout is kept
+    # the state directory is the node's (made by node_base): none means no cache, never a new one
+    if _binary_identity(path) == identity and os.path.isdir(node_state_dir()):
+        # entries of binaries gone or changed are dropped, so the file never grows
+        kept = {p: e for p, e in (cache.items() if isinstance(cache, dict) else [])
+                if isinstance(e, dict) and e.get("identity") == _binary_identity(p)}
+        kept[path] = {"identity": identity, "version": version}
+        try:
+            write_json_atomic(cache_path, kept, 0o644)
+        except OSError:
+            pass  # a read-only state directory only costs the next call another --version
+    return version
+
+
+class _Started:
+    """A command started now and read later, so that node_facts' commands run side by side."""
+
+    def __init__(self, argv: List[str], timeout: float, env: Optional[Dict[str, str]] = None):
+        self.timeout = timeout
+        self.error: Optional[OSError] = None
+        self.proc: Optional["subprocess.Popen[str]"] = None
+        try:
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        except OSError as exc:
+            self.error = exc
+
+    def result(self) -> Tuple[int, str, str]:
+        """(returncode, stdout, stderr); OSError if it could not start, TimeoutExpired (the
+        command killed) if it ran too long."""
+        if self.proc is None:
+            raise self.error or OSError("not started")
+        try:
+            out, err = self.proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise
+        return self.proc.returncode, out, err
+
+    def close(self) -> None:
+        """Kill it if it still runs (node_facts failed before reading it)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
 
 
 def bridges() -> List[str]:
@@ -85,26 +163,32 @@ def bridges() -> List[str]:
         return []
 
 
-def addresses() -> List[str]:
+def _addresses_command() -> _Started:
+    return _Started(["ip", "-j", "-4", "addr", "show"], 10)
+
+
+def addresses(started: Optional[_Started] = None) -> List[str]:
     try:
-        out = subprocess.run(["ip", "-j", "-4", "addr", "show"], capture_output=True, text=True,
-                             timeout=10, check=False).stdout
+        _rc, out, _err = (started or _addresses_command()).result()
         data = json.loads(out or "[]")
     except (OSError, ValueError, subprocess.TimeoutExpired):
         return []
     return sorted(a["local"] for link in data for a in link.get("addr_info", []) if "local" in a)
 
 
-def volume_group(vg: str) -> Dict[str, Any]:
+def _volume_group_command(vg: str) -> _Started:
     env = dict(os.environ, LVM_SUPPRESS_FD_WARNINGS="1")
+    return _Started(["vgs", "--noheadings", "--units", "m", "--nosuffix", "-o", "vg_size,vg_free", vg], 30, env)
+
+
+def volume_group(vg: str, started: Optional[_Started] = None) -> Dict[str, Any]:
     try:
-        proc = subprocess.run(["vgs", "--noheadings", "--units", "m", "--nosuffix", "-o", "vg_size,vg_free", vg],
-                              capture_output=True, text=True, timeout=30, check=False, env=env)
+        returncode, out, err = (started or _volume_group_command(vg)).result()
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {"name": vg, "present": False, "error": str(exc)}
-    if proc.returncode != 0:
-        return {"name": vg, "present": False, "error": proc.stderr.strip()[-300:]}
-    size, free = (float(x) for x in proc.stdout.split())
+    if returncode != 0:
+        return {"name": vg, "present": False, "error": err.strip()[-300:]}
+    size, free = (float(x) for x in out.split())
     return {"name": vg, "present": True, "size": int(size), "free": int(free)}
 
 
@@ -139,25 +223,34 @@ def cpu_info() -> Dict[str, Any]:
 @verb("node_facts")
 def node_facts(args: Dict[str, Any]) -> Dict[str, Any]:
     """args: {"vg": "gnt" (optional), "file_dirs": ["/srv/herd/file-storage", ...]}"""
-    mem = meminfo()
-    facts: Dict[str, Any] = {
-        "agent_version": VERSION,
-        "hostname": socket.gethostname(),
-        "kernel": platform.release(),
-        "memory_total": mem.get("MemTotal", 0),
-        "memory_free": mem.get("MemAvailable", mem.get("MemFree", 0)),
-        "cpu_count": os.cpu_count() or 1,
-        "cpu": cpu_info(),
-        "qemu_version": qemu_version(),
-        "kvm": kvm_status(),
-        "bridges": bridges(),
-        "addresses": addresses(),
-        "settings": node_settings(),
-    }
-    if not args.get("cpu_flags"):
-        facts["cpu"].pop("flags")
-    if args.get("vg"):
-        facts["volume_group"] = volume_group(check_vg(args["vg"]))
-    facts["file_storage"] = [directory_space(check_abs_path(p, "file storage directory"))
-                             for p in args.get("file_dirs", [])]
-    return facts
+    vg = check_vg(args["vg"]) if args.get("vg") else None
+    file_dirs = [check_abs_path(p, "file storage directory") for p in args.get("file_dirs", [])]
+    # the commands first, so they run while the rest is read from /proc and /sys
+    vgs = _volume_group_command(vg) if vg else None
+    ips = _addresses_command()
+    try:
+        mem = meminfo()
+        facts: Dict[str, Any] = {
+            "agent_version": VERSION,
+            "hostname": socket.gethostname(),
+            "kernel": platform.release(),
+            "memory_total": mem.get("MemTotal", 0),
+            "memory_free": mem.get("MemAvailable", mem.get("MemFree", 0)),
+            "cpu_count": os.cpu_count() or 1,
+            "cpu": cpu_info(),
+            "qemu_version": qemu_version(),
+            "kvm": kvm_status(),
+            "bridges": bridges(),
+            "addresses": addresses(ips),
+            "settings": node_settings(),
+        }
+        if not args.get("cpu_flags"):
+            facts["cpu"].pop("flags")
+        if vg and vgs:
+            facts["volume_group"] = volume_group(vg, vgs)
+        facts["file_storage"] = [directory_space(p) for p in file_dirs]
+        return facts
+    finally:
+        for started in (vgs, ips):
+            if started is not None:
+                started.close()

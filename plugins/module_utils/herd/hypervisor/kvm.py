@@ -219,12 +219,9 @@ def resolve_machine(machine_type: str, qemu: str = QEMU) -> str:
 
 
 def qemu_version(qemu: str = QEMU) -> Optional[str]:
-    try:
-        out = subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    first = out.splitlines()[0] if out else ""
-    return first.split("version", 1)[1].split()[0] if "version" in first else None
+    from ..agent.facts import qemu_version as cached_qemu_version
+
+    return cached_qemu_version(qemu)
 
 
 def kvm_usable() -> Dict[str, Any]:

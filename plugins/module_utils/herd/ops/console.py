@@ -15,7 +15,6 @@ from typing import Any, Dict, List, Optional
 
 from ..config import Config, Instance
 from ..hypervisor.base import VNC_BASE_PORT
-from ..hypervisor.kvm import Paths
 from .instance_spec import effective_hvparams
 
 # socat's side of the console: raw terminal, no local echo, ^] quits
@@ -51,6 +50,10 @@ def console(config: Config, inst: Instance) -> Optional[Dict[str, Any]]:
     out: Dict[str, Any] = {"node": node, "escape": ESCAPE, "serial_socket": None, "command": None,
                            "command_line": None, "vnc": None, "vnc_password": bool(inst.vnc_password)}
     if hv.get("serial_console", True):
+        # imported here: every instance operation imports this module (through ops.info), a module
+        # task compiles all it imports (no bytecode cache in Ansible's payload), few need QEMU's paths
+        from ..hypervisor.kvm import Paths
+
         socket_path = Paths(inst.name).serial
         argv = _ssh_argv(config, node) + serial_attach_argv(socket_path)
         out.update(serial_socket=socket_path, command=argv, command_line=" ".join(shlex.quote(a) for a in argv))
