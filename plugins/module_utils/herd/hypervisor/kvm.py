@@ -459,7 +459,7 @@ class KVM(Hypervisor):
         if spec.cdrom and not os.path.exists(spec.cdrom):
             problems.append(f"cdrom of {spec.name}: {spec.cdrom} does not exist on node {node}")
         for index, nic in enumerate(spec.nics):
-            problem = taps.check_bridge(nic.link, nic.vlan, f"NIC {index} of {spec.name}")
+            problem = taps.check_link(nic.link, nic.mode, nic.vlan, f"NIC {index} of {spec.name}")
             if problem:
                 problems.append(problem)
         return problems
@@ -495,7 +495,8 @@ class KVM(Hypervisor):
                     confine.give(_reopened_files(spec), runas)
                 for index, nic in enumerate(spec.nics):
                     name = taps.tap_name(spec.uuid, index)
-                    taps.create(name, nic.link, nic.vlan, f"NIC {index} of {spec.name}", spec.uuid, spec.name)
+                    taps.create(name, nic.link, nic.vlan, f"NIC {index} of {spec.name}", spec.uuid, spec.name,
+                                mode=nic.mode)
                     created.append(name)
                 with open(paths.log, "w", encoding="utf-8") as log:
                     log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n")

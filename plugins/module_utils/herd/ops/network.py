@@ -225,7 +225,7 @@ def next_free(net: Network) -> str:
 
 
 def nic_params(config: Config, inst: Instance, index: int, requested_link: Optional[str],
-               requested_vlan: Optional[int]) -> Tuple[str, str, Optional[int]]:
+               requested_vlan: Optional[int], requested_mode: Optional[str] = None) -> Tuple[str, str, Optional[int]]:
     """(mode, link, vlan) of a NIC: what it declares, else its network's parameters in the primary
     node's group, else the cluster's nicparams."""
     nic = inst.nics[index]
@@ -242,7 +242,7 @@ def nic_params(config: Config, inst: Instance, index: int, requested_link: Optio
                                     f"node group {group} of {inst.primary_node}; connect it with "
                                     "herd.cluster.network groups")
         params.update({k: v for k, v in net.groups[group].items() if v is not None})
-    return (params.get("mode") or "bridged", requested_link or params.get("link") or "br0",
+    return (requested_mode or params.get("mode") or "bridged", requested_link or params.get("link") or "br0",
             requested_vlan if requested_vlan is not None else params.get("vlan"))
 
 
@@ -253,7 +253,8 @@ def reserve_nics(config: Config, inst: Instance, requested: List[Dict[str, Any]]
     allocated = []
     for index, nic in enumerate(inst.nics):
         declared = requested[index] if index < len(requested) else {}
-        nic.mode, nic.link, nic.vlan = nic_params(config, inst, index, declared.get("link"), declared.get("vlan"))
+        nic.mode, nic.link, nic.vlan = nic_params(config, inst, index, declared.get("link"), declared.get("vlan"),
+                                                    declared.get("mode"))
         want = declared.get("ip")
         if want == POOL and not nic.network:
             raise ValidationError(f"instance {inst.name} nics[{index}]: ip: pool needs network")
