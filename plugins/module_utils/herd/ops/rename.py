@@ -84,8 +84,10 @@ def rename(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
                                     "renamed")
         status = instance_status(ctx, config, inst)
         if status["running"]:
-            raise PrerequisiteError(f"instance {old} runs on {status.get('running_on') or inst.primary_node}: "
-                                    "stop it first")
+            where = status.get("running_on") or [inst.primary_node]
+            where = ", ".join(where) if isinstance(where, list) else where
+            raise PrerequisiteError(f"instance {old} runs on {where}: stop it first (state: stopped), as "
+                                    "gnt-instance rename requires")
         from ..storage.base import StorageContext
         from ..storage.osprov import instance_dir
 
