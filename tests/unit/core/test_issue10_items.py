@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from plugins.module_utils.herd.allocator import placement as allocator_placement
 from plugins.module_utils.herd.errors import PrerequisiteError, ValidationError
 from plugins.module_utils.herd.ops import cluster as cluster_op
 from plugins.module_utils.herd.ops import instance as instance_op
@@ -14,7 +15,6 @@ from plugins.module_utils.herd.ops import watcher as watcher_op
 
 from .conftest import init_spec
 from .test_ops_instance import spec
-from .test_ops_migrate import relocate_to_node2  # noqa: F401 (fixture)
 
 
 # --------------------------------------------------------------------------- rename
@@ -36,8 +36,8 @@ def migration_args(nodes):
     return [args for node in nodes for verb, args in node.requests if verb == "migration_start"]
 
 
-def test_cluster_migration_bandwidth_and_downtime_reach_the_source_node(cluster, nodes, first_fit,
-                                                                        relocate_to_node2):
+def test_cluster_migration_bandwidth_and_downtime_reach_the_source_node(cluster, nodes, first_fit, monkeypatch):
+    monkeypatch.setattr(allocator_placement, "relocate", lambda config, facts, name: {"success": True, "primary": "node2"})
     cluster_op.present(cluster, init_spec(enabled_hypervisors=["kvm", "fake"],
                                           hvparams={"fake": {"migration_bandwidth": 128, "migration_downtime": 300}}))
     instance_op.ensure(cluster, spec(disk_template="sharedfile"))
