@@ -150,3 +150,13 @@ def test_node_without_open_vswitch_is_told_how_to_get_it(node, monkeypatch):
 def test_routed_mode_is_refused_by_the_node_spec():
     with pytest.raises(base.ValidationError, match=r"mode 'routed' is not supported on nodes"):
         base.NicSpec.from_dict({"mac": "aa:00:00:12:34:56", "mode": "routed", "link": "br0"}, 0)
+
+
+def test_info_of_an_openvswitch_tap_shows_its_bridge_and_tag(node, monkeypatch):
+    sysnet, switch, _ips = node
+    tap.create(TAP, "brovs", 4000, "NIC 0 of web1", UUID, "web1", mode="openvswitch")
+    (sysnet / "ovs-system").mkdir()
+    os.symlink(sysnet / "ovs-system", sysnet / TAP / "master")
+    answers = {"port-to-br": (0, "brovs\n"), "get": (0, "4000\n")}
+    monkeypatch.setattr(tap, "_ovs", lambda args, what, check=True: answers[args[0]])
+    assert tap.info(TAP) == {"name": TAP, "bridge": "brovs", "vlans": [4000]}

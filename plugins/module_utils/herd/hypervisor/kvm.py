@@ -698,8 +698,7 @@ class KVM(Hypervisor):
         if runtime and isinstance(runtime.get("spec"), dict) and runtime["spec"].get("vnc_password"):
             runtime["spec"]["vnc_password"] = "********"
         result["runtime"] = runtime
-        result["taps"] = [{"name": t, "bridge": taps.master_of(t), "vlans": taps.vlans_of(t)}
-                          for t in taps.instance_taps(name)]
+        result["taps"] = [taps.info(t) for t in taps.instance_taps(name)]
         result["paths"] = {"pid": paths.pid, "qmp": paths.qmp, "serial": paths.serial,
                            "runtime": paths.runtime, "log": paths.log}
         if result.get("pid"):

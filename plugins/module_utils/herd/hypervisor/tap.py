@@ -263,6 +263,16 @@ def ovs_port(tap: str) -> Optional[Dict[str, Any]]:
     return {"bridge": bridge.strip(), "tag": int(tag) if tag.isdigit() else None}
 
 
+def info(tap: str) -> Dict[str, Any]:
+    """{"name", "bridge", "vlans"} of a tap: its Linux bridge and VLANs, or its Open vSwitch
+    bridge and tag."""
+    master = master_of(tap)
+    if master == OVS_MASTER:
+        port = ovs_port(tap) or {}
+        return {"name": tap, "bridge": port.get("bridge"), "vlans": [port["tag"]] if port.get("tag") else []}
+    return {"name": tap, "bridge": master, "vlans": vlans_of(tap)}
+
+
 def vlans_of(tap: str) -> List[int]:
     """VLANs configured on ``tap`` (bridge vlan show), for info and tests."""
     try:
