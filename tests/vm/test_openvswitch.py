@@ -13,7 +13,9 @@ import time
 import pytest
 from vmnodes import REPO, VMCluster, ansible_run
 
-pytestmark = pytest.mark.vm
+# Not in the VM stage of scripts/test.sh: two runs of the node_network role (the idempotence
+# check) cost minutes on TCG nodes. `pytest -m vm_extra tests/vm` (docs/testing.md).
+pytestmark = pytest.mark.vm_extra
 
 BRIDGE = "brovs"
 VLAN = 4000
