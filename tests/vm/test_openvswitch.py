@@ -48,11 +48,13 @@ def test_openvswitch_nic_is_a_tagged_port_of_the_bridge_and_goes_with_the_instan
     for node in vm.node_names:
         assert BRIDGE in ovs(vm, node, "list-br").split(), node
 
-    # kvm next to the fake hypervisor the other VM tests use; put back as it was at the end
+    # kvm and diskless next to what the other VM tests use; put back as it was at the end
     name = f"{vm.name}.example.org"
     before = module_ok(vm, "cluster_info", {})
     hypervisors = before["cluster"]["enabled_hypervisors"]
-    module_ok(vm, "cluster", {"name": name, "enabled_hypervisors": sorted(set(hypervisors) | {"kvm"})})
+    templates = before["cluster"]["enabled_disk_templates"]
+    module_ok(vm, "cluster", {"name": name, "enabled_hypervisors": sorted(set(hypervisors) | {"kvm"}),
+                              "enabled_disk_templates": sorted(set(templates) | {"diskless"})})
     try:
         # a node without the bridge: refused before anything is touched, naming node and bridge
         bad = vm.module("instance", {"name": "ovs-bad", "state": "running", "hypervisor": "kvm",
@@ -83,4 +85,5 @@ def test_openvswitch_nic_is_a_tagged_port_of_the_bridge_and_goes_with_the_instan
         assert vm.sh("node1", f"ip link show dev {port}", check=False).returncode != 0
     finally:
         vm.module("instance", {"name": "ovs1", "state": "absent", "shutdown_timeout": 5})
-        module_ok(vm, "cluster", {"name": name, "enabled_hypervisors": hypervisors})
+        module_ok(vm, "cluster", {"name": name, "enabled_hypervisors": hypervisors,
+                                  "enabled_disk_templates": templates})
