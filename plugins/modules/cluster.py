@@ -164,6 +164,9 @@ cluster:
     master_epoch:
       description: Raised at each master failover; ranks configs before their serial.
       type: int
+    watcher_pause_until:
+      description: Unix time until which the watcher is paused (M(herd.cluster.watcher)), or null.
+      type: float
     master_ip:
       description: The floating master address, or null.
       type: str

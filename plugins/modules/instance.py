@@ -61,8 +61,10 @@ options:
     type: list
     elements: raw
   nics:
-    description: NICs, each a mapping with C(link) (bridge), C(vlan), C(mac), C(ip), C(network), C(name).
-      A NIC without C(mac) gets one from the cluster prefix, kept forever.
+    description: NICs, each a mapping with C(link) (bridge), C(vlan), C(mac), C(ip), C(network), C(name),
+      C(mode) (C(bridged), or C(openvswitch) for a port of an Open vSwitch bridge tagged with C(vlan)).
+      A NIC without C(mac) gets one from the cluster prefix, kept forever. Without C(mode), C(link) and
+      C(vlan) it gets those of its network's connection to the node group, else the cluster's nicparams.
     type: list
     elements: dict
   memory:
@@ -264,11 +266,14 @@ instance:
         mac:
           description: MAC address.
           type: str
+        mode:
+          description: NIC mode, C(bridged) or C(openvswitch).
+          type: str
         link:
-          description: Bridge.
+          description: Bridge (a Linux bridge, or an Open vSwitch bridge for mode C(openvswitch)).
           type: str
         vlan:
-          description: VLAN, or null.
+          description: VLAN (the port's tag for mode C(openvswitch)), or null.
           type: int
         ip:
           description: Address, or null.

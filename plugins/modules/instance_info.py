@@ -146,6 +146,9 @@ instances:
         mac:
           description: MAC address.
           type: str
+        mode:
+          description: NIC mode, C(bridged) or C(openvswitch).
+          type: str
         link:
           description: Bridge.
           type: str

@@ -64,8 +64,10 @@ options:
           type: list
           elements: raw
         nics:
-          description: NICs, each a mapping with C(link) (bridge), C(vlan), C(mac), C(ip), C(network), C(name).
-            A NIC without C(mac) gets one from the cluster prefix, kept forever.
+          description: NICs, each a mapping with C(link) (bridge), C(vlan), C(mac), C(ip), C(network), C(name),
+            C(mode) (C(bridged), or C(openvswitch) for a port of an Open vSwitch bridge tagged with C(vlan)).
+            A NIC without C(mac) gets one from the cluster prefix, kept forever. Without C(mode), C(link) and
+            C(vlan) it gets those of its network's connection to the node group, else the cluster's nicparams.
           type: list
           elements: dict
         memory:

@@ -72,9 +72,9 @@ options:
       mode:
         description: NIC mode.
         type: str
-        choices: [bridged, routed, openvswitch]
+        choices: [bridged, openvswitch]
       link:
-        description: Bridge (or routing table) the NICs use.
+        description: Bridge (a Linux bridge, or an Open vSwitch bridge for C(openvswitch)) the NICs use.
         type: str
       vlan:
         description: VLAN tag, 1 to 4094.
@@ -175,7 +175,7 @@ def main():
         reserved=dict(type='list', elements='str'),
         groups=dict(type='list', elements='dict', options=dict(
             name=dict(type='str', required=True),
-            mode=dict(type='str', choices=['bridged', 'routed', 'openvswitch']),
+            mode=dict(type='str', choices=['bridged', 'openvswitch']),
             link=dict(type='str'),
             vlan=dict(type='int'),
         )),

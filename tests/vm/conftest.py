@@ -14,6 +14,8 @@ Environment:
   HERD_VMCLUSTER_NAME   use this cluster name (e.g. one already up:
                         `scripts/vmcluster up --name dev`); with
   HERD_VMCLUSTER_KEEP=1 the cluster is left up after the session;
+  HERD_VM_NODES=2       boot that many nodes (default 3; the tests that need a
+                        third node need the default);
   HERD_VMCLUSTER_SITE_DONE=1 (with a kept cluster that already ran site.yml
                         in an earlier session) skips the site.yml run, to
                         iterate on one test.
@@ -56,11 +58,12 @@ def vm() -> Iterator[VMCluster]:
     name = os.environ.get("HERD_VMCLUSTER_NAME") or f"vm{os.getpid() % 10**7}"
     keep = os.environ.get("HERD_VMCLUSTER_KEEP") == "1"
     inv_dir = REPO / ".build" / f"vm-inventory-{name}"
+    nodes = os.environ.get("HERD_VM_NODES", "3")
     t1 = time.monotonic()
     try:
-        up = script("up", "--name", name, "--nodes", "3",
+        up = script("up", "--name", name, "--nodes", nodes,
                     "--inventory", str(inv_dir / "generated.yml"), timeout=1800)
-        print(f"vm: 3 nodes booted in {time.monotonic() - t1:.0f} s\n{up.stdout}", flush=True)
+        print(f"vm: {nodes} nodes booted in {time.monotonic() - t1:.0f} s\n{up.stdout}", flush=True)
         state = json.loads(script("status", "--name", name, "--json").stdout)
         inventory = write_operator_inventory(state, inv_dir / "operator")
         yield VMCluster(name, state, inventory)

@@ -118,6 +118,8 @@ class Cluster:
     # config of an earlier one, whatever their serials (an isolated old master may have
     # kept committing locally).
     master_epoch: int = 0
+    # Unix time until which the watcher does nothing (gnt-cluster watcher pause); None: not paused
+    watcher_pause_until: Optional[float] = None
     ctime: float = 0.0
     mtime: float = 0.0
 

@@ -7,11 +7,11 @@ validators before anything is touched: ``hypervisor.base.check_hvparams`` (what
 DRBD template runs on the node). There is no second copy of those rules here.
 """
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from .config import Cluster, Config, Instance
 from .errors import ValidationError
-from .hypervisor.base import check_hvparams, check_vnc_password, vnc_bind_is_remote
+from .hypervisor.base import NicSpec, check_hvparams, check_vnc_password, vnc_bind_is_remote
 
 
 def hvparams(params: Any, where: str = "hvparams") -> Dict[str, Any]:
@@ -72,6 +72,25 @@ def vnc_password(cluster: Cluster, inst: Instance) -> None:
         raise ValidationError(f"instance {inst.name}: vnc_password is only used when VNC listens on a non-local "
                               f"address; its hvparams.vnc_bind_address is {bind!r} (set it to the node address "
                               "VNC clients connect to, or 0.0.0.0)")
+
+
+def nic_mode(value: Any, where: str) -> str:
+    """A NIC mode the nodes set up (``hypervisor.base.NIC_MODES``)."""
+    return nic({"mac": "aa:00:00:00:00:00", "mode": value, "link": "br0"}, where).mode
+
+
+def nic(params: Dict[str, Any], where: str) -> NicSpec:
+    """A NIC (mac, mode, link, vlan) as the node checks it in the instance spec."""
+    try:
+        return NicSpec.from_dict(params, 0)
+    except ValidationError as exc:
+        raise ValidationError(f"{where}: {str(exc).replace('nics[0] ', '')}") from None
+
+
+def instance_nics(inst: Instance) -> List[NicSpec]:
+    """The instance's NICs with their effective mode, link and vlan, as its nodes will check them."""
+    return [nic({"mac": n.mac, "mode": n.mode, "link": n.link, "vlan": n.vlan}, f"instance {inst.name} nics[{i}]")
+            for i, n in enumerate(inst.nics)]
 
 
 def new_instance(config: Config, inst: Instance) -> None:

@@ -11,7 +11,8 @@ hypervisor stands in for KVM (which cannot run here) for every instance.
 What stays simulated, and only that: the transport (reachability, host keys,
 the agent's version, and the TCP probe of master voting), the hardware facts
 ``node_facts`` reports (memory, bridges, volume group), the node's kernel
-addresses that the master IP verbs add and remove with ``ip``, and the DRBD kernel module (``DrbdSim``, answering the
+addresses that the master IP verbs add and remove with ``ip``, the node's Open vSwitch
+(``ovs_bridges``, None when it is not installed, behind ``ovs-vsctl``), and the DRBD kernel module (``DrbdSim``, answering the
 drbd template's disk verbs, since drbdsetup cannot run here). The agent reads
 what the simulated module holds where it reads the real one: each request
 first writes the node's /proc/drbd from ``DrbdSim``, and the drbd data/meta
@@ -37,6 +38,7 @@ from plugins.module_utils.herd.config import CONFIG_NAME, DRBD_META_SIZE_MIB, SS
 from plugins.module_utils.herd.errors import RpcError
 from plugins.module_utils.herd.hypervisor import base as hv_base
 from plugins.module_utils.herd.hypervisor import fake as fake_hv
+from plugins.module_utils.herd.hypervisor import tap as tap_mod
 from plugins.module_utils.herd.storage.lvm import HERD_TAG, INSTANCE_TAG_PREFIX, instance_tag
 from plugins.module_utils.herd.version import VERSION
 
@@ -105,6 +107,8 @@ class AgentNode:
         self.master_ips: set = set()   # addresses `ip addr` shows on this node's master netdev
         self.still_sees: set = set()   # unreachable nodes this one still reaches (a partition)
         self.peers: dict[str, AgentNode] = {}  # primary IP -> node, set by AgentRpc
+        self.ovs_bridges: set | None = None  # Open vSwitch bridges (None: Open vSwitch not installed)
+        self.ovs_calls: list[list[str]] = []   # every ovs-vsctl argument list the agent ran
 
     # --------------------------------------------------------------- the node's world
     @contextlib.contextmanager
@@ -113,7 +117,8 @@ class AgentNode:
         saved_env = {k: os.environ.get(k) for k in ("HERD_STATE_DIR", "HERD_RUN_DIR")}
         saved = [(facts, "NODE_SETTINGS", facts.NODE_SETTINGS), (agent_storage, "Runner", agent_storage.Runner),
                  (hv_base, "registry", hv_base.registry), (masterip, "_run", masterip._run),
-                 (masterip, "tcp_reachable", masterip.tcp_reachable)]
+                 (masterip, "tcp_reachable", masterip.tcp_reachable), (tap_mod, "_ovs", tap_mod._ovs),
+                 (tap_mod, "ovs_installed", tap_mod.ovs_installed), (tap_mod, "node_name", tap_mod.node_name)]
         os.environ["HERD_STATE_DIR"] = self.state_dir
         os.environ["HERD_RUN_DIR"] = self.run_dir
         facts.NODE_SETTINGS = self.settings
@@ -121,6 +126,9 @@ class AgentNode:
         hv_base.registry = lambda: {"kvm": fake_hv.Fake, "fake": fake_hv.Fake}  # no hardware KVM here
         masterip._run = self._ip  # type: ignore[assignment]
         masterip.tcp_reachable = self._reaches  # type: ignore[assignment]
+        tap_mod._ovs = self._ovs  # type: ignore[assignment]
+        tap_mod.ovs_installed = lambda: self.ovs_bridges is not None
+        tap_mod.node_name = lambda: self.hostname
         try:
             yield
         finally:
@@ -163,6 +171,13 @@ class AgentNode:
         if argv[0] == "ip" and "addr" in argv and "show" in argv:
             return 0, "".join(f"3: {argv[-1]}    inet {a}/32 scope global {argv[-1]}\n" for a in sorted(self.master_ips))
         return 0, ""  # `ip link show dev br0` (the netdev exists), arping
+
+    def _ovs(self, args: list[str], what: str, check: bool = True) -> tuple[int, str]:
+        """ovs-vsctl on this node's simulated switch: br-exists answers from ``ovs_bridges``."""
+        self.ovs_calls.append(list(args))
+        if args[:1] == ["br-exists"]:
+            return (0 if args[1] in (self.ovs_bridges or set()) else 2), ""
+        return 0, ""
 
     def _reaches(self, address: Any, port: Any, timeout: float = 3.0) -> bool:
         """Whether this node reaches address's SSH port: the node there is up, or a partition

@@ -52,7 +52,7 @@ def test_check_mode_reports_the_network_and_writes_nothing(cluster):
     ({"reserved": ["192.0.2.7"]}, "192.0.2.7 is the network or broadcast address"),
     ({"gateway6": "2001:db8::1"}, "gateway6 needs subnet6"),
     ({"groups": [{"name": "default", "vlan": 5000}]}, "vlan 5000 must be an integer from 1 to 4094"),
-    ({"groups": [{"name": "default", "mode": "bonded"}]}, "mode 'bonded' is not one of"),
+    ({"groups": [{"name": "default", "mode": "bonded"}]}, "mode 'bonded' is not supported on nodes"),
 ])
 def test_bad_declarations_are_refused_before_anything_is_written(cluster, bad, message):
     serial = cluster.store.load().serial_no

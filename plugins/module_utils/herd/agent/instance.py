@@ -15,7 +15,8 @@ from typing import Any, Dict
 from .. import names
 from ..errors import ValidationError
 from ..hypervisor import base
-from ..hypervisor.base import InstanceSpec
+from ..hypervisor import tap
+from ..hypervisor.base import InstanceSpec, NicSpec
 from .verbs import verb
 
 HYPERVISORS = ("kvm", "fake")
@@ -207,6 +208,25 @@ def uefi_vars_put(args: Dict[str, Any]) -> Dict[str, Any]:
 def instance_check(args: Dict[str, Any]) -> Dict[str, Any]:
     """args: {"hypervisor", "spec"} -> {"problems": [...]}: what would stop the spec starting here."""
     return {"problems": driver(args).check(spec_from_args(args))}
+
+
+@verb("nic_check")
+def nic_check(args: Dict[str, Any]) -> Dict[str, Any]:
+    """args: {"name": instance, "nics": [{"mac", "mode", "link", "vlan", "index"}]} -> {"problems": [...]}:
+    the NICs whose link this node lacks (no such bridge, not an Open vSwitch bridge for mode
+    openvswitch, no VLAN filtering for a vlan on a Linux bridge), checked as the start checks them."""
+    name = _name(args)
+    raw = args.get("nics")
+    if not isinstance(raw, list) or len(raw) > base.MAX_NICS:
+        raise ValidationError(f"nics must be a list of at most {base.MAX_NICS}")
+    problems = []
+    for position, data in enumerate(raw):
+        index = data.get("index", position) if isinstance(data, dict) else position
+        nic = NicSpec.from_dict(data, index)
+        problem = tap.check_link(nic.link, nic.mode, nic.vlan, f"NIC {index} of {name}")
+        if problem:
+            problems.append(problem)
+    return {"problems": problems}
 
 
 @verb("instance_disk_grown")

@@ -62,6 +62,9 @@ _CPU_TYPE = re.compile(r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.+=-]+)*")
 _MACHINE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 VNC_BASE_PORT = 5900
 MAX_NICS = 8
+# NIC modes a node can set up: taps on a Linux bridge, or ports of an Open vSwitch bridge
+# (the NIC's vlan is the port's tag). Ganeti's routed mode is not implemented.
+NIC_MODES = ("bridged", "openvswitch")
 MAX_DISKS = 16
 
 
@@ -105,8 +108,8 @@ class NicSpec:
         if not isinstance(data, dict):
             raise ValidationError(f"nics[{index}] must be a mapping with mac and link, got {data!r}")
         mode = data.get("mode") or "bridged"
-        if mode != "bridged":
-            raise ValidationError(f"nics[{index}] mode {mode!r}: only 'bridged' is supported")
+        if mode not in NIC_MODES:
+            raise ValidationError(f"nics[{index}] mode {mode!r} is not supported on nodes; valid: {list(NIC_MODES)}")
         vlan = data.get("vlan")
         if vlan is not None:
             vlan = _int(vlan, f"nics[{index}] vlan", 1, 4094)

@@ -456,7 +456,7 @@ class KVM(Hypervisor):
         if spec.cdrom and not os.path.exists(spec.cdrom):
             problems.append(f"cdrom of {spec.name}: {spec.cdrom} does not exist on node {node}")
         for index, nic in enumerate(spec.nics):
-            problem = taps.check_bridge(nic.link, nic.vlan, f"NIC {index} of {spec.name}")
+            problem = taps.check_link(nic.link, nic.mode, nic.vlan, f"NIC {index} of {spec.name}")
             if problem:
                 problems.append(problem)
         return problems
@@ -492,7 +492,8 @@ class KVM(Hypervisor):
                     confine.give(_reopened_files(spec), runas)
                 for index, nic in enumerate(spec.nics):
                     name = taps.tap_name(spec.uuid, index)
-                    taps.create(name, nic.link, nic.vlan, f"NIC {index} of {spec.name}", spec.uuid, spec.name)
+                    taps.create(name, nic.link, nic.vlan, f"NIC {index} of {spec.name}", spec.uuid, spec.name,
+                                mode=nic.mode)
                     created.append(name)
                 with open(paths.log, "w", encoding="utf-8") as log:
                     log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n")
@@ -694,8 +695,7 @@ class KVM(Hypervisor):
         if runtime and isinstance(runtime.get("spec"), dict) and runtime["spec"].get("vnc_password"):
             runtime["spec"]["vnc_password"] = "********"
         result["runtime"] = runtime
-        result["taps"] = [{"name": t, "bridge": taps.master_of(t), "vlans": taps.vlans_of(t)}
-                          for t in taps.instance_taps(name)]
+        result["taps"] = [taps.info(t) for t in taps.instance_taps(name)]
         result["paths"] = {"pid": paths.pid, "qmp": paths.qmp, "serial": paths.serial,
                            "runtime": paths.runtime, "log": paths.log}
         if result.get("pid"):

@@ -135,6 +135,7 @@ def finish_plan(ctx: Context, config: Any, spec: Dict[str, Any], inst: Instance,
         instance_disks.allocate_drbd(ctx, config, inst, 0)
     requested_nics = spec["nics"] if spec["nics"] is not None else [{}]
     network_ops.reserve_nics(config, inst, requested_nics)  # NIC params, pool addresses (planned)
+    nodecalls.check_ovs_links(ctx, config, inst)  # on the chosen nodes, before any disk exists
     after = instance_view(inst)
     after["admin_state"] = "up" if spec["state"] in ("running", "restarted") else "down"
     result: Dict[str, Any] = {"changed": True, "instance": after, "diff": diff_dict(None, after),
@@ -325,12 +326,13 @@ def plan_modify(config: Config, inst: Instance, spec: Dict[str, Any]) -> Dict[st
         for index, declared in enumerate(spec["nics"]):
             current = inst.nics[index] if index < len(inst.nics) else None
             mac = declared["mac"] or (current.mac if current else None)
-            nics.append({"mac": mac, "link": declared["link"] or (current.link if current else None),
+            nics.append({"mac": mac, "mode": declared["mode"] or (current.mode if current else None),
+                         "link": declared["link"] or (current.link if current else None),
                          "vlan": declared["vlan"] if declared["vlan"] is not None else (
                              current.vlan if current else None), "ip": network_ops.declared_ip(declared, current),
                          "network": declared["network"],
                          "name": declared["name"]})
-        now_nics = [{"mac": n.mac, "link": n.link, "vlan": n.vlan, "ip": n.ip, "network": n.network,
+        now_nics = [{"mac": n.mac, "mode": n.mode, "link": n.link, "vlan": n.vlan, "ip": n.ip, "network": n.network,
                      "name": n.name} for n in inst.nics]
         if nics != now_nics:
             changes["nics"] = nics
@@ -383,6 +385,8 @@ def modify(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
     # ``target`` holds every disk (old and new) until the commit, which keeps those not removed
     target = copy.deepcopy(inst)
     apply_changes(config, target, changes)
+    if "nics" in changes:
+        nodecalls.check_ovs_links(ctx, config, target)
     target.disks += instance_disks.new_disks(target, changes.get("add_disks", []))
     added = list(range(len(inst.disks), len(target.disks)))
     removed = changes.get("remove_disks", [])

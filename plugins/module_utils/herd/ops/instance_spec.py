@@ -110,11 +110,16 @@ def _nic(nic: Any, index: int) -> Dict[str, Any]:
         nic = {}
     if not isinstance(nic, dict):
         raise ValidationError(f"nics[{index}] must be a mapping, got {nic!r}")
-    bad = sorted(set(nic) - {"mac", "link", "vlan", "ip", "network", "name"})
+    bad = sorted(set(nic) - {"mac", "mode", "link", "vlan", "ip", "network", "name"})
     if bad:
-        raise ValidationError(f"nics[{index}]: unknown keys {bad}; valid: ['ip', 'link', 'mac', 'name', "
+        raise ValidationError(f"nics[{index}]: unknown keys {bad}; valid: ['ip', 'link', 'mac', 'mode', 'name', "
                               "'network', 'vlan']")
-    out: Dict[str, Any] = {"mac": None, "link": None, "vlan": None, "ip": None, "network": None, "name": None}
+    out: Dict[str, Any] = {"mac": None, "mode": None, "link": None, "vlan": None, "ip": None, "network": None,
+                           "name": None}
+    if nic.get("mode"):
+        from .. import validate as node_checks
+
+        out["mode"] = node_checks.nic_mode(nic["mode"], f"nics[{index}]")
     if nic.get("mac"):
         out["mac"] = names.check_mac(nic["mac"])
     if nic.get("link"):
@@ -224,7 +229,7 @@ def instance_view(inst: Optional[Instance]) -> Optional[Dict[str, Any]]:
         "minmem": inst.beparams.get("minmem"),
         "vcpus": inst.beparams.get("vcpus"),
         "disks": [{"name": d.name, "size": d.size, "uuid": d.uuid} for d in inst.disks],
-        "nics": [{"mac": n.mac, "link": n.link, "vlan": n.vlan, "ip": n.ip, "network": n.network}
+        "nics": [{"mac": n.mac, "mode": n.mode, "link": n.link, "vlan": n.vlan, "ip": n.ip, "network": n.network}
                  for n in inst.nics],
         "hvparams": dict(sorted(inst.hvparams.items())),
         "tags": list(inst.tags),

@@ -16,7 +16,7 @@ two creations at once never get the same address.
 import ipaddress
 from typing import Any, Dict, List, Optional, Tuple
 
-from .. import names
+from .. import names, validate
 from ..config import DEFAULT_NICPARAMS, Config, Instance, Network, new_uuid
 from ..errors import PrerequisiteError, ValidationError
 from ..jobs import Job
@@ -24,7 +24,6 @@ from .common import Context, diff_dict
 from .phases import Operation, commit
 
 POOL = "pool"
-NIC_MODES = ("bridged", "routed", "openvswitch")
 NETPARAM_KEYS = ("mode", "link", "vlan")
 
 
@@ -66,9 +65,8 @@ def validate_netparams(params: Any, where: str) -> Dict[str, Any]:
         raise ValidationError(f"{where}: unknown keys {bad}; valid: {['name', *NETPARAM_KEYS]}")
     out: Dict[str, Any] = {}
     if params.get("mode") is not None:
-        if params["mode"] not in NIC_MODES:
-            raise ValidationError(f"{where} mode {params['mode']!r} is not one of {list(NIC_MODES)}")
-        out["mode"] = params["mode"]
+        # the nodes' own rule: a mode they cannot set up is refused here, not at the first create
+        out["mode"] = validate.nic_mode(params["mode"], where)
     if params.get("link") is not None:
         out["link"] = names.check_ifname(params["link"], f"{where} link")
     if params.get("vlan") is not None:
@@ -244,7 +242,7 @@ def next_free(net: Network) -> str:
 
 
 def nic_params(config: Config, inst: Instance, index: int, requested_link: Optional[str],
-               requested_vlan: Optional[int]) -> Tuple[str, str, Optional[int]]:
+               requested_vlan: Optional[int], requested_mode: Optional[str] = None) -> Tuple[str, str, Optional[int]]:
     """(mode, link, vlan) of a NIC: what it declares, else its network's parameters in the primary
     node's group, else the cluster's nicparams."""
     nic = inst.nics[index]
@@ -261,7 +259,7 @@ def nic_params(config: Config, inst: Instance, index: int, requested_link: Optio
                                     f"node group {group} of {inst.primary_node}; connect it with "
                                     "herd.cluster.network groups")
         params.update({k: v for k, v in net.groups[group].items() if v is not None})
-    return (params.get("mode") or "bridged", requested_link or params.get("link") or "br0",
+    return (requested_mode or params.get("mode") or "bridged", requested_link or params.get("link") or "br0",
             requested_vlan if requested_vlan is not None else params.get("vlan"))
 
 
@@ -272,7 +270,8 @@ def reserve_nics(config: Config, inst: Instance, requested: List[Dict[str, Any]]
     allocated = []
     for index, nic in enumerate(inst.nics):
         declared = requested[index] if index < len(requested) else {}
-        nic.mode, nic.link, nic.vlan = nic_params(config, inst, index, declared.get("link"), declared.get("vlan"))
+        nic.mode, nic.link, nic.vlan = nic_params(config, inst, index, declared.get("link"), declared.get("vlan"),
+                                                    declared.get("mode"))
         want = declared.get("ip")
         if want == POOL and not nic.network:
             raise ValidationError(f"instance {inst.name} nics[{index}]: ip: pool needs network")

@@ -3,6 +3,7 @@ instance operations onto the node agent's storage and hypervisor verbs."""
 
 from typing import Any, Dict, List, Optional
 
+from .. import validate as node_checks
 from ..config import Config, Disk, Instance
 from ..errors import PrerequisiteError, RpcError
 from .common import Context
@@ -142,7 +143,7 @@ def runtime_spec(config: Config, inst: Instance, assembled: List[Dict[str, Any]]
         "hvparams": hvparams,
         "disks": [{"path": a["path"], "format": a["format"], "uuid": d.uuid, "size": d.size, "index": i}
                   for i, (d, a) in enumerate(zip(inst.disks, assembled))],
-        "nics": [{"mac": n.mac, "link": n.link, "vlan": n.vlan, "index": i} for i, n in enumerate(inst.nics)],
+        "nics": [{"mac": n.mac, "link": n.link, "mode": n.mode, "vlan": n.vlan, "index": i} for i, n in enumerate(inst.nics)],
         "network_port": inst.network_port,
         "os": inst.os,
         "cloud_init": inst.os == "cloud_init",
@@ -151,6 +152,22 @@ def runtime_spec(config: Config, inst: Instance, assembled: List[Dict[str, Any]]
         "cdrom": seed_path(config, inst),
         "vnc_password": inst.vnc_password,
     }
+
+
+def check_ovs_links(ctx: Context, config: Config, inst: Instance) -> None:
+    """Before anything is touched: every NIC of mode openvswitch has its link as an Open vSwitch
+    bridge on each of the instance's nodes (the secondary runs it after a failover), checked
+    by the node with the check its start runs. Bridged links are checked by the start itself."""
+    node_checks.instance_nics(inst)
+    nics = [{"mac": n.mac, "link": n.link, "mode": n.mode, "vlan": n.vlan, "index": i}
+            for i, n in enumerate(inst.nics) if n.mode == "openvswitch"]
+    if not nics:
+        return
+    problems: List[str] = []
+    for node in inst.nodes():
+        problems += call(ctx, config, node, "nic_check", {"name": inst.name, "nics": nics})["problems"]
+    if problems:
+        raise PrerequisiteError("; ".join(problems))
 
 
 def seed_path(config: Config, inst: Instance) -> Optional[str]:

@@ -93,8 +93,10 @@ class InstanceRename(Operation):
                                     "renamed")
         status = instance_status(self.ctx, config, inst)
         if status["running"]:
-            raise PrerequisiteError(f"instance {old} runs on {status.get('running_on') or inst.primary_node}: "
-                                    "stop it first")
+            where = status.get("running_on") or [inst.primary_node]
+            where = ", ".join(where) if isinstance(where, list) else where
+            raise PrerequisiteError(f"instance {old} runs on {where}: stop it first (state: stopped), as "
+                                    "gnt-instance rename requires")
         from ..storage.base import StorageContext
         from ..storage.osprov import instance_dir
 
