@@ -217,3 +217,23 @@ def test_item18_a_create_interrupted_after_its_commit_keeps_its_disks(cluster, n
     inst = cluster.store.load().instances["web1"]
     instance_op.ensure(cluster, spec(state="stopped", **noop))
     assert nodes[0].disks == {f"web1/{inst.disks[0].uuid}": 1024}
+
+
+def test_an_instance_created_while_ensure_waited_for_its_lock_is_modified_not_created_again(cluster, monkeypatch):
+    # The operation is chosen from the config read before the instance lock is taken: another
+    # job may create the instance in between. Simulated by choosing create for an instance that
+    # exists; under the lock, create sees it and ensure chooses again.
+    instance_op.ensure(cluster, spec())
+    chosen = []
+    real = instance_op.operation_for
+
+    def stale_first(ctx, declared):
+        chosen.append(instance_op.InstanceCreate if not chosen else real(ctx, declared))
+        return chosen[-1]
+
+    monkeypatch.setattr(instance_op, "operation_for", stale_first)
+    result = instance_op.ensure(cluster, spec(memory="512M", restart_on_change=True))
+    assert chosen == [instance_op.InstanceCreate, instance_op.InstanceModify]
+    assert result["changed"] is True and "stop" in result["actions"]
+    assert cluster.store.load().instances["web1"].beparams["maxmem"] == 512
+    assert [j["opcode"] for j in cluster.journal.list()].count("instance_create") == 1

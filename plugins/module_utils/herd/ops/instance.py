@@ -48,9 +48,10 @@ def operation_for(ctx: Context, spec: Dict[str, Any]) -> Type["InstanceOperation
     read, no node asked); the operation confirms the choice under the instance lock."""
     if spec["state"] == "absent":
         return InstanceRemove
-    if ctx.store.exists() and spec["name"] in ctx.store.load().instances:
-        return InstanceModify
-    return InstanceCreate
+    inst = ctx.store.load().instances.get(spec["name"]) if ctx.store.exists() else None
+    if inst is None:
+        return InstanceCreate
+    return InstanceModify
 
 
 class InstanceMoved(Exception):
