@@ -242,3 +242,11 @@ def test_an_instance_created_while_ensure_waited_for_its_lock_is_modified_not_cr
     assert result["changed"] is True and "stop" in result["actions"]
     assert cluster.store.load().instances["web1"].beparams["maxmem"] == 512
     assert [j["opcode"] for j in cluster.journal.list()].count("instance_create") == 1
+
+
+def test_without_named_nodes_the_allocator_places_on_an_emptier_node(cluster):
+    # hail's score prefers the spread: with 1 GiB on node1, both other nodes are emptier
+    instance_op.ensure(cluster, spec(memory="1G"))
+    result = instance_op.ensure(cluster, spec(name="web2", primary_node=None))
+    assert result["placement"]["primary"] in ("node2", "node3")
+    assert cluster.store.load().instances["web2"].primary_node == result["placement"]["primary"]
