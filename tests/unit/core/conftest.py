@@ -2,7 +2,6 @@ import os
 
 import pytest
 
-from plugins.module_utils.herd.allocator import placement as allocator_placement
 from plugins.module_utils.herd.config import ConfigStore
 from plugins.module_utils.herd.jobs import Journal
 from plugins.module_utils.herd.ops.common import Context
@@ -19,18 +18,6 @@ def nodes(tmp_path):
                       tmp_path / "shared") for i in (1, 2, 3, 4)]
     made[0].state_dir = str(tmp_path / "state")
     return made
-
-
-@pytest.fixture
-def first_fit(monkeypatch):
-    """Placement stand-in for these op tests: the first node(s) by name, or the ones given."""
-    def place(config, facts, request, primary=None, secondary=None):
-        names = sorted(n for n, node in config["nodes"].items() if not node["offline"] and not node["drained"])
-        pri = primary or names[0]
-        sec = secondary or next((n for n in names if n != pri), None)
-        return {"success": True, "primary": pri, "secondary": sec if request["required_nodes"] == 2 else None,
-                "reasons": []}
-    monkeypatch.setattr(allocator_placement, "place", place)
 
 
 @pytest.fixture

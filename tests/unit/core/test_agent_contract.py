@@ -58,7 +58,7 @@ def test_every_verb_the_tests_simulate_is_one_the_agent_serves():
     assert sorted(set(SIMULATED_VERBS) - set(VERBS)) == []
 
 
-def test_growing_a_running_instances_disk_tells_the_guest(cluster, nodes, first_fit):
+def test_growing_a_running_instances_disk_tells_the_guest(cluster, nodes):
     instance_op.ensure(cluster, spec())
     result = instance_op.ensure(cluster, spec(disks=["2G"]))
     assert result["changed"] and not cluster.warnings

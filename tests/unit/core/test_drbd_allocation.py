@@ -12,14 +12,14 @@ from plugins.module_utils.herd.ops import replace_disks
 from .test_ops_instance import spec
 
 
-def test_create_skips_a_minor_a_node_uses_that_the_config_does_not_know(cluster, first_fit, nodes):
+def test_create_skips_a_minor_a_node_uses_that_the_config_does_not_know(cluster, nodes):
     nodes[1].drbd.leftover("left-over/x")  # e.g. removed from the config while node2 was offline
     instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G", "1G"]))
     inst = cluster.store.load().instances["web1"]
     assert [d.logical_id["minors"] for d in inst.disks] == [{"node1": 0, "node2": 1}, {"node1": 1, "node2": 2}]
 
 
-def test_create_and_replace_disks_allocate_minors_the_same_way(cluster, first_fit, nodes):
+def test_create_and_replace_disks_allocate_minors_the_same_way(cluster, nodes):
     nodes[2].drbd.leftover("left-over/x")
     instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G"]))
     config = cluster.store.load()
@@ -28,7 +28,7 @@ def test_create_and_replace_disks_allocate_minors_the_same_way(cluster, first_fi
         config.allocate_minors("node3", 1, [0]) == [1]
 
 
-def test_each_disk_gets_its_own_port_from_the_config_pool(cluster, first_fit):
+def test_each_disk_gets_its_own_port_from_the_config_pool(cluster):
     instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G", "1G"]))
     config = cluster.store.load()
     ports = [d.logical_id["port"] for d in config.instances["web1"].disks]
@@ -36,10 +36,10 @@ def test_each_disk_gets_its_own_port_from_the_config_pool(cluster, first_fit):
     assert config.allocate_port() not in ports
 
 
-def test_an_exhausted_port_pool_is_a_clear_error_not_stopiteration(cluster, first_fit):
+def test_an_exhausted_port_pool_is_a_clear_error_not_stopiteration(cluster):
     config = cluster.store.load()
     filler = Instance(name="filler", uuid="00000000-0000-4000-8000-000000000000", primary_node="node1",
-                      hypervisor="fake", disk_template="plain",
+                      hypervisor="fake", disk_template="diskless",
                       disks=[Disk(uuid=f"d{p}", size=1, logical_id={"port": p})
                              for p in range(FIRST_PORT, LAST_PORT + 1)])
     config.instances["filler"] = filler

@@ -15,7 +15,7 @@ from .test_ops_instance import spec
 
 
 @pytest.fixture
-def web1(cluster, first_fit):
+def web1(cluster):
     instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G"]))
     return cluster
 

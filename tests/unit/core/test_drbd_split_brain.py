@@ -12,9 +12,10 @@ from .test_ops_instance import spec
 
 
 @pytest.fixture
-def web1(cluster, first_fit):
+def web1(cluster):
     """A stopped drbd instance (primary node1, secondary node2) whose disk is split-brained."""
-    instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G"], state="stopped"))
+    instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G"], state="stopped", primary_node="node1",
+                                     secondary_node="node2"))
     return cluster
 
 

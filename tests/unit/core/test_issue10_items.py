@@ -19,7 +19,7 @@ from .test_ops_instance import spec
 
 # --------------------------------------------------------------------------- rename
 
-def test_rename_refuses_an_instance_that_runs_although_marked_down(cluster, nodes, first_fit):
+def test_rename_refuses_an_instance_that_runs_although_marked_down(cluster, nodes):
     """Ganeti's rename needs the instance stopped; herd checks the node, not only the admin state."""
     instance_op.ensure(cluster, spec(state="running"))
     config = cluster.store.load()
@@ -36,7 +36,7 @@ def migration_args(nodes):
     return [args for node in nodes for verb, args in node.requests if verb == "migration_start"]
 
 
-def test_cluster_migration_bandwidth_and_downtime_reach_the_source_node(cluster, nodes, first_fit, monkeypatch):
+def test_cluster_migration_bandwidth_and_downtime_reach_the_source_node(cluster, nodes, monkeypatch):
     monkeypatch.setattr(allocator_placement, "relocate", lambda config, facts, name: {"success": True, "primary": "node2"})
     cluster_op.present(cluster, init_spec(enabled_hypervisors=["kvm", "fake"],
                                           hvparams={"fake": {"migration_bandwidth": 128, "migration_downtime": 300}}))
@@ -44,7 +44,8 @@ def test_cluster_migration_bandwidth_and_downtime_reach_the_source_node(cluster,
     migrate.migrate(cluster, {"name": "web1"})
     assert [(a["bandwidth"], a["downtime"]) for a in migration_args(nodes)] == [(128, 300)]
     # the instance's own value wins over the cluster default
-    instance_op.ensure(cluster, spec(disk_template="sharedfile", hvparams={"migration_bandwidth": 64}))
+    instance_op.ensure(cluster, spec(disk_template="sharedfile", hvparams={"migration_bandwidth": 64},
+                                     primary_node="node2"))
     migrate.migrate(cluster, {"name": "web1", "target_node": "node1"})
     assert [(a["bandwidth"], a["downtime"]) for a in migration_args(nodes)][-1] == (64, 300)
 

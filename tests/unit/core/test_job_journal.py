@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 def spec(**extra):
     base = {"name": "web1", "state": "running", "disk_template": "file", "disks": ["1G"], "memory": "256M",
-            "vcpus": 1, "hypervisor": "fake"}
+            "vcpus": 1, "hypervisor": "fake", "primary_node": "node1"}
     base.update(extra)
     return base
 
@@ -119,7 +119,7 @@ class Reads:
         monkeypatch.setattr(os, "listdir", counting_listdir)
 
 
-def test_operations_never_read_or_list_archived_jobs(cluster, nodes, first_fit, monkeypatch):
+def test_operations_never_read_or_list_archived_jobs(cluster, nodes, monkeypatch):
     """Create, modify, verify and remove an instance with 2,500 finished jobs in the archive: not one
     archived job file is opened, and of the archive only its bucket names and the newest bucket's
     file names (for the next id) are listed."""
@@ -162,7 +162,7 @@ def test_the_latest_indexed_job_is_found_without_the_archive(tmp_path, monkeypat
     assert journal.latest("instance_replace_disks", "www") is None
 
 
-def test_job_info_table_and_one_job_with_its_steps_and_progress(cluster, first_fit):
+def test_job_info_table_and_one_job_with_its_steps_and_progress(cluster):
     instance_op.ensure(cluster, spec())
     listing = info.job_info(cluster, limit=5)
     header, *rows = listing["table"]
@@ -247,7 +247,7 @@ class FakeModule:
         raise Failed(kwargs)
 
 
-def test_state_changing_results_and_errors_carry_the_job_ids(cluster, nodes, first_fit, monkeypatch):
+def test_state_changing_results_and_errors_carry_the_job_ids(cluster, nodes, monkeypatch):
     glue = ansible_herd()
     monkeypatch.setattr(glue, "context", lambda module: cluster)
     cluster.journal.opened.clear()  # the cluster's own init and node adds

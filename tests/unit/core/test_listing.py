@@ -17,8 +17,8 @@ def spec(name, **extra):
 
 
 @pytest.fixture
-def instances(cluster, first_fit):
-    instance_op.ensure(cluster, spec("web1", tags=["web"]))
+def instances(cluster):
+    instance_op.ensure(cluster, spec("web1", primary_node="node1", tags=["web"]))
     instance_op.ensure(cluster, spec("web2", primary_node="node2", tags=["web"], state="stopped"))
     instance_op.ensure(cluster, spec("db1", primary_node="node3", memory="1G"))
     return cluster

@@ -16,9 +16,9 @@ CHANGING = ("drbd_attach", "drbd_connect", "disk_assemble", "drbd_disconnect", "
 
 
 @pytest.fixture
-def web1(cluster, first_fit):
+def web1(cluster):
     """A running drbd instance with two disks, primary node1, secondary node2."""
-    instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G", "512M"]))
+    instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G", "2G"], primary_node="node1", secondary_node="node2"))
     return cluster
 
 

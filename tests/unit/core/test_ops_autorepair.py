@@ -26,9 +26,9 @@ def no_sleep(monkeypatch):
 
 
 @pytest.fixture
-def web1(cluster, first_fit):
+def web1(cluster):
     """A running drbd instance, primary node1, secondary node2; node3 is free."""
-    instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G"]))
+    instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G"], primary_node="node1", secondary_node="node2"))
     return cluster
 
 
@@ -261,8 +261,9 @@ def test_only_the_instances_asked_for_and_bad_names_are_refused(web1, nodes):
         autorepair.autorepair(web1, {"instances": ["Web_1"]})
     with pytest.raises(Exception, match="instance\\(s\\) db9 do not exist"):
         autorepair.autorepair(web1, {"reset": ["db9"]})
+    # created before node2 dies: the allocator places nothing on a cluster that is no longer N+1
+    instance_op.ensure(web1, spec(name="db1", disk_template="file", primary_node="node3"))
     dead(web1, nodes, 1)
     cluster_tags(web1, ["herd:autorepair:fix-storage"])
-    instance_op.ensure(web1, spec(name="db1", disk_template="file"))
     result = autorepair.autorepair(web1, {"instances": ["db1"]})
     assert result["instances"] == [] and web1.store.load().instances["web1"].secondary_node == "node2"

@@ -247,7 +247,7 @@ def test_init_on_a_candidate_of_a_cluster_names_that_cluster(cluster, nodes):
         cluster_op.present(cluster, init_spec(name="other.example"))
 
 
-def test_item15_file_storage_dir_cannot_change_while_file_instances_exist(cluster, first_fit):
+def test_item15_file_storage_dir_cannot_change_while_file_instances_exist(cluster):
     from plugins.module_utils.herd.ops import instance as instance_op
 
     instance_op.ensure(cluster, {"name": "web1", "state": "stopped", "disk_template": "file", "disks": ["1G"],

@@ -21,7 +21,7 @@ PASSWORD = "s3cr#tPw"
 
 def spec(**extra):
     base = {"name": "web1", "state": "running", "disk_template": "file", "disks": ["1G"], "memory": "256M",
-            "vcpus": 1, "hypervisor": "kvm"}
+            "vcpus": 1, "hypervisor": "kvm", "primary_node": "node1"}
     base.update(extra)
     return base
 
@@ -30,7 +30,7 @@ def row(ctx, name="web1"):
     return next(r for r in info.instance_info(ctx, live=False)["instances"] if r["name"] == name)
 
 
-def test_instance_info_gives_the_exact_serial_console_command(cluster, first_fit):
+def test_instance_info_gives_the_exact_serial_console_command(cluster):
     instance_op.ensure(cluster, spec())
     console = row(cluster)["console"]
     socket_path = "/run/herd/kvm/web1.serial"
@@ -41,7 +41,7 @@ def test_instance_info_gives_the_exact_serial_console_command(cluster, first_fit
     assert console["escape"] == "^]"
 
 
-def test_console_command_uses_the_nodes_ssh_port(cluster, first_fit):
+def test_console_command_uses_the_nodes_ssh_port(cluster):
     config = cluster.store.load()
     config.cluster.ndparams["ssh_port"] = 2222
     cluster.store.save(config)
@@ -49,13 +49,13 @@ def test_console_command_uses_the_nodes_ssh_port(cluster, first_fit):
     assert row(cluster)["console"]["command"][:5] == ["ssh", "-t", "-p", "2222", "root@node1"]
 
 
-def test_no_serial_command_when_the_serial_console_is_off(cluster, first_fit):
+def test_no_serial_command_when_the_serial_console_is_off(cluster):
     instance_op.ensure(cluster, spec(hvparams={"serial_console": False}))
     console = row(cluster)["console"]
     assert console["command"] is None and console["serial_socket"] is None
 
 
-def test_loopback_vnc_is_reached_through_an_ssh_tunnel(cluster, first_fit):
+def test_loopback_vnc_is_reached_through_an_ssh_tunnel(cluster):
     instance_op.ensure(cluster, spec())
     vnc = row(cluster)["console"]["vnc"]
     port = cluster.store.load().instances["web1"].network_port
@@ -63,19 +63,19 @@ def test_loopback_vnc_is_reached_through_an_ssh_tunnel(cluster, first_fit):
     assert vnc["tunnel"] == f"ssh -L {port}:127.0.0.1:{port} root@node1"
 
 
-def test_no_vnc_entry_when_vnc_is_off(cluster, first_fit):
+def test_no_vnc_entry_when_vnc_is_off(cluster):
     instance_op.ensure(cluster, spec(hvparams={"vnc_bind_address": "none"}))
     assert row(cluster)["console"]["vnc"] is None
 
 
-def test_fake_hypervisor_has_no_console(cluster, first_fit):
+def test_fake_hypervisor_has_no_console(cluster):
     instance_op.ensure(cluster, spec(hypervisor="fake"))
     assert row(cluster)["console"] is None
 
 
 # --- VNC password -------------------------------------------------------------
 
-def test_vnc_password_on_a_loopback_console_is_refused_before_anything(cluster, nodes, first_fit):
+def test_vnc_password_on_a_loopback_console_is_refused_before_anything(cluster, nodes):
     with pytest.raises(ValidationError, match="non-local address") as err:
         instance_op.ensure(cluster, spec(vnc_password=PASSWORD))
     assert PASSWORD not in str(err.value)
@@ -83,14 +83,14 @@ def test_vnc_password_on_a_loopback_console_is_refused_before_anything(cluster, 
 
 
 @pytest.mark.parametrize("bad", ["123456789", "two words", "pässwd", "ab\ncd"])
-def test_unusable_vnc_password_is_refused_without_echoing_it(cluster, first_fit, bad):
+def test_unusable_vnc_password_is_refused_without_echoing_it(cluster, bad):
     with pytest.raises(ValidationError, match="vnc_password") as err:
         instance_op.ensure(cluster, spec(vnc_password=bad, hvparams={"vnc_bind_address": "0.0.0.0"}))
     assert bad not in str(err.value)
     assert "web1" not in cluster.store.load().instances
 
 
-def test_vnc_password_reaches_the_node_and_never_the_results_or_journal(cluster, nodes, first_fit):
+def test_vnc_password_reaches_the_node_and_never_the_results_or_journal(cluster, nodes):
     result = instance_op.ensure(cluster, spec(vnc_password=PASSWORD, hvparams={"vnc_bind_address": "0.0.0.0"}))
     assert result["instance"]["vnc_password_set"] is True
     assert PASSWORD not in json.dumps(result)
@@ -102,7 +102,7 @@ def test_vnc_password_reaches_the_node_and_never_the_results_or_journal(cluster,
     assert listed["instances"][0]["console"]["vnc"]["tunnel"] is None
 
 
-def test_same_vnc_password_again_is_unchanged_and_a_new_one_is_a_change(cluster, first_fit):
+def test_same_vnc_password_again_is_unchanged_and_a_new_one_is_a_change(cluster):
     hv = {"vnc_bind_address": "0.0.0.0"}
     instance_op.ensure(cluster, spec(vnc_password=PASSWORD, hvparams=hv))
     assert instance_op.ensure(cluster, spec(vnc_password=PASSWORD, hvparams=hv))["changed"] is False
@@ -112,7 +112,7 @@ def test_same_vnc_password_again_is_unchanged_and_a_new_one_is_a_change(cluster,
     assert cluster.store.load().instances["web1"].vnc_password == "other1"
 
 
-def test_empty_vnc_password_removes_it(cluster, first_fit):
+def test_empty_vnc_password_removes_it(cluster):
     hv = {"vnc_bind_address": "0.0.0.0"}
     instance_op.ensure(cluster, spec(vnc_password=PASSWORD, hvparams=hv))
     result = instance_op.ensure(cluster, spec(vnc_password="", hvparams=hv))
@@ -120,7 +120,7 @@ def test_empty_vnc_password_removes_it(cluster, first_fit):
     assert cluster.store.load().instances["web1"].vnc_password is None
 
 
-def test_moving_vnc_to_loopback_with_a_password_set_is_refused(cluster, first_fit):
+def test_moving_vnc_to_loopback_with_a_password_set_is_refused(cluster):
     instance_op.ensure(cluster, spec(vnc_password=PASSWORD, hvparams={"vnc_bind_address": "0.0.0.0"}))
     with pytest.raises(ValidationError, match="non-local"):
         instance_op.ensure(cluster, spec(hvparams={"vnc_bind_address": "127.0.0.1"}))

@@ -6,13 +6,18 @@ from plugins.module_utils.herd.ops import info
 
 
 def spec(**extra):
+    """A small instance on node1 (drbd: node2 its secondary) unless the test names other nodes:
+    these tests are about the operations; the allocator's own choice is tested in
+    test_placement_allocator.py and test_ops_fleet.py (a named node still passes its checks)."""
     base = {"name": "web1", "state": "running", "disk_template": "file", "disks": ["1G"], "memory": "256M",
-            "vcpus": 1, "hypervisor": "fake"}
+            "vcpus": 1, "hypervisor": "fake", "primary_node": "node1"}
     base.update(extra)
+    if base["disk_template"] == "drbd" and "secondary_node" not in extra and base["primary_node"] == "node1":
+        base["secondary_node"] = "node2"
     return base
 
 
-def test_create_running_instance_makes_disks_starts_and_records(cluster, nodes, first_fit):
+def test_create_running_instance_makes_disks_starts_and_records(cluster, nodes):
     result = instance_op.ensure(cluster, spec())
     assert result["changed"] is True
     inst = cluster.store.load().instances["web1"]
@@ -21,7 +26,7 @@ def test_create_running_instance_makes_disks_starts_and_records(cluster, nodes, 
     assert "web1" in nodes[0].running
 
 
-def test_second_identical_run_changes_nothing(cluster, first_fit):
+def test_second_identical_run_changes_nothing(cluster):
     instance_op.ensure(cluster, spec())
     serial = cluster.store.load().serial_no
     result = instance_op.ensure(cluster, spec())
@@ -29,12 +34,12 @@ def test_second_identical_run_changes_nothing(cluster, first_fit):
     assert cluster.store.load().serial_no == serial
 
 
-def test_sizes_in_other_units_are_the_same_size(cluster, first_fit):
+def test_sizes_in_other_units_are_the_same_size(cluster):
     instance_op.ensure(cluster, spec())
     assert instance_op.ensure(cluster, spec(disks=["1024M"], memory=256))["changed"] is False
 
 
-def test_check_mode_create_reports_placement_and_touches_nothing(cluster, nodes, first_fit):
+def test_check_mode_create_reports_placement_and_touches_nothing(cluster, nodes):
     cluster.check_mode = True
     result = instance_op.ensure(cluster, spec())
     assert result["placement"]["primary"] == "node1"
@@ -42,7 +47,7 @@ def test_check_mode_create_reports_placement_and_touches_nothing(cluster, nodes,
     assert nodes[0].disks == {} and nodes[0].running == {}
 
 
-def test_macs_and_ids_are_generated_once_and_kept(cluster, first_fit):
+def test_macs_and_ids_are_generated_once_and_kept(cluster):
     instance_op.ensure(cluster, spec(hypervisor="kvm", nics=[{"link": "br0"}]))
     first = cluster.store.load().instances["web1"]
     instance_op.ensure(cluster, spec(hypervisor="kvm", nics=[{"link": "br0"}], memory="512M",
@@ -52,7 +57,7 @@ def test_macs_and_ids_are_generated_once_and_kept(cluster, first_fit):
     assert first.uuid == again.uuid and first.network_port == again.network_port == 11000
 
 
-def test_memory_change_on_running_instance_waits_for_restart(cluster, nodes, first_fit):
+def test_memory_change_on_running_instance_waits_for_restart(cluster, nodes):
     instance_op.ensure(cluster, spec())
     result = instance_op.ensure(cluster, spec(memory="512M"))
     assert result["changed"] is True
@@ -62,7 +67,7 @@ def test_memory_change_on_running_instance_waits_for_restart(cluster, nodes, fir
     assert nodes[0].running["web1"]["memory"] == 256
 
 
-def test_memory_change_with_restart_on_change_restarts(cluster, nodes, first_fit):
+def test_memory_change_with_restart_on_change_restarts(cluster, nodes):
     instance_op.ensure(cluster, spec())
     result = instance_op.ensure(cluster, spec(memory="512M", restart_on_change=True))
     assert result["actions"] == ["stop", "start"]
@@ -70,7 +75,7 @@ def test_memory_change_with_restart_on_change_restarts(cluster, nodes, first_fit
     assert cluster.store.load().instances["web1"].pending_restart is False
 
 
-def test_disk_grows(cluster, nodes, first_fit):
+def test_disk_grows(cluster, nodes):
     instance_op.ensure(cluster, spec())
     result = instance_op.ensure(cluster, spec(disks=["2G"]))
     inst = cluster.store.load().instances["web1"]
@@ -78,19 +83,19 @@ def test_disk_grows(cluster, nodes, first_fit):
     assert nodes[0].disks[f"web1/{inst.disks[0].uuid}"] == 2048
 
 
-def test_shrinking_a_disk_is_refused(cluster, first_fit):
+def test_shrinking_a_disk_is_refused(cluster):
     instance_op.ensure(cluster, spec(disks=["2G"]))
     with pytest.raises(PrerequisiteError, match="disk 0 is 2048 MiB, declared 1024 MiB: disks never shrink"):
         instance_op.ensure(cluster, spec(disks=["1G"]))
 
 
-def test_changing_the_template_is_refused(cluster, first_fit):
+def test_changing_the_template_is_refused(cluster):
     instance_op.ensure(cluster, spec())
     with pytest.raises(PrerequisiteError, match="disk_template is file, declared sharedfile"):
         instance_op.ensure(cluster, spec(disk_template="sharedfile"))
 
 
-def test_stop_and_start(cluster, nodes, first_fit):
+def test_stop_and_start(cluster, nodes):
     instance_op.ensure(cluster, spec())
     assert instance_op.ensure(cluster, spec(state="stopped"))["actions"] == ["stop"]
     assert "web1" not in nodes[0].running
@@ -99,7 +104,7 @@ def test_stop_and_start(cluster, nodes, first_fit):
     assert "web1" in nodes[0].running
 
 
-def test_start_failure_of_a_new_instance_removes_its_disks_and_config(cluster, nodes, first_fit):
+def test_start_failure_of_a_new_instance_removes_its_disks_and_config(cluster, nodes):
     nodes[0].fail["instance_start"] = "qemu-system-x86_64: -drive file=/x: Could not open '/x'"
     with pytest.raises(Exception, match="Could not open '/x'"):
         instance_op.ensure(cluster, spec())
@@ -110,7 +115,7 @@ def test_start_failure_of_a_new_instance_removes_its_disks_and_config(cluster, n
     assert any(step["name"].startswith("rollback: remove disk 0") for step in job["steps"])
 
 
-def test_remove_stops_and_deletes_disks_and_runtime_files(cluster, nodes, first_fit):
+def test_remove_stops_and_deletes_disks_and_runtime_files(cluster, nodes):
     instance_op.ensure(cluster, spec())
     result = instance_op.ensure(cluster, {"name": "web1", "state": "absent"})
     assert result["changed"] is True
@@ -119,7 +124,7 @@ def test_remove_stops_and_deletes_disks_and_runtime_files(cluster, nodes, first_
     assert instance_op.ensure(cluster, {"name": "web1", "state": "absent"})["changed"] is False
 
 
-def test_instance_info_reports_error_states(cluster, nodes, first_fit):
+def test_instance_info_reports_error_states(cluster, nodes):
     instance_op.ensure(cluster, spec())
     nodes[0].drop("web1")
     rows = info.instance_info(cluster)["instances"]
@@ -137,26 +142,26 @@ def test_instance_info_reports_error_states(cluster, nodes, first_fit):
     ({"hypervisor": "kvm", "hvparams": {"kernel_path": "vmlinuz"}}, "expected an absolute path"),
     ({"hvparams": {"kernel_path": "/vmlinuz"}}, r"unknown parameters \['kernel_path'\] for fake"),
 ])
-def test_bad_input_is_refused_before_anything_is_touched(cluster, nodes, first_fit, bad, message):
+def test_bad_input_is_refused_before_anything_is_touched(cluster, nodes, bad, message):
     with pytest.raises(ValidationError, match=message):
         instance_op.ensure(cluster, spec(**bad))
     assert nodes[0].calls.count("disk_create") == 0
 
 
-def test_duplicate_mac_is_refused(cluster, first_fit):
+def test_duplicate_mac_is_refused(cluster):
     instance_op.ensure(cluster, spec(nics=[{"mac": "aa:00:00:00:00:01"}]))
     with pytest.raises(PrerequisiteError, match="MAC aa:00:00:00:00:01 is already used"):
         instance_op.ensure(cluster, spec(name="web2", nics=[{"mac": "aa:00:00:00:00:01"}]))
 
 
-def test_drained_node_is_refused_as_explicit_target(cluster, first_fit):
+def test_drained_node_is_refused_as_explicit_target(cluster):
     from plugins.module_utils.herd.ops import node as node_op
     node_op.present(cluster, {"name": "node2", "drained": True})
     with pytest.raises(PrerequisiteError, match="node node2 is drained"):
         instance_op.ensure(cluster, spec(primary_node="node2"))
 
 
-def test_restarted_always_restarts_and_applies_pending_changes(cluster, nodes, first_fit):
+def test_restarted_always_restarts_and_applies_pending_changes(cluster, nodes):
     instance_op.ensure(cluster, spec())
     instance_op.ensure(cluster, spec(memory="512M"))
     assert nodes[0].running["web1"]["memory"] == 256
@@ -190,7 +195,7 @@ def interrupt_during(cluster, nodes, monkeypatch, verb, os_spec=None):
     return job
 
 
-def test_item18_an_interrupted_create_records_the_disks_it_made(cluster, nodes, first_fit, monkeypatch):
+def test_item18_an_interrupted_create_records_the_disks_it_made(cluster, nodes, monkeypatch):
     job = interrupt_during(cluster, nodes, monkeypatch, "os_install")
     made = [key.split("/")[1] for key in nodes[0].disks]
     assert [e["kind"] for e in job["created"]] == ["disk", "os"]
@@ -198,7 +203,7 @@ def test_item18_an_interrupted_create_records_the_disks_it_made(cluster, nodes, 
     assert "web1" not in cluster.store.load().instances
 
 
-def test_item18_recovery_removes_exactly_what_the_interrupted_create_made(cluster, nodes, first_fit, monkeypatch):
+def test_item18_recovery_removes_exactly_what_the_interrupted_create_made(cluster, nodes, monkeypatch):
     instance_op.ensure(cluster, spec(name="db1", state="stopped"))
     others = dict(nodes[0].disks)  # another instance's disk on the same node
     interrupt_during(cluster, nodes, monkeypatch, "os_install")
@@ -210,10 +215,38 @@ def test_item18_recovery_removes_exactly_what_the_interrupted_create_made(cluste
     assert cluster.journal.interrupted() == []
 
 
-def test_item18_a_create_interrupted_after_its_commit_keeps_its_disks(cluster, nodes, first_fit, monkeypatch):
+def test_item18_a_create_interrupted_after_its_commit_keeps_its_disks(cluster, nodes, monkeypatch):
     # past the OS step: the noop OS, as no image file exists on the in-process nodes
     noop = {"os": "noop"}
     interrupt_during(cluster, nodes, monkeypatch, "instance_start", noop)
     inst = cluster.store.load().instances["web1"]
     instance_op.ensure(cluster, spec(state="stopped", **noop))
     assert nodes[0].disks == {f"web1/{inst.disks[0].uuid}": 1024}
+
+
+def test_an_instance_created_while_ensure_waited_for_its_lock_is_modified_not_created_again(cluster, monkeypatch):
+    # The operation is chosen from the config read before the instance lock is taken: another
+    # job may create the instance in between. Simulated by choosing create for an instance that
+    # exists; under the lock, create sees it and ensure chooses again.
+    instance_op.ensure(cluster, spec())
+    chosen = []
+    real = instance_op.operation_for
+
+    def stale_first(ctx, declared):
+        chosen.append(instance_op.InstanceCreate if not chosen else real(ctx, declared))
+        return chosen[-1]
+
+    monkeypatch.setattr(instance_op, "operation_for", stale_first)
+    result = instance_op.ensure(cluster, spec(memory="512M", restart_on_change=True))
+    assert chosen == [instance_op.InstanceCreate, instance_op.InstanceModify]
+    assert result["changed"] is True and "stop" in result["actions"]
+    assert cluster.store.load().instances["web1"].beparams["maxmem"] == 512
+    assert [j["opcode"] for j in cluster.journal.list()].count("instance_create") == 1
+
+
+def test_without_named_nodes_the_allocator_places_on_an_emptier_node(cluster):
+    # hail's score prefers the spread: with 1 GiB on node1, both other nodes are emptier
+    instance_op.ensure(cluster, spec(memory="1G"))
+    result = instance_op.ensure(cluster, spec(name="web2", primary_node=None))
+    assert result["placement"]["primary"] in ("node2", "node3")
+    assert cluster.store.load().instances["web2"].primary_node == result["placement"]["primary"]

@@ -19,9 +19,9 @@ def no_sleep(monkeypatch):
 
 
 @pytest.fixture
-def web1(cluster, first_fit):
+def web1(cluster):
     """A running drbd instance with two disks, primary node1, secondary node2."""
-    instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G", "512M"]))
+    instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G", "2G"], primary_node="node1", secondary_node="node2"))
     return cluster
 
 
@@ -77,19 +77,19 @@ def test_an_unknown_instance_is_refused(web1):
 def test_a_start_brings_the_secondary_up_too(web1, nodes):
     """After both nodes rebooted the devices are down on both; starting the instance assembles
     the primary's, and (as Ganeti's start does) attaches the secondary's too."""
-    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "512M"], state="stopped"))
+    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "2G"], state="stopped"))
     for key in keys(web1):
         nodes[0].drbd.down(key)
         nodes[1].drbd.down(key)
-    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "512M"], state="running"))
+    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "2G"], state="running"))
     for key in keys(web1):
         assert nodes[1].drbd.status(key) is not None, "the secondary's device stayed down"
 
 
 def test_a_start_goes_on_with_a_warning_when_the_secondary_does_not_answer(web1, nodes):
-    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "512M"], state="stopped"))
+    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "2G"], state="stopped"))
     nodes[1].reachable = False
-    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "512M"], state="running"))
+    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "2G"], state="running"))
     assert any("could not be activated on its secondary node2" in w for w in web1.warnings), web1.warnings
     assert "web1" in nodes[0].running
 

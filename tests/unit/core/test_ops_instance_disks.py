@@ -21,86 +21,86 @@ def held(node, name="web1"):
 
 
 @pytest.mark.parametrize("template", ["file", "sharedfile", "plain"])
-def test_a_longer_disk_list_adds_a_disk_and_a_second_run_changes_nothing(cluster, nodes, first_fit, template):
+def test_a_longer_disk_list_adds_a_disk_and_a_second_run_changes_nothing(cluster, nodes, template):
     instance_op.ensure(cluster, spec(disk_template=template, state="stopped"))
-    result = instance_op.ensure(cluster, spec(disk_template=template, state="stopped", disks=["1G", "512M"]))
-    assert result["changed"] is True and "add disk 1 of 512 MiB" in result["actions"]
+    result = instance_op.ensure(cluster, spec(disk_template=template, state="stopped", disks=["1G", "1536M"]))
+    assert result["changed"] is True and "add disk 1 of 1536 MiB" in result["actions"]
     disks = disks_of(cluster)
-    assert [d.size for d in disks] == [1024, 512]
+    assert [d.size for d in disks] == [1024, 1536]
     assert held(nodes[0]) == sorted(d.uuid for d in disks)
     serial = cluster.store.load().serial_no
-    again = instance_op.ensure(cluster, spec(disk_template=template, state="stopped", disks=["1G", "512M"]))
+    again = instance_op.ensure(cluster, spec(disk_template=template, state="stopped", disks=["1G", "1536M"]))
     assert again["changed"] is False and cluster.store.load().serial_no == serial
 
 
-def test_a_shorter_list_without_remove_disks_is_refused_and_deletes_nothing(cluster, nodes, first_fit):
-    instance_op.ensure(cluster, spec(state="stopped", disks=["1G", {"size": "512M", "name": "scratch"}]))
+def test_a_shorter_list_without_remove_disks_is_refused_and_deletes_nothing(cluster, nodes):
+    instance_op.ensure(cluster, spec(state="stopped", disks=["1G", {"size": "1536M", "name": "scratch"}]))
     before = dict(nodes[0].disks)
-    with pytest.raises(PrerequisiteError, match=r"would delete disk 1 \(512 MiB, scratch\) with their data. "
+    with pytest.raises(PrerequisiteError, match=r"would delete disk 1 \(1536 MiB, scratch\) with their data. "
                                                 r"Set remove_disks: true"):
         instance_op.ensure(cluster, spec(state="stopped", disks=["1G"]))
     assert nodes[0].disks == before and len(disks_of(cluster)) == 2
 
 
-def test_remove_disks_removes_the_trailing_disks_and_their_volumes(cluster, nodes, first_fit):
-    instance_op.ensure(cluster, spec(state="stopped", disks=["1G", "512M", "256M"]))
+def test_remove_disks_removes_the_trailing_disks_and_their_volumes(cluster, nodes):
+    instance_op.ensure(cluster, spec(state="stopped", disks=["1G", "1536M", "1280M"]))
     first = disks_of(cluster)[0]
     result = instance_op.ensure(cluster, spec(state="stopped", disks=["1G"], remove_disks=True))
-    assert result["actions"] == ["remove disk 1 (512 MiB) with its data", "remove disk 2 (256 MiB) with its data"]
+    assert result["actions"] == ["remove disk 1 (1536 MiB) with its data", "remove disk 2 (1280 MiB) with its data"]
     assert [d.uuid for d in disks_of(cluster)] == [first.uuid]
     assert held(nodes[0]) == [first.uuid]
     assert instance_op.ensure(cluster, spec(state="stopped", disks=["1G"], remove_disks=True))["changed"] is False
 
 
-def test_the_last_disk_is_never_removed_declaratively(cluster, first_fit):
+def test_the_last_disk_is_never_removed_declaratively(cluster):
     instance_op.ensure(cluster, spec(state="stopped"))
     with pytest.raises(PrerequisiteError, match="keeps at least one disk"):
         instance_op.ensure(cluster, spec(state="stopped", disks=[], remove_disks=True))
 
 
-def test_a_diskless_instance_gets_no_disks(cluster, first_fit):
+def test_a_diskless_instance_gets_no_disks(cluster):
     instance_op.ensure(cluster, spec(disk_template="diskless", disks=[], state="stopped"))
     with pytest.raises(PrerequisiteError, match="is diskless: it cannot have disks"):
         instance_op.ensure(cluster, spec(disk_template="diskless", disks=["1G"], state="stopped"))
 
 
-def test_removing_a_disk_from_a_running_instance_needs_a_stop(cluster, nodes, first_fit):
-    instance_op.ensure(cluster, spec(disks=["1G", "512M"]))
+def test_removing_a_disk_from_a_running_instance_needs_a_stop(cluster, nodes):
+    instance_op.ensure(cluster, spec(disks=["1G", "1536M"]))
     with pytest.raises(PrerequisiteError, match="is running: removing disks \\[1\\] needs it stopped"):
         instance_op.ensure(cluster, spec(disks=["1G"], remove_disks=True))
     assert len(held(nodes[0])) == 2 and "web1" in nodes[0].running
     result = instance_op.ensure(cluster, spec(disks=["1G"], remove_disks=True, restart_on_change=True))
-    assert result["actions"] == ["stop", "remove disk 1 (512 MiB) with its data", "start"]
+    assert result["actions"] == ["stop", "remove disk 1 (1536 MiB) with its data", "start"]
     assert len(held(nodes[0])) == 1 and len(nodes[0].running["web1"]["disks"]) == 1
 
 
-def test_a_disk_added_to_a_running_instance_is_attached_at_the_next_start(cluster, nodes, first_fit):
+def test_a_disk_added_to_a_running_instance_is_attached_at_the_next_start(cluster, nodes):
     instance_op.ensure(cluster, spec())
-    result = instance_op.ensure(cluster, spec(disks=["1G", "512M"]))
+    result = instance_op.ensure(cluster, spec(disks=["1G", "1536M"]))
     assert "the new disks are attached at the next start (herd does not hot-plug disks)" in result["actions"]
     assert len(held(nodes[0])) == 2 and len(nodes[0].running["web1"]["disks"]) == 1
     assert cluster.store.load().instances["web1"].pending_restart is True
-    instance_op.ensure(cluster, spec(disks=["1G", "512M"], state="restarted"))
+    instance_op.ensure(cluster, spec(disks=["1G", "1536M"], state="restarted"))
     assert len(nodes[0].running["web1"]["disks"]) == 2
 
 
-def test_check_mode_says_what_would_be_added_and_removed_and_touches_nothing(cluster, nodes, first_fit):
-    instance_op.ensure(cluster, spec(state="stopped", disks=["1G", "512M"]))
+def test_check_mode_says_what_would_be_added_and_removed_and_touches_nothing(cluster, nodes):
+    instance_op.ensure(cluster, spec(state="stopped", disks=["1G", "1536M"]))
     before, serial = dict(nodes[0].disks), cluster.store.load().serial_no
     cluster.check_mode = True
     removal = instance_op.ensure(cluster, spec(state="stopped", disks=["1G"], remove_disks=True))
-    addition = instance_op.ensure(cluster, spec(state="stopped", disks=["1G", "512M", "2G"]))
-    assert removal["changed"] and removal["actions"] == ["remove disk 1 (512 MiB) with its data"]
+    addition = instance_op.ensure(cluster, spec(state="stopped", disks=["1G", "1536M", "2G"]))
+    assert removal["changed"] and removal["actions"] == ["remove disk 1 (1536 MiB) with its data"]
     assert [d["size"] for d in removal["diff"]["after"]["disks"]] == [1024]
     assert addition["actions"] == ["add disk 2 of 2048 MiB"]
-    assert [d["size"] for d in addition["diff"]["after"]["disks"]] == [1024, 512, 2048]
+    assert [d["size"] for d in addition["diff"]["after"]["disks"]] == [1024, 1536, 2048]
     assert nodes[0].disks == before and cluster.store.load().serial_no == serial
 
 
-def test_a_drbd_disk_add_takes_new_minors_and_port_creates_both_sides_and_waits_for_sync(cluster, nodes, first_fit):
+def test_a_drbd_disk_add_takes_new_minors_and_port_creates_both_sides_and_waits_for_sync(cluster, nodes):
     instance_op.ensure(cluster, spec(disk_template="drbd", state="stopped"))
     nodes[0].drbd.sync_polls = nodes[1].drbd.sync_polls = 0
-    result = instance_op.ensure(cluster, spec(disk_template="drbd", state="stopped", disks=["1G", "512M"]))
+    result = instance_op.ensure(cluster, spec(disk_template="drbd", state="stopped", disks=["1G", "1536M"]))
     assert result["changed"]
     old, new = disks_of(cluster)
     assert new.logical_id["minors"] == {"node1": 1, "node2": 1} and old.logical_id["minors"] == {"node1": 0, "node2": 0}
@@ -111,8 +111,8 @@ def test_a_drbd_disk_add_takes_new_minors_and_port_creates_both_sides_and_waits_
     assert any(s["name"] == "wait for the new disks to sync" and s["status"] == "success" for s in job["steps"])
 
 
-def test_a_drbd_disk_remove_frees_both_sides_and_its_minors_and_port(cluster, nodes, first_fit):
-    instance_op.ensure(cluster, spec(disk_template="drbd", state="stopped", disks=["1G", "512M"]))
+def test_a_drbd_disk_remove_frees_both_sides_and_its_minors_and_port(cluster, nodes):
+    instance_op.ensure(cluster, spec(disk_template="drbd", state="stopped", disks=["1G", "1536M"]))
     old, gone = disks_of(cluster)
     instance_op.ensure(cluster, spec(disk_template="drbd", state="stopped", disks=["1G"], remove_disks=True))
     assert held(nodes[0]) == held(nodes[1]) == [old.uuid]
@@ -121,12 +121,12 @@ def test_a_drbd_disk_remove_frees_both_sides_and_its_minors_and_port(cluster, no
     assert config.used_minors("node1") == {0} and gone.logical_id["port"] not in config.used_ports()
 
 
-def test_a_failed_drbd_disk_add_removes_the_half_created_disk(cluster, nodes, first_fit):
+def test_a_failed_drbd_disk_add_removes_the_half_created_disk(cluster, nodes):
     instance_op.ensure(cluster, spec(disk_template="drbd", state="stopped"))
     serial = cluster.store.load().serial_no
     nodes[1].fail["disk_create"] = "lvcreate: Volume group gnt has insufficient free space"
     with pytest.raises(Exception, match="insufficient free space"):
-        instance_op.ensure(cluster, spec(disk_template="drbd", state="stopped", disks=["1G", "512M"]))
+        instance_op.ensure(cluster, spec(disk_template="drbd", state="stopped", disks=["1G", "1536M"]))
     nodes[1].fail.pop("disk_create")
     first = disks_of(cluster)[0]
     assert held(nodes[0]) == held(nodes[1]) == [first.uuid]  # node1's half of the new disk is gone
@@ -153,11 +153,11 @@ def kill_during(cluster, monkeypatch, where, declared):
 
 
 @pytest.mark.parametrize("template", ["plain", "drbd"])
-def test_an_interrupted_disk_add_is_cleaned_by_the_next_run(cluster, nodes, first_fit, monkeypatch, template):
+def test_an_interrupted_disk_add_is_cleaned_by_the_next_run(cluster, nodes, monkeypatch, template):
     instance_op.ensure(cluster, spec(disk_template=template, state="stopped"))
     first = disks_of(cluster)[0]
     kill_during(cluster, monkeypatch, "commit",
-                spec(disk_template=template, state="stopped", disks=["1G", "512M", "256M"]))
+                spec(disk_template=template, state="stopped", disks=["1G", "1536M", "1280M"]))
     assert len(held(nodes[0])) == 3 and len(disks_of(cluster)) == 1  # made, never committed
     result = instance_op.ensure(cluster, spec(disk_template=template, state="stopped"))
     assert result["changed"] is False
@@ -168,8 +168,8 @@ def test_an_interrupted_disk_add_is_cleaned_by_the_next_run(cluster, nodes, firs
     assert cluster.journal.interrupted() == []
 
 
-def test_an_interrupted_disk_removal_finishes_on_the_next_run(cluster, nodes, first_fit, monkeypatch):
-    instance_op.ensure(cluster, spec(disk_template="plain", state="stopped", disks=["1G", "512M"]))
+def test_an_interrupted_disk_removal_finishes_on_the_next_run(cluster, nodes, monkeypatch):
+    instance_op.ensure(cluster, spec(disk_template="plain", state="stopped", disks=["1G", "1536M"]))
     first, gone = disks_of(cluster)
     kill_during(cluster, monkeypatch, "disk_remove",
                 spec(disk_template="plain", state="stopped", disks=["1G"], remove_disks=True))
@@ -182,11 +182,11 @@ def test_an_interrupted_disk_removal_finishes_on_the_next_run(cluster, nodes, fi
 
 @pytest.mark.parametrize("template,node", [("plain", 0), ("drbd", 1)])
 def test_a_disk_add_without_room_in_the_volume_group_is_refused_before_anything_is_made(
-        cluster, nodes, first_fit, template, node):
+        cluster, nodes, template, node):
     instance_op.ensure(cluster, spec(disk_template=template, state="stopped"))
     before = [dict(n.disks) for n in nodes]
     nodes[node].answers["node_facts"] = {"volume_group": {"present": True, "free": 300}}
-    with pytest.raises(PrerequisiteError, match=f"adding disk 1 \\(512 MiB\\): node{node + 1} has 300 MiB free in "
+    with pytest.raises(PrerequisiteError, match=f"adding disk 1 \\(1536 MiB\\): node{node + 1} has 300 MiB free in "
                                                 "volume group gnt; the new disks need"):
-        instance_op.ensure(cluster, spec(disk_template=template, state="stopped", disks=["1G", "512M"]))
+        instance_op.ensure(cluster, spec(disk_template=template, state="stopped", disks=["1G", "1536M"]))
     assert [dict(n.disks) for n in nodes] == before and len(disks_of(cluster)) == 1

@@ -19,7 +19,7 @@ def net(cluster):
 
 def declared(*nics, state="stopped"):
     return {"name": "web1", "state": state, "disk_template": "diskless", "memory": "128M", "hypervisor": "fake",
-            "nics": list(nics)}
+            "primary_node": "node1", "nics": list(nics)}
 
 
 def nics_of(ctx):
@@ -33,7 +33,7 @@ def allocated(ctx):
 POOL = {"network": "gnt-fsn", "ip": "pool"}
 
 
-def test_an_added_pool_nic_takes_the_lowest_free_address_and_keeps_its_mac(net, first_fit):
+def test_an_added_pool_nic_takes_the_lowest_free_address_and_keeps_its_mac(net):
     instance_op.ensure(net, declared({"link": "br0"}))
     mac0 = nics_of(net)[0].mac
     result = instance_op.ensure(net, declared({"link": "br0"}, POOL))
@@ -47,7 +47,7 @@ def test_an_added_pool_nic_takes_the_lowest_free_address_and_keeps_its_mac(net, 
     assert net.store.load().serial_no == serial and [n.mac for n in nics_of(net)] == [n.mac for n in first]
 
 
-def test_changing_the_ip_re_reserves_and_frees_the_old_address(net, first_fit):
+def test_changing_the_ip_re_reserves_and_frees_the_old_address(net):
     instance_op.ensure(net, declared(POOL))
     mac = nics_of(net)[0].mac
     instance_op.ensure(net, declared({"network": "gnt-fsn", "ip": "192.0.2.6"}))
@@ -55,7 +55,7 @@ def test_changing_the_ip_re_reserves_and_frees_the_old_address(net, first_fit):
     assert nics_of(net)[0].ip == "192.0.2.6" and nics_of(net)[0].mac == mac
 
 
-def test_changing_to_an_address_another_instance_holds_is_refused_and_changes_nothing(net, first_fit):
+def test_changing_to_an_address_another_instance_holds_is_refused_and_changes_nothing(net):
     instance_op.ensure(net, dict(declared(POOL), name="db1"))  # takes .3
     instance_op.ensure(net, declared(POOL))  # takes .4
     serial = net.store.load().serial_no
@@ -64,7 +64,7 @@ def test_changing_to_an_address_another_instance_holds_is_refused_and_changes_no
     assert allocated(net) == {"192.0.2.3": "db1", "192.0.2.4": "web1"} and net.store.load().serial_no == serial
 
 
-def test_removing_a_nic_frees_its_address_for_the_next_pool_nic(net, first_fit):
+def test_removing_a_nic_frees_its_address_for_the_next_pool_nic(net):
     instance_op.ensure(net, declared({"link": "br0"}, POOL))
     instance_op.ensure(net, declared({"link": "br0"}))
     assert allocated(net) == {} and len(nics_of(net)) == 1
@@ -72,7 +72,7 @@ def test_removing_a_nic_frees_its_address_for_the_next_pool_nic(net, first_fit):
     assert allocated(net) == {"192.0.2.3": "db1"}
 
 
-def test_check_mode_shows_the_new_nic_and_reserves_nothing(net, first_fit):
+def test_check_mode_shows_the_new_nic_and_reserves_nothing(net):
     instance_op.ensure(net, declared({"link": "br0"}))
     serial = net.store.load().serial_no
     net.check_mode = True
@@ -82,7 +82,7 @@ def test_check_mode_shows_the_new_nic_and_reserves_nothing(net, first_fit):
     assert allocated(net) == {} and net.store.load().serial_no == serial
 
 
-def test_a_nic_change_on_a_running_instance_applies_at_the_next_restart(net, nodes, first_fit):
+def test_a_nic_change_on_a_running_instance_applies_at_the_next_restart(net, nodes):
     instance_op.ensure(net, declared({"link": "br0"}, state="running"))
     result = instance_op.ensure(net, declared({"link": "br0"}, POOL, state="running"))
     assert "changes apply at the next restart (restart_on_change is false)" in result["actions"]

@@ -45,7 +45,7 @@ def disk0(nodes):
     return found[0]
 
 
-def test_reinstall_writes_the_image_over_disk_0(cluster, nodes, first_fit, image):
+def test_reinstall_writes_the_image_over_disk_0(cluster, nodes, image):
     instance_op.ensure(cluster, spec(state="stopped"))  # os noop: disk 0 as the operator filled it
     with open(disk0(nodes), "r+b") as handle:
         handle.write(MARK)
@@ -57,7 +57,7 @@ def test_reinstall_writes_the_image_over_disk_0(cluster, nodes, first_fit, image
     assert inst.os == "image" and inst.osparams["image"] == image and inst.admin_state == "down"
 
 
-def test_without_reinstall_a_different_os_is_refused_and_disk_0_is_kept(cluster, nodes, first_fit, image):
+def test_without_reinstall_a_different_os_is_refused_and_disk_0_is_kept(cluster, nodes, image):
     instance_op.ensure(cluster, spec(state="stopped"))
     with open(disk0(nodes), "r+b") as handle:
         handle.write(MARK)
@@ -67,7 +67,7 @@ def test_without_reinstall_a_different_os_is_refused_and_disk_0_is_kept(cluster,
         assert handle.read(len(MARK)) == MARK
 
 
-def test_check_mode_names_what_would_be_destroyed_and_touches_nothing(cluster, nodes, first_fit, image):
+def test_check_mode_names_what_would_be_destroyed_and_touches_nothing(cluster, nodes, image):
     instance_op.ensure(cluster, spec(state="stopped"))
     with open(disk0(nodes), "r+b") as handle:
         handle.write(MARK)
@@ -81,7 +81,7 @@ def test_check_mode_names_what_would_be_destroyed_and_touches_nothing(cluster, n
     assert inst.os == "noop"
 
 
-def test_a_running_instance_is_not_reinstalled_unless_the_run_stops_it(cluster, nodes, first_fit, image):
+def test_a_running_instance_is_not_reinstalled_unless_the_run_stops_it(cluster, nodes, image):
     instance_op.ensure(cluster, spec(os="image", osparams={"image": image, "image_format": "raw"}))
     with pytest.raises(PrerequisiteError, match="is running: reinstall needs it stopped"):
         instance_op.ensure(cluster, dict(os_image(image, reinstall=True), state="present"))
@@ -91,20 +91,20 @@ def test_a_running_instance_is_not_reinstalled_unless_the_run_stops_it(cluster, 
     assert "web1" not in nodes[0].running
 
 
-def test_reinstall_with_a_running_state_is_refused_before_anything_is_touched(cluster, first_fit):
+def test_reinstall_with_a_running_state_is_refused_before_anything_is_touched(cluster):
     with pytest.raises(ValidationError, match="reinstall needs the instance stopped"):
         instance_op.ensure(cluster, spec(state="running", reinstall=True))
     with pytest.raises(ValidationError, match="reinstall 'yes' must be true or false"):
         instance_op.ensure(cluster, spec(state="stopped", reinstall="yes"))
 
 
-def test_reinstalling_noop_is_refused(cluster, first_fit):
+def test_reinstalling_noop_is_refused(cluster):
     instance_op.ensure(cluster, spec(state="stopped"))
     with pytest.raises(PrerequisiteError, match="os noop installs nothing"):
         instance_op.ensure(cluster, spec(state="stopped", reinstall=True))
 
 
-def test_reinstall_is_an_action_done_on_every_run_that_declares_it(cluster, nodes, first_fit, image):
+def test_reinstall_is_an_action_done_on_every_run_that_declares_it(cluster, nodes, image):
     instance_op.ensure(cluster, os_image(image))
     for _run in range(2):
         with open(disk0(nodes), "r+b") as handle:

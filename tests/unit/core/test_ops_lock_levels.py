@@ -65,7 +65,7 @@ def _run_both(first, second) -> dict:
 
 
 def test_a_node_removal_racing_an_instance_creation_never_commits_an_instance_on_a_removed_node(
-        cluster, tmp_path, first_fit):
+        cluster, tmp_path):
     placed = str(tmp_path / "placed")
     outcome = _run_both((lambda q, *a: _create_pausing_after_placement(cluster, q, placed, 1.0), ()),
                         (lambda q, *a: _remove_once_placed(cluster, q, placed), ()))
@@ -117,7 +117,7 @@ class _Null:
         return False
 
 
-def test_migrate_holds_its_nodes_so_the_target_cannot_be_removed_meanwhile(cluster, tmp_path, first_fit):
+def test_migrate_holds_its_nodes_so_the_target_cannot_be_removed_meanwhile(cluster, tmp_path):
     instance_op.ensure(cluster, spec(disk_template="sharedfile"))
     started = str(tmp_path / "started")
 

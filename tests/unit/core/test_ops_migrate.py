@@ -16,7 +16,7 @@ def relocate_to_node2(monkeypatch):
 
 
 @pytest.fixture
-def web1(cluster, first_fit):
+def web1(cluster):
     instance_op.ensure(cluster, spec(disk_template="sharedfile"))
     return cluster
 
@@ -64,7 +64,7 @@ def test_stopped_instance_needs_fallback_to_failover(web1, nodes, relocate_to_no
     assert "web1" not in nodes[1].running  # it was down, it stays down
 
 
-def test_local_disks_cannot_migrate(cluster, first_fit):
+def test_local_disks_cannot_migrate(cluster):
     instance_op.ensure(cluster, spec(disk_template="file"))
     with pytest.raises(PrerequisiteError, match="file disks, which live on one node only"):
         migrate.migrate(cluster, {"name": "web1"})
@@ -119,7 +119,7 @@ def test_any_later_migrate_repairs_an_interrupted_one_first(web1, nodes):
     assert web1.journal.get(job.id)["status"] == "error"
 
 
-def test_evacuate_moves_every_primary_in_parallel(cluster, nodes, first_fit, relocate_to_node2):
+def test_evacuate_moves_every_primary_in_parallel(cluster, nodes, relocate_to_node2):
     for i in range(3):
         instance_op.ensure(cluster, spec(name=f"vm{i}", disk_template="sharedfile", primary_node="node1"))
     result = evacuate.evacuate(cluster, {"node": "node1", "mode": "primary", "max_parallel": 3})
@@ -129,7 +129,7 @@ def test_evacuate_moves_every_primary_in_parallel(cluster, nodes, first_fit, rel
     assert nodes[0].running == {}
 
 
-def test_evacuate_reports_what_cannot_move(cluster, first_fit, relocate_to_node2):
+def test_evacuate_reports_what_cannot_move(cluster, relocate_to_node2):
     instance_op.ensure(cluster, spec(name="local1", disk_template="file"))
     result = evacuate.evacuate(cluster, {"node": "node1", "mode": "primary"})
     assert result["failed"] == [{"instance": "local1",
@@ -145,7 +145,7 @@ def test_an_instance_operation_repairs_an_interrupted_migration(web1, nodes):
     runtime = nodes[0].running["web1"]
     nodes[1].put("web1", runtime)
     nodes[0].put("web1", runtime, "postmigrate")
-    instance_op.ensure(web1, spec(disk_template="sharedfile"))
+    instance_op.ensure(web1, spec(disk_template="sharedfile", primary_node=None))
     assert web1.store.load().instances["web1"].primary_node == "node2"
     assert "web1" not in nodes[0].migrated
 

@@ -71,7 +71,7 @@ def test_connecting_to_an_unknown_group_is_refused(cluster):
         network_op.run(cluster, dict(NET, groups=[{"name": "rack9"}]))
 
 
-def test_pool_gives_the_lowest_free_address_skipping_gateway_and_reservations(net, first_fit):
+def test_pool_gives_the_lowest_free_address_skipping_gateway_and_reservations(net):
     result = instance_op.ensure(net, inst("a"))
     assert result["instance"]["nics"][0]["ip"] == "192.0.2.3"
     instance_op.ensure(net, inst("b"))
@@ -79,13 +79,13 @@ def test_pool_gives_the_lowest_free_address_skipping_gateway_and_reservations(ne
     assert net.store.load().networks["gnt-fsn"].allocated == {"192.0.2.3": "a", "192.0.2.4": "b"}
 
 
-def test_a_nic_gets_the_network_parameters_of_its_group(net, first_fit):
+def test_a_nic_gets_the_network_parameters_of_its_group(net):
     instance_op.ensure(net, inst("a"))
     nic = nic_of(net, "a")
     assert (nic.mode, nic.link, nic.vlan) == ("bridged", "br9", 40)
 
 
-def test_a_second_run_with_ip_pool_keeps_the_address(net, first_fit):
+def test_a_second_run_with_ip_pool_keeps_the_address(net):
     instance_op.ensure(net, inst("a"))
     serial = net.store.load().serial_no
     again = instance_op.ensure(net, inst("a"))
@@ -93,7 +93,7 @@ def test_a_second_run_with_ip_pool_keeps_the_address(net, first_fit):
     assert nic_of(net, "a").ip == "192.0.2.3"
 
 
-def test_an_explicit_address_is_reserved_and_refused_when_taken_or_outside(net, first_fit):
+def test_an_explicit_address_is_reserved_and_refused_when_taken_or_outside(net):
     instance_op.ensure(net, inst("a", ip="192.0.2.5"))
     assert nic_of(net, "a").ip == "192.0.2.5"
     with pytest.raises(PrerequisiteError, match="192.0.2.5 in network gnt-fsn is already allocated to a"):
@@ -105,7 +105,7 @@ def test_an_explicit_address_is_reserved_and_refused_when_taken_or_outside(net, 
     assert set(net.store.load().instances) == {"a"}
 
 
-def test_removing_the_instance_frees_its_address(net, first_fit):
+def test_removing_the_instance_frees_its_address(net):
     instance_op.ensure(net, inst("a"))
     instance_op.ensure(net, {"name": "a", "state": "absent"})
     assert net.store.load().networks["gnt-fsn"].allocated == {}
@@ -113,14 +113,14 @@ def test_removing_the_instance_frees_its_address(net, first_fit):
     assert nic_of(net, "b").ip == "192.0.2.3"
 
 
-def test_a_full_pool_says_so(net, first_fit):
+def test_a_full_pool_says_so(net):
     for name in ("a", "b", "c", "d"):  # .3 .4 .5 .6 of a /29 with .1 gateway and .2 reserved
         instance_op.ensure(net, inst(name))
     with pytest.raises(PrerequisiteError, match=r"network gnt-fsn \(192.0.2.0/29\) has no free address left"):
         instance_op.ensure(net, inst("e"))
 
 
-def test_a_network_with_instances_cannot_be_removed_or_disconnected(net, first_fit):
+def test_a_network_with_instances_cannot_be_removed_or_disconnected(net):
     instance_op.ensure(net, inst("a"))
     with pytest.raises(PrerequisiteError, match=r"still used by instances \['a'\]"):
         network_op.run(net, {"name": "gnt-fsn", "state": "absent"})
@@ -131,24 +131,24 @@ def test_a_network_with_instances_cannot_be_removed_or_disconnected(net, first_f
     assert network_op.run(net, {"name": "gnt-fsn", "state": "absent"})["changed"] is False
 
 
-def test_an_address_given_to_an_instance_cannot_be_reserved(net, first_fit):
+def test_an_address_given_to_an_instance_cannot_be_reserved(net):
     instance_op.ensure(net, inst("a"))
     with pytest.raises(PrerequisiteError, match=r"\['192.0.2.3'\] are allocated to instances \['a'\]"):
         network_op.run(net, dict(NET, reserved=["192.0.2.3"]))
 
 
-def test_a_network_not_connected_to_the_primary_group_is_refused(cluster, first_fit):
+def test_a_network_not_connected_to_the_primary_group_is_refused(cluster):
     network_op.run(cluster, dict(NET, groups=[]))
     with pytest.raises(PrerequisiteError, match="not connected to node group default"):
         instance_op.ensure(cluster, inst("a"))
 
 
-def test_ip_pool_without_network_is_refused(cluster, first_fit):
+def test_ip_pool_without_network_is_refused(cluster):
     with pytest.raises(ValidationError, match="ip: pool needs network"):
         instance_op.ensure(cluster, inst("a", network=None))
 
 
-def test_cluster_nicparams_apply_to_nics_that_do_not_set_them(cluster, first_fit):
+def test_cluster_nicparams_apply_to_nics_that_do_not_set_them(cluster):
     cluster_op.present(cluster, init_spec(nicparams={"link": "br7", "vlan": 12}))
     instance_op.ensure(cluster, {"name": "a", "state": "stopped", "disk_template": "diskless", "memory": "128M",
                                  "hypervisor": "fake", "nics": [{}, {"vlan": 30, "link": "br0"}]})
@@ -166,7 +166,7 @@ def test_next_free_skips_taken_addresses():
     assert network_op.free_count(net) == 0
 
 
-def test_dropping_a_nic_frees_its_address_and_a_new_pool_nic_takes_one(net, first_fit):
+def test_dropping_a_nic_frees_its_address_and_a_new_pool_nic_takes_one(net):
     two = inst("a")
     two["nics"] = [{"network": "gnt-fsn", "ip": "pool"}, {"network": "gnt-fsn", "ip": "pool"}]
     instance_op.ensure(net, two)

@@ -19,7 +19,7 @@ class _Null:
         return False
 
 
-def test_instance_nodes_are_read_under_the_instance_lock_and_locked_after_it(cluster, first_fit):
+def test_instance_nodes_are_read_under_the_instance_lock_and_locked_after_it(cluster):
     instance_op.ensure(cluster, spec(primary_node="node3"))
     taken = []
 
@@ -57,7 +57,7 @@ def test_a_released_level_is_free_for_others_while_the_rest_stays_held(cluster):
         pass
 
 
-def test_migrate_without_waiting_for_the_lock_fails_at_once_when_the_instance_is_busy(cluster, first_fit):
+def test_migrate_without_waiting_for_the_lock_fails_at_once_when_the_instance_is_busy(cluster):
     instance_op.ensure(cluster, spec(disk_template="sharedfile", primary_node="node1"))
     cluster.lock_timeout = 30
     with cluster.locks("a running operation").instance("web1"):

@@ -10,7 +10,7 @@ from plugins.module_utils.herd.ops import rename as rename_op
 
 def spec(**extra):
     base = {"name": "web1", "state": "stopped", "disk_template": "file", "disks": ["1G"], "memory": "256M",
-            "vcpus": 1, "hypervisor": "fake"}
+            "vcpus": 1, "hypervisor": "fake", "primary_node": "node1"}
     base.update(extra)
     return base
 
@@ -18,7 +18,7 @@ def spec(**extra):
 RENAME = {"name": "web1", "new_name": "www1"}
 
 
-def test_stopped_file_instance_is_renamed_with_its_disk_directory(cluster, nodes, first_fit):
+def test_stopped_file_instance_is_renamed_with_its_disk_directory(cluster, nodes):
     instance_op.ensure(cluster, spec())
     uuid = cluster.store.load().instances["web1"].disks[0].uuid
     result = rename_op.rename(cluster, dict(RENAME))
@@ -29,14 +29,14 @@ def test_stopped_file_instance_is_renamed_with_its_disk_directory(cluster, nodes
     assert "/www1/" in config.instances["www1"].disks[0].logical_id["path"]
 
 
-def test_renamed_instance_starts_under_its_new_name(cluster, nodes, first_fit):
+def test_renamed_instance_starts_under_its_new_name(cluster, nodes):
     instance_op.ensure(cluster, spec())
     rename_op.rename(cluster, dict(RENAME))
     started = instance_op.ensure(cluster, spec(name="www1", state="running"))
     assert started["changed"] is True and "www1" in nodes[0].running and "web1" not in nodes[0].running
 
 
-def test_second_run_finds_it_renamed_and_changes_nothing(cluster, first_fit):
+def test_second_run_finds_it_renamed_and_changes_nothing(cluster):
     instance_op.ensure(cluster, spec())
     rename_op.rename(cluster, dict(RENAME))
     serial = cluster.store.load().serial_no
@@ -45,7 +45,7 @@ def test_second_run_finds_it_renamed_and_changes_nothing(cluster, first_fit):
     assert cluster.store.load().serial_no == serial
 
 
-def test_check_mode_reports_the_steps_and_touches_nothing(cluster, nodes, first_fit):
+def test_check_mode_reports_the_steps_and_touches_nothing(cluster, nodes):
     instance_op.ensure(cluster, spec())
     disks = dict(nodes[0].disks)
     cluster.check_mode = True
@@ -55,14 +55,14 @@ def test_check_mode_reports_the_steps_and_touches_nothing(cluster, nodes, first_
     assert sorted(cluster.store.load().instances) == ["web1"] and nodes[0].disks == disks
 
 
-def test_running_instance_is_refused(cluster, nodes, first_fit):
+def test_running_instance_is_refused(cluster, nodes):
     instance_op.ensure(cluster, spec(state="running"))
     with pytest.raises(PrerequisiteError, match="stop it first"):
         rename_op.rename(cluster, dict(RENAME))
     assert sorted(cluster.store.load().instances) == ["web1"] and "web1" in nodes[0].running
 
 
-def test_a_taken_new_name_is_refused(cluster, first_fit):
+def test_a_taken_new_name_is_refused(cluster):
     instance_op.ensure(cluster, spec())
     instance_op.ensure(cluster, spec(name="www1"))
     with pytest.raises(PrerequisiteError, match="an instance www1 exists already"):
@@ -81,7 +81,7 @@ def test_bad_new_names_are_refused(cluster, bad, message):
         rename_op.rename(cluster, bad)
 
 
-def test_ip_pool_reservations_follow_the_new_name(cluster, first_fit):
+def test_ip_pool_reservations_follow_the_new_name(cluster):
     network_op.run(cluster, {"name": "gnt-fsn", "subnet": "192.0.2.0/29", "gateway": "192.0.2.1",
                              "groups": [{"name": "default", "mode": "bridged", "link": "br9"}]})
     instance_op.ensure(cluster, {"name": "web1", "state": "stopped", "disk_template": "diskless", "memory": "128M",
@@ -91,7 +91,7 @@ def test_ip_pool_reservations_follow_the_new_name(cluster, first_fit):
     assert cluster.store.load().networks["gnt-fsn"].allocated[ip] == "www1"
 
 
-def test_a_failed_commit_renames_the_directory_back(cluster, nodes, first_fit, monkeypatch):
+def test_a_failed_commit_renames_the_directory_back(cluster, nodes, monkeypatch):
     instance_op.ensure(cluster, spec())
     uuid = cluster.store.load().instances["web1"].disks[0].uuid
 

@@ -21,9 +21,9 @@ def no_sleep(monkeypatch):
 
 
 @pytest.fixture
-def web1(cluster, first_fit):
+def web1(cluster):
     """A running drbd instance with two disks, primary node1, secondary node2; node3 is free."""
-    instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G", "512M"]))
+    instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G", "2G"], primary_node="node1", secondary_node="node2"))
     return cluster
 
 
@@ -131,7 +131,7 @@ def test_refusals_name_the_value_and_touch_nothing(web1, nodes, remote, prepare,
     assert not [j for j in web1.journal.list() if j["opcode"] == "instance_replace_disks"]
 
 
-def test_a_non_drbd_instance_is_refused(cluster, first_fit):
+def test_a_non_drbd_instance_is_refused(cluster):
     instance_op.ensure(cluster, spec(disk_template="file"))
     with pytest.raises(PrerequisiteError, match="instance web1 uses file disks: replace-disks gives a drbd"):
         replace_disks.replace(cluster, {"name": "web1", "remote_node": "node3"})
@@ -280,7 +280,7 @@ def interrupted_replacement(web1):
 
 def test_an_interrupted_replacement_before_its_commit_is_rolled_back_by_the_next_operation(web1, nodes):
     job = interrupted_replacement(web1)
-    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "512M"]))
+    instance_op.ensure(web1, spec(disk_template="drbd", disks=["1G", "2G"]))
     assert nodes[2].disks == {} and nodes[2].drbd == {}
     for key in keys(web1):
         assert status(web1, nodes[0], key)["connected"] and nodes[0].drbd[key]["peer"] == "node2"
@@ -305,9 +305,9 @@ def test_an_interrupted_replacement_is_repaired_by_a_later_migration_or_failover
 
 # --------------------------------------------------------------------------- evacuate and rebalance
 
-def test_evacuate_secondary_mode_gives_each_drbd_instance_a_new_secondary(cluster, nodes, first_fit):
+def test_evacuate_secondary_mode_gives_each_drbd_instance_a_new_secondary(cluster, nodes):
     for name in ("db1", "db2"):
-        instance_op.ensure(cluster, spec(name=name, disk_template="drbd", disks=["512M"]))
+        instance_op.ensure(cluster, spec(name=name, disk_template="drbd", disks=["2G"]))
     node_op.present(cluster, {"name": "node2", "drained": True})
     result = evacuate.evacuate(cluster, {"node": "node2", "mode": "secondary", "max_parallel": 2})
     assert result["failed"] == []
@@ -320,16 +320,16 @@ def test_evacuate_secondary_mode_gives_each_drbd_instance_a_new_secondary(cluste
     assert minors == [0, 1]  # parallel replacements never share a minor
 
 
-def test_evacuate_secondary_mode_in_check_mode_plans_only(cluster, nodes, first_fit):
-    instance_op.ensure(cluster, spec(name="db1", disk_template="drbd", disks=["512M"]))
+def test_evacuate_secondary_mode_in_check_mode_plans_only(cluster, nodes):
+    instance_op.ensure(cluster, spec(name="db1", disk_template="drbd", disks=["2G"]))
     cluster.check_mode = True
     result = evacuate.evacuate(cluster, {"node": "node2", "mode": "secondary"})
     assert result["planned"] == [{"instance": "db1", "from": "node2", "to": "node3", "how": "replace_disks"}]
     assert result["moved"] == [] and nodes[2].disks == {}
 
 
-def test_evacuate_all_fails_over_then_replaces_the_secondary_left_behind(cluster, nodes, first_fit):
-    instance_op.ensure(cluster, spec(name="db1", disk_template="drbd", disks=["512M"]))
+def test_evacuate_all_fails_over_then_replaces_the_secondary_left_behind(cluster, nodes):
+    instance_op.ensure(cluster, spec(name="db1", disk_template="drbd", disks=["2G"]))
     cluster.check_mode = True
     planned = evacuate.evacuate(cluster, {"node": "node1", "mode": "all"})["planned"]
     assert [(p["how"], p["to"]) for p in planned] == [("migrate", "node2"), ("replace_disks", "node3")]

@@ -52,7 +52,7 @@ def documented(module, result):
 
 
 @pytest.fixture
-def busy(cluster, first_fit):
+def busy(cluster):
     for i in range(4):
         instance_op.ensure(cluster, spec(f"vm{i}"))
     return cluster
@@ -69,7 +69,7 @@ def test_node(cluster, nodes):
     documented("node", node_op.present(cluster, {"name": "node3", "drained": True}))
 
 
-def test_instance_and_instance_info(cluster, first_fit):
+def test_instance_and_instance_info(cluster):
     documented("instance", instance_op.ensure(cluster, spec("web1")))
     documented("instance", instance_op.ensure(cluster, spec("web1", memory="512M", restart_on_change=True)))
     documented("instance_info", listing.list_instances(cluster, {}))

@@ -8,7 +8,7 @@ from plugins.module_utils.herd.ops import instance as instance_op
 
 
 @pytest.fixture
-def tagged(cluster, first_fit):
+def tagged(cluster):
     instance_op.ensure(cluster, {"name": "web1", "state": "stopped", "disk_template": "diskless", "memory": "128M",
                                  "hypervisor": "fake", "tags": ["role:web", "herd:autorepair:migrate"]})
     config = cluster.store.load()

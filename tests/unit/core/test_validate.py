@@ -53,7 +53,7 @@ def test_item6_the_master_refuses_exactly_what_the_node_refuses(hvparams, messag
 
 
 @pytest.mark.parametrize("hvparams,message", BAD_HVPARAMS)
-def test_item6_bad_hvparams_are_refused_before_any_disk_is_made(cluster, nodes, first_fit, hvparams, message):
+def test_item6_bad_hvparams_are_refused_before_any_disk_is_made(cluster, nodes, hvparams, message):
     with pytest.raises(ValidationError, match=message):
         instance_op.ensure(cluster, kvm_spec(hvparams=hvparams))
     assert all(n.calls.count("disk_create") == 0 for n in nodes)
@@ -61,7 +61,7 @@ def test_item6_bad_hvparams_are_refused_before_any_disk_is_made(cluster, nodes, 
     assert not any(job["opcode"].startswith("instance") for job in cluster.journal.list())
 
 
-def test_item6_a_hvparam_change_the_node_would_refuse_is_refused_on_modify(cluster, nodes, first_fit):
+def test_item6_a_hvparam_change_the_node_would_refuse_is_refused_on_modify(cluster, nodes):
     instance_op.ensure(cluster, kvm_spec())
     serial = cluster.store.load().serial_no
     with pytest.raises(ValidationError, match="kernel_args must be one line"):
@@ -69,7 +69,7 @@ def test_item6_a_hvparam_change_the_node_would_refuse_is_refused_on_modify(clust
     assert cluster.store.load().serial_no == serial
 
 
-def test_item6_an_instance_value_that_clashes_with_the_cluster_value_is_refused(cluster, first_fit):
+def test_item6_an_instance_value_that_clashes_with_the_cluster_value_is_refused(cluster):
     cluster_op.present(cluster, init_spec(hvparams={"kvm": {"disk_cache": "writeback"}}))
     with pytest.raises(ValidationError, match="instance web1 hvparams: .*disk_aio native needs"):
         instance_op.ensure(cluster, kvm_spec(hvparams={"disk_aio": "native"}))
@@ -89,7 +89,7 @@ def test_item6_cluster_init_refuses_a_bad_hvparam(ctx):
     assert not ctx.store.exists()
 
 
-def test_item6_a_cluster_value_that_breaks_an_existing_instance_is_refused(cluster, first_fit):
+def test_item6_a_cluster_value_that_breaks_an_existing_instance_is_refused(cluster):
     instance_op.ensure(cluster, kvm_spec(hvparams={"disk_aio": "native"}))
     with pytest.raises(ValidationError, match="instance web1 hvparams: .*disk_aio native needs"):
         cluster_op.present(cluster, init_spec(hvparams={"kvm": {"disk_cache": "writeback"}}))
@@ -112,7 +112,7 @@ def test_item6_cluster_modify_refuses_bad_drbd_parameters(cluster, params, messa
     assert cluster.store.load().serial_no == serial
 
 
-def test_item6_a_drbd_create_under_a_bad_stored_protocol_is_refused_before_any_disk(cluster, nodes, first_fit):
+def test_item6_a_drbd_create_under_a_bad_stored_protocol_is_refused_before_any_disk(cluster, nodes):
     config = cluster.store.load()
     config.cluster.diskparams["drbd"] = {"protocol": "Z"}  # a config written before the check existed
     cluster.store.save(config)

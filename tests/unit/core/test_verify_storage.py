@@ -19,9 +19,9 @@ PROC_HEAD = "version: 8.4.11 (api:1/proto:86-101)\nsrcversion: 0\n"
 
 
 @pytest.fixture
-def web1(cluster, first_fit):
+def web1(cluster):
     """A running drbd instance, primary node1, secondary node2."""
-    instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G"]))
+    instance_op.ensure(cluster, spec(disk_template="drbd", disks=["1G"], primary_node="node1", secondary_node="node2"))
     return cluster
 
 
@@ -97,9 +97,11 @@ def test_instance_info_shows_disk_health(web1, nodes):
 
 
 def test_n_plus_one_memory_failure_names_the_node_whose_failure_cannot_be_absorbed(web1, nodes):
-    for node in nodes:
-        node.memory_total = 2048 + 64  # free 2048 reported, so barely anything unallocated
+    for node in nodes:  # roomy while web2 is placed (the allocator refuses what breaks N+1) ...
+        node.memory_free = 4096
     instance_op.ensure(web1, spec(name="web2", disk_template="drbd", disks=["1G"], memory="1800M"))
+    for node in nodes:  # ... then the nodes turn out smaller
+        node.memory_total, node.memory_free = 2048 + 64, 2048  # barely anything unallocated
     n1 = findings(web1, "ENODEN1")
     assert n1, verify_op.verify(web1)["lines"]
     assert "not enough memory to accommodate instance failovers should node node1 fail" in n1[0]["message"]

@@ -6,14 +6,17 @@ the same ``instance.ensure`` a single task runs; new instances are placed
 together (``placement.place_many``: each placement counts the ones before
 it, as hail's multi-allocate does, so together they never overcommit a node,
 break N+1 or put two holders of an exclusion tag on one node), then created
-as parallel jobs. The allocation lock is held from placement to the last
-commit, exactly as a single create holds it, so no other create can take
-what the plan counted on. A creation that fails is rolled back alone (its own
-job); the others complete, and the result names each failure.
+as parallel jobs. The phases are a single create's (``instance.InstanceCreate``)
+for many instances at once: the same lock declaration over all their names
+(with the node-allocation lock, held from placement to the last commit, so
+no other create can take what the plan counted on), the same repair of
+interrupted jobs, the same build and checks, then each instance's execute
+phase (``instance.run_create``) in its own job. A creation that fails is
+rolled back alone (its own job); the others complete, and the result names
+each failure.
 """
 
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from typing import Any, Dict, List
 
 from ..errors import HerdError, ValidationError
@@ -21,7 +24,7 @@ from . import instance as instance_ops
 from . import placement
 from .common import Context
 from .instance_spec import validate
-from .phases import allocation_lock
+from .phases import LockDecl, acquire
 from .recovery import recover_interrupted
 
 MAX_PARALLEL_LIMIT = 64
@@ -69,10 +72,8 @@ def create_many(ctx: Context, specs: List[Dict[str, Any]], max_parallel: int
                 ) -> "tuple[Dict[str, Dict[str, Any]], List[Dict[str, str]]]":
     """Place all of ``specs`` together, then create them in parallel: ({name: result}, failures)."""
     locks = ctx.locks(f"instances op on {len(specs)} new instances")
-    with ExitStack() as held:
-        for name in sorted(spec["name"] for spec in specs):
-            held.enter_context(locks.instance(name))
-        held.enter_context(allocation_lock(ctx, locks))
+    decl = LockDecl(instances=[spec["name"] for spec in specs], node_alloc=True)
+    with acquire(ctx, locks, decl, allocation_timeout=max(ctx.lock_timeout, 300)):
         config = ctx.load_master_config()
         interrupted = ctx.journal.interrupted()
         if any(recover_interrupted(ctx, spec["name"], locks, config, interrupted) for spec in specs):
@@ -82,7 +83,7 @@ def create_many(ctx: Context, specs: List[Dict[str, Any]], max_parallel: int
             return {p.inst.name: p.result for p in planned}, []
 
         def create(plan: "instance_ops.PlannedCreate") -> Dict[str, Any]:
-            return instance_ops.execute_create(ctx, ctx.locks(f"instance create of {plan.inst.name}"), plan)
+            return instance_ops.run_create(ctx, ctx.locks(f"instance create of {plan.inst.name}"), plan)
 
         results: Dict[str, Dict[str, Any]] = {}
         failures: List[Dict[str, str]] = []

@@ -1,6 +1,12 @@
 """gnt-instance add / modify / grow-disk / startup / shutdown / reboot / remove
 as one declarative op: ``ensure(ctx, spec)`` makes one instance match its spec.
 
+Each of create, modify and remove is a ``phases.Operation``: check the
+arguments, lock the instance (create: and the node-allocation lock), repair
+an interrupted job on the instance, check the prerequisites against the
+locked config (what check mode returns), then execute in a job whose steps
+register their undo, committing through ``phases.commit``.
+
 Create: validate, place (allocator or the operator's nodes, checked the same
 way), allocate UUID, MACs, VNC port and disk ids once, create disks (each
 with an undo step), install the OS, commit the config, start if asked. A
@@ -11,35 +17,77 @@ killed run is found and cleaned by the next one.
 import contextlib
 import copy
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Type
 
 from .. import validate as node_checks
 from ..config import Config, Disk, Instance, Nic, new_uuid, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
-from ..jobs import Locks
+from ..jobs import Job, Locks
 from . import instance_disks, instance_reinstall, nodecalls, placement, repair_tags
 from .common import Context, diff_dict
 from .info import status_word
 from . import network as network_ops
-from .phases import allocation_lock, check_still_there, node_locks
+from .phases import LockDecl, Operation, allocation_lock, check_still_there, commit, node_locks
 from .recovery import nodes_gone, recover_interrupted, repairs
 from .instance_spec import IMMUTABLE, generate_mac, instance_view, is_mirrored, validate
 
 
 def ensure(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     spec = validate(spec)
-    name = spec["name"]
-    locks = ctx.locks(f"instance op on {name}")
-    with locks.instance(name):
-        config = ctx.load_master_config()
-        if recover_interrupted(ctx, name, locks, config):
-            config = ctx.load_master_config()
-        inst = config.instances.get(name)
-        if spec["state"] == "absent":
-            return remove(ctx, locks, name, spec["shutdown_timeout"])
-        if inst is None:
-            return create(ctx, locks, spec)
-        return modify(ctx, locks, spec)
+    for _attempt in range(3):
+        try:
+            return operation_for(ctx, spec)(ctx, spec, checked=True).run()
+        except InstanceMoved:
+            continue  # created or removed by another job while this one waited for its lock
+    raise PrerequisiteError(f"instance {spec['name']} kept being created and removed by other jobs while this "
+                            "run waited for its lock; run again")
+
+
+def operation_for(ctx: Context, spec: Dict[str, Any]) -> Type["InstanceOperation"]:
+    """The operation that converges ``spec``. The config is read here without a lock (a file
+    read, no node asked); the operation confirms the choice under the instance lock."""
+    if spec["state"] == "absent":
+        return InstanceRemove
+    inst = ctx.store.load().instances.get(spec["name"]) if ctx.store.exists() else None
+    if inst is None:
+        return InstanceCreate
+    return InstanceModify
+
+
+class InstanceMoved(Exception):
+    """The instance appeared or went between choosing the operation and taking its lock."""
+
+
+class InstanceOperation(Operation):
+    """What create, modify and remove share: the instance's lock, and any interrupted job on the
+    instance repaired before the prerequisites are checked (``locked_config``)."""
+
+    # True: the operation needs the instance in the config (modify); False: absent (create)
+    expects_instance: Optional[bool] = None
+
+    def __init__(self, ctx: Context, spec: Dict[str, Any], checked: bool = False, repair: bool = True):
+        super().__init__(ctx, spec)
+        self.checked = checked  # ``spec`` is already the output of ``validate``
+        self.repair = repair
+
+    def check_arguments(self) -> None:
+        if not self.checked:
+            self.spec = validate(self.spec)
+        self.name = self.spec["name"]
+        self.locks = self.ctx.locks(f"instance op on {self.name}")
+
+    def declare_locks(self, config: Config) -> LockDecl:
+        return LockDecl(instances=[self.name])
+
+    def locked_config(self, config: Config) -> Config:
+        """``config`` after the interrupted jobs on the instance are repaired (reloaded if they
+        changed anything); ``InstanceMoved`` when the instance is not where the operation expects."""
+        if self.repair and recover_interrupted(self.ctx, self.name, self.locks, config):
+            config = self.ctx.load_master_config()
+        if self.expects_instance is not None and (self.name in config.instances) != self.expects_instance:
+            raise InstanceMoved(self.name)
+        self.config = config  # what execute works from (``run`` hands it the config before the repair)
+        return config
 
 
 # --------------------------------------------------------------------------- create
@@ -91,22 +139,34 @@ def build_instance(ctx: Context, config: Config, spec: Dict[str, Any]) -> Instan
     return inst
 
 
-def create(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
-    # Placement through commit holds the allocation lock: two creates at once
-    # would otherwise both see the same free memory (Ganeti's node-allocation lock).
-    with allocation_lock(ctx, locks):
-        return _create_locked(ctx, locks, spec)
+class InstanceCreate(InstanceOperation):
+    """gnt-instance add. The node-allocation lock is declared with the instance's lock: the
+    placement counts what is free, and no other create may take it until this instance is
+    committed (Ganeti's node-allocation lock). Its nodes, learnt at placement, are locked
+    (shared) while its disks are made, so none of them can be removed meanwhile."""
+
+    opcode = "instance_create"
+    expects_instance = False
+
+    def declare_locks(self, config: Config) -> LockDecl:
+        return LockDecl(instances=[self.name], node_alloc=True)
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        config = self.locked_config(config)
+        self.planned = plan_create(self.ctx, config, self.spec)
+        self.spec = create_job_params(self.planned)  # the job records the UUID it creates
+        return self.planned.result
+
+    def execute(self, job: Job, config: Config, result: Dict[str, Any]) -> None:
+        execute_create(self.ctx, self.locks, self.planned, job)
 
 
-def _create_locked(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
-    config = ctx.load_master_config()
+def plan_create(ctx: Context, config: Config, spec: Dict[str, Any]) -> "PlannedCreate":
+    """Build, check and place one new instance (the bulk path places many at once: fleet)."""
     inst = build_instance(ctx, config, spec)
     check_requested_nodes(config, inst, spec)
     answer = placement.place(ctx, config, inst, spec["primary_node"], spec["secondary_node"])
-    planned = finish_plan(ctx, config, spec, inst, answer)
-    if ctx.check_mode:
-        return planned.result
-    return execute_create(ctx, locks, planned)
+    return finish_plan(ctx, config, spec, inst, answer)
 
 
 @dataclass
@@ -145,13 +205,23 @@ def finish_plan(ctx: Context, config: Any, spec: Dict[str, Any], inst: Instance,
     return PlannedCreate(spec=spec, inst=inst, requested_nics=requested_nics, result=result)
 
 
-def execute_create(ctx: Context, locks: Any, planned: PlannedCreate) -> Dict[str, Any]:
+def create_job_params(planned: "PlannedCreate") -> Dict[str, Any]:
+    return {**planned.spec, "uuid": planned.inst.uuid}
+
+
+def run_create(ctx: Context, locks: Locks, planned: "PlannedCreate") -> Dict[str, Any]:
+    """The execute phase of a planned create in its own job (the bulk path runs several at once)."""
+    with ctx.job("instance_create", create_job_params(planned)) as job:
+        return execute_create(ctx, locks, planned, job)
+
+
+def execute_create(ctx: Context, locks: Locks, planned: "PlannedCreate", job: Job) -> Dict[str, Any]:
     """Disks, OS, commit, start: each step undone if a later one fails. The caller holds the
     allocation lock, so what the plan counted on is still free."""
     spec, inst, result = planned.spec, planned.inst, planned.result
     config = ctx.store.load()
     want_running = spec["state"] in ("running", "restarted")
-    with node_locks(locks, inst.nodes(), shared=True), ctx.job("instance_create", {**spec, "uuid": inst.uuid}) as job:
+    with node_locks(locks, inst.nodes(), shared=True):
         check_still_there(config, inst.nodes(), what=f"instance {inst.name}")
         for node in inst.nodes():
             locks_node_guard(config, node)
@@ -164,20 +234,19 @@ def execute_create(ctx: Context, locks: Any, planned: PlannedCreate) -> Dict[str
             job.on_undo("remove OS provider files", lambda: nodecalls.os_remove(ctx, config, inst))
             job.record_created({"kind": "os", "instance": created_record(inst)})
             nodecalls.os_install(ctx, config, inst)
+
+        def add(fresh: Config) -> None:
+            if inst.name in fresh.instances:
+                raise PrerequisiteError(f"instance {inst.name} was created meanwhile by another job")
+            _recheck_unique(fresh, inst)
+            network_ops.reserve_nics(fresh, inst, planned.requested_nics)  # under the cluster lock
+            # Marked up before it starts, as Ganeti does: one commit, and a start that fails
+            # is undone with the rest (the config entry goes with it).
+            inst.admin_state = "up" if want_running else "down"
+            fresh.instances[inst.name] = inst
+
         with job.step("commit config"):
-            with locks.cluster():
-                fresh = ctx.store.load()
-                check_still_there(fresh, inst.nodes(), what=f"instance {inst.name}")
-                if inst.name in fresh.instances:
-                    raise PrerequisiteError(f"instance {inst.name} was created meanwhile by another job")
-                _recheck_unique(fresh, inst)
-                network_ops.reserve_nics(fresh, inst, planned.requested_nics)  # under the cluster lock
-                # Marked up before it starts, as Ganeti does: one commit, and a start that fails
-                # is undone with the rest (the config entry goes with it).
-                inst.admin_state = "up" if want_running else "down"
-                fresh.instances[inst.name] = inst
-                ctx.commit(fresh)
-                config = fresh
+            config = commit(ctx, locks, add, nodes=inst.nodes(), what=f"instance {inst.name}")
         job.on_undo("remove the instance from the config", _undo_config(ctx, locks, inst.name))
         job.on_undo("remove runtime files", lambda: nodecalls.instance_cleanup(ctx, config, inst, inst.primary_node))
         if want_running:
@@ -275,17 +344,6 @@ def _undo_config(ctx: Context, locks: Locks, name: str) -> Any:
     return undo
 
 
-def _set_admin_state(ctx: Context, locks: Locks, name: str, state: str, **changes: Any) -> None:
-    with locks.cluster():
-        fresh = ctx.store.load()
-        inst = fresh.instances[name]
-        inst.admin_state = state
-        for key, value in changes.items():
-            setattr(inst, key, value)
-        inst.mtime = now()
-        ctx.commit(fresh)
-
-
 # --------------------------------------------------------------------------- modify
 
 def plan_modify(config: Config, inst: Instance, spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -377,103 +435,135 @@ def apply_changes(config: Config, inst: Instance, changes: Dict[str, Any]) -> No
 NEEDS_RESTART = ("beparams", "hvparams", "nics", "add_disks", "remove_disks", "vnc_password")
 
 
-def modify(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
-    config = ctx.load_master_config()
-    inst = config.instances[spec["name"]]
-    changes = plan_modify(config, inst, spec)
-    before = instance_view(inst)
-    # ``target`` holds every disk (old and new) until the commit, which keeps those not removed
-    target = copy.deepcopy(inst)
-    apply_changes(config, target, changes)
-    if "nics" in changes:
-        nodecalls.check_ovs_links(ctx, config, target)
-    target.disks += instance_disks.new_disks(target, changes.get("add_disks", []))
-    added = list(range(len(inst.disks), len(target.disks)))
-    removed = changes.get("remove_disks", [])
-    status = instance_status(ctx, config, inst)
-    running = status["running"]
-    want = {"running": "up", "restarted": "up", "stopped": "down"}.get(spec["state"], inst.admin_state)
-    reinstall = instance_reinstall.plan(inst, spec, running, want)
-    restart_needed = running and (any(k in changes for k in NEEDS_RESTART) or inst.pending_restart)
-    restart_now = running and want == "up" and (spec["state"] == "restarted"
-                                                or restart_needed and spec["restart_on_change"])
-    instance_disks.check_running(inst, changes, running, want == "down" or restart_now)
-    instance_disks.check_add(ctx, config, target, added)
-    if reinstall:
-        target.os, target.osparams = reinstall["os"], reinstall["osparams"]
-    target.admin_state = want
-    target.pending_restart = bool(inst.pending_restart or restart_needed) and not restart_now and want == "up"
-    if want == "down" or (running and restart_now) or (not running and want == "up"):
-        target.pending_restart = False
-    committed = copy.copy(target)  # what the commit stores: the removed disks gone
-    committed.disks = [d for i, d in enumerate(target.disks) if i not in removed]
-    after = instance_view(committed)
-    start = want == "up" and (not running or restart_now)
-    stop = running and (want == "down" or restart_now)
-    if status.get("error") and want == "up" and not running:
-        start = True
-    actions = ([f"grow disk {i} to {s} MiB" for i, s in changes.get("grow", [])]
-               + [f"add disk {i} of {target.disks[i].size} MiB" for i in added]
-               + (["set the VNC password" if changes["vnc_password"] else "remove the VNC password"]
-                  if "vnc_password" in changes else [])
-               + (["stop"] if stop else [])
-               + [f"remove disk {i} ({inst.disks[i].size} MiB) with its data" for i in removed]
-               + ([reinstall["action"]] if reinstall else [])
-               + (["start"] if start else []))
-    if restart_needed and not restart_now and want == "up":
-        actions.append("changes apply at the next restart (restart_on_change is false)")
-    if added and running and not stop:
-        actions.append("the new disks are attached at the next start (herd does not hot-plug disks)")
-    # the view says only whether a password is set: a new password is a change the view cannot show
-    changed = before != after or stop or start or bool(reinstall) or "vnc_password" in changes
-    result: Dict[str, Any] = {"changed": bool(changed), "instance": after, "diff": diff_dict(before, after),
-                              "actions": actions, "status": status,
-                              "msg": f"instance {inst.name} " + (
-                                  "would change: " + ", ".join(actions) if changed else "already matches")}
-    if reinstall:
-        result["destroys"] = reinstall["destroys"]
-    if not changed or ctx.check_mode:
-        return result
-    # new drbd disks take minors and ports: the node-allocation lock keeps a create from taking the same
-    allocating = allocation_lock(ctx, locks) if added and inst.disk_template == "drbd" else contextlib.nullcontext()
-    with allocating, ctx.job("instance_modify", spec) as job:
-        for index, size in changes.get("grow", []):
-            with job.step(f"grow disk {index}", size=size):
-                nodecalls.disk_grow(ctx, config, inst, index, size)
-                if running and not stop:
-                    _notify_grow(ctx, config, inst, index, size)
-        if added:
-            instance_disks.allocate_drbd(ctx, ctx.store.load(), target, len(inst.disks))
-            instance_disks.create(ctx, job, config, target, added)
-        if stop:
-            with job.step("stop instance"):
-                nodecalls.instance_stop(ctx, config, inst, timeout=spec["shutdown_timeout"])
+def adds_drbd_disks(inst: Instance, spec: Dict[str, Any]) -> bool:
+    """New drbd disks take minors and ports: the modify holds the node-allocation lock, so that
+    a create does not take the same."""
+    return inst.disk_template == "drbd" and len(spec.get("disks") or []) > len(inst.disks)
+
+
+class InstanceModify(InstanceOperation):
+    """gnt-instance modify / grow-disk / startup / shutdown / reboot / reinstall: what differs
+    between the declared spec and the instance, and the power state asked for."""
+
+    opcode = "instance_modify"
+    expects_instance = True
+
+    def declare_locks(self, config: Config) -> LockDecl:
+        inst = config.instances.get(self.name)
+        self.decl = LockDecl(instances=[self.name], node_alloc=inst is not None and adds_drbd_disks(inst, self.spec))
+        return self.decl
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        config = self.locked_config(config)
+        spec = self.spec
+        inst = self.inst = config.instances[self.name]
+        changes = self.changes = plan_modify(config, inst, spec)
+        self.status = status = instance_status(self.ctx, config, inst)
+        self.running = running = status["running"]
+        want = {"running": "up", "restarted": "up", "stopped": "down"}.get(spec["state"], inst.admin_state)
+        self.reinstall = instance_reinstall.plan(inst, spec, running, want)
+        restart_needed = running and (any(k in changes for k in NEEDS_RESTART) or inst.pending_restart)
+        restart_now = running and want == "up" and (spec["state"] == "restarted"
+                                                    or restart_needed and spec["restart_on_change"])
+        self.target = self.plan_target(config, want, restart_needed, restart_now)
+        self.stop = running and (want == "down" or restart_now)
+        self.start = want == "up" and (not running or restart_now)
+        if status.get("error") and want == "up" and not running:
+            self.start = True
+        return self.planned_result(restart_needed and not restart_now and want == "up")
+
+    def plan_target(self, config: Config, want: str, restart_needed: bool, restart_now: bool) -> Instance:
+        """The instance as it will be: ``target`` holds every disk (old and new) until the
+        commit; ``committed`` (what the commit stores) drops the removed ones."""
+        inst, changes = self.inst, self.changes
+        target = copy.deepcopy(inst)
+        apply_changes(config, target, changes)
+        if "nics" in changes:
+            nodecalls.check_ovs_links(self.ctx, config, target)
+        target.disks += instance_disks.new_disks(target, changes.get("add_disks", []))
+        self.added = list(range(len(inst.disks), len(target.disks)))
+        self.removed = changes.get("remove_disks", [])
+        instance_disks.check_running(inst, changes, self.running, want == "down" or restart_now)
+        instance_disks.check_add(self.ctx, config, target, self.added)
+        if self.reinstall:
+            target.os, target.osparams = self.reinstall["os"], self.reinstall["osparams"]
+        target.admin_state = want
+        target.pending_restart = bool(inst.pending_restart or restart_needed) and not restart_now and want == "up"
+        if want == "down" or (self.running and restart_now) or (not self.running and want == "up"):
+            target.pending_restart = False
+        self.committed = copy.copy(target)
+        self.committed.disks = [d for i, d in enumerate(target.disks) if i not in self.removed]
+        return target
+
+    def planned_result(self, deferred: bool) -> Dict[str, Any]:
+        inst, changes, target, reinstall = self.inst, self.changes, self.target, self.reinstall
+        before, after = instance_view(inst), instance_view(self.committed)
+        self.actions = actions = (
+            [f"grow disk {i} to {s} MiB" for i, s in changes.get("grow", [])]
+            + [f"add disk {i} of {target.disks[i].size} MiB" for i in self.added]
+            + (["set the VNC password" if changes["vnc_password"] else "remove the VNC password"]
+               if "vnc_password" in changes else [])
+            + (["stop"] if self.stop else [])
+            + [f"remove disk {i} ({inst.disks[i].size} MiB) with its data" for i in self.removed]
+            + ([reinstall["action"]] if reinstall else [])
+            + (["start"] if self.start else []))
+        if deferred:
+            actions.append("changes apply at the next restart (restart_on_change is false)")
+        if self.added and self.running and not self.stop:
+            actions.append("the new disks are attached at the next start (herd does not hot-plug disks)")
+        # the view says only whether a password is set: a new password is a change the view cannot show
+        changed = before != after or self.stop or self.start or bool(reinstall) or "vnc_password" in changes
+        result: Dict[str, Any] = {"changed": bool(changed), "instance": after, "diff": diff_dict(before, after),
+                                  "actions": actions, "status": self.status,
+                                  "msg": f"instance {inst.name} " + (
+                                      "would change: " + ", ".join(actions) if changed else "already matches")}
         if reinstall:
-            instance_reinstall.execute(ctx, job, config, target)
-        instance_disks.record_removal(job, target, removed)
-        with job.step("commit config"):
-            with locks.cluster():
-                fresh = ctx.store.load()
-                stored = fresh.instances[inst.name]
-                committed.network_port = stored.network_port
-                committed.mtime = now()
-                if "nics" in changes:  # addresses: the old NICs' freed, the new NICs' taken, under the lock
-                    network_ops.release(fresh, inst.name)
-                    network_ops.reserve_nics(fresh, committed, changes["nics"])
-                fresh.instances[inst.name] = committed
-                ctx.commit(fresh)
-                config = fresh
+            result["destroys"] = reinstall["destroys"]
+        return result
+
+    def execute(self, job: Job, config: Config, result: Dict[str, Any]) -> None:
+        ctx, spec, inst, target, committed = self.ctx, self.spec, self.inst, self.target, self.committed
+        config = self.config
+        # a drbd disk add the unlocked read did not foresee takes the allocation lock now (after
+        # the instance's, in the order of the levels)
+        late = self.added and inst.disk_template == "drbd" and not self.decl.node_alloc
+        with allocation_lock(ctx, self.locks) if late else contextlib.nullcontext():
+            for index, size in self.changes.get("grow", []):
+                with job.step(f"grow disk {index}", size=size):
+                    nodecalls.disk_grow(ctx, config, inst, index, size)
+                    if self.running and not self.stop:
+                        _notify_grow(ctx, config, inst, index, size)
+            if self.added:
+                instance_disks.allocate_drbd(ctx, ctx.store.load(), target, len(inst.disks))
+                instance_disks.create(ctx, job, config, target, self.added)
+            if self.stop:
+                with job.step("stop instance"):
+                    nodecalls.instance_stop(ctx, config, inst, timeout=spec["shutdown_timeout"])
+            if self.reinstall:
+                instance_reinstall.execute(ctx, job, config, target)
+            instance_disks.record_removal(job, target, self.removed)
+            with job.step("commit config"):
+                config = commit(ctx, self.locks, self.store_committed, instances=[inst.name],
+                                what=f"instance {inst.name}")
         job.no_more_undo()  # committed: the new disks belong to the instance now
-        ctx.warnings.extend(instance_disks.remove_volumes(ctx, job, config, target, removed))
-        if start:
+        ctx.warnings.extend(instance_disks.remove_volumes(ctx, job, config, target, self.removed))
+        if self.start:
             attach_secondary(ctx, config, target)
             with job.step("start instance"):
                 nodecalls.instance_start(ctx, config, committed)
-    result["instance"] = instance_view(ctx.store.load().instances[inst.name])
-    result["diff"]["after"] = result["instance"]
-    result["msg"] = f"instance {inst.name} changed: " + ", ".join(actions) if actions else \
-        f"instance {inst.name} changed"
-    return result
+        result["instance"] = instance_view(ctx.store.load().instances[inst.name])
+        result["diff"]["after"] = result["instance"]
+        result["msg"] = f"instance {inst.name} changed: " + ", ".join(self.actions) if self.actions else \
+            f"instance {inst.name} changed"
+
+    def store_committed(self, fresh: Config) -> None:
+        committed = self.committed
+        committed.network_port = fresh.instances[self.name].network_port
+        committed.mtime = now()
+        if "nics" in self.changes:  # addresses: the old NICs' freed, the new NICs' taken, under the lock
+            network_ops.release(fresh, self.name)
+            network_ops.reserve_nics(fresh, committed, self.changes["nics"])
+        fresh.instances[self.name] = committed
 
 
 def attach_secondary(ctx: Context, config: Config, inst: Instance) -> None:
@@ -517,22 +607,30 @@ def instance_status(ctx: Context, config: Config, inst: Instance) -> Dict[str, A
 
 # --------------------------------------------------------------------------- remove
 
-def remove(ctx: Context, locks: Locks, name: str, shutdown_timeout: int = 120) -> Dict[str, Any]:
-    config = ctx.load_master_config()
-    inst = config.instances.get(name)
-    if inst is None:
-        return {"changed": False, "instance": None, "diff": diff_dict(None, None), "msg": f"instance {name} is absent"}
-    before = instance_view(inst)
-    result = {"changed": True, "instance": None, "diff": diff_dict(before, None),
-              "msg": f"instance {name} would be stopped and removed with its disks"}
-    if ctx.check_mode:
-        return result
-    with ctx.job("instance_remove", {"name": name}) as job:
+class InstanceRemove(InstanceOperation):
+    """gnt-instance remove: stopped wherever it runs, its disks, OS files and runtime files
+    removed (what an offline node holds is reported, not waited for), then the config."""
+
+    opcode = "instance_remove"
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        config = self.locked_config(config)
+        name = self.name
+        inst = config.instances.get(name)
+        if inst is None:
+            return {"changed": False, "instance": None, "diff": diff_dict(None, None),
+                    "msg": f"instance {name} is absent"}
+        self.inst = inst
+        return {"changed": True, "instance": None, "diff": diff_dict(instance_view(inst), None),
+                "msg": f"instance {name} would be stopped and removed with its disks"}
+
+    def execute(self, job: Job, config: Config, result: Dict[str, Any]) -> None:
+        ctx, inst, name, config = self.ctx, self.inst, self.name, self.config
         problems: List[str] = []
         status = instance_status(ctx, config, inst)
         for node in status["running_on"]:
             with job.step("stop instance", node=node):
-                nodecalls.instance_stop(ctx, config, inst, node=node, timeout=shutdown_timeout)
+                nodecalls.instance_stop(ctx, config, inst, node=node, timeout=self.spec["shutdown_timeout"])
         with job.step("remove disks"):
             for index in range(len(inst.disks)):
                 problems += nodecalls.disk_remove(ctx, config, inst, index, ignore_offline=True)
@@ -548,22 +646,17 @@ def remove(ctx: Context, locks: Locks, name: str, shutdown_timeout: int = 120) -
                     nodecalls.instance_cleanup(ctx, config, inst, node, purge=True)
                 except (RpcError, HerdError) as exc:
                     problems.append(str(exc))
+
+        def drop(fresh: Config) -> None:
+            fresh.instances.pop(name, None)
+            network_ops.release(fresh, name)
+
         with job.step("commit config"):
-            with locks.cluster():
-                fresh = ctx.store.load()
-                fresh.instances.pop(name, None)
-                for network in fresh.networks.values():
-                    for ip, owner in list(network.allocated.items()):
-                        if owner == name:
-                            del network.allocated[ip]
-                ctx.commit(fresh)
+            commit(ctx, self.locks, drop, what=f"instance {name} removal")
         ctx.warnings.extend(problems)
-    result["msg"] = f"instance {name} removed"
-    return result
+        result["msg"] = f"instance {name} removed"
 
 
 def remove_for_destroy(ctx: Context, name: str) -> None:
     """Used by cluster destroy with force (the operator asked for every instance's removal)."""
-    locks = ctx.locks(f"cluster destroy removes {name}")
-    with locks.instance(name):
-        remove(ctx, locks, name)
+    InstanceRemove(ctx, {"name": name, "state": "absent"}, repair=False).run()

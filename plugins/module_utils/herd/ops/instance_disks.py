@@ -19,6 +19,11 @@ instance (``repair_modify``): any disk the job recorded that the config does
 not hold goes. The same record covers removals: the config drops the disks
 first, then their volumes go, so a run killed in between leaves volumes the
 repair removes, never a config pointing at a deleted disk.
+
+In ``instance.InstanceModify``'s phases: ``plan``, ``check_running`` and
+``check_add`` are prerequisites (they touch nothing); ``allocate_drbd``,
+``create`` and ``record_removal`` run in the execute phase before the commit,
+``remove_volumes`` after it (the config no longer holds those disks).
 """
 
 import secrets
