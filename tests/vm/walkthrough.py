@@ -315,8 +315,11 @@ def run_walkthrough(vm: Any, workdir: Path) -> Walkthrough:
             done.append(again)
     check, real = walk.results[5]
     assert "--check" in check.line and "--check" not in real.line
+    printed = " ".join(check.stdout.split())  # the callback may wrap long lines
     for inst in instances:
-        m = re.search(rf"{re.escape(inst['name'])}: [^\n]* on (\S+)(?: / (\S+))?", check.stdout)
+        name = re.escape(inst["name"])
+        m = re.search(rf"{name}: instance {name} would be created on \S+ on (\w[\w.-]*)(?: / (\w[\w.-]*))?",
+                      printed)
         assert m, f"no placement of {inst['name']} in the check run:\n{check!r}"
         nodes = [n for n in m.groups() if n]
         assert len(nodes) == (2 if inst["disk_template"] == "drbd" else 1), m.group(0)
