@@ -32,8 +32,8 @@ def missing(cluster: Cluster, facts: Dict[str, Any]) -> List[str]:
     if "drbd" in enabled and not drbd.get("loaded") and not drbd.get("missing_allowed"):
         out.append("the drbd kernel module (for drbd; /proc/drbd is missing)")
     if "sharedfile" in enabled:
-        shared = next((d for d in facts.get("file_storage", [])
-                       if d.get("path") == cluster.shared_file_storage_dir), {})
+        shared: Dict[str, Any] = next((d for d in facts.get("file_storage", [])
+                                       if d.get("path") == cluster.shared_file_storage_dir), {})
         if not shared.get("exists"):
             out.append(f"directory {cluster.shared_file_storage_dir} (for sharedfile; the mount point of the "
                        "filesystem every node shares)")
