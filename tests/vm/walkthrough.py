@@ -176,9 +176,13 @@ class Walkthrough:
             line = re.sub(rf"(?<![\d.]){re.escape(example)}(?![\d.])", real, line)
         assert "192.0.2." not in line, f"an example address is left in {line!r}"
         t0 = time.monotonic()
-        proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", line], cwd=self.checkout,
-                              env=operator_env(self.home, self.state["private_key"]), capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        try:
+            proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", line], cwd=self.checkout,
+                                  env=operator_env(self.home, self.state["private_key"]), capture_output=True,
+                                  text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
+            raise AssertionError(f"step {step}: {line!r} did not end in {timeout:.0f} s:\n{out[-6000:]}") from None
         cmd = Command(step, line, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0)
         self.log.commands.append(cmd)
         print(f"walk-through step {step}: {line} -> rc {cmd.rc} in {cmd.seconds:.0f} s", flush=True)
