@@ -195,7 +195,7 @@ class Walkthrough:
         hosts_file = inv / "hosts.yml"
         hosts = yaml.safe_load(hosts_file.read_text())
         children = hosts["all"]["children"]
-        by_example = {n: node for n, node in zip(EXAMPLE_NAMES, self.nodes, strict=True)}
+        by_example = dict(zip(EXAMPLE_NAMES, self.nodes, strict=True))
         assert sorted(children["herd_nodes"]["hosts"]) == EXAMPLE_NAMES, children
         children["herd_nodes"]["hosts"] = {
             by_example[name]["name"]: {**values, "ansible_host": by_example[name]["primary_ip"],
@@ -280,7 +280,7 @@ def test_bed_group_vars(vm: Any) -> dict[str, Any]:
 def small(instance: dict[str, Any]) -> dict[str, Any]:
     """A README instance declaration sized for 1 GiB nodes with a 4 GiB spare disk."""
     out = dict(instance, memory="128M", vcpus=1)
-    out["disks"] = ["256M" for _ in instance.get("disks", [])]
+    out["disks"] = ["256M"] * len(instance.get("disks", []))
     return out
 
 
