@@ -1,11 +1,10 @@
 """Tests on real storage: three Debian 12 QEMU guests as nodes (scripts/vmcluster).
 
 The session fixture `vm` boots three VM nodes once per session (the base image
-is built on first use and cached under /var/cache/herd-vm), writes an
-inventory the way the README tells an operator to (the nodes' addresses and
-the SSH key and host keys of this test bed, nothing else specific to the
-tests) and tears everything down at the end.  `site` runs playbooks/site.yml
-on it once.
+is built on first use and cached under /var/cache/herd-vm) and tears
+everything down at the end.  `site` runs README's walk-through "From three
+Debian machines to a running cluster" on them, as written (tests/vm/walkthrough.py):
+the cluster it makes is the one every test here uses.
 
 Every test here is marked `vm` and is skipped, with the reason, when not run
 as root or when the base image cannot be built.
@@ -16,8 +15,8 @@ Environment:
   HERD_VMCLUSTER_KEEP=1 the cluster is left up after the session;
   HERD_VM_NODES=2       boot that many nodes (default 3; the tests that need a
                         third node need the default);
-  HERD_VMCLUSTER_SITE_DONE=1 (with a kept cluster that already ran site.yml
-                        in an earlier session) skips the site.yml run, to
+  HERD_VMCLUSTER_SITE_DONE=1 (with a kept cluster that already ran the
+                        walk-through in an earlier session) skips it, to
                         iterate on one test.
 """
 
@@ -35,7 +34,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from vmnodes import REPO, VMCluster, ansible_run, script, vm_skip_reason, write_operator_inventory  # noqa: E402
+from vmnodes import REPO, VMCluster, script, test_inventory, vm_skip_reason  # noqa: E402
+from walkthrough import INVENTORY, Walkthrough, run_walkthrough  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -65,21 +65,35 @@ def vm() -> Iterator[VMCluster]:
                     "--inventory", str(inv_dir / "generated.yml"), timeout=1800)
         print(f"vm: {nodes} nodes booted in {time.monotonic() - t1:.0f} s\n{up.stdout}", flush=True)
         state = json.loads(script("status", "--name", name, "--json").stdout)
-        inventory = write_operator_inventory(state, inv_dir / "operator")
-        yield VMCluster(name, state, inventory)
+        yield VMCluster(name, state, inv_dir / "generated.yml")
     finally:
         if not keep:
             script("down", "--name", name, check=False)
             shutil.rmtree(inv_dir, ignore_errors=True)
+            shutil.rmtree(REPO / ".build" / f"vm-walk-{name}", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def site(vm: VMCluster) -> ansible_run.Run:
-    """playbooks/site.yml once on the VM nodes."""
-    if os.environ.get("HERD_VMCLUSTER_SITE_DONE") == "1" and os.environ.get("HERD_VMCLUSTER_NAME"):
-        return None  # type: ignore[return-value]
+def site(vm: VMCluster) -> Walkthrough | None:
+    """README's walk-through, run as written on the VM nodes; the other tests then use the
+    cluster it made, through a copy of its inventory with this test bed's SSH settings."""
+    operator = REPO / ".build" / f"vm-inventory-{vm.name}" / "operator"
+    if os.environ.get("HERD_VMCLUSTER_SITE_DONE") == "1" and os.environ.get("HERD_VMCLUSTER_NAME") \
+            and (operator / "hosts.yml").exists():
+        vm.inventory = operator / "hosts.yml"
+        return None
     t0 = time.monotonic()
-    run = ansible_run.playbook(vm.inventory, REPO / "playbooks" / "site.yml", timeout=2400)
-    print(f"\nvm: site.yml {time.monotonic() - t0:.0f} s", flush=True)
-    assert run.rc == 0, f"{run!r}\n{run.proc.stdout[-5000:]}"
-    return run
+    walk = run_walkthrough(vm, REPO / ".build" / f"vm-walk-{vm.name}")
+    print(f"\nvm: walk-through {time.monotonic() - t0:.0f} s\n{walk.log.durations()}", flush=True)
+    vm.inventory = test_inventory(vm, walk.checkout / INVENTORY, operator)
+    # step 5's real run created what was declared; the other tests start from an empty cluster
+    names = sorted(i["name"] for i in walk.instances)
+    info = {i["name"]: i for i in vm.module("instance_info", {})["instances"]}
+    assert sorted(info) == names, f"declared {names}, the cluster has {sorted(info)}"
+    for inst in walk.instances:
+        got = info[inst["name"]]
+        assert got["disk_template"] == inst["disk_template"] and got["status"] == "running", got
+    for name in names:
+        removed = vm.module("instance", {"name": name, "state": "absent", "shutdown_timeout": 5})
+        assert removed["changed"] and not removed.get("failed"), removed
+    return walk

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "vmcluster"
 PYTHON = "/usr/bin/python3"
@@ -84,57 +86,21 @@ class VMCluster:
         return ansible_run.module(self.inventory, host, name, args, timeout=timeout)
 
 
-def write_operator_inventory(state: dict[str, Any], dest: Path) -> Path:
-    """hosts.yml + group_vars/herd_nodes.yml as README and inventories/example show them."""
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "group_vars").mkdir(exist_ok=True)
-    prefix = state["secondary_network"].split("/")[1]
-    # Ansible's default ControlPersist is kept: one SSH connection per node and
-    # play saves seconds per task on TCG guests; the masters exit 60 s after use
-    ssh_args = f"-o UserKnownHostsFile={state['known_hosts']} -o StrictHostKeyChecking=yes"
-    hosts = {
-        "all": {
-            "vars": {"ansible_user": "root",
-                     "ansible_ssh_private_key_file": state["private_key"],
-                     "ansible_ssh_common_args": ssh_args,
-                     "ansible_python_interpreter": "/usr/bin/python3"},
-            "children": {
-                "herd_nodes": {"hosts": {
-                    n["name"]: {"ansible_host": n["primary_ip"], "herd_primary_ip": n["primary_ip"],
-                                "herd_secondary_ip": n["secondary_ip"]}
-                    for n in state["nodes"]}},
-                "herd_master": {"hosts": {state["nodes"][0]["name"]: {}}},
-                "herd_master_candidates": {"hosts": {n["name"]: {} for n in state["nodes"]}},
-            },
-        },
-    }
-    group_vars = {
-        "herd_cluster_name": f"{state['name']}.example.org",
-        "herd_cluster": {
-            "master_netdev": "br0",
-            "enabled_hypervisors": ["fake"],
-            "enabled_disk_templates": ["drbd", "plain"],
-            "volume_group": VG,
-            # small disks on small nodes: Ganeti's default policy wants 1 GiB at least
-            "ipolicy": {
-                "minmax": [{
-                    "min": {"memory-size": 64, "cpu-count": 1, "disk-count": 0, "disk-size": 16,
-                            "nic-count": 0, "spindle-use": 0},
-                    "max": {"memory-size": 65536, "cpu-count": 8, "disk-count": 16,
-                            "disk-size": 1048576, "nic-count": 8, "spindle-use": 12}}],
-                "std": {"memory-size": 128, "cpu-count": 1, "disk-count": 1, "disk-size": 256,
-                        "nic-count": 1, "spindle-use": 1},
-                "vcpu-ratio": 64.0, "spindle-ratio": 64.0},
-        },
-        "herd_bridge_name": "br0",
-        "herd_bridge_port": "eth0",
-        "herd_secondary_interface": "eth1",
-        "herd_secondary_prefix": int(prefix),
-        "herd_vg_devices": ["/dev/vdb"],
-    }
-    # JSON is YAML: no YAML library needed to write these
-    (dest / "hosts.yml").write_text(json.dumps(hosts, indent=2) + "\n")
-    (dest / "group_vars" / "herd_nodes.yml").write_text(json.dumps(group_vars, indent=2) + "\n")
+def test_inventory(vm: VMCluster, operator: Path, dest: Path) -> Path:
+    """The walk-through's inventory with this test bed's SSH key and known_hosts (the operator's
+    shell gave them through the environment) and without its declared instances, for the tests
+    that run modules and playbooks on the cluster it made."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(operator, dest)
+    values = yaml.safe_load((dest / "group_vars" / "herd_nodes.yml").read_text())
+    values.pop("herd_instances", None)
+    (dest / "group_vars" / "herd_nodes.yml").write_text(yaml.safe_dump(values, sort_keys=False))
+    access = {"ansible_ssh_private_key_file": vm.state["private_key"],
+              "ansible_ssh_common_args": (f"-o UserKnownHostsFile={vm.state['known_hosts']} "
+                                          "-o StrictHostKeyChecking=yes"),
+              "ansible_python_interpreter": "/usr/bin/python3"}
+    (dest / "group_vars" / "all.yml").write_text(yaml.safe_dump(access))
     return dest / "hosts.yml"
 
 

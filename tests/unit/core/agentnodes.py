@@ -104,6 +104,7 @@ class AgentNode:
         self.fail: dict[str, str] = {}            # verb -> error the node answers instead
         self.answers: dict[str, dict[str, Any]] = {}  # verb -> what the hardware reports instead
         self.drbd = DrbdSim(self)
+        self.drbd_module = True   # False: no drbd kernel module (no /proc/drbd)
         self.master_ips: set = set()   # addresses `ip addr` shows on this node's master netdev
         self.still_sees: set = set()   # unreachable nodes this one still reaches (a partition)
         self.peers: dict[str, AgentNode] = {}  # primary IP -> node, set by AgentRpc
@@ -153,7 +154,10 @@ class AgentNode:
             if simulated is not None:
                 answer = {"ok": True, "version": VERSION, "result": simulated}
             else:
-                Path(self.proc_drbd).write_text(self.drbd.proc_text())
+                if self.drbd_module:
+                    Path(self.proc_drbd).write_text(self.drbd.proc_text())
+                else:
+                    Path(self.proc_drbd).unlink(missing_ok=True)
                 with self.world():
                     answer = main.handle(request)
                 if answer.get("ok") and verb == "node_facts":

@@ -1,4 +1,6 @@
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -290,3 +292,63 @@ def test_item16_a_line_before_the_block_cannot_override_the_managed_key(ctx, nod
         handle.write(f"node2,198.51.100.12 ssh-ed25519 {nodes[3].host_key}\n" + text)  # a planted key
     node_op.present(ctx, add_spec(2))
     assert ctx.store.load().nodes["node2"].ssh_host_keys == {"ssh-ed25519": nodes[1].host_key}
+
+
+# --------------------------------------------------------------------------
+# the storage of the enabled disk templates must exist on a node before it joins
+
+def _settings(node, **values):
+    data = json.loads(Path(node.settings).read_text())
+    data.update(values)
+    Path(node.settings).write_text(json.dumps(data))
+
+
+def test_init_refuses_a_master_without_the_volume_group_of_plain_and_drbd(ctx, nodes):
+    nodes[0].volumes.vgs.pop("gnt")
+    with pytest.raises(PrerequisiteError, match=r"cluster init: node node1 lacks volume group 'gnt' "
+                                                r"\(for drbd, plain\)"):
+        cluster_op.present(ctx, init_spec(enabled_disk_templates=["plain", "drbd"]))
+    assert not ctx.store.exists()
+
+
+def test_init_without_lvm_templates_does_not_need_the_volume_group(ctx, nodes):
+    nodes[0].volumes.vgs.pop("gnt")
+    assert cluster_op.present(ctx, init_spec(enabled_disk_templates=["file", "diskless"]))["changed"]
+
+
+def test_init_refuses_drbd_without_the_kernel_module(ctx, nodes):
+    nodes[0].drbd_module = False
+    with pytest.raises(PrerequisiteError, match=r"node node1 lacks the drbd kernel module"):
+        cluster_op.present(ctx, init_spec(enabled_disk_templates=["drbd"]))
+    assert not ctx.store.exists()
+    # plain alone needs no DRBD
+    assert cluster_op.present(ctx, init_spec(enabled_disk_templates=["plain"]))["changed"]
+
+
+def test_a_node_allowed_to_miss_drbd_is_accepted_with_a_warning(ctx, nodes):
+    nodes[0].drbd_module = False
+    _settings(nodes[0], drbd_module_missing_allowed=True)
+    assert cluster_op.present(ctx, init_spec(enabled_disk_templates=["drbd"]))["changed"]
+    assert any("node1: drbd is enabled but the drbd kernel module is not loaded" in w for w in ctx.warnings)
+
+
+def test_init_refuses_sharedfile_without_the_shared_directory(ctx, nodes, tmp_path):
+    shutil.rmtree(tmp_path / "shared" / "srv" / "herd-shared" / "file-storage")
+    with pytest.raises(PrerequisiteError, match=r"node node1 lacks directory /srv/herd-shared/file-storage "
+                                                r"\(for sharedfile"):
+        cluster_op.present(ctx, init_spec(enabled_disk_templates=["sharedfile"]))
+
+
+def test_node_add_refuses_a_node_without_the_storage_and_names_all_it_lacks(ctx, nodes):
+    cluster_op.present(ctx, init_spec(enabled_disk_templates=["plain", "drbd"]))
+    before = Path(ctx.store.path).read_text()
+    nodes[1].volumes.vgs.pop("gnt")
+    nodes[1].drbd_module = False
+    with pytest.raises(PrerequisiteError, match=r"node add node2: node node2 lacks volume group 'gnt' \(for drbd, "
+                                                r"plain\).*; the drbd kernel module") as err:
+        node_op.present(ctx, add_spec(2))
+    assert "enabled_disk_templates is ['plain', 'drbd']" in str(err.value)
+    assert Path(ctx.store.path).read_text() == before
+    assert "node2" not in ctx.store.load().nodes
+    # a node that hosts no instances needs no disk storage
+    assert node_op.present(ctx, add_spec(2, vm_capable=False))["changed"]

@@ -220,9 +220,19 @@ def cpu_info() -> Dict[str, Any]:
     return {"vendor": vendor, "model": model, "flags": flags}
 
 
+def drbd_module() -> Dict[str, Any]:
+    """Whether the drbd kernel module is loaded (its /proc file, where node.json may point
+    elsewhere), and whether the node_drbd role was told to allow it missing."""
+    settings = node_settings()
+    path = settings.get("proc_drbd") or "/proc/drbd"
+    return {"loaded": os.path.exists(path),
+            "missing_allowed": bool(settings.get("drbd_module_missing_allowed"))}
+
+
 @verb("node_facts")
 def node_facts(args: Dict[str, Any]) -> Dict[str, Any]:
-    """args: {"vg": "gnt" (optional), "file_dirs": ["/srv/herd/file-storage", ...]}"""
+    """args: {"vg": "gnt" (optional), "drbd": true (optional),
+    "file_dirs": ["/srv/herd/file-storage", ...]}"""
     vg = check_vg(args["vg"]) if args.get("vg") else None
     file_dirs = [check_abs_path(p, "file storage directory") for p in args.get("file_dirs", [])]
     # the commands first, so they run while the rest is read from /proc and /sys
@@ -248,6 +258,8 @@ def node_facts(args: Dict[str, Any]) -> Dict[str, Any]:
             facts["cpu"].pop("flags")
         if vg and vgs:
             facts["volume_group"] = volume_group(vg, vgs)
+        if args.get("drbd"):
+            facts["drbd"] = drbd_module()
         facts["file_storage"] = [directory_space(p) for p in file_dirs]
         return facts
     finally:

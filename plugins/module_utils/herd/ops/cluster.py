@@ -12,7 +12,7 @@ from ..config import (DEFAULT_HVPARAMS, DISK_TEMPLATES, HYPERVISORS, Cluster, Co
 from ..errors import PrerequisiteError, RpcError, ValidationError
 from ..jobs import Job
 from ..rpc import known_host_keys
-from . import repair_tags
+from . import repair_tags, storage_check
 from .common import Context, diff_dict, require
 from .master import configure_master_ip
 from .phases import LockDecl, Operation, commit
@@ -202,6 +202,7 @@ def _init(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     for label, ip in (("primary_ip", primary_ip), ("secondary_ip", secondary_ip)):
         require(ip in facts.get("addresses", []),
                 f"{label} {ip} is not configured on {master} (it has {facts.get('addresses', [])})")
+    storage_check.require_storage("cluster init", master, cluster, facts, ctx.warnings)
     if "kvm" in cluster.enabled_hypervisors and not facts.get("qemu_version"):
         ctx.warnings.append(f"{master}: kvm is enabled but qemu-system-x86_64 is not installed there")
     result: Dict[str, Any] = {"changed": True, "cluster": cluster_view(config),
@@ -280,9 +281,7 @@ def renew_crypto(ctx: Context, config: Config) -> Dict[str, Any]:
 
 def _master_facts(ctx: Context, endpoint: Any, cluster: Cluster) -> Dict[str, Any]:
     try:
-        args = {"vg": cluster.volume_group,
-                "file_dirs": [cluster.file_storage_dir, cluster.shared_file_storage_dir]}
-        return ctx.rpc.call(endpoint, "node_facts", args)
+        return ctx.rpc.call(endpoint, "node_facts", storage_check.facts_args(cluster))
     except RpcError as exc:
         raise PrerequisiteError(str(exc)) from None
 

@@ -7,6 +7,7 @@ from ..config import Config, Node, NodeGroup, new_uuid, now
 from ..errors import PrerequisiteError, RpcError, ValidationError
 from ..jobs import Job, Locks
 from ..rpc import Endpoint, known_host_keys
+from . import storage_check
 from .cluster import _ip, crypto_dir, install_node_crypto
 from .common import Context, diff_dict, require
 from .phases import LockDecl, Operation, commit
@@ -87,7 +88,7 @@ def _add(ctx: Context, locks: Locks, config: Config, spec: Dict[str, Any]) -> Di
     group = spec.get("group") or "default"
     endpoint = Endpoint(name=name, address=primary_ip, port=port, host_keys=host_keys)
     try:
-        facts = ctx.rpc.call(endpoint, "node_facts", {"vg": config.cluster.volume_group})
+        facts = ctx.rpc.call(endpoint, "node_facts", storage_check.facts_args(config.cluster))
         membership = ctx.rpc.call(endpoint, "cluster_membership", {})
     except RpcError as exc:
         raise PrerequisiteError(f"node add {name}: {exc}; the config is unchanged") from None
@@ -97,6 +98,8 @@ def _add(ctx: Context, locks: Locks, config: Config, spec: Dict[str, Any]) -> Di
     require(secondary_ip in facts.get("addresses", []),
             f"node add {name}: secondary_ip {secondary_ip} is not configured on it "
             f"(it has {facts.get('addresses', [])})")
+    if spec.get("vm_capable") is not False:  # a node that hosts no instance needs no disk storage
+        storage_check.require_storage(f"node add {name}", name, config.cluster, facts, ctx.warnings)
     theirs = membership.get("ssconf") or {}
     if theirs.get("cluster_name") and theirs.get("cluster_uuid") != config.cluster.uuid:
         raise PrerequisiteError(f"node add {name}: it already belongs to cluster {theirs.get('cluster_name')!r} "
