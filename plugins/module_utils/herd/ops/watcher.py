@@ -11,8 +11,11 @@ import re
 import time
 from typing import Any, Dict, Optional
 
+from ..config import Config
 from ..errors import ValidationError
+from ..jobs import Job
 from .common import Context, diff_dict
+from .phases import Operation, commit
 
 STATES = ("paused", "running", "query")
 # 30s, 15m, 2h, 1d, 1w (Ganeti's --duration units), or bare seconds
@@ -61,35 +64,45 @@ def paused_view(ctx: Context) -> Dict[str, Any]:
 
 def run(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     spec = validate(spec)
-    at = time.time()
     if spec["state"] == "query":
         current = paused_view(ctx)
         return dict(current, changed=False, diff=diff_dict(current, current),
                     msg=f"the watcher is paused until {current['until_text']}" if current["paused"]
                     else "the watcher is not paused")
-    locks = ctx.locks(f"watcher {spec['state']}")
-    with locks.cluster():
-        config = ctx.load_master_config()
-        before = view(config.cluster.watcher_pause_until, at)
-        if spec["state"] == "paused":
-            until = at + spec["duration"]
+    return WatcherPause(ctx, spec).run()
+
+
+class WatcherPause(Operation):
+    """Pause the watcher or let it run again: a cluster setting, no lock beyond the commit's."""
+
+    def check_arguments(self) -> None:
+        self.spec = validate(self.spec)
+        self.opcode = f"watcher_{self.spec['state']}"
+        self.locks = self.ctx.locks(f"watcher {self.spec['state']}")
+        self.at = time.time()
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        before = view(config.cluster.watcher_pause_until, self.at)
+        if self.spec["state"] == "paused":
+            wanted = self.at + self.spec["duration"]
             # a pause that already lasts that long stays as it is: a second run changes nothing
-            if before["paused"] and before["until"] >= until - 60:
-                until = before["until"]
+            until: Optional[float] = before["until"] if before["paused"] and before["until"] >= wanted - 60 \
+                else wanted
         else:
             until = None
-        after = view(until, at)
+        self.until = until
+        after = view(until, self.at)
         if before == after:
             return dict(after, changed=False, diff=diff_dict(before, after),
                         msg=f"the watcher is already {'paused until ' + str(after['until_text']) if after['paused'] else 'running'}")
         result = dict(after, changed=True, diff=diff_dict(before, after))
-        verb = "would be" if ctx.check_mode else "is"
+        verb = "would be" if self.ctx.check_mode else "is"
         result["msg"] = (f"the watcher {verb} paused until {after['until_text']}" if after["paused"]
                          else f"the watcher {verb} no longer paused")
-        if ctx.check_mode:
-            return result
-        fresh = config.copy()
-        fresh.cluster.watcher_pause_until = until
-        with ctx.job(f"watcher_{spec['state']}", spec):
-            ctx.commit(fresh)
         return result
+
+    def execute(self, job: Job, config: Config, result: Dict[str, Any]) -> None:
+        def pause(fresh: Config) -> None:
+            fresh.cluster.watcher_pause_until = self.until
+
+        commit(self.ctx, self.locks, pause, what=self.opcode)
