@@ -153,14 +153,14 @@ tags:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run
-from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import info
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import views
 
 
 def main():
     argument_spec = dict(search_tags=dict(type='str'))
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    module.exit_json(changed=False, **run(module, info.cluster_info, module.params['search_tags']))
+    module.exit_json(changed=False, **run(module, views.cluster_info, module.params['search_tags']))
 
 
 if __name__ == '__main__':

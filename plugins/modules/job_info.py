@@ -180,7 +180,7 @@ interrupted:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.herd.cluster.plugins.module_utils.ansible_herd import COMMON_ARGS, run, timeout_arg
-from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import info
+from ansible_collections.herd.cluster.plugins.module_utils.herd.ops import views
 
 
 def main():
@@ -196,7 +196,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('follow', True, ['id'])])
     p = module.params
-    result = run(module, info.job_info, p['id'], p['status'], p['opcode'], p['limit'], follow=p['follow'],
+    result = run(module, views.job_info, p['id'], p['status'], p['opcode'], p['limit'], follow=p['follow'],
                  follow_timeout=p['follow_timeout'])
     module.exit_json(changed=False, **result)
 

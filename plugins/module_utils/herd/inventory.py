@@ -7,7 +7,7 @@ import re
 from typing import Any, Dict, List
 
 from .config import Config
-from .ops.info import node_role
+from .ops.views import node_role
 
 GROUP_PREFIX = "herd_"
 
@@ -17,7 +17,7 @@ def group_name(*parts: str) -> str:
     return GROUP_PREFIX + "_".join(re.sub(r"[^A-Za-z0-9_]", "_", p) for p in parts)
 
 
-# Ganeti's one-letter node roles (ops.info.node_role) as group names
+# Ganeti's one-letter node roles (ops.views.node_role) as group names
 ROLE_GROUPS = {"M": "herd_master", "C": "herd_master_candidates", "D": "herd_drained", "O": "herd_offline",
                "R": "herd_regular"}
 ROLE_NAMES = {"M": "master", "C": "candidate", "D": "drained", "O": "offline", "R": "regular"}

@@ -1,13 +1,13 @@
 """Field selection and filters for node_info and instance_info, like
 ``gnt-node list -o FIELDS`` and ``gnt-instance list -o FIELDS``.
 
-Rows are what ops.info returns; a field is a name (Ganeti's where it has one)
+Rows are what ops.views returns; a field is a name (Ganeti's where it has one)
 mapped to a getter. Sizes are MiB in the data and human-readable in tables."""
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .errors import HerdError
-from .ops.info import format_table
+from .ops.views import format_table
 
 Getter = Callable[[Dict[str, Any]], Any]
 
@@ -139,31 +139,31 @@ def filter_rows(rows: List[Dict[str, Any]], kind: str, nodes: Optional[Sequence[
 
 def list_nodes(ctx: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
     """node_info with filters (tags, roles) and, with fields, a table of those fields."""
-    from .ops import info
+    from .ops import views
 
     fields = spec.get("fields") or []
     check_fields(fields, "node")
-    result = info.node_info(ctx, spec.get("names") or [], spec.get("live", True), n1="n1" in fields)
+    result = views.node_info(ctx, spec.get("names") or [], spec.get("live", True), n1="n1" in fields)
     result["nodes"] = filter_rows(result["nodes"], "node", tags=spec.get("tags"), statuses=spec.get("roles"))
     if fields:
         result["selected"], result["table"] = select(result["nodes"], fields, "node", spec.get("human", True))
     else:
-        result["table"] = info.node_table(result["nodes"])
+        result["table"] = views.node_table(result["nodes"])
     return result
 
 
 def list_instances(ctx: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
     """instance_info with filters (nodes, tags, status) and, with fields, a table of those fields."""
-    from .ops import info
+    from .ops import views
 
     fields = spec.get("fields") or []
     check_fields(fields, "instance")
-    result = info.instance_info(ctx, spec.get("names") or [], spec.get("live", True))
+    result = views.instance_info(ctx, spec.get("names") or [], spec.get("live", True))
     result["instances"] = filter_rows(result["instances"], "instance", nodes=spec.get("nodes"),
                                       tags=spec.get("tags"), statuses=spec.get("status"))
     if fields:
         result["selected"], result["table"] = select(result["instances"], fields, "instance",
                                                      spec.get("human", True))
     else:
-        result["table"] = info.instance_table(result["instances"])
+        result["table"] = views.instance_table(result["instances"])
     return result

@@ -17,7 +17,7 @@ from plugins.module_utils.herd import jobs as jobs_mod
 from plugins.module_utils.herd.errors import HerdError
 from plugins.module_utils.herd.jobs import ARCHIVE_BUCKET, Journal
 from plugins.module_utils.herd.ops import common as common_mod
-from plugins.module_utils.herd.ops import info
+from plugins.module_utils.herd.ops import views
 from plugins.module_utils.herd.ops import instance as instance_op
 from plugins.module_utils.herd.ops import verify
 
@@ -164,7 +164,7 @@ def test_the_latest_indexed_job_is_found_without_the_archive(tmp_path, monkeypat
 
 def test_job_info_table_and_one_job_with_its_steps_and_progress(cluster):
     instance_op.ensure(cluster, spec())
-    listing = info.job_info(cluster, limit=5)
+    listing = views.job_info(cluster, limit=5)
     header, *rows = listing["table"]
     assert header.split()[:5] == ["ID", "Status", "Opcode", "Received", "Duration"]
     assert [row.split()[:3] for row in rows] == [[str(j["id"]), j["status"], j["opcode"]] for j in listing["jobs"]]
@@ -173,7 +173,7 @@ def test_job_info_table_and_one_job_with_its_steps_and_progress(cluster):
     journal_job = cluster.journal.get(job["id"])
     journal_job["steps"][-1]["progress"] = [{"ts": time.time(), "message": "disk 0 42.0% synced"}]
     cluster.journal.write(journal_job)
-    detail = info.job_info(cluster, job_id=job["id"])
+    detail = views.job_info(cluster, job_id=job["id"])
     assert detail["table"][0].startswith(f"job {job['id']} instance_create: success, received ")
     assert any(line.strip().endswith("disk 0 42.0% synced") for line in detail["table"])
     assert any(f" success {job['steps'][0]['name']}" in line for line in detail["table"])
@@ -181,7 +181,7 @@ def test_job_info_table_and_one_job_with_its_steps_and_progress(cluster):
 
 
 def test_follow_waits_until_the_job_ends(cluster, monkeypatch):
-    monkeypatch.setattr(info, "FOLLOW_INTERVAL", 0.05)
+    monkeypatch.setattr(views, "FOLLOW_INTERVAL", 0.05)
     job = cluster.journal.open("instance_migrate", {"name": "web1"})
     job.start()
 
@@ -194,7 +194,7 @@ def test_follow_waits_until_the_job_ends(cluster, monkeypatch):
 
     worker = threading.Thread(target=work)
     worker.start()
-    result = info.job_info(cluster, job_id=job.id, follow=True, follow_timeout=30)
+    result = views.job_info(cluster, job_id=job.id, follow=True, follow_timeout=30)
     worker.join()
     followed = result["jobs"][0]
     assert followed["status"] == "success"
@@ -202,14 +202,14 @@ def test_follow_waits_until_the_job_ends(cluster, monkeypatch):
 
 
 def test_follow_gives_up_after_its_timeout_with_a_warning(cluster, monkeypatch):
-    monkeypatch.setattr(info, "FOLLOW_INTERVAL", 0.05)
+    monkeypatch.setattr(views, "FOLLOW_INTERVAL", 0.05)
     job = cluster.journal.open("instance_migrate", {"name": "web1"})
     job.start()
-    result = info.job_info(cluster, job_id=job.id, follow=True, follow_timeout=0.2)
+    result = views.job_info(cluster, job_id=job.id, follow=True, follow_timeout=0.2)
     assert result["jobs"][0]["status"] == "running"
     assert cluster.warnings == [f"job {job.id} is still running after 0.2 s of following"]
     with pytest.raises(HerdError, match="follow needs the id"):
-        info.job_info(cluster, follow=True)
+        views.job_info(cluster, follow=True)
 
 
 # ---------------------------------------------------------------- job ids in module results and errors

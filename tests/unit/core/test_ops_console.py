@@ -13,7 +13,7 @@ import pytest
 
 from plugins.module_utils.herd.errors import ValidationError
 from plugins.module_utils.herd.ops import console as console_rule
-from plugins.module_utils.herd.ops import info
+from plugins.module_utils.herd.ops import views
 from plugins.module_utils.herd.ops import instance as instance_op
 
 PASSWORD = "s3cr#tPw"
@@ -27,7 +27,7 @@ def spec(**extra):
 
 
 def row(ctx, name="web1"):
-    return next(r for r in info.instance_info(ctx, live=False)["instances"] if r["name"] == name)
+    return next(r for r in views.instance_info(ctx, live=False)["instances"] if r["name"] == name)
 
 
 def test_instance_info_gives_the_exact_serial_console_command(cluster):
@@ -97,7 +97,7 @@ def test_vnc_password_reaches_the_node_and_never_the_results_or_journal(cluster,
     assert nodes[0].running["web1"]["vnc_password"] == PASSWORD
     journal = cluster.journal.list()
     assert journal and PASSWORD not in json.dumps(journal)
-    listed = info.instance_info(cluster, live=False)
+    listed = views.instance_info(cluster, live=False)
     assert PASSWORD not in json.dumps(listed) and listed["instances"][0]["console"]["vnc_password"] is True
     assert listed["instances"][0]["console"]["vnc"]["tunnel"] is None
 

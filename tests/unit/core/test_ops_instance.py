@@ -2,7 +2,7 @@ import pytest
 
 from plugins.module_utils.herd.errors import PrerequisiteError, ValidationError
 from plugins.module_utils.herd.ops import instance as instance_op
-from plugins.module_utils.herd.ops import info
+from plugins.module_utils.herd.ops import views
 
 
 def spec(**extra):
@@ -127,9 +127,9 @@ def test_remove_stops_and_deletes_disks_and_runtime_files(cluster, nodes):
 def test_instance_info_reports_error_states(cluster, nodes):
     instance_op.ensure(cluster, spec())
     nodes[0].drop("web1")
-    rows = info.instance_info(cluster)["instances"]
+    rows = views.instance_info(cluster)["instances"]
     assert rows[0]["status"] == "ERROR_down"
-    assert info.instance_info(cluster)["table"][0].split()[:5] == ["Instance", "Hypervisor", "OS",
+    assert views.instance_info(cluster)["table"][0].split()[:5] == ["Instance", "Hypervisor", "OS",
                                                                    "Primary_node", "Status"]
 
 

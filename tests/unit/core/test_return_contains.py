@@ -12,7 +12,7 @@ import pytest
 from plugins.module_utils.herd import listing
 from plugins.module_utils.herd.allocator import placement as allocator_placement
 from plugins.module_utils.herd.ops import cluster as cluster_op
-from plugins.module_utils.herd.ops import info, migrate, rebalance, reboot
+from plugins.module_utils.herd.ops import views, migrate, rebalance, reboot
 from plugins.module_utils.herd.ops import instance as instance_op
 from plugins.module_utils.herd.ops import network as network_op
 from plugins.module_utils.herd.ops import node as node_op
@@ -60,7 +60,7 @@ def busy(cluster):
 
 def test_cluster_and_cluster_info(cluster):
     documented("cluster", cluster_op.present(cluster, {"name": "cluster.example", "candidate_pool_size": 5}))
-    documented("cluster_info", info.cluster_info(cluster))
+    documented("cluster_info", views.cluster_info(cluster))
 
 
 def test_node(cluster, nodes):
@@ -103,5 +103,5 @@ def test_network(cluster):
 
 
 def test_job_info(busy):
-    documented("job_info", info.job_info(busy, limit=3))
-    documented("job_info", info.job_info(busy, job_id=busy.journal.list(limit=1)[0]["id"]))
+    documented("job_info", views.job_info(busy, limit=3))
+    documented("job_info", views.job_info(busy, job_id=busy.journal.list(limit=1)[0]["id"]))

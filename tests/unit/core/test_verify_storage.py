@@ -7,7 +7,7 @@ what the real agent reports: /proc/drbd through the real parser and LVs through 
 
 import pytest
 
-from plugins.module_utils.herd.ops import disk_health, info
+from plugins.module_utils.herd.ops import disk_health, views
 from plugins.module_utils.herd.ops import instance as instance_op
 from plugins.module_utils.herd.ops import verify as verify_op
 from plugins.module_utils.herd.storage.drbd import parse_proc_drbd
@@ -88,10 +88,10 @@ def test_a_missing_volume_is_reported_for_its_instance(web1, nodes):
 
 
 def test_instance_info_shows_disk_health(web1, nodes):
-    row = info.instance_info(web1)["instances"][0]
+    row = views.instance_info(web1)["instances"][0]
     assert row["disk_health"] == "ok"
     nodes[1].drbd.standalone(key(web1))
-    row = info.instance_info(web1)["instances"][0]
+    row = views.instance_info(web1)["instances"][0]
     assert row["disk_health"] == "degraded"
     assert any("StandAlone" in line for line in row["disk_problems"])
 

@@ -50,7 +50,7 @@ from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from ..jobs import _alive
 from . import activate_disks, migrate, replace_disks
 from .common import Context
-from .info import drbd_proc
+from .views import drbd_proc
 from . import repair_tags
 from .repair_tags import Record, policy, record_tag, records
 

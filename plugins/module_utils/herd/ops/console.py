@@ -50,7 +50,7 @@ def console(config: Config, inst: Instance) -> Optional[Dict[str, Any]]:
     out: Dict[str, Any] = {"node": node, "escape": ESCAPE, "serial_socket": None, "command": None,
                            "command_line": None, "vnc": None, "vnc_password": bool(inst.vnc_password)}
     if hv.get("serial_console", True):
-        # imported here: every instance operation imports this module (through ops.info), a module
+        # imported here: every instance operation imports this module (through ops.views), a module
         # task compiles all it imports (no bytecode cache in Ansible's payload), few need QEMU's paths
         from ..hypervisor.kvm import Paths
 

@@ -25,7 +25,7 @@ from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from ..jobs import Job, Locks
 from . import instance_disks, instance_reinstall, nodecalls, placement, repair_tags
 from .common import Context, diff_dict
-from .info import status_word
+from .views import status_word
 from . import network as network_ops
 from .phases import LockDecl, Operation, allocation_lock, check_still_there, commit, node_locks
 from .recovery import nodes_gone, recover_interrupted, repairs
