@@ -17,6 +17,10 @@ Environment:
   HERD_VMCLUSTER_SITE_DONE=1 (with a kept cluster that already ran site.yml
                         in an earlier session) skips the site.yml run, to
                         iterate on one test.
+  HERD_VMCLUSTER_NODES  number of nodes (default 3; the `vm_extra` tests of
+                        tests/vm/test_conversion.py need 2).
+  HERD_VMCLUSTER_EXTRA_DISK=1 gives every node a third empty disk /dev/vdc
+                        (`vmcluster up --extra-disk`: a second volume group).
 """
 
 from __future__ import annotations
@@ -57,10 +61,12 @@ def vm() -> Iterator[VMCluster]:
     keep = os.environ.get("HERD_VMCLUSTER_KEEP") == "1"
     inv_dir = REPO / ".build" / f"vm-inventory-{name}"
     t1 = time.monotonic()
+    nodes = os.environ.get("HERD_VMCLUSTER_NODES", "3")
+    extra = ["--extra-disk"] if os.environ.get("HERD_VMCLUSTER_EXTRA_DISK") == "1" else []
     try:
-        up = script("up", "--name", name, "--nodes", "3",
+        up = script("up", "--name", name, "--nodes", nodes, *extra,
                     "--inventory", str(inv_dir / "generated.yml"), timeout=1800)
-        print(f"vm: 3 nodes booted in {time.monotonic() - t1:.0f} s\n{up.stdout}", flush=True)
+        print(f"vm: {nodes} nodes booted in {time.monotonic() - t1:.0f} s\n{up.stdout}", flush=True)
         state = json.loads(script("status", "--name", name, "--json").stdout)
         inventory = write_operator_inventory(state, inv_dir / "operator")
         yield VMCluster(name, state, inventory)

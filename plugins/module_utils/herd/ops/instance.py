@@ -379,6 +379,9 @@ def modify(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
     config = ctx.load_master_config()
     inst = config.instances[spec["name"]]
     changes = plan_modify(config, inst, spec)
+    if "nics" in changes:  # the new NICs' bridges on the instance's nodes, before anything is touched
+        placement.check_bridges_live(ctx, config, inst.name, [n["link"] or config.cluster.nicparams.get("link", "br0")
+                                                              for n in changes["nics"]], inst.nodes())
     before = instance_view(inst)
     # ``target`` holds every disk (old and new) until the commit, which keeps those not removed
     target = copy.deepcopy(inst)
