@@ -17,7 +17,7 @@ from .. import validate as node_checks
 from ..config import Config, Disk, Instance, Nic, new_uuid, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from ..jobs import Locks
-from . import instance_disks, instance_reinstall, nodecalls, placement, repair_tags
+from . import instance_convert, instance_disks, instance_reinstall, nodecalls, placement, repair_tags
 from .common import Context, diff_dict
 from .info import status_word
 from . import network as network_ops
@@ -378,6 +378,8 @@ NEEDS_RESTART = ("beparams", "hvparams", "nics", "add_disks", "remove_disks", "v
 def modify(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
     config = ctx.load_master_config()
     inst = config.instances[spec["name"]]
+    if instance_convert.requested(inst, spec):  # gnt-instance modify -t: its own op, then the rest
+        return instance_convert.convert(ctx, locks, spec, then=modify)
     changes = plan_modify(config, inst, spec)
     if "nics" in changes:  # the new NICs' bridges on the instance's nodes, before anything is touched
         placement.check_bridges_live(ctx, config, inst.name, [n["link"] or config.cluster.nicparams.get("link", "br0")
