@@ -106,12 +106,13 @@ class FakeVolumeGroups:
         return CommandResult(argv, 0, "", "")
 
     def _lvchange(self, argv: list[str]) -> CommandResult:
-        """lvchange --addtag T... VG/LV (tags); -ay and the like change nothing here."""
+        """lvchange --addtag/--deltag T... VG/LV (tags); -ay and the like change nothing here."""
         tags = [argv[i + 1] for i, a in enumerate(argv) if a == "--addtag"]
-        if tags:
+        gone = [argv[i + 1] for i, a in enumerate(argv) if a == "--deltag"]
+        if tags or gone:
             vg, name = argv[-1].split("/")
             volume = self.lvs[(vg, name)]
-            volume["tags"] = volume["tags"] + [t for t in tags if t not in volume["tags"]]
+            volume["tags"] = [t for t in volume["tags"] if t not in gone] + [t for t in tags if t not in volume["tags"]]
         return CommandResult(argv, 0, "", "")
 
     def _lvremove(self, argv: list[str]) -> CommandResult:

@@ -387,6 +387,9 @@ def lv_rename(args: Dict[str, Any]) -> Dict[str, Any]:
 @verb("lv_adopt")
 def lv_adopt(args: Dict[str, Any]) -> Dict[str, Any]:
     """Take an existing LV as a disk of ``instance`` (LVM.adopt); ``dry_run``: only the checks
-    and its size. args: {"instance", "vg", "lv", "dry_run", "storage"} -> {"changed", "size", "path", "tags"}"""
+    and its size; ``release``: give it back (herd's tags off, a failed create's undo). args: {"instance", "vg", "lv", "dry_run", "storage"} -> {"changed", "size", "path", "tags"}"""
     instance, vg, lv = _lv_args(args, "lv")
-    return LVM(Runner(), settings(args)).adopt(vg, lv, instance, dry_run=bool(args.get("dry_run")))
+    lvm = LVM(Runner(), settings(args))
+    if args.get("release"):
+        return lvm.release(vg, lv, instance)
+    return lvm.adopt(vg, lv, instance, dry_run=bool(args.get("dry_run")))

@@ -17,7 +17,7 @@ from .. import validate as node_checks
 from ..config import Config, Disk, Instance, Nic, new_uuid, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from ..jobs import Locks
-from . import instance_convert, instance_disks, instance_reinstall, nodecalls, placement, repair_tags
+from . import instance_adopt, instance_convert, instance_disks, instance_reinstall, nodecalls, placement, repair_tags
 from .common import Context, diff_dict
 from .info import status_word
 from . import network as network_ops
@@ -77,7 +77,7 @@ def build_instance(ctx: Context, config: Config, spec: Dict[str, Any]) -> Instan
         macs.add(mac)
         nics.append(Nic(mac=mac, link=nic.get("link") or cluster.nicparams.get("link", "br0"),
                         vlan=nic.get("vlan"), ip=nic.get("ip"), network=nic.get("network"), name=nic.get("name")))
-    disks = [Disk(uuid=new_uuid(), size=d["size"], name=d["name"], vg=d["vg"]) for d in disks_spec]
+    disks = instance_adopt.new_disks(config, disks_spec)
     stamp = now()
     inst = Instance(name=spec["name"], uuid=new_uuid(), primary_node=spec["primary_node"] or "",
                     secondary_node=spec["secondary_node"], hypervisor=hypervisor, disk_template=template,
@@ -87,6 +87,7 @@ def build_instance(ctx: Context, config: Config, spec: Dict[str, Any]) -> Instan
     if hypervisor == "kvm" and (spec["hvparams"].get("vnc_bind_address", cluster.hvparams.get("kvm", {}).get(
             "vnc_bind_address", "127.0.0.1")) not in ("", "none")):
         inst.network_port = config.allocate_port()
+    instance_adopt.prepare(ctx, config, inst, spec["primary_node"])  # adopted LVs: checked, sized
     node_checks.new_instance(config, inst)  # what the nodes will check, before any disk exists
     return inst
 
@@ -102,7 +103,8 @@ def _create_locked(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str
     config = ctx.load_master_config()
     inst = build_instance(ctx, config, spec)
     check_requested_nodes(config, inst, spec)
-    answer = placement.place(ctx, config, inst, spec["primary_node"], spec["secondary_node"])
+    answer = placement.place(ctx, config, instance_adopt.for_placement(inst), spec["primary_node"],
+                             spec["secondary_node"])
     planned = finish_plan(ctx, config, spec, inst, answer)
     if ctx.check_mode:
         return planned.result
@@ -156,8 +158,12 @@ def execute_create(ctx: Context, locks: Any, planned: PlannedCreate) -> Dict[str
             locks_node_guard(config, node)
         with job.step("create disks", nodes=inst.nodes()):
             for index in range(len(inst.disks)):
-                job.on_undo(f"remove disk {index}", _undo_disk(ctx, config, inst, index))
-                job.record_created({"kind": "disk", "index": index, "instance": created_record(inst)})
+                if instance_adopt.is_adopted(inst.disks[index]):  # the operator's LV: given back, never removed
+                    job.on_undo(f"give back the adopted LV of disk {index}",
+                                instance_adopt.release(ctx, config, inst, index))
+                else:
+                    job.on_undo(f"remove disk {index}", _undo_disk(ctx, config, inst, index))
+                    job.record_created({"kind": "disk", "index": index, "instance": created_record(inst)})
                 nodecalls.disk_create(ctx, config, inst, index)
         with job.step("install OS", os=inst.os):
             job.on_undo("remove OS provider files", lambda: nodecalls.os_remove(ctx, config, inst))

@@ -82,6 +82,12 @@ class LVM:
             argv += ["--addtag", tag]
         return argv + self.flags() + [f"{vg}/{lv}"]
 
+    def lvchange_deltag_argv(self, vg: str, lv: str, tags: List[str]) -> List[str]:
+        argv = ["lvchange"]
+        for tag in tags:
+            argv += ["--deltag", tag]
+        return argv + self.flags() + [f"{vg}/{lv}"]
+
     def lvchange_activate_argv(self, vg: str, lv: str) -> List[str]:
         return ["lvchange", "-ay", f"{vg}/{lv}"]
 
@@ -159,6 +165,14 @@ class LVM:
             raise StorageError(f"logical volume {vg}/{old} does not exist on this node")
         check_owned(volume, instance)
         self._run(self.lvrename_argv(vg, old, new))
+
+    def release(self, vg: str, lv: str, instance: str) -> Dict[str, Any]:
+        """Undo an adoption (a create that failed): herd's tags off, the LV and its data kept."""
+        volume = self.find(vg, lv)
+        tags = [t for t in (HERD_TAG, instance_tag(instance)) if volume is not None and t in volume.tags]
+        if tags:
+            self._run(self.lvchange_deltag_argv(vg, lv, tags))
+        return {"changed": bool(tags)}
 
     def adopt(self, vg: str, lv: str, instance: str, dry_run: bool = False) -> Dict[str, Any]:
         """Take an operator's LV as a disk of ``instance`` (Ganeti's ``--disk N:adopt=LV``): its
@@ -271,6 +285,10 @@ class Plain(Template):
 
     def create(self, req: DiskRequest) -> Dict[str, Any]:
         ids = self.names(req)
+        if req.logical_id.get("adopted"):  # the operator's LV: tagged, never created
+            adopted = self.lvm.adopt(ids["vg"], ids["lv"], req.instance)
+            return {"changed": adopted["changed"], "path": adopted["path"], "logical_id": dict(ids, adopted=True),
+                    "device_present": self.settings.lvm_driverloaded}
         result = self.lvm.create(ids["vg"], ids["lv"], req.size, [HERD_TAG, instance_tag(req.instance)])
         return {"changed": result["changed"], "path": result["path"], "logical_id": ids,
                 "device_present": self.settings.lvm_driverloaded}
