@@ -137,6 +137,7 @@ def finish_plan(ctx: Context, config: Any, spec: Dict[str, Any], inst: Instance,
         instance_disks.allocate_drbd(ctx, config, inst, 0)
     requested_nics = spec["nics"] if spec["nics"] is not None else [{}]
     network_ops.reserve_nics(config, inst, requested_nics)  # NIC params, pool addresses (planned)
+    placement.check_nic_bridges(inst, answer.get("node_facts") or {})  # before anything is created
     after = instance_view(inst)
     after["admin_state"] = "up" if spec["state"] in ("running", "restarted") else "down"
     result: Dict[str, Any] = {"changed": True, "instance": after, "diff": diff_dict(None, after),
@@ -387,13 +388,13 @@ def modify(ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
     if instance_convert.requested(inst, spec):  # gnt-instance modify -t: its own op, then the rest
         return instance_convert.convert(ctx, locks, spec, then=modify)
     changes = plan_modify(config, inst, spec)
-    if "nics" in changes:  # the new NICs' bridges on the instance's nodes, before anything is touched
-        placement.check_bridges_live(ctx, config, inst.name, [n["link"] or config.cluster.nicparams.get("link", "br0")
-                                                              for n in changes["nics"]], inst.nodes())
     before = instance_view(inst)
     # ``target`` holds every disk (old and new) until the commit, which keeps those not removed
     target = copy.deepcopy(inst)
     apply_changes(config, target, changes)
+    if "nics" in changes:  # the new NICs' bridges on the instance's nodes, before anything is touched
+        placement.check_bridges_live(ctx, config, inst.name, [n.link for n in target.nics
+                                                              if (n.mode or "bridged") == "bridged"], inst.nodes())
     target.disks += instance_disks.new_disks(target, changes.get("add_disks", []))
     added = list(range(len(inst.disks), len(target.disks)))
     removed = changes.get("remove_disks", [])

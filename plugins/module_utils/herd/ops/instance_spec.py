@@ -22,7 +22,7 @@ STATES = ("present", "running", "stopped", "restarted", "absent")
 OS_TYPES = ("noop", "image", "cloud_init")
 # Fields fixed at creation: changing them needs another operation.
 IMMUTABLE = {
-    "disk_template": "converting the disk template is not supported; create a new instance",
+    "disk_template": "only plain and drbd convert into each other (ops/instance_convert.py)",
     "hypervisor": "changing the hypervisor is not supported; create a new instance",
     "os": "the OS provider only runs at creation; create a new instance to reinstall",
 }

@@ -41,7 +41,7 @@ def place(ctx: Context, config: Config, inst: Instance, primary: Optional[str], 
         raise PrerequisiteError(f"cannot place instance {inst.name} ({request['memory']} MiB, "
                                 f"{sum(d['size'] for d in request['disks'])} MiB disk, {inst.disk_template}): "
                                 f"{lines}")
-    check_bridges(inst.name, [n.link for n in inst.nics], [answer["primary"], answer.get("secondary")], raw)
+    answer["node_facts"] = raw  # for the bridge check once the NICs' links are known (check_nic_bridges)
     return answer
 
 
@@ -57,9 +57,9 @@ def place_many(ctx: Context, config: Config, wanted: List[Tuple[Instance, Option
     answers = allocator_placement.place_many(config.to_dict(), facts, requests)
     failed = [(inst, request, answer) for (inst, _p, _s), request, answer in zip(wanted, requests, answers)
               if not answer["success"]]
-    for (inst, _p, _s), answer in zip(wanted, answers):
-        if answer["success"]:
-            check_bridges(inst.name, [n.link for n in inst.nics], [answer["primary"], answer.get("secondary")], raw)
+
+    for answer in answers:
+        answer["node_facts"] = raw
     if failed:
         raise PrerequisiteError(
             f"cannot place {len(failed)} of {len(wanted)} instances (each counted after the ones before it): "
@@ -100,6 +100,12 @@ def check_bridges(instance: str, links: List[Optional[str]], nodes: List[Optiona
     if problems:
         raise PrerequisiteError(f"instance {instance}: " + "; ".join(problems) + "; create the bridge on the node "
                                 "(the herd.cluster.node_network role) or give the NIC another link")
+
+
+def check_nic_bridges(inst: Instance, raw_facts: Dict[str, Any]) -> None:
+    """check_bridges for a placed instance whose NICs have their mode and link (reserve_nics)."""
+    check_bridges(inst.name, [n.link for n in inst.nics if (n.mode or "bridged") == "bridged"], inst.nodes(),
+                  raw_facts)
 
 
 def check_bridges_live(ctx: Context, config: Config, instance: str, links: List[Optional[str]],
