@@ -75,6 +75,7 @@ def convert(ctx: Context, locks: Locks, spec: Dict[str, Any],
         result = _to_drbd(ctx, locks, config, inst, spec)
     else:
         result = _to_plain(ctx, locks, config, inst, spec)
+    result["status"] = status
     if ctx.check_mode:
         return result
     rest = then(ctx, locks, spec)
