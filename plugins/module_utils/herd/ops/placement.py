@@ -6,7 +6,7 @@ checks run for those nodes only, so an operator's choice that cannot work
 fails with the same reasons before anything is created.
 """
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..allocator import placement as allocator_placement
 from ..config import Config, Instance
@@ -82,8 +82,8 @@ def check_nodes_usable(config: Config, nodes: List[str], purpose: str) -> None:
             raise PrerequisiteError(f"{purpose}: node {name} is not vm_capable")
 
 
-def check_bridges(instance: str, links: List[Optional[str]], nodes: List[Optional[str]], raw_facts: Dict[str, Any]
-                  ) -> None:
+def check_bridges(instance: str, links: Sequence[Optional[str]], nodes: Sequence[Optional[str]],
+                  raw_facts: Dict[str, Any]) -> None:
     """Every NIC's bridge exists on every node the instance will run on (what node_facts
     reports), before anything is created: an instance without its bridge on a node starts
     nowhere there, and migration and failover refuse such a node later."""
