@@ -110,3 +110,32 @@ def test_drbd_to_plain_refuses_a_secondary_node(cluster, first_fit):
     instance_op.ensure(cluster, spec(disk_template="drbd", state="stopped"))
     with pytest.raises(ValidationError, match="a plain instance has no secondary"):
         instance_op.ensure(cluster, spec(disk_template="plain", state="stopped", secondary_node="node2"))
+
+
+def kill_during_sync(cluster, monkeypatch, declared):
+    """A conversion killed while it waits for the sync: no rollback, its journal entry left
+    "running" under a pid that no longer exists."""
+    from plugins.module_utils.herd.jobs import Job
+    from plugins.module_utils.herd.ops import instance_convert
+
+    def killed(*_args, **_kw):
+        raise RuntimeError("killed")
+    monkeypatch.setattr(Job, "rollback", lambda self: [])
+    monkeypatch.setattr(instance_convert, "_wait_sync", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        instance_op.ensure(cluster, declared)
+    monkeypatch.undo()
+    job = cluster.journal.list(opcode="instance_convert")[-1]
+    job.update(status="running", pid=2 ** 22 + 12345)
+    cluster.journal.write(job)
+
+
+def test_a_conversion_killed_before_its_commit_is_put_back_by_the_next_run(cluster, nodes, first_fit, monkeypatch):
+    instance_op.ensure(cluster, plain())
+    before = {n.name: lvs(n) for n in nodes}
+    kill_during_sync(cluster, monkeypatch, plain(disk_template="drbd", secondary_node="node2"))
+    assert lvs(nodes[1]) != [] and cluster.store.load().instances["web1"].disk_template == "plain"
+    result = instance_op.ensure(cluster, plain())
+    assert result["changed"] is False
+    assert {n.name: lvs(n) for n in nodes} == before and all(n.drbd.state == {} for n in nodes)
+    assert any("is plain again" in w for w in cluster.warnings) and cluster.journal.interrupted() == []

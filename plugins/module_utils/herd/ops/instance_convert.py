@@ -15,15 +15,17 @@ switches; then the secondary's volumes and the primary's meta LV and resource fi
 
 import copy
 import time
-from typing import Any, Callable, Dict, List
+import secrets
+from typing import Any, Callable, Dict, List, Optional
 
-from ..config import Config, Instance, now
-from ..errors import HerdError, PrerequisiteError, ValidationError
+from ..config import Config, Disk, Instance, now
+from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from ..jobs import Job, Locks
 from . import instance_disks, nodecalls, placement
 from .common import Context, diff_dict
 from .instance_spec import instance_view
 from .phases import allocation_lock, node_locks
+from .recovery import nodes_gone, repairs
 
 CONVERSIONS = (("plain", "drbd"), ("drbd", "plain"))
 SYNC_TIMEOUT = 86400.0
@@ -129,7 +131,7 @@ def _to_drbd(ctx: Context, locks: Locks, config: Config, inst: Instance, spec: D
             result["msg"] = f"instance {inst.name} would be converted to drbd: " + ", ".join(actions)
             return result
         with node_locks(locks, [inst.primary_node, sec], shared=True), \
-                ctx.job("instance_convert", {"name": inst.name, "disk_template": "drbd", "secondary_node": sec}) as job:
+                ctx.job("instance_convert", _params("drbd", inst, target)) as job:
             for index in range(len(inst.disks)):
                 _drbd_disk(ctx, job, config, inst, target, index)
             with job.step("wait for the sync", node=inst.primary_node):
@@ -221,7 +223,7 @@ def _to_plain(ctx: Context, locks: Locks, config: Config, inst: Instance, spec: 
         ctx.warnings.append(f"the secondary {inst.secondary_node} of {inst.name} is offline: its DRBD volumes stay "
                             "there (cluster_verify reports them as orphans once it is back)")
     with node_locks(locks, inst.nodes(), shared=True), \
-            ctx.job("instance_convert", {"name": inst.name, "disk_template": "plain"}) as job:
+            ctx.job("instance_convert", _params("plain", target, inst)) as job:
         with job.step("take down DRBD"):
             for node in [primary] + ([sec] if sec else []):
                 for index, disk in enumerate(inst.disks):
@@ -252,3 +254,69 @@ def _to_plain(ctx: Context, locks: Locks, config: Config, inst: Instance, spec: 
 def _renamer(ctx: Context, config: Config, inst: Instance, node: str, vg: str, old: str, new: str
              ) -> Callable[[], None]:
     return lambda: _lv_call(ctx, config, inst, node, vg, old, new)
+
+
+# --------------------------------------------------------------------------- an interrupted conversion
+
+def _params(direction: str, plain: Instance, drbd: Instance) -> Dict[str, Any]:
+    """The job's parameters: the direction and, for the repair of a killed run, the drbd side's
+    nodes and identifiers (the secret stays out of the journal) and each disk's plain LV name."""
+    return {"name": plain.name, "disk_template": direction, "primary_node": drbd.primary_node,
+            "secondary_node": drbd.secondary_node,
+            "disks": [{"uuid": d.uuid, "size": d.size, "vg": d.vg, "plain_lv": plain_lv(plain, i),
+                       "logical_id": {k: v for k, v in d.logical_id.items() if k != "secret"}}
+                      for i, d in enumerate(drbd.disks)]}
+
+
+def _recorded_drbd(inst: Instance, params: Dict[str, Any]) -> Instance:
+    """The drbd side a job recorded, with a throwaway secret (drbdadm down and the removal need a
+    resource file; the secret plays no part in them)."""
+    out = copy.deepcopy(inst)
+    out.disk_template, out.primary_node, out.secondary_node = "drbd", params["primary_node"], params["secondary_node"]
+    out.disks = [Disk(uuid=d["uuid"], size=d["size"], vg=d.get("vg"),
+                      logical_id=dict(d.get("logical_id") or {}, secret=secrets.token_hex(16)))
+                 for d in params["disks"]]
+    return out
+
+
+@repairs("instance_convert")
+def _repair_convert(ctx: Context, locks: Locks, config: Config, inst: Optional[Instance], job: Dict[str, Any]
+                    ) -> List[str]:
+    """A conversion killed half-way. Not committed: every disk is put back as the config has it
+    (to drbd: the secondary's volumes and the primary's meta go, the data LV gets its plain name
+    back; to plain: the data LV gets its DRBD name back). Committed to plain: the leftover DRBD
+    volumes go. Committed to drbd: nothing (the disks are in place; activate-disks syncs them)."""
+    params = job.get("params") or {}
+    if inst is None or "disks" not in params:
+        return []
+    if nodes_gone(config, params):
+        return [f"job {job['id']}: the conversion of {inst.name} left volumes on {nodes_gone(config, params)} "
+                "(node gone or offline; cluster_verify reports them)"]
+    drbd = _recorded_drbd(inst, params)
+    primary, sec = drbd.primary_node, str(drbd.secondary_node)
+    lines: List[str] = []
+    for index, disk in enumerate(params["disks"]):
+        vg = disk.get("vg") or config.cluster.volume_group
+        data = f"{disk['uuid']}.disk{index}_data"
+        try:
+            if params["disk_template"] == "drbd" and inst.disk_template == "plain":
+                nodecalls.call(ctx, config, sec, "disk_remove", nodecalls.disk_args(config, drbd, drbd.disks[index],
+                                                                                     index, sec))
+                args = nodecalls.disk_args(config, drbd, drbd.disks[index], index, primary)
+                nodecalls.call(ctx, config, primary, "disk_shutdown", args)
+                _lv_call(ctx, config, inst, primary, vg, data, disk["plain_lv"])
+                nodecalls.call(ctx, config, primary, "disk_remove", args)
+                lines.append(f"job {job['id']}: disk {index} of {inst.name} is plain again (DRBD volumes removed)")
+            elif params["disk_template"] == "plain" and inst.disk_template == "drbd":
+                _lv_call(ctx, config, inst, primary, vg, disk["plain_lv"], data)
+                lines.append(f"job {job['id']}: disk {index} of {inst.name} has its DRBD data LV back; "
+                             "herd.cluster.instance_activate_disks brings it up")
+            elif params["disk_template"] == "plain" and inst.disk_template == "plain":
+                for node in (sec, primary):
+                    nodecalls.call(ctx, config, node, "disk_remove", nodecalls.disk_args(config, drbd,
+                                                                                         drbd.disks[index], index, node))
+                lines.append(f"job {job['id']}: leftover DRBD volumes of disk {index} of {inst.name} removed")
+        except (RpcError, HerdError) as exc:
+            lines.append(f"job {job['id']}: disk {index} of {inst.name} could not be put back: {exc}")
+    ctx.warnings.extend(lines)
+    return lines
