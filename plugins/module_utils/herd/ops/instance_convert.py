@@ -30,6 +30,7 @@ from .recovery import nodes_gone, repairs
 CONVERSIONS = (("plain", "drbd"), ("drbd", "plain"))
 SYNC_TIMEOUT = 86400.0
 POLL_INTERVAL = 2.0
+STALL_POLLS = 60  # polls (two minutes) the peers may stay unconnected before the conversion is undone
 
 
 def requested(inst: Instance, spec: Dict[str, Any]) -> bool:
@@ -172,7 +173,10 @@ def _unmake_primary(ctx: Context, config: Config, inst: Instance, target: Instan
 
 
 def _wait_sync(ctx: Context, job: Job, config: Config, target: Instance) -> None:
+    """Until every disk is Connected and UpToDate/UpToDate; a failure (the peers never connect,
+    the timeout) undoes the conversion, the data being whole on the primary all along."""
     deadline = time.monotonic() + SYNC_TIMEOUT
+    stalled = 0
     while True:
         states = [instance_disks.drbd_state(ctx, config, target, i, target.primary_node) or {}
                   for i in range(len(target.disks))]
@@ -183,6 +187,10 @@ def _wait_sync(ctx: Context, job: Job, config: Config, target: Instance) -> None
                  + (f" {float(s.get('sync_percent') or 0):.1f}%" if s.get("in_resync") else "")
                  for i, s in enumerate(states)]
         job.log("sync: " + "; ".join(parts))
+        stalled = 0 if all(s.get("connected") for s in states) else stalled + 1
+        if stalled > STALL_POLLS:
+            raise HerdError(f"{target.primary_node} and {target.secondary_node} do not connect for the sync of "
+                            f"{target.name} (" + "; ".join(parts) + "): check the secondary network between them")
         if time.monotonic() >= deadline:
             raise HerdError(f"the sync of {target.name} to {target.secondary_node} did not finish within "
                             f"{SYNC_TIMEOUT:g} s: " + "; ".join(parts))
