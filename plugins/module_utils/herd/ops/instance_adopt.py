@@ -9,7 +9,6 @@ never deletes it; once the instance exists it is one of its disks like any other
 with the instance, as Ganeti does).
 """
 
-import copy
 from typing import Any, Callable, Dict, List
 
 from ..config import Config, Disk, Instance, new_uuid
@@ -70,18 +69,10 @@ def prepare(ctx: Context, config: Config, inst: Instance, primary: Any) -> None:
 
 
 def for_placement(inst: Instance) -> Instance:
-    """What the allocator judges: adopted disks take no new space on the primary."""
-    if not any(is_adopted(d) for d in inst.disks):
-        return inst
-    out = copy.copy(inst)
-    out.disks = [_sized(d, 0) if is_adopted(d) else d for d in inst.disks]
-    return out
-
-
-def _sized(disk: Disk, size: int) -> Disk:
-    out = copy.copy(disk)
-    out.size = size
-    return out
+    """What the allocator judges: the adopted disks with their real sizes, so the instance policy
+    (minimum and maximum disk size) sees them. The allocator also counts that size as free space
+    needed on the primary, which an adopted LV already occupies: a known over-estimate."""
+    return inst
 
 
 def release(ctx: Context, config: Config, inst: Instance, index: int) -> Callable[[], Any]:
