@@ -49,7 +49,10 @@ options:
     choices: [present, running, stopped, restarted, absent]
     default: present
   disk_template:
-    description: C(diskless), C(file), C(sharedfile), C(plain) or C(drbd). Required to create; immutable after.
+    description: C(diskless), C(file), C(sharedfile), C(plain) or C(drbd). Required to create. A stopped instance converts
+      between C(plain) and C(drbd) (C(gnt-instance modify -t)); to C(drbd) on I(secondary_node) or the
+      allocator's choice, its data kept and synced; to C(plain) the primary's data kept, the secondary's volumes
+      removed. Other changes are refused.
     type: str
     choices: [diskless, file, sharedfile, plain, drbd]
   hypervisor:
@@ -57,7 +60,11 @@ options:
     type: str
     choices: [kvm, fake]
   disks:
-    description: Disks, each a size (C(10G), C(512M), MiB as a number) or a mapping with C(size), C(name), C(vg).
+    description: Disks, each a size (C(10G), C(512M), MiB as a number) or a mapping with C(size), C(name), C(vg) (the
+      volume group of a C(plain) or C(drbd) disk; the cluster's by default). C(adopt) names an existing LV in
+      C(vg) on I(primary_node) that becomes the disk of a new C(plain) instance (C(gnt-instance add --disk
+      N:adopt=LV)); name and data kept, size read from LVM, refused if it is open or another instance's; every
+      disk adopts or none.
     type: list
     elements: raw
   nics:
@@ -117,7 +124,8 @@ options:
     description: Node to create the instance on; without it the allocator chooses.
     type: str
   secondary_node:
-    description: Secondary node for C(drbd).
+    description: Secondary node for C(drbd), at creation or at a conversion from C(plain); without it the allocator
+      chooses.
     type: str
   restart_on_change:
     description: Restart a running instance to apply changes that need a restart.
@@ -190,6 +198,21 @@ EXAMPLES = r'''
     osparams:
       image: /srv/images/debian-12.qcow2
     reinstall: true
+
+- name: Convert a stopped plain instance to drbd, the secondary chosen by the allocator (gnt-instance modify -t drbd)
+  herd.cluster.instance:
+    name: db1.example.org
+    state: stopped
+    disk_template: drbd
+
+- name: Take an existing LV as the disk of a new plain instance (gnt-instance add --disk 0:adopt=olddata)
+  herd.cluster.instance:
+    name: legacy1.example.org
+    state: stopped
+    disk_template: plain
+    primary_node: node1.example.org
+    disks:
+      - {adopt: olddata, vg: gnt}
 
 - name: Remove it with its disks
   herd.cluster.instance:
@@ -299,7 +322,7 @@ instance:
       type: bool
 placement:
   description: Chosen nodes and, for each node not chosen, why.
-  returned: when an instance is created
+  returned: when an instance is created or converted from plain to drbd
   type: dict
   contains:
     primary:

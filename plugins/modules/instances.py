@@ -52,7 +52,10 @@ options:
           type: str
           choices: [present, running, stopped, restarted, absent]
         disk_template:
-          description: C(diskless), C(file), C(sharedfile), C(plain) or C(drbd). Required to create; immutable after.
+          description: C(diskless), C(file), C(sharedfile), C(plain) or C(drbd). Required to create. A stopped instance
+            converts between C(plain) and C(drbd) (C(gnt-instance modify -t)); to C(drbd) on I(secondary_node)
+            or the allocator's choice, its data kept and synced; to C(plain) the primary's data kept, the
+            secondary's volumes removed. Other changes are refused.
           type: str
           choices: [diskless, file, sharedfile, plain, drbd]
         hypervisor:
@@ -60,7 +63,11 @@ options:
           type: str
           choices: [kvm, fake]
         disks:
-          description: Disks, each a size (C(10G), C(512M), MiB as a number) or a mapping with C(size), C(name), C(vg).
+          description: Disks, each a size (C(10G), C(512M), MiB as a number) or a mapping with C(size), C(name), C(vg) (the
+            volume group of a C(plain) or C(drbd) disk; the cluster's by default). C(adopt) names an existing LV
+            in C(vg) on I(primary_node) that becomes the disk of a new C(plain) instance (C(gnt-instance add
+            --disk N:adopt=LV)); name and data kept, size read from LVM, refused if it is open or another
+            instance's; every disk adopts or none.
           type: list
           elements: raw
         nics:
@@ -120,7 +127,8 @@ options:
           description: Node to create the instance on; without it the allocator chooses.
           type: str
         secondary_node:
-          description: Secondary node for C(drbd).
+          description: Secondary node for C(drbd), at creation or at a conversion from C(plain); without it the allocator
+            chooses.
           type: str
         restart_on_change:
           description: Restart a running instance to apply changes that need a restart.

@@ -48,7 +48,7 @@ class FakeVolumeGroups:
         self.vgs = dict(vgs)  # name -> size MiB
         self.extent = extent
         self.lvs: dict[tuple, dict[str, Any]] = {}
-        for prog in ("lvs", "vgs", "lvcreate", "lvextend", "lvremove", "lvrename"):
+        for prog in ("lvs", "vgs", "lvcreate", "lvextend", "lvremove", "lvrename", "lvchange"):
             runner.handlers[prog] = getattr(self, "_" + prog)
 
     def free(self, vg: str) -> int:
@@ -71,7 +71,7 @@ class FakeVolumeGroups:
         if vg is not None and vg not in self.vgs:
             return self._missing_vg(argv, vg)
         rows = [{"vg_name": g, "lv_name": n, "lv_size": f"{v['size']:.2f}", "lv_tags": ",".join(v["tags"]),
-                 "lv_attr": "-wi-a-----"} for (g, n), v in sorted(self.lvs.items()) if vg in (None, g)]
+                 "lv_attr": v.get("attr", "-wi-a-----")} for (g, n), v in sorted(self.lvs.items()) if vg in (None, g)]
         return CommandResult(argv, 0, json.dumps({"report": [{"lv": rows}]}), "")
 
     def _vgs(self, argv: list[str]) -> CommandResult:
@@ -103,6 +103,16 @@ class FakeVolumeGroups:
         if (vg, new) in self.lvs or (vg, old) not in self.lvs:
             return CommandResult(argv, 5, "", f'  Cannot rename "{old}" to "{new}"\n')
         self.lvs[(vg, new)] = self.lvs.pop((vg, old))
+        return CommandResult(argv, 0, "", "")
+
+    def _lvchange(self, argv: list[str]) -> CommandResult:
+        """lvchange --addtag/--deltag T... VG/LV (tags); -ay and the like change nothing here."""
+        tags = [argv[i + 1] for i, a in enumerate(argv) if a == "--addtag"]
+        gone = [argv[i + 1] for i, a in enumerate(argv) if a == "--deltag"]
+        if tags or gone:
+            vg, name = argv[-1].split("/")
+            volume = self.lvs[(vg, name)]
+            volume["tags"] = [t for t in volume["tags"] if t not in gone] + [t for t in tags if t not in volume["tags"]]
         return CommandResult(argv, 0, "", "")
 
     def _lvremove(self, argv: list[str]) -> CommandResult:

@@ -98,6 +98,20 @@ def test_inventory_has_the_keys_of_vclusters_inventory() -> None:
     assert inv["all"]["vars"]["herd_vcluster_secondary_network"] == "198.19.0.0/24"
 
 
+def test_an_extra_disk_is_vdc_before_the_seed_disk_and_in_the_inventory() -> None:
+    state = make_state()
+    plain = vm.qemu_argv(state, state.nodes[0])
+    state.nodes[0].extra_disk = "/dev/vdc"
+    extra = vm.qemu_argv(state, state.nodes[0])
+    drives = [a for a in extra if a.startswith("file=")]
+    assert [d.split(",")[0].rsplit("/", 1)[1] for d in drives] == ["root.qcow2", "spare.qcow2", "extra.qcow2",
+                                                                   "seed.img"]
+    assert not any("extra.qcow2" in a for a in plain)
+    inv = yaml.safe_load(vm.inventory_text(state))
+    assert inv["all"]["children"]["herd_nodes"]["hosts"]["node1"]["herd_vcluster_extra_disk"] == "/dev/vdc"
+    assert "herd_vcluster_extra_disk" not in inv["all"]["children"]["herd_nodes"]["hosts"]["node2"]
+
+
 def test_each_node_has_its_own_macs() -> None:
     macs = {vm.mac("herdvm", i, nic) for i in (1, 2, 3) for nic in (0, 1)}
     assert len(macs) == 6

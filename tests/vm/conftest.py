@@ -13,11 +13,13 @@ Environment:
   HERD_VMCLUSTER_NAME   use this cluster name (e.g. one already up:
                         `scripts/vmcluster up --name dev`); with
   HERD_VMCLUSTER_KEEP=1 the cluster is left up after the session;
-  HERD_VM_NODES=2       boot that many nodes (default 3; the tests that need a
-                        third node need the default);
   HERD_VMCLUSTER_SITE_DONE=1 (with a kept cluster that already ran the
                         walk-through in an earlier session) skips it, to
                         iterate on one test.
+  HERD_VMCLUSTER_NODES  number of nodes (default 3, what the README's
+                        walk-through, the session's cluster, is written for).
+  HERD_VMCLUSTER_EXTRA_DISK=1 gives every node a third empty disk /dev/vdc
+                        (`vmcluster up --extra-disk`: a second volume group).
 """
 
 from __future__ import annotations
@@ -58,10 +60,11 @@ def vm() -> Iterator[VMCluster]:
     name = os.environ.get("HERD_VMCLUSTER_NAME") or f"vm{os.getpid() % 10**7}"
     keep = os.environ.get("HERD_VMCLUSTER_KEEP") == "1"
     inv_dir = REPO / ".build" / f"vm-inventory-{name}"
-    nodes = os.environ.get("HERD_VM_NODES", "3")
     t1 = time.monotonic()
+    nodes = os.environ.get("HERD_VMCLUSTER_NODES", "3")
+    extra = ["--extra-disk"] if os.environ.get("HERD_VMCLUSTER_EXTRA_DISK") == "1" else []
     try:
-        up = script("up", "--name", name, "--nodes", nodes,
+        up = script("up", "--name", name, "--nodes", nodes, *extra,
                     "--inventory", str(inv_dir / "generated.yml"), timeout=1800)
         print(f"vm: {nodes} nodes booted in {time.monotonic() - t1:.0f} s\n{up.stdout}", flush=True)
         state = json.loads(script("status", "--name", name, "--json").stdout)

@@ -85,6 +85,7 @@ class AgentNode:
         self.agent_version = VERSION
         self.memory_total = 4096
         self.memory_free = 2048
+        self.bridges = ["br0"]  # the bridges node_facts reports
         self.root = root
         self.state_dir = str(root / "state")
         self.run_dir = str(root / "run")
@@ -193,7 +194,7 @@ class AgentNode:
         """node_facts values that describe this machine rather than the simulated node."""
         found = {"hostname": self.hostname, "addresses": list(self.addresses), "memory_total": self.memory_total,
                  "memory_free": self.memory_free, "cpu_count": 2, "qemu_version": "7.2.0",
-                 "kvm": {"usable": False, "reason": "no hardware KVM in the unit tests"}, "bridges": ["br0"]}
+                 "kvm": {"usable": False, "reason": "no hardware KVM in the unit tests"}, "bridges": list(self.bridges)}
         if args.get("vg"):
             vg = args["vg"]
             present = vg in self.volumes.vgs

@@ -89,9 +89,9 @@ def test_shrinking_a_disk_is_refused(cluster):
         instance_op.ensure(cluster, spec(disks=["1G"]))
 
 
-def test_changing_the_template_is_refused(cluster):
+def test_changing_the_template_other_than_plain_and_drbd_is_refused(cluster):
     instance_op.ensure(cluster, spec())
-    with pytest.raises(PrerequisiteError, match="disk_template is file, declared sharedfile"):
+    with pytest.raises(PrerequisiteError, match="converting file to sharedfile is not supported; supported: plain to drbd"):
         instance_op.ensure(cluster, spec(disk_template="sharedfile"))
 
 

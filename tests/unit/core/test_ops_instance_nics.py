@@ -11,6 +11,13 @@ from plugins.module_utils.herd.ops import network as network_op
 from .test_ops_network import NET
 
 
+@pytest.fixture(autouse=True)
+def _bridges_of_the_networks(nodes):
+    """The nodes have the bridges the networks of these tests connect NICs to (br7, br9)."""
+    for node in nodes:
+        node.bridges = ["br0", "br7", "br9"]
+
+
 @pytest.fixture
 def net(cluster):
     network_op.run(cluster, dict(NET))

@@ -10,6 +10,13 @@ from plugins.module_utils.herd.ops import network as network_op
 
 from .conftest import init_spec
 
+
+@pytest.fixture(autouse=True)
+def _bridges_of_the_networks(nodes):
+    """The nodes have the bridges the networks of these tests connect NICs to (br7, br9)."""
+    for node in nodes:
+        node.bridges = ["br0", "br7", "br9"]
+
 NET = {"name": "gnt-fsn", "subnet": "192.0.2.0/29", "gateway": "192.0.2.1", "reserved": ["192.0.2.2"],
        "groups": [{"name": "default", "mode": "bridged", "link": "br9", "vlan": 40}]}
 

@@ -8,6 +8,13 @@ from plugins.module_utils.herd.ops import network as network_op
 from plugins.module_utils.herd.ops import rename as rename_op
 
 
+@pytest.fixture(autouse=True)
+def _bridges_of_the_networks(nodes):
+    """The nodes have the bridges the networks of these tests connect NICs to (br7, br9)."""
+    for node in nodes:
+        node.bridges = ["br0", "br7", "br9"]
+
+
 def spec(**extra):
     base = {"name": "web1", "state": "stopped", "disk_template": "file", "disks": ["1G"], "memory": "256M",
             "vcpus": 1, "hypervisor": "fake", "primary_node": "node1"}

@@ -24,6 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
 import return_docs  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _bridges_of_the_networks(nodes):
+    """The nodes have the bridges the networks of these tests connect NICs to (br7, br9)."""
+    for node in nodes:
+        node.bridges = ["br0", "br7", "br9"]
+
+
 def spec(name, **extra):
     base = {"name": name, "state": "running", "disk_template": "sharedfile", "disks": ["1G"], "memory": "256M",
             "vcpus": 1, "hypervisor": "fake", "primary_node": "node1", "nics": [{"link": "br0"}]}

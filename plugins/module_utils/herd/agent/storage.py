@@ -25,9 +25,10 @@ from ..errors import ValidationError
 from ..storage import base, osprov
 from ..storage.base import DiskRequest, NodeSettings, Runner, StorageContext
 from ..storage.drbd import Drbd, DrbdDisk, parse_proc_drbd
+from ..storage.lvm import LVM
 from ..units import parse_size_mib
 from .facts import node_settings
-from .verbs import verb
+from .verbs import AgentError, verb
 
 
 def settings(args: Dict[str, Any]) -> NodeSettings:
@@ -359,3 +360,36 @@ def drbd_status(args: Dict[str, Any]) -> Dict[str, Any]:
         return {"loaded": False, "version": None, "minors": {}}
     return {"loaded": True, "version": parsed["version"],
             "minors": {str(k): v for k, v in parsed["minors"].items()}}
+
+
+# --------------------------------------------------------------------------- disk template conversion, adoption
+
+def _lv_args(args: Dict[str, Any], *keys: str) -> Tuple[Any, ...]:
+    instance = names.check_instance_name(args.get("instance"))
+    return (instance, names.check_vg(args.get("vg"))) + tuple(names.check_vg(args.get(k)) for k in keys)
+
+
+@verb("lv_rename")
+def lv_rename(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Rename one of ``instance``'s LVs (a disk template conversion: the plain LV becomes DRBD's
+    data LV and back). Idempotent: done when ``old`` is gone and ``new`` exists.
+    args: {"instance", "vg", "old", "new", "storage"} -> {"changed"}"""
+    instance, vg, old, new = _lv_args(args, "old", "new")
+    lvm = LVM(Runner(), settings(args))
+    if lvm.find(vg, old) is None and lvm.find(vg, new) is not None:
+        return {"changed": False}
+    if lvm.find(vg, new) is not None:
+        raise AgentError(f"cannot rename {vg}/{old} to {new}: {vg}/{new} exists already")
+    lvm.rename(vg, old, new, instance)
+    return {"changed": True}
+
+
+@verb("lv_adopt")
+def lv_adopt(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Take an existing LV as a disk of ``instance`` (LVM.adopt); ``dry_run``: only the checks
+    and its size; ``release``: give it back (herd's tags off, a failed create's undo). args: {"instance", "vg", "lv", "dry_run", "storage"} -> {"changed", "size", "path", "tags"}"""
+    instance, vg, lv = _lv_args(args, "lv")
+    lvm = LVM(Runner(), settings(args))
+    if args.get("release"):
+        return lvm.release(vg, lv, instance)
+    return lvm.adopt(vg, lv, instance, dry_run=bool(args.get("dry_run")))

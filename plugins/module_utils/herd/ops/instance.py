@@ -17,13 +17,13 @@ killed run is found and cleaned by the next one.
 import contextlib
 import copy
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Type
+from typing import Any, ContextManager, Dict, List, Optional, Type
 
 from .. import validate as node_checks
 from ..config import Config, Disk, Instance, Nic, new_uuid, now
 from ..errors import HerdError, PrerequisiteError, RpcError, ValidationError
 from ..jobs import Job, Locks
-from . import instance_disks, instance_reinstall, nodecalls, placement, repair_tags
+from . import instance_adopt, instance_convert, instance_disks, instance_reinstall, nodecalls, placement, repair_tags
 from .common import Context, diff_dict
 from .views import status_word
 from . import network as network_ops
@@ -125,7 +125,7 @@ def build_instance(ctx: Context, config: Config, spec: Dict[str, Any]) -> Instan
         macs.add(mac)
         nics.append(Nic(mac=mac, link=nic.get("link") or cluster.nicparams.get("link", "br0"),
                         vlan=nic.get("vlan"), ip=nic.get("ip"), network=nic.get("network"), name=nic.get("name")))
-    disks = [Disk(uuid=new_uuid(), size=d["size"], name=d["name"], vg=d["vg"]) for d in disks_spec]
+    disks = instance_adopt.new_disks(config, disks_spec)
     stamp = now()
     inst = Instance(name=spec["name"], uuid=new_uuid(), primary_node=spec["primary_node"] or "",
                     secondary_node=spec["secondary_node"], hypervisor=hypervisor, disk_template=template,
@@ -135,6 +135,7 @@ def build_instance(ctx: Context, config: Config, spec: Dict[str, Any]) -> Instan
     if hypervisor == "kvm" and (spec["hvparams"].get("vnc_bind_address", cluster.hvparams.get("kvm", {}).get(
             "vnc_bind_address", "127.0.0.1")) not in ("", "none")):
         inst.network_port = config.allocate_port()
+    instance_adopt.prepare(ctx, config, inst, spec["primary_node"])  # adopted LVs: checked, sized
     node_checks.new_instance(config, inst)  # what the nodes will check, before any disk exists
     return inst
 
@@ -165,7 +166,8 @@ def plan_create(ctx: Context, config: Config, spec: Dict[str, Any]) -> "PlannedC
     """Build, check and place one new instance (the bulk path places many at once: fleet)."""
     inst = build_instance(ctx, config, spec)
     check_requested_nodes(config, inst, spec)
-    answer = placement.place(ctx, config, inst, spec["primary_node"], spec["secondary_node"])
+    answer = placement.place(ctx, config, instance_adopt.for_placement(inst), spec["primary_node"],
+                             spec["secondary_node"])
     return finish_plan(ctx, config, spec, inst, answer)
 
 
@@ -195,6 +197,7 @@ def finish_plan(ctx: Context, config: Any, spec: Dict[str, Any], inst: Instance,
         instance_disks.allocate_drbd(ctx, config, inst, 0)
     requested_nics = spec["nics"] if spec["nics"] is not None else [{}]
     network_ops.reserve_nics(config, inst, requested_nics)  # NIC params, pool addresses (planned)
+    placement.check_nic_bridges(inst, answer.get("node_facts") or {})  # before anything is created
     nodecalls.check_ovs_links(ctx, config, inst)  # on the chosen nodes, before any disk exists
     after = instance_view(inst)
     after["admin_state"] = "up" if spec["state"] in ("running", "restarted") else "down"
@@ -227,8 +230,12 @@ def execute_create(ctx: Context, locks: Locks, planned: "PlannedCreate", job: Jo
             locks_node_guard(config, node)
         with job.step("create disks", nodes=inst.nodes()):
             for index in range(len(inst.disks)):
-                job.on_undo(f"remove disk {index}", _undo_disk(ctx, config, inst, index))
-                job.record_created({"kind": "disk", "index": index, "instance": created_record(inst)})
+                if instance_adopt.is_adopted(inst.disks[index]):  # the operator's LV: given back, never removed
+                    job.on_undo(f"give back the adopted LV of disk {index}",
+                                instance_adopt.release(ctx, config, inst, index))
+                else:
+                    job.on_undo(f"remove disk {index}", _undo_disk(ctx, config, inst, index))
+                    job.record_created({"kind": "disk", "index": index, "instance": created_record(inst)})
                 nodecalls.disk_create(ctx, config, inst, index)
         with job.step("install OS", os=inst.os):
             job.on_undo("remove OS provider files", lambda: nodecalls.os_remove(ctx, config, inst))
@@ -453,10 +460,23 @@ class InstanceModify(InstanceOperation):
         self.decl = LockDecl(instances=[self.name], node_alloc=inst is not None and adds_drbd_disks(inst, self.spec))
         return self.decl
 
+    def open_job(self) -> ContextManager[Any]:
+        return contextlib.nullcontext() if self.converting else super().open_job()
+
+    def _rest(self, ctx: Context, locks: Locks, spec: Dict[str, Any]) -> Dict[str, Any]:
+        return InstanceModify(ctx, spec, checked=True, repair=False).run_within(self)
+
     def check_prerequisites(self, config: Config) -> Dict[str, Any]:
         config = self.locked_config(config)
         spec = self.spec
         inst = self.inst = config.instances[self.name]
+        self.converting = instance_convert.requested(inst, spec)
+        if self.converting:
+            # gnt-instance modify -t: the conversion plans and runs its own jobs (instance_convert),
+            # then the rest of the declaration is a modify under the same locks
+            if self.ctx.check_mode:
+                return instance_convert.convert(self.ctx, self.locks, spec, then=self._rest)
+            return {"changed": True}
         changes = self.changes = plan_modify(config, inst, spec)
         self.status = status = instance_status(self.ctx, config, inst)
         self.running = running = status["running"]
@@ -478,7 +498,10 @@ class InstanceModify(InstanceOperation):
         inst, changes = self.inst, self.changes
         target = copy.deepcopy(inst)
         apply_changes(config, target, changes)
-        if "nics" in changes:
+        if "nics" in changes:  # the new NICs' bridges on the instance's nodes, before anything is touched
+            placement.check_bridges_live(self.ctx, config, inst.name, [n.link for n in target.nics
+                                                                       if (n.mode or "bridged") == "bridged"],
+                                         inst.nodes())
             nodecalls.check_ovs_links(self.ctx, config, target)
         target.disks += instance_disks.new_disks(target, changes.get("add_disks", []))
         self.added = list(range(len(inst.disks), len(target.disks)))
@@ -522,6 +545,10 @@ class InstanceModify(InstanceOperation):
         return result
 
     def execute(self, job: Job, config: Config, result: Dict[str, Any]) -> None:
+        if self.converting:
+            result.clear()
+            result.update(instance_convert.convert(self.ctx, self.locks, self.spec, then=self._rest))
+            return
         ctx, spec, inst, target, committed = self.ctx, self.spec, self.inst, self.target, self.committed
         config = self.config
         # a drbd disk add the unlocked read did not foresee takes the allocation lock now (after

@@ -54,9 +54,17 @@ def plan(inst: Instance, spec: Dict[str, Any]) -> Dict[str, Any]:
     grow, add = [], []
     for index, declared in enumerate(declared_disks):
         if index >= len(inst.disks):
+            if declared.get("adopt"):
+                raise PrerequisiteError(f"instance {inst.name}: disks[{index}] adopts {declared['adopt']}: LVs are "
+                                        "adopted only when the instance is created")
             add.append(declared)
             continue
         current = inst.disks[index]
+        if declared.get("adopt"):  # an adopted disk: its size is the LV's (grow it by declaring size instead)
+            if declared["adopt"] != current.logical_id.get("lv"):
+                raise PrerequisiteError(f"instance {inst.name}: disk {index} is not the adopted LV "
+                                        f"{declared['adopt']} (disks are adopted only at creation)")
+            declared = dict(declared, size=current.size)
         if declared.get("vg") and declared["vg"] != (current.vg or declared["vg"]):
             raise PrerequisiteError(f"instance {inst.name}: disk {index} is in volume group {current.vg}, declared "
                                     f"{declared['vg']}: a disk does not move between volume groups")

@@ -22,7 +22,7 @@ STATES = ("present", "running", "stopped", "restarted", "absent")
 OS_TYPES = ("noop", "image", "cloud_init")
 # Fields fixed at creation: changing them needs another operation.
 IMMUTABLE = {
-    "disk_template": "converting the disk template is not supported; create a new instance",
+    "disk_template": "only plain and drbd convert into each other (ops/instance_convert.py)",
     "hypervisor": "changing the hypervisor is not supported; create a new instance",
     "os": "the OS provider only runs at creation; create a new instance to reinstall",
 }
@@ -92,12 +92,19 @@ def validate(spec: Dict[str, Any], config: Optional[Config] = None) -> Dict[str,
 def _disk(disk: Any, index: int) -> Dict[str, Any]:
     if isinstance(disk, (str, int)):
         disk = {"size": disk}
-    if not isinstance(disk, dict) or "size" not in disk:
-        raise ValidationError(f"disks[{index}] must be a size or a mapping with size, got {disk!r}")
-    bad = sorted(set(disk) - {"size", "name", "vg"})
+    if not isinstance(disk, dict) or ("size" not in disk and not disk.get("adopt")):
+        raise ValidationError(f"disks[{index}] must be a size or a mapping with size (or adopt), got {disk!r}")
+    bad = sorted(set(disk) - {"size", "name", "vg", "adopt"})
     if bad:
-        raise ValidationError(f"disks[{index}]: unknown keys {bad}; valid: ['name', 'size', 'vg']")
-    out: Dict[str, Any] = {"size": parse_size_mib(disk["size"], f"disks[{index}] size"), "name": None, "vg": None}
+        raise ValidationError(f"disks[{index}]: unknown keys {bad}; valid: ['adopt', 'name', 'size', 'vg']")
+    out: Dict[str, Any] = {"size": None, "name": None, "vg": None, "adopt": None}
+    if disk.get("adopt"):
+        # Ganeti's --disk N:adopt=LV: the size is the LV's, read from LVM on the node
+        out["adopt"] = names.check_vg(disk["adopt"])
+        if disk.get("size") is not None:
+            raise ValidationError(f"disks[{index}]: size is read from the adopted LV {out['adopt']}; drop size")
+    else:
+        out["size"] = parse_size_mib(disk["size"], f"disks[{index}] size")
     if disk.get("name"):
         out["name"] = names.check_simple(disk["name"], f"disks[{index}] name")
     if disk.get("vg"):

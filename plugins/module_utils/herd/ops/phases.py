@@ -144,6 +144,8 @@ class Operation:
         self.ctx = ctx
         self.spec = spec
         self.locks = ctx.locks(self.opcode)
+        self.held = Held()  # the declared locks while ``run`` holds them (empty until then)
+        self._late = ExitStack()  # nodes locked late (``hold``); replaced by ``run``'s
 
     def check_arguments(self) -> None:
         """Validate ``spec``; nothing is read from the cluster yet."""
@@ -174,6 +176,19 @@ class Operation:
         """Lock ``nodes`` now, until the operation ends: only for nodes learnt late, by an
         operation that declared no node locks (so the sorted order of the node level holds)."""
         self._late.enter_context(node_locks(self.locks, nodes, shared))
+
+    def run_within(self, parent: "Operation") -> Dict[str, Any]:
+        """The phases under the locks ``parent`` already holds: an operation that is one step of
+        another (the rest of a modify after a disk-template conversion)."""
+        self.check_arguments()
+        self.locks, self.held, self._late = parent.locks, parent.held, parent._late
+        config = self.ctx.load_master_config()
+        result = self.check_prerequisites(config)
+        if self.ctx.check_mode or not self.has_work(result):
+            return result
+        with self.open_job() as job:
+            self.execute(job, config, result)
+        return result
 
     def run(self) -> Dict[str, Any]:
         self.check_arguments()

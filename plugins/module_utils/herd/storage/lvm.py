@@ -76,6 +76,18 @@ class LVM:
     def lvrename_argv(self, vg: str, old: str, new: str) -> List[str]:
         return ["lvrename"] + self.flags() + [vg, old, new]
 
+    def lvchange_addtag_argv(self, vg: str, lv: str, tags: List[str]) -> List[str]:
+        argv = ["lvchange"]
+        for tag in tags:
+            argv += ["--addtag", tag]
+        return argv + self.flags() + [f"{vg}/{lv}"]
+
+    def lvchange_deltag_argv(self, vg: str, lv: str, tags: List[str]) -> List[str]:
+        argv = ["lvchange"]
+        for tag in tags:
+            argv += ["--deltag", tag]
+        return argv + self.flags() + [f"{vg}/{lv}"]
+
     def lvchange_activate_argv(self, vg: str, lv: str) -> List[str]:
         return ["lvchange", "-ay", f"{vg}/{lv}"]
 
@@ -136,22 +148,53 @@ class LVM:
         self._run(self.lvcreate_argv(vg, lv, size, tags))
         return {"changed": True, "path": f"/dev/{vg}/{lv}", "size": rounded}
 
-    def remove(self, vg: str, lv: str) -> bool:
-        """Remove ``vg/lv`` if it exists; only an LV herd made (its tag and its name pattern):
-        a request naming any other volume (a node's root LV, an operator's data) is refused."""
+    def remove(self, vg: str, lv: str, instance: Optional[str] = None) -> bool:
+        """Remove ``vg/lv`` if it exists; only an LV herd made (its tag and its name pattern) or
+        one adopted by ``instance``: a request naming any other volume (a node's root LV, an
+        operator's data) is refused."""
         volume = self.find(vg, lv)
         if volume is None:
             return False
-        check_owned(volume)
+        check_owned(volume, instance)
         self._run(self.lvremove_argv(vg, lv))
         return True
 
-    def rename(self, vg: str, old: str, new: str) -> None:
+    def rename(self, vg: str, old: str, new: str, instance: Optional[str] = None) -> None:
         volume = self.find(vg, old)
         if volume is None:
             raise StorageError(f"logical volume {vg}/{old} does not exist on this node")
-        check_owned(volume)
+        check_owned(volume, instance)
         self._run(self.lvrename_argv(vg, old, new))
+
+    def release(self, vg: str, lv: str, instance: str) -> Dict[str, Any]:
+        """Undo an adoption (a create that failed): herd's tags off, the LV and its data kept."""
+        volume = self.find(vg, lv)
+        tags = [t for t in (HERD_TAG, instance_tag(instance)) if volume is not None and t in volume.tags]
+        if tags:
+            self._run(self.lvchange_deltag_argv(vg, lv, tags))
+        return {"changed": bool(tags)}
+
+    def adopt(self, vg: str, lv: str, instance: str, dry_run: bool = False) -> Dict[str, Any]:
+        """Take an operator's LV as a disk of ``instance`` (Ganeti's ``--disk N:adopt=LV``): its
+        name and data kept, herd's tags added. Refused when it does not exist, is open (in use:
+        mounted, a running guest, a holder such as DRBD) or belongs to another instance.
+        -> {"changed", "size", "path", "tags"}"""
+        volume = self.find(vg, lv)
+        if volume is None:
+            raise StorageError(f"cannot adopt {vg}/{lv}: no such logical volume on this node")
+        if len(volume.attr) > 5 and volume.attr[5] == "o":
+            raise StorageError(f"cannot adopt {vg}/{lv}: it is open (in use: lv_attr {volume.attr}); stop what "
+                               "uses it first (a mount, a running guest, a DRBD device)")
+        mine = instance_tag(instance)
+        others = [t[len(INSTANCE_TAG_PREFIX):] for t in volume.tags if t.startswith(INSTANCE_TAG_PREFIX) and t != mine]
+        if others:
+            raise StorageError(f"cannot adopt {vg}/{lv}: it belongs to instance {others[0]} (tag "
+                               f"{INSTANCE_TAG_PREFIX}{others[0]})")
+        missing = [t for t in (HERD_TAG, mine) if t not in volume.tags]
+        if missing and not dry_run:
+            self._run(self.lvchange_addtag_argv(vg, lv, missing))
+        return {"changed": bool(missing), "size": volume.size, "path": volume.path,
+                "tags": sorted(set(volume.tags) | set(missing))}
 
     def extend(self, vg: str, lv: str, size: int) -> None:
         volume = self.find(vg, lv)
@@ -198,12 +241,15 @@ def _last_error(stderr: str) -> str:
     return lines[-1] if lines else ""
 
 
-def check_owned(volume: LogicalVolume) -> None:
-    """Refuse to destroy a volume that does not carry herd's tag and LV name pattern."""
+def check_owned(volume: LogicalVolume, instance: Optional[str] = None) -> None:
+    """Refuse to destroy a volume that does not carry herd's tag and LV name pattern. An adopted
+    LV keeps its operator-given name: it is herd's when it carries herd's tag and the tag of
+    ``instance``, the instance the request is about."""
     problems = []
     if HERD_TAG not in volume.tags:
         problems.append(f"it has no {HERD_TAG!r} tag (tags: {','.join(volume.tags) or 'none'})")
-    if not _HERD_LV.match(volume.name):
+    adopted = instance is not None and instance_tag(instance) in volume.tags
+    if not _HERD_LV.match(volume.name) and not adopted:
         problems.append("its name is not herd's <disk uuid>.disk<N>[_data|_meta][_replaced-<time>]")
     if problems:
         raise StorageError(f"refusing to remove logical volume {volume.vg}/{volume.name}: herd only removes "
@@ -239,13 +285,17 @@ class Plain(Template):
 
     def create(self, req: DiskRequest) -> Dict[str, Any]:
         ids = self.names(req)
+        if req.logical_id.get("adopted"):  # the operator's LV: tagged, never created
+            adopted = self.lvm.adopt(ids["vg"], ids["lv"], req.instance)
+            return {"changed": adopted["changed"], "path": adopted["path"], "logical_id": dict(ids, adopted=True),
+                    "device_present": self.settings.lvm_driverloaded}
         result = self.lvm.create(ids["vg"], ids["lv"], req.size, [HERD_TAG, instance_tag(req.instance)])
         return {"changed": result["changed"], "path": result["path"], "logical_id": ids,
                 "device_present": self.settings.lvm_driverloaded}
 
     def remove(self, req: DiskRequest) -> Dict[str, Any]:
         ids = self.names(req)
-        removed = self.lvm.remove(ids["vg"], ids["lv"])
+        removed = self.lvm.remove(ids["vg"], ids["lv"], req.instance)
         return {"changed": removed, "removed": [f"{ids['vg']}/{ids['lv']}"] if removed else []}
 
     def grow(self, req: DiskRequest, new_size: int) -> Dict[str, Any]:
