@@ -474,8 +474,9 @@ class InstanceModify(InstanceOperation):
         if self.converting:
             # gnt-instance modify -t: the conversion plans and runs its own jobs (instance_convert),
             # then the rest of the declaration is a modify under the same locks
+            self.status = instance_status(self.ctx, config, inst)
             if self.ctx.check_mode:
-                return instance_convert.convert(self.ctx, self.locks, spec, then=self._rest)
+                return instance_convert.convert(self.ctx, self.locks, spec, then=self._rest, status=self.status)
             return {"changed": True}
         changes = self.changes = plan_modify(config, inst, spec)
         self.status = status = instance_status(self.ctx, config, inst)
@@ -547,7 +548,8 @@ class InstanceModify(InstanceOperation):
     def execute(self, job: Job, config: Config, result: Dict[str, Any]) -> None:
         if self.converting:
             result.clear()
-            result.update(instance_convert.convert(self.ctx, self.locks, self.spec, then=self._rest))
+            result.update(instance_convert.convert(self.ctx, self.locks, self.spec, then=self._rest,
+                                                   status=self.status))
             return
         ctx, spec, inst, target, committed = self.ctx, self.spec, self.inst, self.target, self.committed
         config = self.config

@@ -53,8 +53,10 @@ def disk_vg(config: Config, inst: Instance, index: int) -> str:
 
 
 def convert(ctx: Context, locks: Locks, spec: Dict[str, Any],
-            then: Callable[[Context, Locks, Dict[str, Any]], Dict[str, Any]]) -> Dict[str, Any]:
-    """Convert, then ``then`` (the rest of the modify) for the spec's other declarations."""
+            then: Callable[[Context, Locks, Dict[str, Any]], Dict[str, Any]],
+            status: Dict[str, Any]) -> Dict[str, Any]:
+    """Convert, then ``then`` (the rest of the modify) for the spec's other declarations.
+    ``status`` is the instance's run state as the modify found it (instance.instance_status)."""
     config = ctx.load_master_config()
     inst = config.instances[spec["name"]]
     source, target_template = inst.disk_template, spec["disk_template"]
@@ -64,9 +66,6 @@ def convert(ctx: Context, locks: Locks, spec: Dict[str, Any],
     if target_template not in config.cluster.enabled_disk_templates:
         raise PrerequisiteError(f"disk template {target_template} is not enabled in the cluster "
                                 f"(enabled: {config.cluster.enabled_disk_templates})")
-    from .instance import instance_status  # the status check lives with the instance op
-
-    status = instance_status(ctx, config, inst)
     if status["running"] or status["running_on"]:
         raise PrerequisiteError(f"instance {inst.name} is running on {', '.join(status['running_on'])}: stop it "
                                 f"before converting its disks from {source} to {target_template} (declare "
