@@ -65,11 +65,8 @@ def present(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
     return op(ctx, spec).run()
 
 
-class NodeAdd(Operation):
-    """gnt-node add: the new node's own lock, exclusive; the node is asked for its facts and
-    membership before anything is written, and gets its migration certificate after the commit."""
-
-    opcode = "node_add"
+class NodeOperation(Operation):
+    """What node add and modify share: the validated spec, and the node's own lock, exclusive."""
 
     def check_arguments(self) -> None:
         self.spec = validate_spec(self.spec)
@@ -78,6 +75,13 @@ class NodeAdd(Operation):
 
     def declare_locks(self, config: Config) -> LockDecl:
         return LockDecl(nodes=[self.name])
+
+
+class NodeAdd(NodeOperation):
+    """gnt-node add: the new node's own lock, exclusive; the node is asked for its facts and
+    membership before anything is written, and gets its migration certificate after the commit."""
+
+    opcode = "node_add"
 
     def check_prerequisites(self, config: Config) -> Dict[str, Any]:
         ctx, spec, name = self.ctx, self.spec, self.name
@@ -194,20 +198,12 @@ def _check_flags(config: Config, node: Node) -> None:
                                 "new placements)")
 
 
-class NodeModify(Operation):
+class NodeModify(NodeOperation):
     """gnt-node modify: flags, tags, group. The node's own lock, exclusive, so instance
     operations using the node (shared) wait; the change is applied again to the newest config
     at the commit, its rules checked there once more."""
 
     opcode = "node_modify"
-
-    def check_arguments(self) -> None:
-        self.spec = validate_spec(self.spec)
-        self.name = self.spec["name"]
-        self.locks = self.ctx.locks(f"node op on {self.name}")
-
-    def declare_locks(self, config: Config) -> LockDecl:
-        return LockDecl(nodes=[self.name])
 
     def check_prerequisites(self, config: Config) -> Dict[str, Any]:
         spec, name = self.spec, self.name

@@ -182,13 +182,7 @@ class Operation:
         another (the rest of a modify after a disk-template conversion)."""
         self.check_arguments()
         self.locks, self.held, self._late = parent.locks, parent.held, parent._late
-        config = self.ctx.load_master_config()
-        result = self.check_prerequisites(config)
-        if self.ctx.check_mode or not self.has_work(result):
-            return result
-        with self.open_job() as job:
-            self.execute(job, config, result)
-        return result
+        return self._check_and_execute()
 
     def run(self) -> Dict[str, Any]:
         self.check_arguments()
@@ -196,10 +190,15 @@ class Operation:
         with acquire(self.ctx, self.locks, decl, allocation_timeout=max(self.ctx.lock_timeout, 300)) as held, \
                 ExitStack() as late:
             self.held, self._late = held, late
-            config = self.ctx.load_master_config()
-            result = self.check_prerequisites(config)
-            if self.ctx.check_mode or not self.has_work(result):
-                return result
-            with self.open_job() as job:
-                self.execute(job, config, result)
+            return self._check_and_execute()
+
+    def _check_and_execute(self) -> Dict[str, Any]:
+        """Prerequisites against the config loaded under the locks, then (unless check mode or
+        nothing to do) execute in the operation's job."""
+        config = self.ctx.load_master_config()
+        result = self.check_prerequisites(config)
+        if self.ctx.check_mode or not self.has_work(result):
             return result
+        with self.open_job() as job:
+            self.execute(job, config, result)
+        return result
