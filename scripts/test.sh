@@ -40,6 +40,8 @@ scripts/galaxy-check.sh
 for core in 2.17.14 2.19.14; do
   stage "ansible-test sanity, ansible-core $core"
   scripts/sanity.sh "$core"
+  stage "smoke run, ansible-core $core"
+  scripts/smoke.sh "$core"
 done
 
 if [ -x tests/molecule/run.sh ]; then
