@@ -43,7 +43,9 @@ def test_every_documented_timeout_is_whole_seconds_named_for_what_it_bounds():
         for name, doc in options.items():
             description = " ".join(doc["description"]) if isinstance(doc["description"], list) \
                 else doc["description"]
-            if not name.endswith("_timeout") or doc.get("type") != "int" or type(doc.get("default")) is not int \
+            default = doc.get("default")
+            whole_seconds = isinstance(default, int) and not isinstance(default, bool)
+            if not name.endswith("_timeout") or doc.get("type") != "int" or not whole_seconds \
                     or not description.startswith("Seconds"):
                 problems.append(f"{where}: {name} ({doc.get('type')}, default {doc.get('default')!r})")
     assert problems == []

@@ -76,7 +76,9 @@ def test_plain_to_drbd_and_back_keeps_the_data(vm, site):
         assert converted["changed"] and converted["instance"]["disk_template"] == "drbd", converted
         for node in ("node1", "node2"):
             assert lv_names(vm, node, name) == [f"{uuid}.disk0_data", f"{uuid}.disk0_meta"], node
-            (state,) = proc_drbd(vm, node).values()
+            states = list(proc_drbd(vm, node).values())
+            assert len(states) == 1, (node, states)
+            state = states[0]
             assert state["cs"] == "Connected" and state["ds"] == "UpToDate/UpToDate", (node, state)
             assert checksum(vm, node, f"/dev/{VG}/{uuid}.disk0_data") == written, node
         again = vm.module("instance", {"name": name, "state": "stopped", "disk_template": "drbd"})

@@ -130,7 +130,7 @@ def test_instance_info_reports_error_states(cluster, nodes):
     rows = views.instance_info(cluster)["instances"]
     assert rows[0]["status"] == "ERROR_down"
     assert views.instance_info(cluster)["table"][0].split()[:5] == ["Instance", "Hypervisor", "OS",
-                                                                   "Primary_node", "Status"]
+                                                                    "Primary_node", "Status"]
 
 
 @pytest.mark.parametrize("bad,message", [

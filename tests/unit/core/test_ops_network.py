@@ -17,6 +17,7 @@ def _bridges_of_the_networks(nodes):
     for node in nodes:
         node.bridges = ["br0", "br7", "br9"]
 
+
 NET = {"name": "gnt-fsn", "subnet": "192.0.2.0/29", "gateway": "192.0.2.1", "reserved": ["192.0.2.2"],
        "groups": [{"name": "default", "mode": "bridged", "link": "br9", "vlan": 40}]}
 

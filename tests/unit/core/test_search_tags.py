@@ -26,7 +26,7 @@ def test_matches_come_from_every_kind_of_object_with_their_paths(tagged):
 
 def test_the_expression_matches_anywhere_in_the_tag(tagged):
     assert views.cluster_info(tagged, "web")["tags"] == [{"path": "/instances/web1", "tag": "role:web"},
-                                                        {"path": "/nodes/node2", "tag": "role:webfront"}]
+                                                         {"path": "/nodes/node2", "tag": "role:webfront"}]
 
 
 def test_anchored_regular_expressions_work(tagged):

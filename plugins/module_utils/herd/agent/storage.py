@@ -387,7 +387,8 @@ def lv_rename(args: Dict[str, Any]) -> Dict[str, Any]:
 @verb("lv_adopt")
 def lv_adopt(args: Dict[str, Any]) -> Dict[str, Any]:
     """Take an existing LV as a disk of ``instance`` (LVM.adopt); ``dry_run``: only the checks
-    and its size; ``release``: give it back (herd's tags off, a failed create's undo). args: {"instance", "vg", "lv", "dry_run", "storage"} -> {"changed", "size", "path", "tags"}"""
+    and its size; ``release``: give it back (herd's tags off, a failed create's undo).
+    args: {"instance", "vg", "lv", "dry_run", "storage"} -> {"changed", "size", "path", "tags"}"""
     instance, vg, lv = _lv_args(args, "lv")
     lvm = LVM(Runner(), settings(args))
     if args.get("release"):

@@ -307,8 +307,8 @@ def _repair_convert(ctx: Context, locks: Locks, config: Config, inst: Optional[I
         data = f"{disk['uuid']}.disk{index}_data"
         try:
             if params["disk_template"] == "drbd" and inst.disk_template == "plain":
-                nodecalls.call(ctx, config, sec, "disk_remove", nodecalls.disk_args(config, drbd, drbd.disks[index],
-                                                                                     index, sec))
+                removed = nodecalls.disk_args(config, drbd, drbd.disks[index], index, sec)
+                nodecalls.call(ctx, config, sec, "disk_remove", removed)
                 args = nodecalls.disk_args(config, drbd, drbd.disks[index], index, primary)
                 nodecalls.call(ctx, config, primary, "disk_shutdown", args)
                 _lv_call(ctx, config, inst, primary, vg, data, disk["plain_lv"])

@@ -155,7 +155,8 @@ class Migrate(Operation):
                 "msg": f"instance {name} would migrate ({self.mode}) {inst.primary_node} -> {target}"}
 
     def _cleaned(self) -> Dict[str, Any]:
-        assert self.cleaning is not None
+        if self.cleaning is None:
+            raise AssertionError("no cleanup was planned")
         cleaned = self.cleaning.result()
         cleaned["actions"] = self.recovered + cleaned["actions"]
         cleaned["changed"] = cleaned["changed"] or bool(self.recovered)
@@ -173,11 +174,11 @@ class Migrate(Operation):
             self.cleaning.apply(self.locks)
             result.update(self._cleaned())
             return
+        if job is None:
+            raise AssertionError("a migration runs in a job")
         if self.fallback is not None:
-            assert job is not None
             self.fallback.execute(job, config, result)
             return
-        assert job is not None
         ctx, name, inst, target, mode = self.ctx, self.name, self.inst, self.target, self.mode
         check_still_there(ctx.store.load(), inst.nodes() + [target], [name], what=f"migration of {name}")
         stats = _live_migrate(ctx, job, self.config, inst, target, mode, self.timeout)

@@ -270,8 +270,8 @@ def reserve_nics(config: Config, inst: Instance, requested: List[Dict[str, Any]]
     allocated = []
     for index, nic in enumerate(inst.nics):
         declared = requested[index] if index < len(requested) else {}
-        nic.mode, nic.link, nic.vlan = nic_params(config, inst, index, declared.get("link"), declared.get("vlan"),
-                                                    declared.get("mode"))
+        nic.mode, nic.link, nic.vlan = nic_params(config, inst, index, declared.get("link"),
+                                                  declared.get("vlan"), declared.get("mode"))
         want = declared.get("ip")
         if want == POOL and not nic.network:
             raise ValidationError(f"instance {inst.name} nics[{index}]: ip: pool needs network")
