@@ -1,9 +1,10 @@
 """gnt-cluster init / modify / destroy as one declarative op."""
 
+import contextlib
 import copy
 import ipaddress
 import os
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, ContextManager, Dict, Iterable, Optional
 
 from .. import crypto, names
 from .. import validate as node_checks
@@ -393,34 +394,55 @@ def absent(ctx: Context, spec: Dict[str, Any], remove_instance: Any = None) -> D
         if ssconf and ssconf.get("cluster_name") == name and ssconf.get("master_node") != ctx.local_node:
             raise PrerequisiteError(f"run this on the master of {name}, {ssconf.get('master_node')}")
         return {"changed": False, "cluster": None, "diff": diff_dict(None, None), "msg": f"no cluster {name} here"}
-    config = ctx.load_master_config()
-    if config.cluster.name != name:
-        raise PrerequisiteError(f"this node is the master of cluster {config.cluster.name!r}, not {name!r}")
-    instances = sorted(config.instances)
-    if instances and not spec.get("force"):
-        raise PrerequisiteError(f"cluster {name} still has instances {instances}; remove them first or "
-                                "set force: true (which removes them, disks included)")
-    result = {"changed": True, "cluster": None, "diff": diff_dict(cluster_view(config), None),
-              "removed_instances": instances, "msg": f"cluster {name} would be destroyed"}
-    if ctx.check_mode:
-        return result
-    for inst in instances:
-        if remove_instance is None:
+    return ClusterDestroy(ctx, dict(spec, name=name), remove_instance).run()
+
+
+class ClusterDestroy(Operation):
+    """gnt-cluster destroy. Its instances (with force) are removed by the instance operation,
+    each under its own locks, as member operations; the destroy itself runs under the config lock
+    and journals its own job after them."""
+
+    opcode = "cluster_destroy"
+
+    def __init__(self, ctx: Context, spec: Dict[str, Any], remove_instance: Any):
+        super().__init__(ctx, spec)
+        self.remove_instance = remove_instance
+
+    def check_arguments(self) -> None:
+        self.name = self.spec["name"]
+        self.locks = self.ctx.locks(f"cluster destroy {self.name}")
+
+    def check_prerequisites(self, config: Config) -> Dict[str, Any]:
+        name = self.name
+        if config.cluster.name != name:
+            raise PrerequisiteError(f"this node is the master of cluster {config.cluster.name!r}, not {name!r}")
+        self.instances = sorted(config.instances)
+        if self.instances and not self.spec.get("force"):
+            raise PrerequisiteError(f"cluster {name} still has instances {self.instances}; remove them first or "
+                                    "set force: true (which removes them, disks included)")
+        if self.instances and self.remove_instance is None:
             raise PrerequisiteError("instance removal is not available in this build")
-        remove_instance(ctx, inst)
-    locks = ctx.locks(f"cluster destroy {name}")
-    with locks.cluster(), ctx.job("cluster_destroy", spec):
-        config = ctx.load_master_config()
-        if config.instances:
-            raise PrerequisiteError(f"instances {sorted(config.instances)} appeared meanwhile; destroy again")
-        others = [n for n in config.nodes.values() if n.name != config.cluster.master_node and not n.offline]
-        answers = ctx.rpc.call_many([(ctx.endpoint(n, config), "cluster_leave", {"cluster_name": name})
-                                     for n in others])
-        for answer in answers.values():
-            if isinstance(answer, RpcError):
-                ctx.warnings.append(f"node did not forget the cluster: {answer}")
-        for path in (ctx.store.path, ctx.store.ssconf_path):
-            if os.path.exists(path):
-                os.unlink(path)
-    result["msg"] = f"cluster {name} destroyed"
-    return result
+        return {"changed": True, "cluster": None, "diff": diff_dict(cluster_view(config), None),
+                "removed_instances": self.instances, "msg": f"cluster {name} would be destroyed"}
+
+    def open_job(self) -> ContextManager[Any]:
+        return contextlib.nullcontext()  # the removals journal themselves, then the destroy its own job
+
+    def execute(self, job: Any, config: Config, result: Dict[str, Any]) -> None:
+        ctx, name = self.ctx, self.name
+        for inst in self.instances:
+            self.remove_instance(ctx, inst)
+        with self.locks.cluster(), ctx.job(self.opcode, self.spec):
+            config = ctx.load_master_config()
+            if config.instances:
+                raise PrerequisiteError(f"instances {sorted(config.instances)} appeared meanwhile; destroy again")
+            others = [n for n in config.nodes.values() if n.name != config.cluster.master_node and not n.offline]
+            answers = ctx.rpc.call_many([(ctx.endpoint(n, config), "cluster_leave", {"cluster_name": name})
+                                         for n in others])
+            for answer in answers.values():
+                if isinstance(answer, RpcError):
+                    ctx.warnings.append(f"node did not forget the cluster: {answer}")
+            for path in (ctx.store.path, ctx.store.ssconf_path):
+                if os.path.exists(path):
+                    os.unlink(path)
+        result["msg"] = f"cluster {name} destroyed"
