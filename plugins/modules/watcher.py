@@ -78,6 +78,13 @@ msg:
   description: What was done.
   returned: always
   type: str
+job_ids:
+  description:
+    - Ids of the jobs this run opened in the master's journal; C(herd.cluster.job_info) with C(id) shows each one's
+      steps. Also returned, and named in C(msg), when the task fails after opening a job.
+  returned: when the run opened a job (it paused or ended a pause, or failed while trying)
+  type: list
+  elements: int
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -52,3 +52,33 @@ def test_watcher_restarts_a_crashed_instance_and_leaves_a_stopped_one_alone(site
     finally:
         for name in names:
             ansible_run.module(inventory, MASTER, "instance", {"name": name, "state": "absent"})
+
+
+def test_a_paused_watcher_leaves_a_crashed_instance_down_until_the_pause_ends(site, inventory, vcluster):
+    name = "wt-paused"
+    try:
+        make(inventory, name, "running", template="file")
+        paused = ansible_run.module(inventory, MASTER, "watcher", {"state": "paused", "duration": "1h"})
+        assert not paused.get("failed") and paused["changed"] and paused["paused"], paused
+        again = ansible_run.module(inventory, MASTER, "watcher", {"state": "paused", "duration": "1h"})
+        assert not again.get("failed") and again["changed"] is False, again
+        vcluster.exec("node2", ["rm", "-f", f"/var/lib/herd/fake/{name}.json"], check=True)
+        assert status(inventory, [name]) == {name: "ERROR_down"}
+
+        run = ansible_run.playbook(inventory, REPO / "playbooks" / "watcher.yml")
+        assert run.rc == 0, run
+        assert "paused" in run.result("Paused by an operator", MASTER)["msg"]
+        names = [t["task"]["name"] for t in run.tasks()]
+        assert "Restart the instances that crashed" not in names, names
+        assert status(inventory, [name]) == {name: "ERROR_down"}
+
+        ended = ansible_run.module(inventory, MASTER, "watcher", {"state": "running"})
+        assert not ended.get("failed") and ended["changed"] and not ended["paused"], ended
+        run = ansible_run.playbook(inventory, REPO / "playbooks" / "watcher.yml")
+        assert run.rc == 0, run
+        restarted = [r["item"]["name"] for r in run.result("Restart the instances that crashed", MASTER)["results"]]
+        assert restarted == [name]
+        assert status(inventory, [name]) == {name: "running"}
+    finally:
+        ansible_run.module(inventory, MASTER, "watcher", {"state": "running"})
+        ansible_run.module(inventory, MASTER, "instance", {"name": name, "state": "absent"})
