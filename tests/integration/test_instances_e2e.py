@@ -254,6 +254,6 @@ def test_shrinking_and_template_change_are_refused(site, inventory, vcluster):
         shrink = run(inventory, dict(spec, disks=["64M"]))
         assert shrink.get("failed") and "disks never shrink" in shrink["msg"], shrink
         dup = run(inventory, dict(spec, disk_template="file"))
-        assert dup.get("failed") and "disk_template is sharedfile, declared file" in dup["msg"], dup
+        assert dup.get("failed") and "converting sharedfile to file is not supported; supported: plain to drbd, drbd to plain" in dup["msg"], dup
     finally:
         run(inventory, {"name": "keep1", "state": "absent"})
