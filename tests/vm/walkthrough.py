@@ -147,6 +147,18 @@ def recap(stdout: str) -> dict[str, dict[str, int]]:
                          "failed": int(m.group(5))} for m in RECAP.finditer(stdout)}
 
 
+def changed_tasks(stdout: str) -> list[str]:
+    """The task headers and "changed:" lines of an ansible-playbook run, for a failure message."""
+    found: list[str] = []
+    task = ""
+    for line in stdout.splitlines():
+        if line.startswith("TASK ["):
+            task = line.rstrip("* ")
+        elif line.startswith("changed:"):
+            found.append(f"{task}: {line.strip()}")
+    return found
+
+
 def free_address(network: str, used: list[str]) -> str:
     """The highest host address of network that no node or the host's bridge uses."""
     net = ipaddress.ip_network(network)
@@ -315,7 +327,8 @@ def run_walkthrough(vm: Any, workdir: Path) -> Walkthrough:
             counts = recap(again.stdout)
             assert set(counts) == {n["name"] for n in walk.nodes}, again
             changed = {host: c["changed"] for host, c in counts.items() if c["changed"]}
-            assert not changed, f"the second site.yml run changed {changed}:\n{again!r}"
+            assert not changed, (f"the second site.yml run changed {changed}:\n"
+                                 + "\n".join(changed_tasks(again.stdout)) + f"\n{again!r}")
             done.append(again)
     check, real = walk.results[5]
     assert "--check" in check.line and "--check" not in real.line
