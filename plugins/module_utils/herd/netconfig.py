@@ -62,6 +62,11 @@ def check_address(value: Any, what: str) -> str:
     return '%s/%d' % (ip, net.prefixlen)
 
 
+def is_host_route(address: str) -> bool:
+    """Whether ``address`` (ADDR/PREFIX) has a full-length prefix: /32 for IPv4, /128 for IPv6."""
+    return address.endswith('/128' if ':' in address else '/32')
+
+
 def check_gateway(value: Any, what: str) -> str:
     try:
         return str(netaddr.IPAddress(value, flags=netaddr.INET_PTON))
@@ -408,7 +413,10 @@ def plan_bridge(plan: Plan, net: Net, links: Dict[str, Any], bridge: Dict[str, A
     elif bridge['addresses']:
         want_addrs = bridge['addresses']
     else:
-        want_addrs = sorted(set(port_addrs) | set(bridge_addrs), key=lambda a: (':' in a, a))
+        # a host address (/32, /128) only on the bridge is the cluster's floating master IP, which
+        # herd's node agent adds and moves at master failover: not the node's own, never persisted
+        own = [a for a in bridge_addrs if a in port_addrs or not is_host_route(a)]
+        want_addrs = sorted(set(port_addrs) | set(own), key=lambda a: (':' in a, a))
     move_routes = port_routes if not bridge['instance_only'] else []
     if bridge.get('gateway'):
         move_routes = [r for r in move_routes if r['dst'] != 'default']

@@ -249,3 +249,36 @@ def test_a_bridge_without_port_or_address_is_created_plainly() -> None:
     assert "pre-up ip link show dev br9 >/dev/null 2>&1 || ip link add name br9 type bridge stp_state 0 " \
            "forward_delay 0" in lines
     assert not [line for line in lines if "master" in line or "bridge_" in line], text
+
+
+class FakeIpWithMasterIp(FakeIp):
+    """A node whose bridge br0 exists (eth0 its port) and also carries the cluster's master IP as /32."""
+
+    def __call__(self, args: list[str], data: str | None = None) -> tuple[int, str, str]:
+        import json
+
+        self.calls.append(args)
+        if args[:4] == ["ip", "-d", "-j", "link"]:
+            return 0, json.dumps([{"ifname": "lo"}, {"ifname": "eth0", "address": "52:54:00:00:00:01", "flags": ["UP"],
+                                   "master": "br0"},
+                                  {"ifname": "br0", "address": "52:54:00:00:00:01", "flags": ["UP"],
+                                   "linkinfo": {"info_kind": "bridge"}}]), ""
+        if args[:3] == ["ip", "-j", "addr"] and args[-1] == "br0":
+            return 0, json.dumps([{"addr_info": [{"scope": "global", "local": "198.51.100.11", "prefixlen": 24},
+                                                 {"scope": "global", "local": "198.51.100.10", "prefixlen": 32}]}]), ""
+        if args[:2] == ["ip", "-4"] and args[-1] == "br0":
+            return 0, json.dumps([{"dst": "default", "gateway": "198.51.100.1"}]), ""
+        return 0, "[]", ""
+
+
+def test_the_floating_master_ip_on_the_bridge_is_neither_persisted_nor_touched(tmp_path) -> None:
+    from ansible_collections.herd.cluster.plugins.module_utils.herd.netconfig import Net, configure
+
+    bridge = {"name": "br0", "port": "eth0", "addresses": [], "gateway": None, "instance_only": False,
+              "vlan_aware": False, "vlans": [], "mtu": None}
+    params = {"bridges": [bridge], "secondary": None, "persist": True,
+              "persist_dir": str(tmp_path / "interfaces.d"), "disable_port_stanzas": True,
+              "interfaces_file": str(tmp_path / "interfaces")}
+    result, _warnings = configure(params, Net(FakeIpWithMasterIp()), check_mode=True)
+    assert result["bridges"][0]["addresses"] == ["198.51.100.11/24"]
+    assert not [c for c in result["ip_batch"] if "198.51.100.10" in c]
