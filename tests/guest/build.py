@@ -2,11 +2,15 @@
 """Build the test guest: a Debian kernel and a busybox initramfs (root, Debian packages only).
 
 The guest's /init loads the virtio modules (and the ACPI power button: an
-ACPI powerdown request powers the guest off), then every second prints
-``herd-counter N`` on the serial console and writes the same text at offset 0
-of the first virtio disk (/dev/vda), so tests can follow the guest from the
-host: on the serial socket and in the disk file. After a live migration the
-counter continues; after a restart it starts again at 1.
+ACPI powerdown request powers the guest off), then every second writes
+``herd-counter N`` at offset 0 of the first virtio disk (/dev/vda), flushed
+(``conv=fsync``), and only then prints it on the serial console, so tests can
+follow the guest from the host: on the serial socket and in the disk file, and
+a counter seen on the console is one the disk acknowledged. After a live
+migration the counter continues; after a restart it starts again at 1. At boot,
+before counting, it records what offset 0 held then as ``herd-boot-found
+herd-counter N`` (or ``herd-boot-found nothing``) at offset 4096, and prints
+``herd-guest: disk held ...``.
 
 Kernel arguments understood by /init:
   herd.ip=198.51.100.10/24   configure eth0 with this address (optional)
@@ -65,14 +69,24 @@ for dev in /sys/class/input/event*; do
      { echo "herd-guest: power button, powering off"; sync; poweroff -f; }) &
   fi
 done
+# What the disk held at boot (the last counter of the guest that ran on it before), recorded at
+# offset 4096 before counting starts: after a failover it says what the new primary's disk held.
+if [ -b /dev/vda ]; then
+  found=$(dd if=/dev/vda bs=64 count=1 2>/dev/null | tr -dc 'a-z0-9 -' | sed 's/ *$//')
+  printf '%-63s\n' "herd-boot-found ${found:-nothing}" | dd of=/dev/vda bs=64 seek=64 count=1 conv=notrunc,fsync 2>/dev/null
+  echo "herd-guest: disk held ${found:-nothing}"
+fi
 echo "herd-guest: init ready"
 n=0
 while true; do
   n=$((n + 1))
   line="herd-counter $n"
-  echo "$line"
-  if [ -b /dev/vda ]; then
-    printf '%-63s\n' "$line" | dd of=/dev/vda bs=64 count=1 conv=notrunc,fsync 2>/dev/null
+  # written and flushed (fsync: a flush request to the virtual disk) before the console shows
+  # it, so a printed counter is one the disk acknowledged
+  if [ -b /dev/vda ] && ! printf '%-63s\n' "$line" | dd of=/dev/vda bs=64 count=1 conv=notrunc,fsync 2>/dev/null; then
+    echo "herd-guest: writing $line failed"
+  else
+    echo "$line"
   fi
   sleep 1
 done
