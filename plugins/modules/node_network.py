@@ -190,6 +190,16 @@ secondary:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.herd.cluster.plugins.module_utils.herd import netconfig
+from ansible_collections.herd.cluster.plugins.module_utils.herd.config import ConfigError, ConfigStore
+
+
+def cluster_master_ip():
+    """The cluster's floating master IP from this node's ssconf, if it is in a cluster that has one."""
+    try:
+        ssconf = ConfigStore().load_ssconf()
+    except ConfigError:
+        return None
+    return (ssconf or {}).get('master_ip')
 
 
 def main():
@@ -219,7 +229,8 @@ def main():
     if netconfig.netaddr is None:
         module.fail_json(msg=missing_required_lib('netaddr (Debian: python3-netaddr; the node_base role installs it)'))
     try:
-        result, warnings = netconfig.configure(module.params, netconfig.Net(module.run_command), module.check_mode)
+        result, warnings = netconfig.configure(module.params, netconfig.Net(module.run_command), module.check_mode,
+                                               cluster_master_ip())
     except netconfig.InvalidSettings as exc:
         module.fail_json(msg=str(exc), problems=exc.problems)
     except netconfig.NetworkError as exc:

@@ -62,11 +62,6 @@ def check_address(value: Any, what: str) -> str:
     return '%s/%d' % (ip, net.prefixlen)
 
 
-def is_host_route(address: str) -> bool:
-    """Whether ``address`` (ADDR/PREFIX) has a full-length prefix: /32 for IPv4, /128 for IPv6."""
-    return address.endswith('/128' if ':' in address else '/32')
-
-
 def check_gateway(value: Any, what: str) -> str:
     try:
         return str(netaddr.IPAddress(value, flags=netaddr.INET_PTON))
@@ -359,8 +354,10 @@ class Plan:
         self.warnings: List[str] = []
 
 
-def configure(params: Dict[str, Any], net: Net, check_mode: bool) -> Tuple[Dict[str, Any], List[str]]:
+def configure(params: Dict[str, Any], net: Net, check_mode: bool,
+              floating_ip: Optional[str] = None) -> Tuple[Dict[str, Any], List[str]]:
     """Validate, plan and (unless ``check_mode``) apply ``params`` (the module's options);
+    ``floating_ip`` is the cluster's master IP (ssconf), which a bridge may carry and never keeps;
     returns (result, warnings). Raises InvalidSettings before anything is touched, NetworkError
     when a change fails."""
     links = net.links()
@@ -370,7 +367,7 @@ def configure(params: Dict[str, Any], net: Net, check_mode: bool) -> Tuple[Dict[
     check_vlan_filtering(net, links, bridges)
     plan = Plan()
     for bridge in bridges:
-        plan_bridge(plan, net, links, bridge)
+        plan_bridge(plan, net, links, bridge, floating_ip)
     if secondary:
         plan_secondary(plan, net, links, secondary)
     if params['persist']:
@@ -397,7 +394,8 @@ def check_vlan_filtering(net: Net, links: Dict[str, Any], bridges: List[Dict[str
         net.run(['ip', 'link', 'del', probe])
 
 
-def plan_bridge(plan: Plan, net: Net, links: Dict[str, Any], bridge: Dict[str, Any]) -> None:
+def plan_bridge(plan: Plan, net: Net, links: Dict[str, Any], bridge: Dict[str, Any],
+                floating_ip: Optional[str] = None) -> None:
     """Create or adjust one bridge, move its port's addresses and routes onto it, and write its stanza."""
     name, port = bridge['name'], bridge.get('port')
     link = links.get(name)
@@ -413,9 +411,9 @@ def plan_bridge(plan: Plan, net: Net, links: Dict[str, Any], bridge: Dict[str, A
     elif bridge['addresses']:
         want_addrs = bridge['addresses']
     else:
-        # a host address (/32, /128) only on the bridge is the cluster's floating master IP, which
-        # herd's node agent adds and moves at master failover: not the node's own, never persisted
-        own = [a for a in bridge_addrs if a in port_addrs or not is_host_route(a)]
+        # the cluster's floating master IP, which the node agent adds and moves at master failover,
+        # is not the node's own address: left alone, never persisted
+        own = [a for a in bridge_addrs if a.split('/')[0] != floating_ip]
         want_addrs = sorted(set(port_addrs) | set(own), key=lambda a: (':' in a, a))
     move_routes = port_routes if not bridge['instance_only'] else []
     if bridge.get('gateway'):

@@ -279,6 +279,9 @@ def test_the_floating_master_ip_on_the_bridge_is_neither_persisted_nor_touched(t
     params = {"bridges": [bridge], "secondary": None, "persist": True,
               "persist_dir": str(tmp_path / "interfaces.d"), "disable_port_stanzas": True,
               "interfaces_file": str(tmp_path / "interfaces")}
-    result, _warnings = configure(params, Net(FakeIpWithMasterIp()), check_mode=True)
+    result, _warnings = configure(params, Net(FakeIpWithMasterIp()), check_mode=True, floating_ip="198.51.100.10")
     assert result["bridges"][0]["addresses"] == ["198.51.100.11/24"]
     assert not [c for c in result["ip_batch"] if "198.51.100.10" in c]
+    # a node's own /32 address (as some hosting providers assign) is kept: only the master IP is left out
+    result, _warnings = configure(params, Net(FakeIpWithMasterIp()), check_mode=True, floating_ip="198.51.100.99")
+    assert result["bridges"][0]["addresses"] == ["198.51.100.10/32", "198.51.100.11/24"]
