@@ -101,3 +101,9 @@ def test_an_adopted_plain_disk_converts_to_drbd_and_back(cluster, nodes, olddata
     assert nodes[0].volumes.lvs[("gnt", f"{inst.disks[0].uuid}.disk0_data")]["data"] == "the operator's bytes"
     instance_op.ensure(cluster, adopt(disk_template="plain", disks=None))
     assert nodes[0].volumes.lvs[("gnt", f"{inst.disks[0].uuid}.disk0")]["data"] == "the operator's bytes"
+
+
+def test_an_adopted_lv_needs_no_free_space_of_its_own(cluster, nodes, olddata):
+    nodes[0].volumes.vgs["gnt"] = 2048  # 512 MiB free beside the 1536 MiB LV: it already holds its space
+    result = instance_op.ensure(cluster, adopt())
+    assert result["changed"] is True and cluster.store.load().instances["web1"].primary_node == "node1"

@@ -45,7 +45,8 @@ def _place_one(model: Any, request: Dict[str, Any], primary: Optional[str], seco
     inst = model.new_instance(
         request["name"], request["memory"], [(d["size"], d.get("spindles")) for d in request["disks"]],
         request["vcpus"], request["disk_template"], tags=request.get("tags", []),
-        spindle_use=request.get("spindle_use", 1), nics=[{} for _nic in range(request.get("nics", 1))])
+        spindle_use=request.get("spindle_use", 1), nics=[{} for _nic in range(request.get("nics", 1))],
+        dsk=request.get("disk_space"))
     restrict = [n for n in (primary, secondary) if n] or None
     try:
         result = alloc.allocate(model, inst, count=request["required_nodes"], restrict=restrict)

@@ -166,8 +166,7 @@ def plan_create(ctx: Context, config: Config, spec: Dict[str, Any]) -> "PlannedC
     """Build, check and place one new instance (the bulk path places many at once: fleet)."""
     inst = build_instance(ctx, config, spec)
     check_requested_nodes(config, inst, spec)
-    answer = placement.place(ctx, config, instance_adopt.for_placement(inst), spec["primary_node"],
-                             spec["secondary_node"])
+    answer = placement.place(ctx, config, inst, spec["primary_node"], spec["secondary_node"])
     return finish_plan(ctx, config, spec, inst, answer)
 
 
@@ -193,6 +192,7 @@ def finish_plan(ctx: Context, config: Any, spec: Dict[str, Any], inst: Instance,
     """Put the placement's answer on the instance and allocate what depends on its nodes."""
     inst.primary_node = answer["primary"]
     inst.secondary_node = answer.get("secondary") if is_mirrored(inst.disk_template) else None
+    instance_disks.check_other_vgs(ctx, config, inst)
     if inst.disk_template == "drbd":
         instance_disks.allocate_drbd(ctx, config, inst, 0)
     requested_nics = spec["nics"] if spec["nics"] is not None else [{}]

@@ -68,13 +68,6 @@ def prepare(ctx: Context, config: Config, inst: Instance, primary: Any) -> None:
         disk.size = int(answer["size"])
 
 
-def for_placement(inst: Instance) -> Instance:
-    """What the allocator judges: the adopted disks with their real sizes, so the instance policy
-    (minimum and maximum disk size) sees them. The allocator also counts that size as free space
-    needed on the primary, which an adopted LV already occupies: a known over-estimate."""
-    return inst
-
-
 def release(ctx: Context, config: Config, inst: Instance, index: int) -> Callable[[], Any]:
     """Undo of an adoption at a failed create: herd's tags go, the LV and its data stay."""
     return lambda: _call(ctx, config, inst, inst.disks[index], release=True)

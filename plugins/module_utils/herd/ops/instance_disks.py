@@ -134,6 +134,21 @@ def check_room(ctx: Context, config: Config, node: str, need: Dict[str, int], pu
                                     f"{what} need {mib} MiB there")
 
 
+def new_space(config: Config, inst: Instance) -> Dict[str, int]:
+    """{volume group: MiB} a new instance's disks take on each of its nodes: an adopted LV
+    (``logical_id["adopted"]``) already holds its space and takes none."""
+    return space_needed(config, inst, [d for d in inst.disks if not d.logical_id.get("adopted")])
+
+
+def check_other_vgs(ctx: Context, config: Config, inst: Instance) -> None:
+    """A new instance's room in volume groups other than the cluster's, on each of its nodes,
+    before anything is made: the allocator judged only the cluster's volume group (the one
+    storage unit each node reports to it, as Ganeti reports one to htools)."""
+    need = {vg: mib for vg, mib in new_space(config, inst).items() if vg != config.cluster.volume_group}
+    for node in inst.nodes() if need else []:
+        check_room(ctx, config, node, need, f"instance {inst.name}", "its disks")
+
+
 def check_add(ctx: Context, config: Config, target: Instance, added: List[int]) -> None:
     """Before anything is made (check mode too): every node that will hold the new disks answers
     and has room for them in its volume groups (an offline node is refused by the call itself)."""

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ..allocator import placement as allocator_placement
 from ..config import Config, Instance
 from ..errors import PrerequisiteError
+from . import instance_disks
 from .common import Context
 from .facts import allocator_facts, live_facts
 
@@ -26,7 +27,17 @@ def request_for(config: Config, inst: Instance) -> Dict[str, Any]:
         "tags": list(inst.tags),
         "spindle_use": inst.beparams.get("spindle_use", 1),
         "required_nodes": 2 if inst.disk_template == "drbd" else 1,
+        "disk_space": _disk_space(config, inst),
     }
+
+
+def _disk_space(config: Config, inst: Instance) -> Optional[int]:
+    """MiB the new instance takes in the storage the allocator counts (the cluster's volume group
+    for plain and drbd): an adopted LV takes none, a disk in another volume group is checked
+    there (``instance_disks.check_other_vgs``). None: the allocator's own sum of the sizes."""
+    if inst.disk_template not in ("plain", "drbd"):
+        return None
+    return instance_disks.new_space(config, inst).get(config.cluster.volume_group, 0)
 
 
 def place(ctx: Context, config: Config, inst: Instance, primary: Optional[str], secondary: Optional[str]
