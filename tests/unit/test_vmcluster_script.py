@@ -112,6 +112,21 @@ def test_an_extra_disk_is_vdc_before_the_seed_disk_and_in_the_inventory() -> Non
     assert "herd_vcluster_extra_disk" not in inv["all"]["children"]["herd_nodes"]["hosts"]["node2"]
 
 
+def test_a_shared_dir_is_one_host_directory_every_node_mounts() -> None:
+    state = make_state()
+    assert not any(a == "-virtfs" for a in vm.qemu_argv(state, state.nodes[0]))
+    state.shared_mount = vm.shared_mount("/srv/herd/shared-file-storage")
+    shares = {vm.qemu_argv(state, n)[vm.qemu_argv(state, n).index("-virtfs") + 1] for n in state.nodes}
+    assert shares == {f"local,path={state.state_dir}/shared,mount_tag=herdshared,security_model=passthrough,"
+                      "id=shared"}
+
+
+@pytest.mark.parametrize("path", ["relative/dir", "/srv/a b", "/srv/$(id)", "/srv/x;y"])
+def test_a_shared_dir_that_is_not_a_plain_absolute_path_is_refused(path: str) -> None:
+    with pytest.raises(vm.VClusterError, match="--shared-dir .*an absolute path"):
+        vm.shared_mount(path)
+
+
 def test_each_node_has_its_own_macs() -> None:
     macs = {vm.mac("herdvm", i, nic) for i in (1, 2, 3) for nic in (0, 1)}
     assert len(macs) == 6
