@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Real storage on Debian VM nodes (scripts/vmcluster): what DRBD costs, in one run.
 
     /opt/herd/venv/bin/python bench/storage/run.py                 # 2 VM nodes, up and down again

@@ -259,10 +259,11 @@ class FakeIpWithMasterIp(FakeIp):
 
         self.calls.append(args)
         if args[:4] == ["ip", "-d", "-j", "link"]:
-            return 0, json.dumps([{"ifname": "lo"}, {"ifname": "eth0", "address": "52:54:00:00:00:01", "flags": ["UP"],
-                                   "master": "br0"},
-                                  {"ifname": "br0", "address": "52:54:00:00:00:01", "flags": ["UP"],
-                                   "linkinfo": {"info_kind": "bridge"}}]), ""
+            links = [{"ifname": "lo"},
+                     {"ifname": "eth0", "address": "52:54:00:00:00:01", "flags": ["UP"], "master": "br0"},
+                     {"ifname": "br0", "address": "52:54:00:00:00:01", "flags": ["UP"],
+                      "linkinfo": {"info_kind": "bridge"}}]
+            return 0, json.dumps(links), ""
         if args[:3] == ["ip", "-j", "addr"] and args[-1] == "br0":
             return 0, json.dumps([{"addr_info": [{"scope": "global", "local": "198.51.100.11", "prefixlen": 24},
                                                  {"scope": "global", "local": "198.51.100.10", "prefixlen": 32}]}]), ""
