@@ -41,6 +41,8 @@ INSTANCE_ARGS = dict(
     secondary_node=dict(type='str'),
     restart_on_change=dict(type='bool', default=False),
     shutdown_timeout=timeout_arg(120),
+    wait_for_sync=dict(type='bool', default=True),
+    sync_timeout=timeout_arg(3600),
     remove_disks=dict(type='bool', default=False),
     reinstall=dict(type='bool', default=False),
 )

@@ -138,6 +138,18 @@ options:
           description: Seconds a guest gets to power off after the ACPI request before its process is killed.
           type: int
           default: 120
+        wait_for_sync:
+          description:
+            - New C(drbd) disks (at creation and when disks are added) are waited for until both nodes are
+              UpToDate, before the OS is installed and the instance started, as Ganeti does. C(false), like
+              C(--no-wait-for-sync) of C(gnt-instance add), returns while the disks still sync.
+            - A sync that stalls or outlasts I(sync_timeout) fails the task and undoes the creation or the disk add.
+          type: bool
+          default: true
+        sync_timeout:
+          description: Seconds new C(drbd) disks may take to sync with I(wait_for_sync).
+          type: int
+          default: 3600
         remove_disks:
           description:
             - Allow a I(disks) list shorter than the instance's to remove the trailing disks, with their data

@@ -470,6 +470,7 @@ class DrbdSim:
                 if polls > self.sync_polls:
                     if advance:
                         peer["disk"] = "UpToDate"
+                        state["polls"] = 0  # the next resync from this side starts from zero
                     peer_disk = "UpToDate"
                 else:
                     cs, in_resync, percent = "SyncSource", True, 100.0 * (polls - 1) / self.sync_polls
@@ -481,6 +482,7 @@ class DrbdSim:
                 if polls > self.sync_polls:
                     if advance:
                         state["disk"] = "UpToDate"
+                        state["polls"] = 0
                 else:
                     cs, in_resync, percent = "SyncTarget", True, 100.0 * (polls - 1) / self.sync_polls
         return {"minor": state["minor"], "cs": cs, "role": state["role"], "peer_role": peer_role,
@@ -516,7 +518,8 @@ class DrbdSim:
             if args.get("standalone"):
                 self._up(key, args, cs="StandAlone", disk="Inconsistent")
             else:
-                self._up(key, args)
+                # a new resource: the primary's data is the sync source, the peer syncs from it
+                self._up(key, args, disk="UpToDate" if args["drbd"]["primary"] == self.node.name else "Inconsistent")
             return {"changed": True, "path": f"/dev/drbd{self.state[key]['minor']}", "logical_id": logical_id}
         if verb in ("disk_remove", "drbd_remove"):
             self.state.pop(key, None)

@@ -10,6 +10,14 @@ from plugins.module_utils.herd.rpc import MANAGED_BLOCK
 from .agentnodes import AgentNode, AgentRpc
 
 
+@pytest.fixture(autouse=True)
+def _quick_sync_polls(monkeypatch):
+    """A simulated resync moves on with each status poll, so the wait between polls of a new
+    drbd disk's sync (seconds on real nodes) only slows the tests."""
+    from plugins.module_utils.herd.ops import instance_disks
+    monkeypatch.setattr(instance_disks, "POLL_INTERVAL", 0.01)
+
+
 @pytest.fixture
 def nodes(tmp_path):
     """Four nodes running the real agent in process; node1 is the master, its agent state is the

@@ -29,7 +29,7 @@ from .views import status_word
 from . import network as network_ops
 from .phases import LockDecl, Operation, allocation_lock, check_still_there, commit, node_locks
 from .recovery import nodes_gone, recover_interrupted, repairs
-from .instance_spec import IMMUTABLE, generate_mac, instance_view, is_mirrored, validate
+from .instance_spec import IMMUTABLE, SYNC_TIMEOUT, generate_mac, instance_view, is_mirrored, validate
 
 
 def ensure(ctx: Context, spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -237,6 +237,10 @@ def execute_create(ctx: Context, locks: Locks, planned: "PlannedCreate", job: Jo
                     job.on_undo(f"remove disk {index}", _undo_disk(ctx, config, inst, index))
                     job.record_created({"kind": "disk", "index": index, "instance": created_record(inst)})
                 nodecalls.disk_create(ctx, config, inst, index)
+        if inst.disk_template == "drbd" and spec.get("wait_for_sync", True):
+            with job.step("wait for the disks to sync"):
+                instance_disks.wait_for_sync(ctx, job, config, inst, list(range(len(inst.disks))),
+                                             spec.get("sync_timeout", SYNC_TIMEOUT))
         with job.step("install OS", os=inst.os):
             job.on_undo("remove OS provider files", lambda: nodecalls.os_remove(ctx, config, inst))
             job.record_created({"kind": "os", "instance": created_record(inst)})
@@ -564,7 +568,8 @@ class InstanceModify(InstanceOperation):
                         _notify_grow(ctx, config, inst, index, size)
             if self.added:
                 instance_disks.allocate_drbd(ctx, ctx.store.load(), target, len(inst.disks))
-                instance_disks.create(ctx, job, config, target, self.added)
+                instance_disks.create(ctx, job, config, target, self.added, spec["wait_for_sync"],
+                                      spec["sync_timeout"])
             if self.stop:
                 with job.step("stop instance"):
                     nodecalls.instance_stop(ctx, config, inst, timeout=spec["shutdown_timeout"])

@@ -34,9 +34,9 @@ from ..config import DRBD_META_SIZE_MIB, Config, Disk, Instance, new_uuid
 from ..errors import HerdError, PrerequisiteError, RpcError
 from . import nodecalls
 from .common import Context
+from .instance_spec import SYNC_TIMEOUT
 from .recovery import nodes_gone, repairs
 
-SYNC_TIMEOUT = 3600.0   # seconds a new drbd disk may take to reach UpToDate/UpToDate
 POLL_INTERVAL = 2.0
 STALL_POLLS = 30        # polls a new disk may stay neither in sync nor syncing
 
@@ -226,15 +226,15 @@ def disk_record(inst: Instance, index: int, kind: str) -> Dict[str, Any]:
 
 
 def create(ctx: Context, job: Any, config: Config, target: Instance, indices: List[int],
-           sync_timeout: float = SYNC_TIMEOUT) -> None:
+           wait: bool = True, sync_timeout: float = SYNC_TIMEOUT) -> None:
     """Create the new disks ``indices`` of ``target`` on their nodes; each registers its removal
-    first. drbd: then wait until they are UpToDate on both nodes."""
+    first. drbd: then, with ``wait``, wait until they are UpToDate on both nodes."""
     for index in indices:
         with job.step(f"create disk {index}", size=target.disks[index].size):
             job.record_created(disk_record(target, index, "disk"))
             job.on_undo(f"remove disk {index}", _remover(ctx, config, target, index))
             nodecalls.disk_create(ctx, config, target, index)
-    if target.disk_template == "drbd" and indices:
+    if target.disk_template == "drbd" and indices and wait:
         with job.step("wait for the new disks to sync", disks=indices):
             wait_for_sync(ctx, job, config, target, indices, sync_timeout)
 

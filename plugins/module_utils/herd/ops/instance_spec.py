@@ -18,6 +18,8 @@ from ..hypervisor.base import check_vnc_password
 from ..units import parse_size_mib
 from . import repair_tags
 
+SYNC_TIMEOUT = 3600  # seconds new drbd disks may take to sync (create, disk add), unless declared
+
 STATES = ("present", "running", "stopped", "restarted", "absent")
 OS_TYPES = ("noop", "image", "cloud_init")
 # Fields fixed at creation: changing them needs another operation.
@@ -43,6 +45,15 @@ def validate(spec: Dict[str, Any], config: Optional[Config] = None) -> Dict[str,
     if not isinstance(timeout, int) or isinstance(timeout, bool) or not 0 <= timeout <= 3600:
         raise ValidationError(f"shutdown_timeout {timeout!r} must be 0 to 3600 seconds")
     out["shutdown_timeout"] = timeout
+    # new drbd disks (create, disk add): wait until both sides are UpToDate, as Ganeti does
+    # unless --no-wait-for-sync; a sync that fails or outlasts sync_timeout undoes the change
+    out["wait_for_sync"] = bool(spec.get("wait_for_sync", True))
+    sync_timeout = spec.get("sync_timeout")
+    if sync_timeout is None:
+        sync_timeout = SYNC_TIMEOUT
+    if not isinstance(sync_timeout, int) or isinstance(sync_timeout, bool) or not 1 <= sync_timeout <= 7 * 86400:
+        raise ValidationError(f"sync_timeout {sync_timeout!r} must be 1 to 604800 seconds")
+    out["sync_timeout"] = sync_timeout
     if state == "absent":
         return out
     template = spec.get("disk_template")
