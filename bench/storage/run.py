@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import shutil
@@ -58,7 +59,7 @@ NODES = ("node1", "node2")
 # on both sides; prints JSON {first, last, nr_first, nr_last, oos_first, samples}.
 WATCH_SYNC = r"""
 import json, re, sys, time
-minor, timeout = sys.argv[1], float(sys.argv[2])
+minor, timeout = sys.argv[1], float(sys.argv[2])  # minor: a number or a pattern
 line = re.compile(r"^\s*" + minor + r": cs:(\S+) ro:\S+ ds:(\S+)")
 def sample():
     text = open("/proc/drbd").read().splitlines()
@@ -123,21 +124,21 @@ class Bench:
         seconds = float(re.search(r"copied, ([0-9.]+) s", out).group(1))
         return size_mib / seconds
 
-    def watch(self, node: str, minor: int, timeout: float = 1800) -> subprocess.Popen[str]:
-        """Start WATCH_SYNC on node; returns the running ssh process."""
+    def watch(self, node: str, minor: int | str, timeout: float = 1800) -> subprocess.Popen[str]:
+        """Start WATCH_SYNC on node (``minor``: a number, or a pattern); returns the running ssh process."""
         return subprocess.Popen(
             ["ssh", "-i", self.vm.state["private_key"], "-o", f"UserKnownHostsFile={self.vm.state['known_hosts']}",
              "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"root@{self.vm.node(node)['primary_ip']}",
-             "python3", "-c", shlex.quote(WATCH_SYNC), str(minor), str(timeout)],
+             "python3", "-c", shlex.quote(WATCH_SYNC), shlex.quote(str(minor)), str(timeout)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def initial_sync(self, size_mib: int) -> dict[str, Any]:
         name = "sync1.bench"
-        self.instance(name, disk_template="drbd", disks=[f"{size_mib}M"], secondary_node="node2",
-                      wait_for_sync=False)
+        # watching from before the create: the first minor that appears is the new disk's
+        proc = self.watch("node2", r"\d+")
         try:
-            minor = drbd_minor_of(self.vm, "node2")
-            proc = self.watch("node2", minor)
+            self.instance(name, disk_template="drbd", disks=[f"{size_mib}M"], secondary_node="node2",
+                          wait_for_sync=False)
             seen = json.loads(proc.communicate(timeout=1900)[0])
             if seen.get("ds") != "UpToDate/UpToDate":
                 raise SystemExit(f"initial sync did not finish: {seen}")
@@ -146,6 +147,8 @@ class Bench:
             return {"size_mib": size_mib, "watched_mib": round(mib), "seconds": round(seconds, 1),
                     "mib_s": mib / seconds if seconds else float("nan"), "first_state": seen["cs_first"]}
         finally:
+            if proc.poll() is None:
+                proc.kill()
             self.remove(name)
 
     def resync(self, size_mib: int, dirty_mib: int) -> dict[str, Any]:
@@ -216,10 +219,11 @@ def write_inventory(dest: Path) -> Path:
 
 
 def report(raw: dict[str, float], sync: dict[str, Any], resync: dict[str, Any],
-           moves: dict[str, dict[str, list[float]]], reps: int) -> str:
+           moves: dict[str, dict[str, list[float]]], reps: int, load: tuple[float, float, float]) -> str:
     med = {t: {op: statistics.median(v) for op, v in ops.items()} for t, ops in moves.items()}
     lines = [
-        f"# Real storage on VM nodes ({time.strftime('%Y-%m-%d %H:%M')}, `bench/storage/run.py`)",
+        f"# Real storage on VM nodes ({time.strftime('%Y-%m-%d %H:%M')}, `bench/storage/run.py`, host load "
+        f"{load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)",
         "",
         "Two TCG VM nodes, DRBD 8.4, herd's node_drbd defaults (c-plan-ahead 20, c-min-rate 100M, "
         "c-max-rate 1G); disks are qcow2 files with cache=unsafe on the host, so only the ratios mean "
@@ -270,6 +274,7 @@ def main() -> int:
             log(f"site.yml in {time.monotonic() - t0:.0f} s")
         state = json.loads(script("status", "--name", args.name, "--json").stdout)
         bench = Bench(VMCluster(args.name, state, inventory), inventory)
+        load = os.getloadavg()
         raw = {node: bench.raw_write(node, args.size) for node in NODES}
         log(f"raw write MiB/s: {raw}")
         sync = bench.initial_sync(args.size)
@@ -277,7 +282,7 @@ def main() -> int:
         resync = bench.resync(args.size, args.dirty)
         log(f"resync: {resync}")
         moves = bench.moves(args.reps)
-        text = report(raw, sync, resync, moves, args.reps)
+        text = report(raw, sync, resync, moves, args.reps, load)
         print(text)
         (REPO / "bench" / "storage" / "RESULTS.md").write_text(text)
     finally:
