@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "vm"))
 
@@ -206,7 +208,6 @@ class Bench:
 
 def write_inventory(dest: Path) -> Path:
     """The VM test bed's group_vars with sharedfile enabled on the shared directory."""
-    import yaml
     group_vars = dest / "group_vars"
     if group_vars.exists():
         shutil.rmtree(group_vars)
@@ -247,7 +248,7 @@ def report(raw: dict[str, float], sync: dict[str, Any], resync: dict[str, Any],
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--name", default="bstor", help="VM cluster name (default bstor)")
     parser.add_argument("--keep", action="store_true", help="leave the cluster up afterwards")
     parser.add_argument("--reuse", action="store_true", help="use a kept cluster on which site.yml ran")
