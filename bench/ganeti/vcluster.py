@@ -6,7 +6,7 @@
     vcluster.py run  [--dir DIR] [--node NODE] CMD...   # e.g. run gnt-instance list
     vcluster.py status [--dir DIR]
 
-Layout (TESTBED.md, "Ganeti itself (the reference) installs here"):
+Layout (the recipe for installing Ganeti itself, the reference, on these machines):
 
 * ``vcluster-setup -E -N -c N -i 2 -p PREFIX DIR`` creates per-node root
   directories (GANETI_ROOTDIR); it does not touch /etc/hosts or any interface.

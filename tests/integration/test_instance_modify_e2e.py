@@ -3,7 +3,7 @@ the namespace cluster: a plain disk (real lvm2 metadata on the node's volume gro
 with a pool address; check mode and --diff first, an idempotent second run, removal of the disk
 with remove_disks: true (its refusal without it is unit-tested), the address freed with its NIC.
 
-Fake hypervisor and a stopped instance: LVs cannot be activated here (TESTBED.md), which the
+Fake hypervisor and a stopped instance: LVs cannot be activated here (no device-mapper on the namespace nodes), which the
 disk add/remove does not need."""
 
 from __future__ import annotations

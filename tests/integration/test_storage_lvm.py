@@ -6,7 +6,7 @@ devices file listing only that loop device, so the host's and the virtual
 cluster's volume groups are invisible to it and it is invisible to them), one
 PV and one VG with a per-session name. All of it is removed at the end.
 
-Machines without device-mapper (TESTBED.md) get ``lvm_driverloaded: false``
+Machines without device-mapper (the namespace test bed) get ``lvm_driverloaded: false``
 in the node settings, exactly as the storage role writes it there: LVs are
 created, grown, tagged and removed in the metadata only. Where device-mapper
 works the same test runs with activation.
