@@ -13,7 +13,7 @@ apt_packages=(
   # storage and replication userland (no dm / drbd kernel module here)
   lvm2 drbd-utils e2fsprogs
   # hypervisor
-  qemu-system-x86 qemu-utils ovmf genisoimage
+  qemu-system-x86 qemu-utils ovmf genisoimage socat
   # guest image for tests: busybox initramfs
   busybox-static cpio gzip
   # VM nodes (scripts/vmcluster): the Debian base image is debootstrapped
