@@ -152,13 +152,8 @@ def qemu_info(module, qemu):
     rc, out, _err = module.run_command([qemu, '--version'])
     match = re.search(r'version (\S+)', out)
     rc2, out2, _err2 = module.run_command([qemu, '-cpu', 'help'])
-    models = []
-    if rc2 == 0:
-        for line in out2.splitlines():
-            match2 = re.match(r'^x86\s+(\S+)', line)
-            if match2:
-                models.append(match2.group(1))
-    return dict(installed=True, version=match.group(1) if match else None, models=sorted(set(models)))
+    models = facts.parse_cpu_models(out2) if rc2 == 0 else []
+    return dict(installed=True, version=match.group(1) if match else None, models=models)
 
 
 def main():

@@ -497,11 +497,23 @@ def test_stop_powers_the_guest_off_by_acpi_and_removes_process_tap_and_sockets(b
 
 def test_qemu_failing_at_start_returns_qemus_own_message(env):
     a = env["a"]
-    spec = dict(env["spec"], hvparams=dict(env["spec"]["hvparams"], cpu_type="no-such-cpu"))
+    # a model QEMU has, with a flag it has not: only QEMU itself finds that out
+    spec = dict(env["spec"], hvparams=dict(env["spec"]["hvparams"], cpu_type="qemu64,+no-such-flag"))
     answer = a.call("instance_start", spec=spec)
     assert not answer["ok"]
-    assert "unable to find CPU model 'no-such-cpu'" in answer["error"]
+    assert "Property 'qemu64-x86_64-cpu.no-such-flag' not found" in answer["error"]
     assert (a.taps(), a.files()) == ([], [])
+
+
+def test_a_cpu_model_this_qemu_lacks_is_named_before_qemu_runs(env):
+    a = env["a"]
+    spec = dict(env["spec"], hvparams=dict(env["spec"]["hvparams"], cpu_type="x86-64-v2-AES"))
+    answer = a.call("instance_start", spec=spec)
+    assert not answer["ok"]
+    assert "hvparams.cpu_type 'x86-64-v2-AES'" in answer["error"] and "no CPU model" in answer["error"]
+    assert (a.taps(), a.files()) == ([], [])
+    checked = a.call("hypervisor_check", hypervisor="kvm", hvparams=spec["hvparams"])
+    assert checked["ok"] and any("no CPU model 'x86-64-v2-AES'" in p for p in checked["result"]["problems"])
 
 
 def test_missing_kernel_is_a_clear_error(env):

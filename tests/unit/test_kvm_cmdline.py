@@ -7,6 +7,7 @@ import uuid as uuidlib
 
 import pytest
 
+from plugins.module_utils.herd.agent import facts
 from plugins.module_utils.herd.errors import ValidationError
 from plugins.module_utils.herd.hypervisor import base, kvm, tap
 from plugins.module_utils.herd.hypervisor.base import InstanceSpec
@@ -404,6 +405,39 @@ def test_check_reports_unusable_kvm(monkeypatch):
     problems = kvm.KVM().check(spec)
     assert any("accel kvm is not usable" in p and "/dev/kvm does not exist" in p and "accel: tcg" in p
                for p in problems)
+
+
+def fake_qemu_with_models(tmp_path, *models):
+    """A qemu-system-x86_64 whose ``-cpu help`` lists ``models`` (and --version 7.2.19)."""
+    qemu = tmp_path / "qemu-system-x86_64"
+    lines = "".join(f"echo 'x86 {m:<20} some CPU'\n" for m in models)
+    qemu.write_text("#!/bin/sh\n"
+                    "if [ \"$1\" = --version ]; then echo 'QEMU emulator version 7.2.19'; exit 0; fi\n"
+                    "echo 'Available CPUs:'\n" + lines + "echo ''\necho 'Recognized CPUID flags:'\n")
+    qemu.chmod(qemu.stat().st_mode | stat.S_IXUSR)
+    return str(qemu)
+
+
+def test_check_node_reports_a_cpu_model_this_qemu_lacks(tmp_path, monkeypatch):
+    qemu = fake_qemu_with_models(tmp_path, "qemu64", "Nehalem", "host")
+    monkeypatch.setattr(facts, "NODE_SETTINGS", str(tmp_path / "node.json"))
+    (tmp_path / "node.json").write_text('{"cpu_type_cluster": "Nehalem"}')
+    monkeypatch.setattr(facts, "node_state_dir", lambda: str(tmp_path / "absent"))
+    hv = base.check_hvparams({"cpu_type": "x86-64-v2-AES", "accel": "tcg"})
+    problems = kvm.KVM(qemu=qemu).check_node(hv)
+    assert len(problems) == 1, problems
+    assert "hvparams.cpu_type 'x86-64-v2-AES'" in problems[0]
+    assert "no CPU model 'x86-64-v2-AES'" in problems[0]
+    assert "node_hypervisor chose Nehalem" in problems[0]
+    for known in ("Nehalem,+aes", "host", "qemu64"):
+        assert kvm.KVM(qemu=qemu).check_node(base.check_hvparams({"cpu_type": known, "accel": "tcg"})) == []
+
+
+def test_cpu_models_parsed_from_qemu_help():
+    text = ("Available CPUs:\nx86 486                   (alias configured by machine type)\n"
+            "x86 Nehalem-v1            Intel Core i7 9xx (Nehalem Class Core i7)\n\n"
+            "Recognized CPUID flags:\n  3dnow 3dnowext\n")
+    assert facts.parse_cpu_models(text) == ["486", "Nehalem-v1"]
 
 
 # --- taps ----------------------------------------------------------------------------

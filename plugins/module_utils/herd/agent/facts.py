@@ -81,6 +81,20 @@ def _binary_identity(path: str) -> Optional[List[Any]]:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
+def parse_cpu_models(help_text: str) -> List[str]:
+    """The CPU model names of ``qemu-system-x86_64 -cpu help`` (its "x86 NAME ..." lines)."""
+    return sorted({m.group(1) for m in re.finditer(r"^x86\s+(\S+)", help_text, re.M)})
+
+
+def qemu_cpu_models(binary: str = QEMU_BINARY) -> Optional[List[str]]:
+    """The CPU models this node's QEMU knows; None when QEMU cannot be asked."""
+    try:
+        done = subprocess.run([binary, "-cpu", "help"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_cpu_models(done.stdout) if done.returncode == 0 else None
+
+
 def qemu_version(binary: str = QEMU_BINARY) -> Optional[str]:
     """QEMU's version ("7.2.19"). Starting QEMU to ask costs tens of milliseconds on every
     node_facts, so the answer is kept in the agent's state directory, keyed by the binary's

@@ -210,6 +210,13 @@ def instance_check(args: Dict[str, Any]) -> Dict[str, Any]:
     return {"problems": driver(args).check(spec_from_args(args))}
 
 
+@verb("hypervisor_check")
+def hypervisor_check(args: Dict[str, Any]) -> Dict[str, Any]:
+    """args: {"hypervisor", "hvparams"} -> {"problems": [...]}: what on this node would stop any
+    instance with these hvparams from starting (asked before an instance's disks are made)."""
+    return {"problems": driver(args).check_node(base.check_hvparams(args.get("hvparams") or {}))}
+
+
 @verb("nic_check")
 def nic_check(args: Dict[str, Any]) -> Dict[str, Any]:
     """args: {"name": instance, "nics": [{"mac", "mode", "link", "vlan", "index"}]} -> {"problems": [...]}:

@@ -333,6 +333,11 @@ class Hypervisor:
         """Problems that would stop ``spec`` from starting on this node (empty: none)."""
         raise NotImplementedError
 
+    def check_node(self, hvparams: Dict[str, Any]) -> List[str]:
+        """Problems of this node that would stop any instance with ``hvparams`` (checked, defaults
+        filled) from starting here: asked before an instance's disks are made."""
+        return []
+
     # migration, in the order the master calls them (ganeti.md §4b)
     def migration_info(self, name: str) -> Dict[str, Any]:
         raise NotImplementedError

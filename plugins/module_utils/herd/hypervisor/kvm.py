@@ -425,12 +425,15 @@ class KVM(Hypervisor):
 
     # --- checks --------------------------------------------------------------
 
-    def check(self, spec: InstanceSpec) -> List[str]:
+    def check_node(self, hv: Dict[str, Any]) -> List[str]:
         problems: List[str] = []
         node = node_name()
-        hv = spec.hvparams
         if not shutil.which(self.qemu):
             problems.append(f"{self.qemu} is not installed on node {node} (Debian package qemu-system-x86)")
+        else:
+            problem = self._check_cpu_model(hv.get("cpu_type") or "", node)
+            if problem:
+                problems.append(problem)
         if hv["accel"] == "kvm":
             status = kvm_usable()
             if not status.get("usable"):
@@ -446,13 +449,33 @@ class KVM(Hypervisor):
         problem = confine.check_node(hv, _uid_pool())
         if problem:
             problems.append(f"{problem} (node {node})")
-        for index, disk in enumerate(spec.disks):
-            if not os.path.exists(disk.path):
-                problems.append(f"disk {index} of {spec.name}: {disk.path} does not exist on node {node}")
         if hv.get("cdrom_image_path") and not os.path.isfile(hv["cdrom_image_path"]):
             problems.append(f"cdrom_image_path {hv['cdrom_image_path']} does not exist on node {node}")
         if hv.get("vhost_net") and not os.path.exists("/dev/vhost-net"):
             problems.append(f"vhost_net needs /dev/vhost-net on node {node} (kernel module vhost_net)")
+        return problems
+
+    def _check_cpu_model(self, cpu_type: str, node: str) -> Optional[str]:
+        """A cpu_type whose model this node's QEMU lacks fails only when QEMU starts: say so first."""
+        model = cpu_type.split(",", 1)[0]
+        if not model:
+            return None
+        from ..agent.facts import node_settings, qemu_cpu_models
+
+        known = qemu_cpu_models(self.qemu)
+        if known is None or model in known:
+            return None
+        chosen = node_settings().get("cpu_type_cluster")
+        hint = f"; node_hypervisor chose {chosen} for this cluster's CPUs" if chosen in known else ""
+        return (f"hvparams.cpu_type {cpu_type!r}: QEMU {qemu_version(self.qemu) or ''} on node {node} has no CPU "
+                f"model {model!r} (`{self.qemu} -cpu help` lists those it has{hint})")
+
+    def check(self, spec: InstanceSpec) -> List[str]:
+        node = node_name()
+        problems = self.check_node(spec.hvparams)
+        for index, disk in enumerate(spec.disks):
+            if not os.path.exists(disk.path):
+                problems.append(f"disk {index} of {spec.name}: {disk.path} does not exist on node {node}")
         if spec.cdrom and not os.path.exists(spec.cdrom):
             problems.append(f"cdrom of {spec.name}: {spec.cdrom} does not exist on node {node}")
         for index, nic in enumerate(spec.nics):

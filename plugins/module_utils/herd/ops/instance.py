@@ -198,7 +198,7 @@ def finish_plan(ctx: Context, config: Any, spec: Dict[str, Any], inst: Instance,
     requested_nics = spec["nics"] if spec["nics"] is not None else [{}]
     network_ops.reserve_nics(config, inst, requested_nics)  # NIC params, pool addresses (planned)
     placement.check_nic_bridges(inst, answer.get("node_facts") or {})  # before anything is created
-    nodecalls.check_ovs_links(ctx, config, inst)  # on the chosen nodes, before any disk exists
+    nodecalls.check_nodes_run(ctx, config, inst)  # on the chosen nodes, before any disk exists
     after = instance_view(inst)
     after["admin_state"] = "up" if spec["state"] in ("running", "restarted") else "down"
     result: Dict[str, Any] = {"changed": True, "instance": after, "diff": diff_dict(None, after),

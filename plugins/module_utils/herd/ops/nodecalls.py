@@ -154,6 +154,20 @@ def runtime_spec(config: Config, inst: Instance, assembled: List[Dict[str, Any]]
     }
 
 
+def check_nodes_run(ctx: Context, config: Config, inst: Instance) -> None:
+    """Before anything is touched: each of the instance's nodes (the secondary runs it after a
+    failover) has what its hypervisor needs for these hvparams (QEMU, the CPU model, KVM,
+    firmware), checked by the node with the check its start runs; then its Open vSwitch links."""
+    hvparams = effective_hvparams(config, inst)
+    problems: List[str] = []
+    for node in inst.nodes():
+        problems += call(ctx, config, node, "hypervisor_check",
+                         {"hypervisor": inst.hypervisor, "hvparams": hvparams})["problems"]
+    if problems:
+        raise PrerequisiteError("; ".join(problems))
+    check_ovs_links(ctx, config, inst)
+
+
 def check_ovs_links(ctx: Context, config: Config, inst: Instance) -> None:
     """Before anything is touched: every NIC of mode openvswitch has its link as an Open vSwitch
     bridge on each of the instance's nodes (the secondary runs it after a failover), checked
