@@ -425,9 +425,10 @@ class KVM(Hypervisor):
 
     # --- checks --------------------------------------------------------------
 
-    def check_node(self, hv: Dict[str, Any]) -> List[str]:
+    def check_node(self, hvparams: Dict[str, Any]) -> List[str]:
         problems: List[str] = []
         node = node_name()
+        hv = hvparams
         if not shutil.which(self.qemu):
             problems.append(f"{self.qemu} is not installed on node {node} (Debian package qemu-system-x86)")
         else:
