@@ -65,3 +65,13 @@ def test_migrate_without_waiting_for_the_lock_fails_at_once_when_the_instance_is
         with pytest.raises(LockError, match="instance:web1"):
             migrate.migrate(cluster, {"name": "web1", "target_node": "node2", "wait_for_lock": False})
         assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("confirmed_for,asked", [(phases.MASTER_CONFIRMED_FOR, 1), (0.0, 2)])
+def test_the_candidates_are_asked_again_under_the_locks_only_once_their_answer_is_old(
+        cluster, nodes, monkeypatch, confirmed_for, asked):
+    # 0 s: as after a long wait for the locks
+    monkeypatch.setattr(phases, "MASTER_CONFIRMED_FOR", confirmed_for)
+    before = nodes[1].calls.count("cluster_membership")
+    instance_op.ensure(cluster, spec())
+    assert nodes[1].calls.count("cluster_membership") - before == asked

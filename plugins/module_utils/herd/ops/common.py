@@ -54,8 +54,9 @@ class Context:
         port = int(node.ndparams.get("ssh_port") or (config.cluster.ndparams.get("ssh_port", 22) if config else 22))
         return Endpoint(name=node.name, address=node.primary_ip, port=port, host_keys=dict(node.ssh_host_keys))
 
-    def load_master_config(self) -> Config:
-        """The config, if this node is the master; otherwise a clear error naming the master."""
+    def load_master_config(self, ask_candidates: bool = True) -> Config:
+        """The config, if this node is the master; otherwise a clear error naming the master.
+        ``ask_candidates`` false: the operation asked them a moment ago (``phases.Operation``)."""
         if not self.store.exists():
             ssconf = self.store.load_ssconf()
             if ssconf and ssconf.get("master_node") and ssconf.get("master_node") != self.local_node:
@@ -71,7 +72,7 @@ class Context:
                                     f"{config.cluster.master_node}")
         # A master that was cut off and replaced still names itself: the newest ssconf of the
         # other candidates decides.
-        replaced = newer_master(self, config)
+        replaced = newer_master(self, config) if ask_candidates else None
         if replaced is not None:
             raise PrerequisiteError(
                 f"{self.local_node} is no longer the master of cluster {config.cluster.name!r}: {replaced[0]} holds "

@@ -23,6 +23,7 @@ operation outside this skeleton: like Ganeti's ``bootstrap.InitCluster`` it runs
 cluster, config or lock level exists, so there is nothing to declare or re-check yet.
 """
 
+import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Dict, Iterable, Iterator, List, Optional
@@ -34,6 +35,8 @@ from .common import Context
 
 LEVELS = ("instance", "node_alloc", "node")
 ALLOCATION_LOCK = "allocation"
+# seconds for which the candidates' answer that this node is the master stands within one operation
+MASTER_CONFIRMED_FOR = 10.0
 
 
 @dataclass
@@ -146,6 +149,7 @@ class Operation:
         self.locks = ctx.locks(self.opcode)
         self.held = Held()  # the declared locks while ``run`` holds them (empty until then)
         self._late = ExitStack()  # nodes locked late (``hold``); replaced by ``run``'s
+        self._master_confirmed_at: Optional[float] = None  # time.monotonic() of the candidates' last answer
 
     def check_arguments(self) -> None:
         """Validate ``spec``; nothing is read from the cluster yet."""
@@ -182,11 +186,14 @@ class Operation:
         another (the rest of a modify after a disk-template conversion)."""
         self.check_arguments()
         self.locks, self.held, self._late = parent.locks, parent.held, parent._late
+        self._master_confirmed_at = parent._master_confirmed_at
         return self._check_and_execute()
 
     def run(self) -> Dict[str, Any]:
         self.check_arguments()
-        decl = self.declare_locks(self.ctx.load_master_config())
+        config = self.ctx.load_master_config()
+        self._master_confirmed_at = time.monotonic()
+        decl = self.declare_locks(config)
         with acquire(self.ctx, self.locks, decl, allocation_timeout=max(self.ctx.lock_timeout, 300)) as held, \
                 ExitStack() as late:
             self.held, self._late = held, late
@@ -195,7 +202,15 @@ class Operation:
     def _check_and_execute(self) -> Dict[str, Any]:
         """Prerequisites against the config loaded under the locks, then (unless check mode or
         nothing to do) execute in the operation's job."""
-        config = self.ctx.load_master_config()
+        # The config again, under the locks. The candidates (is this node still the master?) are
+        # asked again only after a wait for the locks: the answer of a moment ago stands, and
+        # what keeps a replaced master from overwriting the config is their refusal of an older
+        # (epoch, serial) at the commit; the question gives the clear error before anything is done.
+        confirmed = self._master_confirmed_at
+        ask = confirmed is None or time.monotonic() - confirmed >= MASTER_CONFIRMED_FOR
+        config = self.ctx.load_master_config(ask_candidates=ask)
+        if ask:
+            self._master_confirmed_at = time.monotonic()
         result = self.check_prerequisites(config)
         if self.ctx.check_mode or not self.has_work(result):
             return result
