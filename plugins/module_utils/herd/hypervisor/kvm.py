@@ -428,31 +428,30 @@ class KVM(Hypervisor):
     def check_node(self, hvparams: Dict[str, Any]) -> List[str]:
         problems: List[str] = []
         node = node_name()
-        hv = hvparams
         if not shutil.which(self.qemu):
             problems.append(f"{self.qemu} is not installed on node {node} (Debian package qemu-system-x86)")
         else:
-            problem = self._check_cpu_model(hv.get("cpu_type") or "", node)
+            problem = self._check_cpu_model(hvparams.get("cpu_type") or "", node)
             if problem:
                 problems.append(problem)
-        if hv["accel"] == "kvm":
+        if hvparams["accel"] == "kvm":
             status = kvm_usable()
             if not status.get("usable"):
                 problems.append(f"accel kvm is not usable on node {node}: {status.get('reason')}; "
                                 "set hvparams.accel: tcg to run without hardware acceleration (slow)")
         for key in ("kernel_path", "initrd_path"):
-            if hv.get(key) and not os.path.isfile(hv[key]):
-                problems.append(f"{key} {hv[key]} does not exist on node {node}")
-        if hv["firmware"] == "uefi":
+            if hvparams.get(key) and not os.path.isfile(hvparams[key]):
+                problems.append(f"{key} {hvparams[key]} does not exist on node {node}")
+        if hvparams["firmware"] == "uefi":
             for path in (OVMF_CODE, OVMF_VARS_TEMPLATE):
                 if not os.path.isfile(path):
                     problems.append(f"firmware uefi needs {path} on node {node} (Debian package ovmf)")
-        problem = confine.check_node(hv, _uid_pool())
+        problem = confine.check_node(hvparams, _uid_pool())
         if problem:
             problems.append(f"{problem} (node {node})")
-        if hv.get("cdrom_image_path") and not os.path.isfile(hv["cdrom_image_path"]):
-            problems.append(f"cdrom_image_path {hv['cdrom_image_path']} does not exist on node {node}")
-        if hv.get("vhost_net") and not os.path.exists("/dev/vhost-net"):
+        if hvparams.get("cdrom_image_path") and not os.path.isfile(hvparams["cdrom_image_path"]):
+            problems.append(f"cdrom_image_path {hvparams['cdrom_image_path']} does not exist on node {node}")
+        if hvparams.get("vhost_net") and not os.path.exists("/dev/vhost-net"):
             problems.append(f"vhost_net needs /dev/vhost-net on node {node} (kernel module vhost_net)")
         return problems
 
