@@ -131,6 +131,34 @@ def test_qemu_version_cache_keeps_only_binaries_still_there(tmp_path, monkeypatc
     assert sorted(json.loads((tmp_path / QEMU_VERSION_CACHE).read_text())) == [str(second)]
 
 
+def test_qemu_cpu_models_are_asked_once_per_binary_beside_its_version(tmp_path, monkeypatch):
+    from plugins.module_utils.herd.agent.facts import QEMU_VERSION_CACHE, qemu_cpu_models, qemu_version
+
+    monkeypatch.setenv("HERD_STATE_DIR", str(tmp_path))
+    binary, log = tmp_path / "qemu-system-x86_64", tmp_path / "calls"
+
+    def install(models: str) -> None:
+        new = tmp_path / "qemu.new"
+        new.write_text(f"#!/bin/sh\necho \"$1\" >> {log}\n"
+                       "if [ \"$1\" = --version ]; then echo 'QEMU emulator version 7.2.19'; exit 0; fi\n"
+                       "echo 'Available CPUs:'\n"
+                       + "".join(f"echo 'x86 {m:<20} a CPU'\n" for m in models.split()))
+        new.chmod(0o755)
+        os.rename(new, binary)
+
+    install("qemu64 Nehalem")
+    assert qemu_cpu_models(str(binary)) == ["Nehalem", "qemu64"]
+    assert qemu_version(str(binary)) == "7.2.19"
+    assert qemu_cpu_models(str(binary)) == ["Nehalem", "qemu64"]
+    assert qemu_version(str(binary)) == "7.2.19"
+    assert log.read_text().split() == ["-cpu", "--version"]
+    entry = json.loads((tmp_path / QEMU_VERSION_CACHE).read_text())[str(binary)]
+    assert entry["cpu_models"] == ["Nehalem", "qemu64"] and entry["version"] == "7.2.19"
+    install("qemu64 Nehalem EPYC")  # an upgrade with another model
+    assert qemu_cpu_models(str(binary)) == ["EPYC", "Nehalem", "qemu64"]
+    assert log.read_text().split() == ["-cpu", "--version", "-cpu"]
+
+
 def test_node_facts_reads_the_volume_group_and_addresses_with_commands_run_side_by_side(tmp_path, monkeypatch):
     """vgs and ip run while the rest is read; their answers and their failures land as before."""
     bin_dir = tmp_path / "bin"

@@ -8,7 +8,7 @@ import re
 import shutil
 import socket
 import subprocess
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..config import node_state_dir, read_json, write_json_atomic
 from ..errors import ConfigError
@@ -86,19 +86,28 @@ def parse_cpu_models(help_text: str) -> List[str]:
     return sorted({m.group(1) for m in re.finditer(r"^x86\s+(\S+)", help_text, re.M)})
 
 
-def qemu_cpu_models(binary: str = QEMU_BINARY) -> Optional[List[str]]:
-    """The CPU models this node's QEMU knows; None when QEMU cannot be asked."""
+def _ask_qemu_cpu_models(path: str) -> Optional[List[str]]:
     try:
-        done = subprocess.run([binary, "-cpu", "help"], capture_output=True, text=True, timeout=30, check=False)
+        done = subprocess.run([path, "-cpu", "help"], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return parse_cpu_models(done.stdout) if done.returncode == 0 else None
 
 
-def qemu_version(binary: str = QEMU_BINARY) -> Optional[str]:
-    """QEMU's version ("7.2.19"). Starting QEMU to ask costs tens of milliseconds on every
-    node_facts, so the answer is kept in the agent's state directory, keyed by the binary's
-    real path and identity; a changed binary is asked again."""
+def _ask_qemu_version(path: str) -> Optional[str]:
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"version (\S+)", out.splitlines()[0] if out else "")
+    return match.group(1) if match else None
+
+
+def _qemu_answer(binary: str, field: str, kind: type, ask: Callable[[str], Any]) -> Any:
+    """What QEMU answers (its version, its CPU models) does not change while the binary does not.
+    Starting QEMU to ask costs tens of milliseconds on every node_facts, create check and start,
+    so answers are kept in the agent's state directory, keyed by the binary's real path and
+    identity; a changed binary is asked again."""
     path = binary if os.sep in binary else shutil.which(binary)
     if not path:
         return None
@@ -108,33 +117,41 @@ def qemu_version(binary: str = QEMU_BINARY) -> Optional[str]:
         return None
     cache_path = os.path.join(node_state_dir(), QEMU_VERSION_CACHE)
     try:
-        cache = read_json(cache_path, "QEMU version cache")
+        cache = read_json(cache_path, "QEMU answers cache")
     except (ConfigError, ValueError):
         cache = {}
-    entry = cache.get(path) if isinstance(cache, dict) else None
-    if isinstance(entry, dict) and entry.get("identity") == identity and isinstance(entry.get("version"), str):
-        return str(entry["version"])
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
-    except (OSError, subprocess.TimeoutExpired):
+    if not isinstance(cache, dict):
+        cache = {}
+    entry = cache.get(path)
+    entry = entry if isinstance(entry, dict) and entry.get("identity") == identity else {"identity": identity}
+    if isinstance(entry.get(field), kind):
+        return entry[field]
+    value = ask(path)
+    if value is None:
         return None
-    first = out.splitlines()[0] if out else ""
-    match = re.search(r"version (\S+)", first)
-    if not match:
-        return None
-    version = match.group(1)
     # the binary may have changed while it answered: only an identity that held throughout is kept
     # the state directory is the node's (made by node_base): none means no cache, never a new one
     if _binary_identity(path) == identity and os.path.isdir(node_state_dir()):
         # entries of binaries gone or changed are dropped, so the file never grows
-        kept = {p: e for p, e in (cache.items() if isinstance(cache, dict) else [])
-                if isinstance(e, dict) and e.get("identity") == _binary_identity(p)}
-        kept[path] = {"identity": identity, "version": version}
+        kept = {p: e for p, e in cache.items() if isinstance(e, dict) and e.get("identity") == _binary_identity(p)}
+        kept[path] = {**entry, field: value}
         try:
             write_json_atomic(cache_path, kept, 0o644)
         except OSError:
-            pass  # a read-only state directory only costs the next call another --version
-    return version
+            pass  # a read-only state directory only costs the next call another question
+    return value
+
+
+def qemu_cpu_models(binary: str = QEMU_BINARY) -> Optional[List[str]]:
+    """The CPU models this node's QEMU knows (``-cpu help``); None when QEMU cannot be asked."""
+    models = _qemu_answer(binary, "cpu_models", list, _ask_qemu_cpu_models)
+    return [str(m) for m in models] if models is not None else None
+
+
+def qemu_version(binary: str = QEMU_BINARY) -> Optional[str]:
+    """QEMU's version ("7.2.19")."""
+    version = _qemu_answer(binary, "version", str, _ask_qemu_version)
+    return str(version) if version is not None else None
 
 
 class _Started:

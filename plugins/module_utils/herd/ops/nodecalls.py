@@ -154,15 +154,30 @@ def runtime_spec(config: Config, inst: Instance, assembled: List[Dict[str, Any]]
     }
 
 
+def call_each(ctx: Context, config: Config, nodes: List[str], verb: str, args: Dict[str, Any],
+              timeout: Optional[float] = None) -> Dict[str, Dict[str, Any]]:
+    """The same call on several nodes in one parallel round; {node: answer}. An offline node or
+    a failed call raises, as :func:`call` does, the first in the nodes' order."""
+    for node in nodes:
+        if config.nodes[node].offline:
+            raise PrerequisiteError(f"node {node} is offline; cannot run {verb} there")
+    answers = ctx.rpc.call_many([(ctx.endpoint(config.nodes[n], config), verb, args) for n in nodes], timeout)
+    out: Dict[str, Dict[str, Any]] = {}
+    for node in nodes:
+        answer = answers[node]
+        if isinstance(answer, RpcError):
+            raise answer
+        out[node] = answer
+    return out
+
+
 def check_nodes_run(ctx: Context, config: Config, inst: Instance) -> None:
     """Before anything is touched: each of the instance's nodes (the secondary runs it after a
     failover) has what its hypervisor needs for these hvparams (QEMU, the CPU model, KVM,
     firmware), checked by the node with the check its start runs; then its Open vSwitch links."""
-    hvparams = effective_hvparams(config, inst)
-    problems: List[str] = []
-    for node in inst.nodes():
-        problems += call(ctx, config, node, "hypervisor_check",
-                         {"hypervisor": inst.hypervisor, "hvparams": hvparams})["problems"]
+    answers = call_each(ctx, config, inst.nodes(), "hypervisor_check",
+                        {"hypervisor": inst.hypervisor, "hvparams": effective_hvparams(config, inst)})
+    problems = [p for node in inst.nodes() for p in answers[node]["problems"]]
     if problems:
         raise PrerequisiteError("; ".join(problems))
     check_ovs_links(ctx, config, inst)
@@ -177,9 +192,8 @@ def check_ovs_links(ctx: Context, config: Config, inst: Instance) -> None:
             for i, n in enumerate(inst.nics) if n.mode == "openvswitch"]
     if not nics:
         return
-    problems: List[str] = []
-    for node in inst.nodes():
-        problems += call(ctx, config, node, "nic_check", {"name": inst.name, "nics": nics})["problems"]
+    answers = call_each(ctx, config, inst.nodes(), "nic_check", {"name": inst.name, "nics": nics})
+    problems = [p for node in inst.nodes() for p in answers[node]["problems"]]
     if problems:
         raise PrerequisiteError("; ".join(problems))
 
