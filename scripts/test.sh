@@ -53,7 +53,7 @@ stage "pytest: unit and integration"
 marker=()
 [ "${HERD_SLOW:-0}" = 1 ] || marker=(-m "not slow")
 rc=0
-python -m pytest -p no:cacheprovider -q "${marker[@]}" tests/unit tests/integration || rc=$?
+python -m pytest -p no:cacheprovider -q --durations=25 "${marker[@]}" tests/unit tests/integration || rc=$?
 
 # Real LVM and DRBD on three Debian VM nodes (scripts/vmcluster); the base
 # image is built on first use and cached in /var/cache/herd-vm.

@@ -171,18 +171,21 @@ def test_declared_instances_converge_and_check_mode_shows_the_plan(site, invento
     assert not any(n.startswith("decl") for n in config(vcluster)["instances"])
 
 
-def test_fake_hypervisor_runs_sixty_instances_through_their_lifecycle(site, inventory, vcluster):
+def test_fake_hypervisor_runs_thirty_instances_at_once_through_their_lifecycle(site, inventory, vcluster):
+    """30 jobs at once, each its own module run, under the instance and allocation locks
+    (60 in-process on three nodes: tests/unit/test_fake_hv.py)."""
     playbook = REPO / "tests" / "integration" / "playbooks" / "fake_scale.yml"
+    count = 30
     for state in ("running", "stopped", "running"):
-        phase = ansible_run.playbook(inventory, playbook, {"scale_state": state, "scale_count": 60}, timeout=1800)
+        phase = ansible_run.playbook(inventory, playbook, {"scale_state": state, "scale_count": count}, timeout=1800)
         assert phase.rc == 0, phase
         rows = [r for r in ansible_run.module(inventory, "node1", "instance_info", {})["instances"]
                 if r["name"].startswith("scale")]
-        assert len(rows) == 60
+        assert len(rows) == count
         want = "running" if state == "running" else "ADMIN_down"
         assert {r["status"] for r in rows} == {want}, {r["name"]: r["status"] for r in rows if r["status"] != want}
         assert len({r["primary_node"] for r in rows}) == 3  # the allocator spread them
-    removed = ansible_run.playbook(inventory, playbook, {"scale_state": "absent", "scale_count": 60}, timeout=1800)
+    removed = ansible_run.playbook(inventory, playbook, {"scale_state": "absent", "scale_count": count}, timeout=1800)
     assert removed.rc == 0, removed
     assert not any(n.startswith("scale") for n in config(vcluster)["instances"])
     for node in vcluster.node_names:

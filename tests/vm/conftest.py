@@ -18,8 +18,6 @@ Environment:
                         iterate on one test.
   HERD_VMCLUSTER_NODES  number of nodes (default 3, what the README's
                         walk-through, the session's cluster, is written for).
-  HERD_VMCLUSTER_EXTRA_DISK=1 gives every node a third empty disk /dev/vdc
-                        (`vmcluster up --extra-disk`: a second volume group).
 """
 
 from __future__ import annotations
@@ -62,9 +60,9 @@ def vm() -> Iterator[VMCluster]:
     inv_dir = REPO / ".build" / f"vm-inventory-{name}"
     t1 = time.monotonic()
     nodes = os.environ.get("HERD_VMCLUSTER_NODES", "3")
-    extra = ["--extra-disk"] if os.environ.get("HERD_VMCLUSTER_EXTRA_DISK") == "1" else []
     try:
-        up = script("up", "--name", name, "--nodes", nodes, *extra,
+        # a third empty disk each (/dev/vdc) for test_conversion's second volume group
+        up = script("up", "--name", name, "--nodes", nodes, "--extra-disk",
                     "--inventory", str(inv_dir / "generated.yml"), timeout=1800)
         print(f"vm: {nodes} nodes booted in {time.monotonic() - t1:.0f} s\n{up.stdout}", flush=True)
         state = json.loads(script("status", "--name", name, "--json").stdout)
