@@ -185,7 +185,11 @@ def test_item7_target_refuses_a_client_certificate_of_another_ca(env):
     b.ok("migration_abort", name="tls6", role="target")
     intruder.ok("migration_abort", name="tls6", role="source")
     intruder.ok("instance_stop", name="tls6", force=True)
-    assert (status["status"], target["status"]) == ("failed", "incoming")
+    # Under TLS 1.3 the client's handshake ends before the server has checked the client's
+    # certificate: a small guest's whole stream can sit in the socket buffers by then, so the
+    # source may say "completed". What matters is the target: it refused and never ran it.
+    assert status["status"] in ("failed", "completed"), status
+    assert target["status"] == "incoming", target
     assert "The certificate hasn't got a known issuer" in log
 
 
